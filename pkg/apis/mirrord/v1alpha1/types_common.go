@@ -1,0 +1,288 @@
+/*
+Copyright The kubectl-mirrord Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// TargetKind is the kind of workload a session targets.
+// +kubebuilder:validation:Enum=Pod;Deployment;StatefulSet;ReplicaSet;DaemonSet
+type TargetKind string
+
+// The workload kinds a session can target.
+const (
+	TargetKindPod         TargetKind = "Pod"
+	TargetKindDeployment  TargetKind = "Deployment"
+	TargetKindStatefulSet TargetKind = "StatefulSet"
+	TargetKindReplicaSet  TargetKind = "ReplicaSet"
+	TargetKindDaemonSet   TargetKind = "DaemonSet"
+)
+
+// Target names the workload whose pods a session runs in the context of. The same
+// namespace and name are looked up in every workload cluster.
+type Target struct {
+	// kind of the workload.
+	// +required
+	Kind TargetKind `json:"kind"`
+	// name of the workload.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// namespace of the workload in the member clusters.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Namespace string `json:"namespace"`
+	// container in the target's pods; empty means the first container.
+	// +optional
+	Container string `json:"container,omitempty"`
+}
+
+// ClusterRole is a part a member cluster plays in sessions.
+// +kubebuilder:validation:Enum=Workload;Default
+type ClusterRole string
+
+const (
+	// ClusterRoleWorkload clusters run target pods: their agents mirror and steal incoming traffic.
+	ClusterRoleWorkload ClusterRole = "Workload"
+	// ClusterRoleDefault is the one cluster that answers stateful operations: env, files, DNS, outgoing.
+	ClusterRoleDefault ClusterRole = "Default"
+)
+
+// Features says what a session takes from its target. The field names follow mirrord's
+// configuration file (feature.env, feature.fs, feature.network).
+type Features struct {
+	// env selects the target's environment variables the local process gets.
+	// +optional
+	Env EnvFeature `json:"env,omitempty"`
+	// fs selects how the local process sees the target's files.
+	// +optional
+	FS FSFeature `json:"fs,omitempty"`
+	// network selects incoming, outgoing and DNS behaviour.
+	// +optional
+	Network NetworkFeature `json:"network,omitempty"`
+}
+
+// EnvFeature selects environment variables. include and exclude are glob patterns (*, ?)
+// and are mutually exclusive.
+type EnvFeature struct {
+	// disabled turns remote environment off.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+	// include lists the only variables taken from the target.
+	// +optional
+	// +listType=atomic
+	Include []string `json:"include,omitempty"`
+	// exclude lists variables never taken from the target.
+	// +optional
+	// +listType=atomic
+	Exclude []string `json:"exclude,omitempty"`
+	// override sets variables regardless of the target's values.
+	// +optional
+	Override map[string]string `json:"override,omitempty"`
+}
+
+// FSMode is how file operations of the local process are served.
+// +kubebuilder:validation:Enum=local;read;write
+type FSMode string
+
+// The file system modes, as in mirrord's feature.fs.mode.
+const (
+	FSModeLocal FSMode = "local"
+	FSModeRead  FSMode = "read"
+	FSModeWrite FSMode = "write"
+)
+
+// FSFeature selects file access. The path lists are regular expressions matched against
+// absolute paths and override mode for the paths they match.
+type FSFeature struct {
+	// mode for paths no override matches. Defaults to read.
+	// +optional
+	// +kubebuilder:default=read
+	Mode FSMode `json:"mode,omitempty"`
+	// readOnly paths are read from the target even when mode is local.
+	// +optional
+	// +listType=atomic
+	ReadOnly []string `json:"readOnly,omitempty"`
+	// readWrite paths are read and written in the target.
+	// +optional
+	// +listType=atomic
+	ReadWrite []string `json:"readWrite,omitempty"`
+	// local paths are always served by the developer's machine.
+	// +optional
+	// +listType=atomic
+	Local []string `json:"local,omitempty"`
+}
+
+// IncomingMode is what happens to traffic arriving at the target's ports.
+// +kubebuilder:validation:Enum=mirror;steal;off
+type IncomingMode string
+
+// The incoming traffic modes, as in mirrord's feature.network.incoming.mode.
+const (
+	IncomingModeMirror IncomingMode = "mirror"
+	IncomingModeSteal  IncomingMode = "steal"
+	IncomingModeOff    IncomingMode = "off"
+)
+
+// NetworkFeature selects network behaviour.
+type NetworkFeature struct {
+	// incoming traffic of the target.
+	// +optional
+	Incoming IncomingFeature `json:"incoming,omitempty"`
+	// outgoing connections of the local process.
+	// +optional
+	Outgoing OutgoingFeature `json:"outgoing,omitempty"`
+	// dns resolution of the local process.
+	// +optional
+	DNS DNSFeature `json:"dns,omitempty"`
+}
+
+// IncomingFeature selects how incoming traffic reaches the local process.
+type IncomingFeature struct {
+	// mode of interception. Defaults to mirror.
+	// +optional
+	// +kubebuilder:default=mirror
+	Mode IncomingMode `json:"mode,omitempty"`
+	// httpFilter limits stealing to the HTTP requests it matches; the rest go to the target.
+	// +optional
+	HTTPFilter *HTTPFilter `json:"httpFilter,omitempty"`
+	// ports limits interception to these target ports; empty means every port the target listens on.
+	// +optional
+	// +listType=set
+	Ports []int32 `json:"ports,omitempty"`
+	// ignorePorts are never intercepted.
+	// +optional
+	// +listType=set
+	IgnorePorts []int32 `json:"ignorePorts,omitempty"`
+	// portMapping maps a target port to the local port the process listens on.
+	// +optional
+	// +listType=map
+	// +listMapKey=remote
+	PortMapping []PortMapping `json:"portMapping,omitempty"`
+	// stealProbePorts allows stealing the ports of the pod's liveness, readiness and startup
+	// probes, which are otherwise never stolen.
+	// +optional
+	StealProbePorts bool `json:"stealProbePorts,omitempty"`
+}
+
+// HTTPFilter matches HTTP requests. Every field is a regular expression (RE2); a request
+// matches when every set field matches.
+type HTTPFilter struct {
+	// header matches one "Name: value" line of the request's headers.
+	// +optional
+	Header string `json:"header,omitempty"`
+	// path matches the request's path.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// method matches the request's method.
+	// +optional
+	Method string `json:"method,omitempty"`
+}
+
+// PortMapping maps a port of the target to a port of the local process.
+type PortMapping struct {
+	// remote is the target's port.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Remote int32 `json:"remote"`
+	// local is the local process's port.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Local int32 `json:"local"`
+}
+
+// OutgoingFeature selects which outgoing connections leave from the target's network.
+type OutgoingFeature struct {
+	// tcp connections go through the target. Defaults to true.
+	// +optional
+	TCP *bool `json:"tcp,omitempty"`
+	// udp datagrams go through the target. Defaults to true.
+	// +optional
+	UDP *bool `json:"udp,omitempty"`
+	// filter chooses, per host, CIDR or port, whether a connection is made locally or remotely.
+	// +optional
+	Filter *OutgoingFilter `json:"filter,omitempty"`
+}
+
+// OutgoingFilter chooses local or remote per destination. Only one list may be set.
+// Entries are "host", "host:port", "CIDR", "CIDR:port" or ":port".
+type OutgoingFilter struct {
+	// local destinations are reached from the developer's machine; everything else remotely.
+	// +optional
+	// +listType=atomic
+	Local []string `json:"local,omitempty"`
+	// remote destinations are reached from the target; everything else locally.
+	// +optional
+	// +listType=atomic
+	Remote []string `json:"remote,omitempty"`
+}
+
+// DNSFeature selects where names are resolved.
+type DNSFeature struct {
+	// disabled resolves every name locally.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// Agent is the state of one agent: the Job that runs next to one target pod.
+type Agent struct {
+	// pod is the target pod the agent serves.
+	Pod string `json:"pod"`
+	// node the target pod and the agent run on.
+	// +optional
+	Node string `json:"node,omitempty"`
+	// job is the name of the agent's Job.
+	// +optional
+	Job string `json:"job,omitempty"`
+	// ready is true once the agent has entered the target and serves requests.
+	Ready bool `json:"ready"`
+	// address is the agent's pod IP and port, for the member controller to relay to.
+	// +optional
+	Address string `json:"address,omitempty"`
+	// message explains why the agent is not ready.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// SessionPhase summarises a session's state.
+// +kubebuilder:validation:Enum=Pending;Ready;Degraded;Failed;Terminating
+type SessionPhase string
+
+// The session phases.
+const (
+	// SessionPending: children or agents are being created.
+	SessionPending SessionPhase = "Pending"
+	// SessionReady: every cluster's part of the session is ready.
+	SessionReady SessionPhase = "Ready"
+	// SessionDegraded: the session runs, but a cluster is unreachable or an agent is missing.
+	SessionDegraded SessionPhase = "Degraded"
+	// SessionFailed: the session cannot run (for example, a policy blocks it); it will not recover.
+	SessionFailed SessionPhase = "Failed"
+	// SessionTerminating: the session is being removed from every cluster.
+	SessionTerminating SessionPhase = "Terminating"
+)
+
+// Condition types used by sessions and child sessions.
+const (
+	// ConditionReady is true when every part of the session is ready.
+	ConditionReady = "Ready"
+	// ConditionTargetResolved is true when the target was found and has pods.
+	ConditionTargetResolved = "TargetResolved"
+	// ConditionPolicyAllowed is false when a policy blocks the session; the reason names the policy.
+	ConditionPolicyAllowed = "PolicyAllowed"
+	// ConditionClustersReachable is false while a member cluster cannot be reached.
+	ConditionClustersReachable = "ClustersReachable"
+	// ConditionReachable is MirrordCluster's: true when the last probe of its API server succeeded.
+	ConditionReachable = "Reachable"
+)

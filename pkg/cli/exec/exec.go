@@ -1,0 +1,133 @@
+// Package exec implements `kubectl mirrord exec`: run a local command in the context of a
+// remote target (its environment, files, DNS, outgoing network and incoming traffic).
+package exec
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
+)
+
+var (
+	execLong = templates.LongDesc(`
+		Run a local command as if it ran inside the target's pods: with the target container's
+		environment, its files, its DNS and its outgoing network, and with the target's incoming
+		traffic mirrored to it (a copy; the target still answers) or stolen (the local process
+		answers), optionally only the HTTP requests that match a filter.
+
+		The session is created on the Primary cluster of the current kubeconfig context and spans
+		every member cluster that runs the target.`)
+
+	execExample = templates.Examples(`
+		# Run a local server with the environment and incoming traffic (mirrored) of deploy/api
+		kubectl mirrord exec --target deploy/api -n shop -- go run ./cmd/api
+
+		# Steal only the requests carrying your header; everyone else's go to the target
+		kubectl mirrord exec -t deploy/api --steal --http-header-filter '^x-user: alice$' -- ./api
+
+		# Use a config file (JSON, YAML or TOML, the fields mirrord users already write)
+		kubectl mirrord exec -f .mirrord/mirrord.yaml -- python app.py`)
+)
+
+// Options holds the flags and streams of `kubectl mirrord exec`.
+type Options struct {
+	ConfigFlags *genericclioptions.ConfigFlags
+	genericiooptions.IOStreams
+
+	Target           string
+	Container        string
+	ConfigFile       string
+	Incoming         string
+	Steal            bool
+	HTTPHeaderFilter string
+	HTTPPathFilter   string
+	HTTPMethodFilter string
+	Ports            []int32
+	IgnorePorts      []int32
+	PortMappings     []string
+	FSMode           string
+	EnvInclude       []string
+	EnvExclude       []string
+	NoEnv            bool
+	NoOutgoing       bool
+	NoUDP            bool
+	NoDNS            bool
+	ProxyMode        bool
+	SessionTTL       int32
+
+	Command []string
+}
+
+// NewCmdExec returns the exec command.
+func NewCmdExec(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{ConfigFlags: flags, IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:                   "exec --target TARGET [flags] -- COMMAND [ARGS...]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Run a local command in the context of a remote target",
+		Long:                  execLong,
+		Example:               execExample,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Target, "target", "t", "", "target as pod/NAME[/container/C], deploy/NAME, sts/NAME, rs/NAME, ds/NAME")
+	f.StringVarP(&o.Container, "container", "c", "", "container of the target's pods (default: the first)")
+	f.StringVarP(&o.ConfigFile, "config-file", "f", "", "mirrord config file (JSON, YAML or TOML); flags override it")
+	f.StringVar(&o.Incoming, "incoming", "", "incoming traffic mode: mirror, steal or off (default mirror)")
+	f.BoolVar(&o.Steal, "steal", false, "steal incoming traffic instead of mirroring it (same as --incoming=steal)")
+	f.StringVar(&o.HTTPHeaderFilter, "http-header-filter", "", "steal only HTTP requests with a header line matching this regex")
+	f.StringVar(&o.HTTPPathFilter, "http-path-filter", "", "steal only HTTP requests whose path matches this regex")
+	f.StringVar(&o.HTTPMethodFilter, "http-method-filter", "", "steal only HTTP requests whose method matches this regex")
+	f.Int32SliceVar(&o.Ports, "ports", nil, "intercept only these target ports")
+	f.Int32SliceVar(&o.IgnorePorts, "ignore-ports", nil, "never intercept these target ports")
+	f.StringSliceVar(&o.PortMappings, "port-mapping", nil, "REMOTE:LOCAL, deliver the target's REMOTE port to local port LOCAL")
+	f.StringVar(&o.FSMode, "fs-mode", "", "file access: local, read or write (default read)")
+	f.StringSliceVar(&o.EnvInclude, "env-include", nil, "take only these environment variables (globs)")
+	f.StringSliceVar(&o.EnvExclude, "env-exclude", nil, "never take these environment variables (globs)")
+	f.BoolVar(&o.NoEnv, "no-env", false, "do not take the target's environment")
+	f.BoolVar(&o.NoOutgoing, "no-outgoing", false, "make outgoing connections locally")
+	f.BoolVar(&o.NoUDP, "no-udp", false, "send outgoing UDP locally")
+	f.BoolVar(&o.NoDNS, "no-dns", false, "resolve names locally")
+	f.BoolVar(&o.ProxyMode, "proxy-mode", false, "use proxy mode (no namespaces): env, incoming and proxy-aware outgoing only")
+	f.Int32Var(&o.SessionTTL, "session-ttl", 30, "seconds a session lives after the last heartbeat")
+	return cmd
+}
+
+// Complete fills in the command to run from the positional arguments.
+func (o *Options) Complete(cmd *cobra.Command, args []string) error {
+	if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+		o.Command = args[dash:]
+	} else {
+		o.Command = args
+	}
+	return nil
+}
+
+// Validate checks the flags that need no cluster.
+func (o *Options) Validate() error {
+	if len(o.Command) == 0 {
+		return fmt.Errorf("no command given: put the local command after --, e.g. kubectl mirrord exec -t deploy/api -- ./api")
+	}
+	if o.Target == "" && o.ConfigFile == "" {
+		return fmt.Errorf("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...) or a config file with a target")
+	}
+	return nil
+}
+
+// Run runs the session.
+func (o *Options) Run() error {
+	return cmdutil.NotAvailable("exec")
+}
