@@ -1,0 +1,205 @@
+// Package ociimage builds single-layer container images as tarballs, without a Docker
+// engine or a registry: a rootfs is assembled from files on this machine and written in the
+// docker-archive format that `ctr images import` and `kind load image-archive` accept.
+package ociimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Spec describes an image.
+type Spec struct {
+	// Ref is the image reference the tarball is tagged with, e.g. mirrord.local/pause:rig.
+	Ref string
+	// Files maps paths in the image to paths on this machine. Symlinks are followed.
+	Files map[string]string
+	// WithLibs lists host executables copied to the same path in the image together with
+	// the shared libraries ldd says they need (for dynamically linked tools such as iptables).
+	WithLibs []string
+	// Dirs lists host directories copied recursively to the same path in the image.
+	Dirs []string
+	// Symlinks maps link paths in the image to their targets.
+	Symlinks map[string]string
+	// Entrypoint and Cmd of the image config.
+	Entrypoint []string
+	Cmd        []string
+	// Env of the image config; PATH is always set.
+	Env []string
+}
+
+// Write builds the image and writes it as a tarball to out.
+func Write(spec Spec, out string) error {
+	tag, err := name.NewTag(spec.Ref)
+	if err != nil {
+		return fmt.Errorf("image reference %q: %w", spec.Ref, err)
+	}
+	layerTar, err := rootfs(spec)
+	if err != nil {
+		return err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	})
+	if err != nil {
+		return err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cfg = cfg.DeepCopy()
+	// containerd only unpacks images whose platform matches the node.
+	cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
+	cfg.Config.Entrypoint = spec.Entrypoint
+	cfg.Config.Cmd = spec.Cmd
+	cfg.Config.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, spec.Env...)
+	cfg.Config.WorkingDir = "/"
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	tmp := out + ".tmp"
+	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	return os.Rename(tmp, out)
+}
+
+// rootfs returns the layer: a tar of every file, library, directory and symlink of spec.
+func rootfs(spec Spec) ([]byte, error) {
+	files := map[string]string{}
+	for dst, src := range spec.Files {
+		files[dst] = src
+	}
+	for _, bin := range spec.WithLibs {
+		files[bin] = bin
+		libs, err := sharedLibs(bin)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range libs {
+			files[l] = l
+		}
+	}
+	for _, dir := range spec.Dirs {
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() {
+				files[p] = p
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("copy %s into image: %w", dir, err)
+		}
+	}
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	addDirs := func(p string) error {
+		var parents []string
+		for d := path.Dir(p); d != "/" && d != "." && !dirs[d]; d = path.Dir(d) {
+			parents = append(parents, d)
+		}
+		for i := len(parents) - 1; i >= 0; i-- {
+			dirs[parents[i]] = true
+			hdr := &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(parents[i], "/") + "/", Mode: 0o755}
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// /tmp is writable scratch space for programs in the image.
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777}); err != nil {
+		return nil, err
+	}
+	for _, dst := range sortedKeys(files) {
+		src := files[dst]
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("add %s to image: %w", src, err)
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return nil, err
+		}
+		if err := addDirs(dst); err != nil {
+			return nil, err
+		}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(dst, "/"), Mode: int64(st.Mode().Perm()), Size: int64(len(data))}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	for _, link := range sortedKeys(spec.Symlinks) {
+		if err := addDirs(link); err != nil {
+			return nil, err
+		}
+		hdr := &tar.Header{Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(link, "/"), Linkname: spec.Symlinks[link], Mode: 0o777}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// sharedLibs lists the absolute paths of the libraries (and loader) a host binary needs.
+func sharedLibs(bin string) ([]string, error) {
+	out, err := exec.Command("ldd", bin).CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "not a dynamic executable") {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("ldd %s: %v: %s", bin, err, out)
+	}
+	var libs []string
+	for _, line := range strings.Split(string(out), "\n") {
+		for _, field := range strings.Fields(line) {
+			if strings.HasPrefix(field, "/") {
+				libs = append(libs, field)
+			}
+		}
+	}
+	return libs, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

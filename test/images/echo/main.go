@@ -1,0 +1,120 @@
+// Command echo is the sample app of the rig and the e2e tests, and their in-pod probe.
+//
+//	echo serve [-addr :8080]        HTTP server answering every request with a JSON
+//	                                description of itself and the request
+//	echo get URL                    GET URL (DNS through the pod's resolver), print the body
+//	echo namespaces -kubeconfig F   list the namespaces of the cluster F points at
+//
+// The probe subcommands exist because busybox wget cannot speak TLS to Go servers.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Reply is what serve answers with.
+type Reply struct {
+	Pod     string              `json:"pod"`
+	Cluster string              `json:"cluster,omitempty"`
+	Method  string              `json:"method"`
+	Path    string              `json:"path"`
+	Headers map[string][]string `json:"headers"`
+	Body    string              `json:"body,omitempty"`
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: echo serve|get|namespaces ...")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "get":
+		err = get(os.Args[2:])
+	case "namespaces":
+		err = namespaces(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown subcommand %q: use serve, get or namespaces", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	addr := fs.String("addr", ":8080", "listen address")
+	_ = fs.Parse(args)
+	host, _ := os.Hostname()
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(Reply{
+			Pod: host, Cluster: os.Getenv("CLUSTER_NAME"), Method: r.Method, Path: r.URL.Path,
+			Headers: r.Header, Body: string(body),
+		})
+	})
+	return http.ListenAndServe(*addr, nil)
+}
+
+func get(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: echo get URL")
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(args[0])
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", args[0], resp.Status)
+	}
+	return nil
+}
+
+func namespaces(args []string) error {
+	fs := flag.NewFlagSet("namespaces", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the cluster to list")
+	_ = fs.Parse(args)
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(list.Items))
+	for _, ns := range list.Items {
+		names = append(names, ns.Name)
+	}
+	sort.Strings(names)
+	fmt.Println(strings.Join(names, "\n"))
+	return nil
+}

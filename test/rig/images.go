@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/ociimage"
+)
+
+// buildRigImages builds the images every rig node needs besides the project's own: the
+// pod sandbox (pause), the sample app (echo) and cluster DNS (coredns).
+func buildRigImages(p Paths, bins Binaries) ([]string, error) {
+	dir := filepath.Join(p.Cache, "images")
+	binDir := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, prog := range []string{"pause", "echo"} {
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(binDir, prog), "./test/images/"+prog)
+		cmd.Dir = p.Repo
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %v: %s", prog, err, out)
+		}
+	}
+	specs := map[string]ociimage.Spec{
+		"pause.tar": {Ref: pauseImage, Files: map[string]string{"/pause": filepath.Join(binDir, "pause")}, Entrypoint: []string{"/pause"}},
+		"echo.tar": {Ref: echoImage, Files: map[string]string{"/echo": filepath.Join(binDir, "echo")},
+			Entrypoint: []string{"/echo"}, Cmd: []string{"serve"}},
+		"coredns.tar": {Ref: corednsImage, Files: map[string]string{"/coredns": bins["coredns"]}, Entrypoint: []string{"/coredns"}},
+	}
+	var out []string
+	for file, spec := range specs {
+		path := filepath.Join(dir, file)
+		if err := ociimage.Write(spec, path); err != nil {
+			return nil, err
+		}
+		out = append(out, path)
+	}
+	return out, nil
+}
