@@ -47,6 +47,7 @@ var toolBuilds = []toolBuild{
 	},
 	{name: "etcd", module: "etcd", packages: []string{"go.etcd.io/etcd/server/v3"}, ldflags: "-s -w"},
 	{name: "coredns", module: "coredns", packages: []string{"."}, ldflags: "-s -w"},
+	{name: "kubectl", module: "kubectl", packages: []string{"."}, ldflags: k8sLdflags},
 }
 
 // Binaries maps a binary name (kube-apiserver, etcd, coredns, ...) to its cached path.
@@ -99,7 +100,7 @@ func ensureBinaries(p Paths, logf func(string, ...any)) (Binaries, error) {
 			}
 		}
 	}
-	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "etcd", "coredns"} {
+	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "etcd", "coredns", "kubectl"} {
 		if bins[name] == "" {
 			return nil, fmt.Errorf("binary %s missing from the build cache %s: remove it and run again", name, p.Cache)
 		}

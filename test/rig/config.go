@@ -70,7 +70,9 @@ func newCluster(stateDir string, i int) Cluster {
 // APIServer is the cluster's API server URL, reachable from the host and every pod.
 func (c Cluster) APIServer() string { return fmt.Sprintf("https://%s:%d", c.NodeIP, apiPort) }
 
-func (c Cluster) path(elem ...string) string { return filepath.Join(append([]string{c.Dir}, elem...)...) }
+func (c Cluster) path(elem ...string) string {
+	return filepath.Join(append([]string{c.Dir}, elem...)...)
+}
 
 // Cgroup is the cluster's cgroup below cgroupParent, e.g. "mirrord-rig/c1".
 func (c Cluster) Cgroup() string { return cgroupParent + "/" + c.Name }

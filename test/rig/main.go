@@ -27,8 +27,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 func main() {
@@ -123,7 +123,8 @@ func cmdUp(ctx context.Context, p Paths, args []string, logf func(string, ...any
 		return fmt.Errorf("%w\nthe rig is partly up: logs are in %s; remove it with `make clusters-down`", err, p.State)
 	}
 	logf("%d clusters up in %s", *n, time.Since(start).Round(100*time.Millisecond))
-	fmt.Printf("kubeconfigs: %s\n  export KUBECONFIG=%s\n", p.KubeconfigDir(), filepath.Join(p.KubeconfigDir(), "all.yaml"))
+	fmt.Printf("kubeconfigs: %s\n  export KUBECONFIG=%s\n  kubectl %s: %s\n", p.KubeconfigDir(),
+		filepath.Join(p.KubeconfigDir(), "all.yaml"), kubernetesVersion, filepath.Join(p.State, "bin", "kubectl"))
 	for i := 1; i <= *n; i++ {
 		fmt.Printf("  context rig-c%d: %s\n", i, filepath.Join(p.KubeconfigDir(), fmt.Sprintf("c%d.yaml", i)))
 	}
@@ -154,6 +155,13 @@ func bringUp(ctx context.Context, p Paths, n int, bins Binaries, images []string
 		g.Go(func() error { return upCluster(gctx, c, clusters, bins, images, sup, logf) })
 	}
 	if err := g.Wait(); err != nil {
+		return err
+	}
+	// Tests use the kubectl of the rig's Kubernetes version, whatever the machine has.
+	if err := os.MkdirAll(filepath.Join(p.State, "bin"), 0o755); err != nil {
+		return err
+	}
+	if err := os.Symlink(bins["kubectl"], filepath.Join(p.State, "bin", "kubectl")); err != nil {
 		return err
 	}
 	return writeKubeconfigs(p, clusters)

@@ -234,4 +234,3 @@ func supervisorClient(state string) (*rpc.Client, error) {
 	}
 	return c, nil
 }
-

@@ -1,0 +1,101 @@
+# kubectl-mirrord. `make help` lists the targets.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGE   ?= mirrord.local/kubectl-mirrord:dev
+CLUSTERS ?= 3
+GOOS    ?= $(shell go env GOOS)
+GOARCH  ?= $(shell go env GOARCH)
+
+BIN       := $(CURDIR)/bin
+LDFLAGS   := -s -w -X github.com/kubectl-mirrord/kubectl-mirrord/pkg/version.Version=$(VERSION) \
+             -X github.com/kubectl-mirrord/kubectl-mirrord/pkg/version.Commit=$(COMMIT)
+GOBUILD   := CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)"
+RIG       := $(BIN)/rig
+IMAGE_TAR := $(BIN)/images/kubectl-mirrord.tar
+GENERATORS := $(addprefix $(BIN)/,controller-gen client-gen deepcopy-gen informer-gen lister-gen)
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: build
+build: ## Build kubectl-mirrord for this machine into bin/.
+	$(GOBUILD) -o $(BIN)/kubectl-mirrord ./cmd/kubectl-mirrord
+
+.PHONY: tools
+tools: $(GENERATORS) ## Build the pinned code generators (hack/tools) into bin/.
+
+$(GENERATORS): hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && GOBIN=$(BIN) go install k8s.io/code-generator/cmd/client-gen \
+	  k8s.io/code-generator/cmd/deepcopy-gen k8s.io/code-generator/cmd/informer-gen \
+	  k8s.io/code-generator/cmd/lister-gen sigs.k8s.io/controller-tools/cmd/controller-gen
+
+.PHONY: generate
+generate: tools ## Regenerate deepcopy, clientset, listers, informers and CRDs from pkg/apis.
+	hack/update-codegen.sh
+
+.PHONY: verify
+verify: tools ## Fail when generated code is stale, code is unformatted or go.mod is untidy.
+	hack/verify.sh
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	gofmt -w ./cmd ./pkg ./hack ./test
+
+.PHONY: unit
+unit: ## Run the unit tests.
+	go test ./...
+
+##@ Images
+
+.PHONY: image
+image: ## Build the kubectl-mirrord image as an OCI tarball (bin/images/kubectl-mirrord.tar), no Docker.
+	GOOS=linux $(GOBUILD) -o $(BIN)/linux_$(GOARCH)/kubectl-mirrord ./cmd/kubectl-mirrord
+	go run ./hack/image -binary $(BIN)/linux_$(GOARCH)/kubectl-mirrord -ref $(IMAGE) -o $(IMAGE_TAR)
+
+##@ Local clusters
+
+.PHONY: deps
+deps: ## Install the Debian packages the local clusters need (containerd, runc, CNI plugins, iptables).
+	hack/install-deps.sh
+
+.PHONY: rig
+rig:
+	go build -o $(RIG) ./test/rig
+
+.PHONY: clusters
+clusters: deps rig image ## Bring up $(CLUSTERS) real local clusters (kubeconfigs in /var/lib/mirrord-rig/kubeconfig).
+	$(RIG) up -clusters $(CLUSTERS) -image $(IMAGE_TAR)
+
+.PHONY: clusters-down
+clusters-down: rig ## Remove the local clusters and everything they made on this machine.
+	$(RIG) down
+
+.PHONY: clusters-status
+clusters-status: rig ## List the local clusters' components.
+	$(RIG) status
+
+##@ Test
+
+.PHONY: test
+test: ## Unit tests, verify, then e2e on fresh local clusters (the CI command).
+	hack/test.sh
+
+.PHONY: e2e
+e2e: ## Run the e2e suite against clusters that are already up (make clusters).
+	MIRRORD_E2E_KUBECONFIGS=$$(ls /var/lib/mirrord-rig/kubeconfig/c*.yaml | paste -sd,) \
+	MIRRORD_E2E_KUBECTL=/var/lib/mirrord-rig/bin/kubectl \
+	MIRRORD_E2E_COLLECT_LOGS="$(RIG) logs" \
+	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/...

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: unit tests, verify, then the e2e suite on fresh
+# local clusters. Along the way it times `make clusters` (the first run builds whatever
+# is not cached yet; the second is warm) and proves that teardown leaves nothing behind.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if [ -e /var/lib/mirrord-rig ]; then
+  echo "test: local clusters are already up (/var/lib/mirrord-rig); run 'make clusters-down' first" >&2
+  exit 1
+fi
+
+echo "== unit tests"
+make --no-print-directory unit
+echo "== verify"
+make --no-print-directory verify
+echo "== e2e on local clusters"
+make --no-print-directory deps rig image
+# Everything below runs under a subreaper so no rig process can outlive the suite,
+# even on machines whose init does not reap orphans.
+exec bin/rig subreaper -- hack/e2e-local.sh

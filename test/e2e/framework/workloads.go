@@ -1,0 +1,114 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+)
+
+// EchoApp deploys the sample HTTP app (port 8080) with a Service of the same name in ns
+// and waits until the Service has a ready endpoint.
+func (f *Framework) EchoApp(ctx context.Context, c *Cluster, ns, name string, replicas int32) {
+	f.t.Helper()
+	labels := map[string]string{"app": name}
+	_, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "app", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever,
+					Args:  []string{"serve", "-addr", ":8080"},
+					Env:   []corev1.EnvVar{{Name: "CLUSTER_NAME", Value: c.Name}},
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+					ReadinessProbe: &corev1.Probe{
+						ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
+						PeriodSeconds: 1,
+					},
+				}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		f.t.Fatalf("%s: create deployment %s: %v", c.Name, name, err)
+	}
+	_, err = c.Kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{
+			{Name: "http", Port: 8080, TargetPort: intstr.FromString("http")},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		f.t.Fatalf("%s: create service %s: %v", c.Name, name, err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		d, err := c.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas == replicas, nil
+	})
+	if err != nil {
+		f.t.Fatalf("%s: deployment %s/%s not ready: %v", c.Name, ns, name, err)
+	}
+}
+
+// RunToCompletion runs a pod with the given container until it ends and returns its log.
+// The test fails if the pod does not succeed.
+func (f *Framework) RunToCompletion(ctx context.Context, c *Cluster, ns string, pod *corev1.Pod) string {
+	f.t.Helper()
+	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	created, err := c.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		f.t.Fatalf("%s: create pod: %v", c.Name, err)
+	}
+	var phase corev1.PodPhase
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := c.Kube.CoreV1().Pods(ns).Get(ctx, created.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		phase = p.Status.Phase
+		return phase == corev1.PodSucceeded || phase == corev1.PodFailed, nil
+	})
+	logs, _ := c.Kube.CoreV1().Pods(ns).GetLogs(created.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil || phase != corev1.PodSucceeded {
+		f.t.Fatalf("%s: pod %s/%s ended %q (%v); log:\n%s", c.Name, ns, created.Name, phase, err, logs)
+	}
+	return string(logs)
+}
+
+// WaitForJob waits until a Job completes; the test fails if it fails or times out.
+func (f *Framework) WaitForJob(ctx context.Context, c *Cluster, ns, name string) {
+	f.t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		j, err := c.Kube.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, cond := range j.Status.Conditions {
+			if cond.Status != corev1.ConditionTrue {
+				continue
+			}
+			switch cond.Type {
+			case batchv1.JobComplete:
+				return true, nil
+			case batchv1.JobFailed:
+				return false, fmt.Errorf("job failed: %s: %s", cond.Reason, cond.Message)
+			}
+		}
+		last = fmt.Sprintf("active %d, succeeded %d, failed %d", j.Status.Active, j.Status.Succeeded, j.Status.Failed)
+		return false, nil
+	})
+	if err != nil {
+		f.t.Fatalf("%s: job %s/%s did not complete (%s): %v", c.Name, ns, name, last, err)
+	}
+}
