@@ -141,7 +141,7 @@ func TestPodReachesAnotherClustersAPIServer(t *testing.T) {
 		ca = c2.Config.CAData
 	}
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["c2"] = &clientcmdapi.Cluster{Server: c2.Config.Host, CertificateAuthorityData: ca}
+	cfg.Clusters["c2"] = &clientcmdapi.Cluster{Server: c2.InternalServer, CertificateAuthorityData: ca}
 	cfg.AuthInfos["reader"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
 	cfg.Contexts["c2"] = &clientcmdapi.Context{Cluster: "c2", AuthInfo: "reader"}
 	cfg.CurrentContext = "c2"

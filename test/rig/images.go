@@ -12,7 +12,12 @@ import (
 // buildRigImages builds the images every rig node needs besides the project's own: the
 // pod sandbox (pause), the sample app (echo) and cluster DNS (coredns).
 func buildRigImages(p Paths, bins Binaries) ([]string, error) {
-	dir := filepath.Join(p.Cache, "images")
+	return buildImages(p, filepath.Join(p.Cache, "images"), bins["coredns"])
+}
+
+// buildImages writes the pause and echo images into dir, and the coredns image when a
+// coredns binary is given (kind clusters bring their own DNS and sandbox).
+func buildImages(p Paths, dir, coredns string) ([]string, error) {
 	binDir := filepath.Join(dir, "bin")
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return nil, err
@@ -29,7 +34,9 @@ func buildRigImages(p Paths, bins Binaries) ([]string, error) {
 		"pause.tar": {Ref: pauseImage, Files: map[string]string{"/pause": filepath.Join(binDir, "pause")}, Entrypoint: []string{"/pause"}},
 		"echo.tar": {Ref: echoImage, Files: map[string]string{"/echo": filepath.Join(binDir, "echo")},
 			Entrypoint: []string{"/echo"}, Cmd: []string{"serve"}},
-		"coredns.tar": {Ref: corednsImage, Files: map[string]string{"/coredns": bins["coredns"]}, Entrypoint: []string{"/coredns"}},
+	}
+	if coredns != "" {
+		specs["coredns.tar"] = ociimage.Spec{Ref: corednsImage, Files: map[string]string{"/coredns": coredns}, Entrypoint: []string{"/coredns"}}
 	}
 	var out []string
 	for file, spec := range specs {

@@ -9,6 +9,7 @@
 //	rig logs DIR                           copy every component's logs into DIR
 //	rig snapshot FILE / rig check FILE     record the host's state / compare with it
 //	rig subreaper -- CMD...                run CMD, reaping every orphan it leaves
+//	rig images DIR                         build the sample app images into DIR (for kind)
 //	rig supervise                          (internal) the components' parent
 package main
 
@@ -68,6 +69,15 @@ func main() {
 		err = cmdSnapshot(args)
 	case "check":
 		err = cmdCheck(args)
+	case "images":
+		if len(args) != 1 {
+			err = fmt.Errorf("usage: rig images DIR")
+			break
+		}
+		var out []string
+		if out, err = buildImages(p, args[0], ""); err == nil {
+			fmt.Println(strings.Join(out, "\n"))
+		}
 	case "subreaper":
 		os.Exit(cmdSubreaper(args))
 	default:

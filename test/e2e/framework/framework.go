@@ -4,6 +4,8 @@
 // pod descriptions and logs of the test's namespaces, and the clusters' component logs.
 //
 //	MIRRORD_E2E_KUBECONFIGS   comma-separated kubeconfig paths, cluster 1 first (required)
+//	MIRRORD_E2E_INTERNAL_KUBECONFIGS  the same clusters as pods of other clusters reach
+//	                          them (kind); default: the addresses above (the local rig)
 //	MIRRORD_E2E_KUBECTL       kubectl binary (default: kubectl on PATH)
 //	MIRRORD_E2E_IMAGE         the project's image (default mirrord.local/kubectl-mirrord:dev)
 //	MIRRORD_E2E_SAMPLE_IMAGE  the sample app image (default mirrord.local/echo:rig)
@@ -38,6 +40,8 @@ type Cluster struct {
 	// Name is c1, c2, ... in the order the kubeconfigs were given.
 	Name       string
 	Kubeconfig string
+	// InternalServer is the API server URL as pods of the other clusters reach it.
+	InternalServer string
 	Config     *rest.Config
 	Kube       kubernetes.Interface
 	Mirrord    versioned.Interface
@@ -71,13 +75,21 @@ func New(t *testing.T) *Framework {
 		artifacts:   envOr("MIRRORD_E2E_ARTIFACTS", "_artifacts"),
 		namespaces:  map[*Cluster][]string{},
 	}
+	internal := strings.Split(os.Getenv("MIRRORD_E2E_INTERNAL_KUBECONFIGS"), ",")
 	for i, p := range strings.Split(paths, ",") {
 		cfg, err := clientcmd.BuildConfigFromFlags("", p)
 		if err != nil {
 			t.Fatalf("kubeconfig %s: %v", p, err)
 		}
 		cfg.QPS, cfg.Burst = 50, 100
-		c := &Cluster{Name: fmt.Sprintf("c%d", i+1), Kubeconfig: p, Config: cfg}
+		c := &Cluster{Name: fmt.Sprintf("c%d", i+1), Kubeconfig: p, Config: cfg, InternalServer: cfg.Host}
+		if i < len(internal) && internal[i] != "" {
+			icfg, err := clientcmd.BuildConfigFromFlags("", internal[i])
+			if err != nil {
+				t.Fatalf("internal kubeconfig %s: %v", internal[i], err)
+			}
+			c.InternalServer = icfg.Host
+		}
 		if c.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
+)
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	streams, _, out, _ := genericiooptions.NewTestIOStreams()
+	root := NewRootCmd(streams)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestCommandTree(t *testing.T) {
+	root := NewRootCmd(genericiooptions.NewTestIOStreamsDiscard())
+	root.InitDefaultCompletionCmd()
+	visible, hidden := map[string]bool{}, map[string]bool{}
+	for _, c := range root.Commands() {
+		if c.Hidden {
+			hidden[c.Name()] = true
+		} else {
+			visible[c.Name()] = true
+		}
+	}
+	for _, name := range []string{"exec", "sessions", "status", "version", "completion"} {
+		if !visible[name] {
+			t.Errorf("command %q is not visible; visible: %v", name, visible)
+		}
+	}
+	for _, name := range []string{"controller", "agent"} {
+		if !hidden[name] {
+			t.Errorf("command %q is not hidden; hidden: %v", name, hidden)
+		}
+	}
+	for _, flag := range []string{"kubeconfig", "context", "namespace", "cluster", "user"} {
+		if root.PersistentFlags().Lookup(flag) == nil {
+			t.Errorf("kubeconfig flag --%s missing", flag)
+		}
+	}
+}
+
+func TestUsageReadsKubectlMirrord(t *testing.T) {
+	out, err := run(t, "exec", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "kubectl mirrord exec --target TARGET") {
+		t.Errorf("exec usage does not read `kubectl mirrord exec ...`:\n%s", out)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	cases := map[string]struct {
+		args []string
+		want string
+		na   bool
+	}{
+		"exec without command":      {args: []string{"exec", "-t", "deploy/api"}, want: "no command given"},
+		"exec without target":       {args: []string{"exec", "--", "ls"}, want: "no target given"},
+		"exec not available yet":    {args: []string{"exec", "-t", "deploy/api", "--", "ls"}, want: "kubectl mirrord exec", na: true},
+		"sessions not available":    {args: []string{"sessions"}, want: "kubectl mirrord sessions", na: true},
+		"controller not available":  {args: []string{"controller"}, want: "kubectl mirrord controller", na: true},
+		"version bad output format": {args: []string{"version", "-o", "table"}, want: `unknown output format "table"`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := run(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if got := errors.Is(err, cmdutil.ErrNotAvailable); got != tc.na {
+				t.Errorf("errors.Is(err, ErrNotAvailable) = %v, want %v", got, tc.na)
+			}
+		})
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	out, err := run(t, "version", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct{ Version, GoVersion, Platform string }
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("version -o json printed %q: %v", out, err)
+	}
+	if info.Version == "" || !strings.HasPrefix(info.GoVersion, "go") || !strings.Contains(info.Platform, "/") {
+		t.Errorf("version info incomplete: %+v", info)
+	}
+}
