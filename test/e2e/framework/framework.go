@@ -42,9 +42,9 @@ type Cluster struct {
 	Kubeconfig string
 	// InternalServer is the API server URL as pods of the other clusters reach it.
 	InternalServer string
-	Config     *rest.Config
-	Kube       kubernetes.Interface
-	Mirrord    versioned.Interface
+	Config         *rest.Config
+	Kube           kubernetes.Interface
+	Mirrord        versioned.Interface
 }
 
 // Framework is one test's view of the clusters.
