@@ -28,9 +28,10 @@ import (
 // A Job running the project's image completes in each cluster: the image was imported
 // offline and its binary runs.
 func TestProjectImageRunsAsJob(t *testing.T) {
-	f := framework.New(t)
-	for _, c := range f.Clusters {
+	for i, c := range framework.New(t).Clusters {
 		t.Run(c.Name, func(t *testing.T) {
+			f := framework.New(t)
+			c := f.Clusters[i]
 			ctx := f.Context(2 * time.Minute)
 			ns := f.Namespace(c)
 			_, err := c.Kube.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
@@ -69,10 +70,11 @@ func TestProjectImageRunsAsJob(t *testing.T) {
 // A pod resolves a Service by its DNS name (CoreDNS) and gets an answer from its pod
 // (kube-proxy), in every cluster at once.
 func TestServiceDNS(t *testing.T) {
-	f := framework.New(t)
-	for _, c := range f.Clusters {
+	for i, c := range framework.New(t).Clusters {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
+			f := framework.New(t)
+			c := f.Clusters[i]
 			ctx := f.Context(3 * time.Minute)
 			ns := f.Namespace(c)
 			f.EchoApp(ctx, c, ns, "web", 1)
@@ -80,7 +82,7 @@ func TestServiceDNS(t *testing.T) {
 			out := f.RunToCompletion(ctx, c, ns, &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: "client"},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "client", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever, Args: []string{"get", url},
+					Name: "client", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever, Args: []string{"get", "-retry-for", "30s", url},
 				}}},
 			})
 			var reply struct{ Pod, Cluster, Path string }

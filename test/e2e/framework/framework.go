@@ -60,7 +60,8 @@ type Framework struct {
 	namespaces map[*Cluster][]string
 }
 
-// New returns a framework for t, or skips t when no clusters are given.
+// New returns a framework for t. A framework belongs to one test: subtests, which may run
+// in parallel and fail on their own, each call New with their own t.
 func New(t *testing.T) *Framework {
 	t.Helper()
 	paths := os.Getenv("MIRRORD_E2E_KUBECONFIGS")

@@ -2,7 +2,9 @@
 //
 //	echo serve [-addr :8080]        HTTP server answering every request with a JSON
 //	                                description of itself and the request
-//	echo get URL                    GET URL (DNS through the pod's resolver), print the body
+//	echo get [-retry-for D] URL     GET URL (DNS through the pod's resolver), print the body;
+//	                                retry failed connections for up to D (a Service's rules
+//	                                reach kube-proxy a moment after its pods are ready)
 //	echo namespaces -kubeconfig F   list the namespaces of the cluster F points at
 //
 // The probe subcommands exist because busybox wget cannot speak TLS to Go servers.
@@ -74,11 +76,21 @@ func serve(args []string) error {
 }
 
 func get(args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("usage: echo get URL")
+	fs := flag.NewFlagSet("get", flag.ExitOnError)
+	retryFor := fs.Duration("retry-for", 0, "retry failed connections for this long")
+	_ = fs.Parse(args)
+	if fs.NArg() != 1 {
+		return fmt.Errorf("usage: echo get [-retry-for D] URL")
 	}
+	url := fs.Arg(0)
 	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get(args[0])
+	deadline := time.Now().Add(*retryFor)
+	resp, err := client.Get(url)
+	for err != nil && time.Now().Before(deadline) {
+		fmt.Fprintln(os.Stderr, "retrying:", err)
+		time.Sleep(250 * time.Millisecond)
+		resp, err = client.Get(url)
+	}
 	if err != nil {
 		return err
 	}
@@ -87,7 +99,7 @@ func get(args []string) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", args[0], resp.Status)
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return nil
 }
