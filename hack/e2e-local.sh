@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 artifacts=${ARTIFACTS:-$root/_artifacts}
 mkdir -p "$artifacts"
-rig=bin/rig
+rig=$root/bin/rig
 baseline="$artifacts/host-before.json"
 $rig snapshot "$baseline"
 

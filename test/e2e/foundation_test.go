@@ -85,8 +85,10 @@ func TestServiceDNS(t *testing.T) {
 					Name: "client", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever, Args: []string{"get", "-retry-for", "30s", url},
 				}}},
 			})
+			// The log ends with the reply; lines before it are the probe's retries.
+			lines := strings.Split(strings.TrimSpace(out), "\n")
 			var reply struct{ Pod, Cluster, Path string }
-			if err := json.Unmarshal([]byte(out), &reply); err != nil {
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &reply); err != nil {
 				t.Fatalf("GET %s answered %q: %v", url, out, err)
 			}
 			if reply.Path != "/dns-check" || reply.Cluster != c.Name || !strings.HasPrefix(reply.Pod, "web-") {
