@@ -8,13 +8,14 @@ fail=0
 
 generated=(pkg/generated manifests/crds pkg/apis/mirrord/v1alpha1/zz_generated.deepcopy.go)
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+difffile=$(mktemp)
+trap 'rm -rf "$tmp" "$difffile"' EXIT
 cp -a --parents "${generated[@]}" "$tmp/"
 hack/update-codegen.sh
 for g in "${generated[@]}"; do
-  if ! diff -r "$tmp/$g" "$g" >"$tmp/diff" 2>&1; then
+  if ! diff -r "$tmp/$g" "$g" >"$difffile" 2>&1; then
     echo "verify: $g is stale; run 'make generate' and commit the result:" >&2
-    head -40 "$tmp/diff" >&2
+    head -40 "$difffile" >&2
     fail=1
   fi
 done
