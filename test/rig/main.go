@@ -22,7 +22,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -352,7 +351,6 @@ func cmdSubreaper(args []string) int {
 		return 127
 	}
 	code := 0
-	var once sync.Once
 	for {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(-1, &ws, 0, nil)
@@ -363,12 +361,10 @@ func cmdSubreaper(args []string) int {
 			continue
 		}
 		if pid == cmd.Process.Pid {
-			once.Do(func() {
-				code = ws.ExitStatus()
-				if ws.Signaled() {
-					code = 128 + int(ws.Signal())
-				}
-			})
+			code = ws.ExitStatus()
+			if ws.Signaled() {
+				code = 128 + int(ws.Signal())
+			}
 		}
 	}
 }

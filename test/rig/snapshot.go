@@ -45,7 +45,7 @@ var volatileSysctls = []string{
 var watchedDirs = []string{"/etc", "/opt", "/run", "/var/lib", "/var/log", "/var/run"}
 
 func takeSnapshot() (*Snapshot, error) {
-	s := &Snapshot{Sysctls: map[string]string{}}
+	s := &Snapshot{}
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
@@ -63,15 +63,8 @@ func takeSnapshot() (*Snapshot, error) {
 			s.Processes = append(s.Processes, fmt.Sprintf("%s %s (%s)", p.Name(), name, procState(p.Name())))
 		}
 	}
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
+	if s.Mounts, err = mountPoints(); err != nil {
 		return nil, err
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(mi)), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 {
-			s.Mounts = append(s.Mounts, f[4])
-		}
 	}
 	if entries, err := os.ReadDir("/run/netns"); err == nil {
 		for _, e := range entries {
@@ -101,7 +94,35 @@ func takeSnapshot() (*Snapshot, error) {
 	for _, d := range watchedDirs {
 		s.Paths = append(s.Paths, listDepth(d, 2)...)
 	}
-	err = filepath.WalkDir("/proc/sys", func(p string, d fs.DirEntry, err error) error {
+	if s.Sysctls, err = readSysctls(); err != nil {
+		return nil, err
+	}
+	for _, list := range [][]string{s.Processes, s.Mounts, s.NetNS, s.Links, s.Routes, s.Cgroups, s.Paths} {
+		sort.Strings(list)
+	}
+	return s, nil
+}
+
+// mountPoints lists the mount points of this process's mount namespace.
+func mountPoints() ([]string, error) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var points []string
+	for _, line := range strings.Split(strings.TrimSpace(string(mi)), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			points = append(points, f[4])
+		}
+	}
+	return points, nil
+}
+
+// readSysctls reads every readable sysctl but the volatile ones, keyed by its path
+// below /proc/sys.
+func readSysctls() (map[string]string, error) {
+	sysctls := map[string]string{}
+	err := filepath.WalkDir("/proc/sys", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}
@@ -110,14 +131,11 @@ func takeSnapshot() (*Snapshot, error) {
 			return nil
 		}
 		if v, err := os.ReadFile(p); err == nil {
-			s.Sysctls[key] = strings.TrimSpace(string(v))
+			sysctls[key] = strings.TrimSpace(string(v))
 		}
 		return nil
 	})
-	for _, list := range [][]string{s.Processes, s.Mounts, s.NetNS, s.Links, s.Routes, s.Cgroups, s.Paths} {
-		sort.Strings(list)
-	}
-	return s, err
+	return sysctls, err
 }
 
 func procState(pid string) string {

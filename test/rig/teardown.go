@@ -35,11 +35,11 @@ type hostState struct {
 func hostStatePath(state string) string { return filepath.Join(state, "host-before.json") }
 
 func recordHostState(state string, clusters int) error {
-	snap, err := takeSnapshot()
+	sysctls, err := readSysctls()
 	if err != nil {
 		return err
 	}
-	hs := hostState{Sysctls: snap.Sysctls, Existing: map[string]bool{}, Clusters: clusters}
+	hs := hostState{Sysctls: sysctls, Existing: map[string]bool{}, Clusters: clusters}
 	for _, p := range hostPaths {
 		if _, err := os.Lstat(p); err == nil {
 			hs.Existing[p] = true
@@ -190,15 +190,14 @@ func removeCgroups() error {
 func unmountBelow(dir string) error {
 	var errs []error
 	for pass := 0; pass < 5; pass++ {
-		mi, err := os.ReadFile("/proc/self/mountinfo")
+		points, err := mountPoints()
 		if err != nil {
 			return err
 		}
 		var targets []string
-		for _, line := range strings.Split(string(mi), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-				targets = append(targets, f[4])
+		for _, m := range points {
+			if m == dir || strings.HasPrefix(m, dir+"/") {
+				targets = append(targets, m)
 			}
 		}
 		if len(targets) == 0 {
@@ -216,13 +215,13 @@ func unmountBelow(dir string) error {
 }
 
 func restoreSysctls(before map[string]string, logf func(string, ...any)) []error {
-	now, err := takeSnapshot()
+	now, err := readSysctls()
 	if err != nil {
 		return []error{err}
 	}
 	var errs []error
 	for k, v := range before {
-		if cur, ok := now.Sysctls[k]; ok && cur != v {
+		if cur, ok := now[k]; ok && cur != v {
 			path := "/proc/sys/" + k
 			if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
 				errs = append(errs, fmt.Errorf("restore sysctl %s=%s: %w", k, v, err))
