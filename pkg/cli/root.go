@@ -45,7 +45,7 @@ func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		sessions.NewCmdSessions(flags, streams),
 		status.NewCmdStatus(flags, streams),
 		versioncmd.NewCmdVersion(streams),
-		controllercmd.NewCmdController(),
+		controllercmd.NewCmdController(flags),
 		agentcmd.NewCmdAgent(),
 	)
 	// cobra adds the visible `completion` command (bash, zsh, fish, powershell) itself.

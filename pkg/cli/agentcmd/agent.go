@@ -1,14 +1,21 @@
-// Package agentcmd implements the hidden `kubectl-mirrord agent` command, run by the agent
-// Jobs next to each target pod.
+// Package agentcmd implements the hidden `kubectl-mirrord agent` command, which the member
+// controller runs as a Job next to each target pod.
 package agentcmd
 
 import (
-	"github.com/spf13/cobra"
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent"
 )
 
-// NewCmdAgent returns the agent command.
+// NewCmdAgent returns the agent command. Its configuration comes from the environment
+// (agent.ConfigEnv), set by the member controller.
 func NewCmdAgent() *cobra.Command {
 	return &cobra.Command{
 		Use:    "agent",
@@ -16,7 +23,13 @@ func NewCmdAgent() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmdutil.NotAvailable("agent")
+			cfg, err := agent.ConfigFromEnv()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			return agent.New(cfg).Run(klog.NewContext(ctx, klog.Background()))
 		},
 	}
 }

@@ -1,22 +1,61 @@
-// Package controllercmd implements the hidden `kubectl-mirrord controller` command, the
-// entry point of the controller Deployment installed by the kustomize overlays.
+// Package controllercmd implements the hidden `kubectl-mirrord controller` command: the
+// in-cluster controller of every role.
 package controllercmd
 
 import (
-	"github.com/spf13/cobra"
+	"context"
+	"flag"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/klog/v2"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/manager"
 )
 
-// NewCmdController returns the controller command.
-func NewCmdController() *cobra.Command {
-	return &cobra.Command{
+// NewCmdController returns the controller command. Outside a cluster it uses the kubeconfig
+// (--kubeconfig, --context), which is how it runs in development.
+func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
+	cfg := manager.Config{
+		Namespace: os.Getenv("POD_NAMESPACE"),
+		PodName:   os.Getenv("POD_NAME"),
+	}
+	verbosity := 0
+	cmd := &cobra.Command{
 		Use:    "controller",
 		Short:  "Run the session controller (in-cluster)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmdutil.NotAvailable("controller")
+			fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+			klog.InitFlags(fs)
+			_ = fs.Set("v", strconv.Itoa(verbosity))
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			ctx = klog.NewContext(ctx, klog.Background())
+			restCfg, err := flags.ToRESTConfig()
+			if err != nil {
+				return err
+			}
+			err = manager.Run(ctx, restCfg, cfg)
+			klog.Flush()
+			return err
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.RolesDir, "roles-dir", "/etc/kubectl-mirrord/roles", "directory where the mirrord-roles ConfigMap is mounted")
+	f.StringVar(&cfg.Namespace, "controller-namespace", cfg.Namespace, "the controller's namespace (default $POD_NAMESPACE)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-bind-address", ":8080", "address of /metrics (0 disables it)")
+	f.StringVar(&cfg.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (0 disables them)")
+	f.BoolVar(&cfg.LeaderElect, "leader-elect", true, "elect one active replica through a Lease")
+	f.StringVar(&cfg.AgentImage, "agent-image", "", "image of agent Jobs (default: this pod's image)")
+	f.DurationVar(&cfg.AgentDeadline, "agent-active-deadline", 24*time.Hour, "longest life of an agent Job")
+	f.IntVar(&cfg.Workers, "workers", 4, "reconcile workers per controller")
+	f.IntVar(&verbosity, "v", 0, "log verbosity")
+	return cmd
 }

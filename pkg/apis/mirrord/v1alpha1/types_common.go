@@ -122,6 +122,10 @@ type FSFeature struct {
 	// +optional
 	// +listType=atomic
 	Local []string `json:"local,omitempty"`
+	// notFound paths look absent to the local process (set by policies).
+	// +optional
+	// +listType=atomic
+	NotFound []string `json:"notFound,omitempty"`
 }
 
 // IncomingMode is what happens to traffic arriving at the target's ports.

@@ -109,6 +109,11 @@ func (in *FSFeature) DeepCopyInto(out *FSFeature) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.NotFound != nil {
+		in, out := &in.NotFound, &out.NotFound
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	return
 }
 

@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// Agent serves one session on one target pod.
+type Agent struct {
+	cfg      Config
+	procRoot string
+
+	mu     sync.Mutex
+	pid    int
+	netns  *os.File
+	ready  error // nil when the target is found and held
+	closed bool
+}
+
+// New returns an agent for cfg.
+func New(cfg Config) *Agent {
+	return &Agent{cfg: cfg, procRoot: "/proc", ready: errors.New("target not located yet")}
+}
+
+// Run locates the target, serves health endpoints, and follows the target's process until
+// ctx ends. A hostNetwork target is refused at once.
+func (a *Agent) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx).WithValues("pod", a.cfg.TargetNamespace+"/"+a.cfg.TargetPod, "container", a.cfg.Container)
+	if err := a.locate(); errors.Is(err, ErrHostNetwork) {
+		return err
+	} else if err != nil {
+		logger.Info("Target not found yet", "err", err)
+	} else {
+		logger.Info("Target located", "pid", a.pid)
+	}
+	defer a.close()
+
+	srv := &http.Server{Addr: ":" + strconv.Itoa(HealthPort), Handler: a.healthMux(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("health server: %w", err)
+		case <-t.C:
+			if !a.alive() {
+				if err := a.locate(); err != nil {
+					if errors.Is(err, ErrHostNetwork) {
+						return err
+					}
+					logger.Info("Target lost", "err", err)
+				} else {
+					logger.Info("Target located", "pid", a.pid)
+				}
+			}
+		}
+	}
+}
+
+func (a *Agent) locate() error {
+	pid, netns, err := openTarget(a.procRoot, a.cfg.ContainerID)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.netns != nil {
+		_ = a.netns.Close()
+		a.netns = nil
+	}
+	a.pid, a.netns, a.ready = pid, netns, err
+	return err
+}
+
+// alive reports whether the located process still exists.
+func (a *Agent) alive() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pid == 0 {
+		return false
+	}
+	_, err := os.Stat(a.procRoot + "/" + strconv.Itoa(a.pid))
+	return err == nil
+}
+
+func (a *Agent) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.netns != nil {
+		_ = a.netns.Close()
+	}
+	a.closed = true
+}
+
+func (a *Agent) healthMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	m.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		a.mu.Lock()
+		err := a.ready
+		a.mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return m
+}

@@ -1,0 +1,48 @@
+/*
+Copyright The kubectl-mirrord Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// Label, annotation and finalizer keys: the one place they are spelled.
+const (
+	// LabelPrimary names the Primary installation that created a child session.
+	LabelPrimary = GroupName + "/primary"
+	// LabelParentUID is the UID of the MirrordSession a child session belongs to.
+	LabelParentUID = GroupName + "/parent-uid"
+	// LabelParentNamespace and LabelParentName locate the parent on the Primary.
+	LabelParentNamespace = GroupName + "/parent-namespace"
+	LabelParentName      = GroupName + "/parent-name"
+	// LabelClusterSession names the child session an agent Job belongs to.
+	LabelClusterSession = GroupName + "/cluster-session"
+	// LabelTargetPodUID is the UID of the target pod an agent Job serves.
+	LabelTargetPodUID = GroupName + "/target-pod-uid"
+	// LabelComponent tells controller and agent pods apart.
+	LabelComponent = GroupName + "/component"
+
+	// AnnotationHeartbeat holds the RFC 3339 time of the session owner's last heartbeat. A
+	// session without one for spec.ttlSeconds ends.
+	AnnotationHeartbeat = GroupName + "/heartbeat"
+
+	// FinalizerChildren keeps a MirrordSession until its child sessions in every member are
+	// deleted: owner references do not cross clusters.
+	FinalizerChildren = GroupName + "/children"
+)
+
+// Component values of LabelComponent.
+const (
+	ComponentController = "controller"
+	ComponentAgent      = "agent"
+)

@@ -1,0 +1,233 @@
+// Package manager runs kubectl-mirrord's controllers in one process: it reads the
+// installation's roles, serves metrics and health probes, elects a leader among replicas, and
+// starts the Primary and member controllers the roles call for.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
+	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
+)
+
+// Config is everything the controller process is told by its flags.
+type Config struct {
+	// RolesDir is where the mirrord-roles ConfigMap is mounted.
+	RolesDir string
+	// Namespace is the controller's own namespace (from the downward API).
+	Namespace string
+	// PodName identifies this replica for leader election and finds its own image.
+	PodName string
+	// MetricsAddr and ProbeAddr are the listen addresses of /metrics and /healthz+/readyz.
+	MetricsAddr, ProbeAddr string
+	// LeaderElect makes replicas elect one active controller through a Lease.
+	LeaderElect bool
+	// AgentImage runs agents; empty means the controller's own image.
+	AgentImage string
+	// AgentDeadline bounds an agent Job's life.
+	AgentDeadline time.Duration
+	// Workers per controller.
+	Workers int
+}
+
+// LeaseName is the leader election Lease in the controller's namespace.
+const LeaseName = "kubectl-mirrord-controller"
+
+// Run runs the controller until ctx ends or it fails.
+func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
+	logger := klog.FromContext(ctx)
+	rs, err := roles.Load(cfg.RolesDir)
+	if err != nil {
+		return fmt.Errorf("invalid role configuration: %w", err)
+	}
+	if cfg.Namespace == "" {
+		return errors.New("no namespace: set --namespace or POD_NAMESPACE")
+	}
+	restCfg = rest.CopyConfig(restCfg)
+	restCfg.QPS, restCfg.Burst = 100, 200
+	restCfg.UserAgent = "kubectl-mirrord-controller"
+	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	mirrord, err := versioned.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	if cfg.AgentImage == "" && (rs.Workload || rs.Default) {
+		if cfg.AgentImage, err = ownImage(ctx, kube, cfg.Namespace, cfg.PodName); err != nil {
+			return fmt.Errorf("finding the agent image (set --agent-image): %w", err)
+		}
+	}
+	logger.Info("Starting", "roles", rs.String(), "cluster", rs.ClusterName, "namespace", cfg.Namespace, "agentImage", cfg.AgentImage)
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(mirrordv1alpha1.AddToScheme(scheme))
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartStructuredLogging(3)
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "kubectl-mirrord-controller"})
+
+	h := &health{}
+	g, ctx := errgroup.WithContext(ctx)
+	serve(ctx, g, cfg.MetricsAddr, promhttp.HandlerFor(newRegistry(), promhttp.HandlerOpts{}))
+	serve(ctx, g, cfg.ProbeAddr, h.mux())
+
+	runControllers := func(ctx context.Context) error {
+		strip := kubeinformers.WithTransform(stripManagedFields)
+		kubeAll := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, strip)
+		kubeOwn := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, strip, kubeinformers.WithNamespace(cfg.Namespace))
+		mirrordAll := mirrordinformers.NewSharedInformerFactoryWithOptions(mirrord, 0, mirrordinformers.WithTransform(stripManagedFields))
+		mirrordOwn := mirrordinformers.NewSharedInformerFactoryWithOptions(mirrord, 0, mirrordinformers.WithNamespace(cfg.Namespace), mirrordinformers.WithTransform(stripManagedFields))
+
+		var runs []func(context.Context) error
+		var labelsOf func(mirrordv1alpha1.Target) map[string]string
+		if rs.Workload || rs.Default {
+			mc, err := member.New(kube, mirrord, kubeAll, kubeOwn, mirrordAll, mirrordOwn, recorder, member.Options{
+				Namespace: cfg.Namespace, Workers: cfg.Workers,
+				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline},
+			})
+			if err != nil {
+				return err
+			}
+			runs = append(runs, mc.Run)
+			labelsOf = mc.TargetLabels
+		}
+		if rs.Primary {
+			pc, err := primary.New(kube, mirrord, kubeOwn, mirrordAll, recorder, labelsOf, primary.Options{Namespace: cfg.Namespace, Roles: rs, Workers: cfg.Workers})
+			if err != nil {
+				return err
+			}
+			runs = append(runs, pc.Run)
+			h.setCheck(pc.TopologyError)
+		}
+		kubeAll.Start(ctx.Done())
+		kubeOwn.Start(ctx.Done())
+		mirrordAll.Start(ctx.Done())
+		mirrordOwn.Start(ctx.Done())
+		defer kubeAll.Shutdown()
+		defer kubeOwn.Shutdown()
+		defer mirrordAll.Shutdown()
+		defer mirrordOwn.Shutdown()
+		h.setLeading(true)
+		cg, ctx := errgroup.WithContext(ctx)
+		for _, run := range runs {
+			cg.Go(func() error { return run(ctx) })
+		}
+		return cg.Wait()
+	}
+
+	if !cfg.LeaderElect {
+		g.Go(func() error { return runControllers(ctx) })
+		return ignoreCanceled(g.Wait())
+	}
+	id := cfg.PodName
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, cfg.Namespace, LeaseName, kube.CoreV1(), kube.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder})
+	if err != nil {
+		return err
+	}
+	g.Go(func() error {
+		var runErr error
+		leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+			Lock:            lock,
+			LeaseDuration:   15 * time.Second,
+			RenewDeadline:   10 * time.Second,
+			RetryPeriod:     2 * time.Second,
+			ReleaseOnCancel: true,
+			Name:            LeaseName,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(ctx context.Context) { runErr = runControllers(ctx) },
+				OnStoppedLeading: func() { logger.Info("No longer the leader") },
+				OnNewLeader:      func(identity string) { logger.Info("Leader", "identity", identity) },
+			},
+		})
+		if runErr != nil {
+			return runErr
+		}
+		if ctx.Err() == nil {
+			return errors.New("lost leadership: exiting so a fresh replica can take over")
+		}
+		return nil
+	})
+	return ignoreCanceled(g.Wait())
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// serve runs an HTTP server on addr until ctx ends ("" or "0" disables it).
+func serve(ctx context.Context, g *errgroup.Group, addr string, h http.Handler) {
+	if addr == "" || addr == "0" {
+		return
+	}
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error { return ignoreCanceled(srv.ListenAndServe()) })
+}
+
+// stripManagedFields drops what the controllers never read, to keep the caches small.
+func stripManagedFields(obj any) (any, error) {
+	if a, err := meta.Accessor(obj); err == nil && a.GetManagedFields() != nil {
+		a.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// ownImage is the image of the controller container of this pod: agents run the same binary.
+func ownImage(ctx context.Context, kube kubernetes.Interface, ns, pod string) (string, error) {
+	if pod == "" {
+		return "", errors.New("POD_NAME is not set")
+	}
+	p, err := kube.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, c := range p.Spec.Containers {
+		if c.Name == "controller" {
+			return c.Image, nil
+		}
+	}
+	return p.Spec.Containers[0].Image, nil
+}

@@ -1,0 +1,127 @@
+package member
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent"
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
+)
+
+// AgentOptions are the installation-wide settings of agent Jobs.
+type AgentOptions struct {
+	// Image runs `kubectl-mirrord agent`; by default the controller's own image.
+	Image string
+	// ActiveDeadline bounds an agent's life even if everything else fails.
+	ActiveDeadline time.Duration
+}
+
+// agentCapabilities are all the agent needs: enter the target's namespaces (SYS_ADMIN), read
+// its /proc entries and root (SYS_PTRACE), program nftables/iptables (NET_ADMIN) and capture
+// packets (NET_RAW).
+var agentCapabilities = []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE"}
+
+// sidecarOptOut keeps service meshes from injecting a proxy into agent pods.
+var sidecarOptOut = map[string]string{
+	"sidecar.istio.io/inject":   "false",
+	"linkerd.io/inject":         "disabled",
+	"kuma.io/sidecar-injection": "disabled",
+}
+
+// target is one resolved target pod.
+type targetPod struct {
+	Pod         *corev1.Pod
+	Container   string
+	ContainerID string
+	ProbePorts  []int32
+}
+
+// constructAgentJob builds the agent Job of child for one target pod: pinned to the pod's
+// node, in the host PID namespace, owned by the child so deleting the child deletes it.
+func constructAgentJob(child *mirrordv1alpha1.MirrordClusterSession, tp targetPod, features mirrordv1alpha1.Features, opts AgentOptions) (*batchv1.Job, error) {
+	cfg := agent.Config{
+		Session:         child.Namespace + "/" + child.Name,
+		TargetNamespace: tp.Pod.Namespace,
+		TargetPod:       tp.Pod.Name,
+		TargetPodUID:    string(tp.Pod.UID),
+		Container:       tp.Container,
+		ContainerID:     tp.ContainerID,
+		ProbePorts:      tp.ProbePorts,
+		Features:        features,
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encoding agent config: %w", err)
+	}
+	labels := map[string]string{
+		mirrordv1alpha1.LabelComponent:      mirrordv1alpha1.ComponentAgent,
+		mirrordv1alpha1.LabelClusterSession: child.Name,
+		mirrordv1alpha1.LabelTargetPodUID:   string(tp.Pod.UID),
+	}
+	annotations := map[string]string{mirrordv1alpha1.GroupName + "/target-pod": tp.Pod.Namespace + "/" + tp.Pod.Name}
+	podAnnotations := map[string]string{}
+	for k, v := range sidecarOptOut {
+		podAnnotations[k] = v
+	}
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            naming.AgentJob(child.Name, tp.Pod.UID),
+			Namespace:       child.Namespace,
+			Labels:          labels,
+			Annotations:     annotations,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(child, mirrordv1alpha1.SchemeGroupVersion.WithKind("MirrordClusterSession"))},
+		},
+		Spec: batchv1.JobSpec{
+			// A crashed agent is replaced a few times; the session then shows it failing.
+			BackoffLimit:            ptr.To[int32](3),
+			ActiveDeadlineSeconds:   ptr.To(int64(opts.ActiveDeadline.Seconds())),
+			TTLSecondsAfterFinished: ptr.To[int32](60),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations},
+				Spec: corev1.PodSpec{
+					RestartPolicy: corev1.RestartPolicyNever,
+					// nodeName bypasses the scheduler: the agent must run next to the pod, now.
+					NodeName:                      tp.Pod.Spec.NodeName,
+					HostPID:                       true,
+					AutomountServiceAccountToken:  ptr.To(false),
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To[int64](5),
+					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+					Containers: []corev1.Container{{
+						Name:  "agent",
+						Image: opts.Image,
+						Args:  []string{"agent"},
+						Env:   []corev1.EnvVar{{Name: agent.ConfigEnv, Value: string(raw)}},
+						Ports: []corev1.ContainerPort{
+							{Name: "session", ContainerPort: agent.SessionPort},
+							{Name: "health", ContainerPort: agent.HealthPort},
+						},
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(agent.HealthPort)}},
+							PeriodSeconds: 1,
+						},
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+						},
+						SecurityContext: &corev1.SecurityContext{
+							RunAsUser:                ptr.To[int64](0),
+							AllowPrivilegeEscalation: ptr.To(false),
+							ReadOnlyRootFilesystem:   ptr.To(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: agentCapabilities},
+						},
+					}},
+				},
+			},
+		},
+	}, nil
+}

@@ -1,0 +1,506 @@
+// Package member is the controller of a Workload or Default cluster: it turns each
+// MirrordClusterSession a Primary created here into one agent Job per target pod, follows the
+// target as its pods come and go, enforces this cluster's policies, and reports the agents.
+package member
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent"
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
+	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
+	mirrordlisters "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/listers/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/policy"
+)
+
+// ControllerName names this controller in logs, metrics and events.
+const ControllerName = "member"
+
+// Event reasons.
+const (
+	EventAgentCreated  = "AgentCreated"
+	EventAgentDeleted  = "AgentDeleted"
+	EventBlocked       = "BlockedByPolicy"
+	EventTargetInvalid = "TargetInvalid"
+	EventPrimaryGone   = "PrimaryGone"
+)
+
+// Reasons of conditions set by this controller.
+const (
+	ReasonAllowed        = "Allowed"
+	ReasonBlocked        = "BlockedByPolicy"
+	ReasonAgentsReady    = "AgentsReady"
+	ReasonAgentsStarting = "AgentsStarting"
+	ReasonAgentFailed    = "AgentFailed"
+	ReasonNothingToDo    = "NothingToIntercept"
+)
+
+const (
+	indexTargetNamespace = "targetNamespace"
+	indexPrimary         = "primary"
+)
+
+// Options configure the member controller.
+type Options struct {
+	// Namespace is where child sessions and agent Jobs live (the controller's own).
+	Namespace string
+	Agent     AgentOptions
+	Workers   int
+	Clock     clock.PassiveClock
+}
+
+// Controller reconciles MirrordClusterSessions into agent Jobs.
+type Controller struct {
+	kube     kubernetes.Interface
+	mirrord  versioned.Interface
+	opts     Options
+	recorder record.EventRecorder
+	queue    worker.Queue
+
+	listers
+	sessions        mirrordlisters.MirrordClusterSessionLister
+	sessionIndex    cache.Indexer
+	jobs            batchlisters.JobLister
+	leases          coordinationlisters.LeaseLister
+	policies        mirrordlisters.MirrordPolicyLister
+	clusterPolicies mirrordlisters.MirrordClusterPolicyLister
+	synced          []cache.InformerSynced
+}
+
+// New wires the controller to its informers. kubeAll and mirrordAll watch every namespace;
+// kubeOwn and mirrordOwn only the controller's namespace.
+func New(kube kubernetes.Interface, mirrord versioned.Interface,
+	kubeAll, kubeOwn kubeinformers.SharedInformerFactory,
+	mirrordAll, mirrordOwn mirrordinformers.SharedInformerFactory,
+	recorder record.EventRecorder, opts Options) (*Controller, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	c := &Controller{kube: kube, mirrord: mirrord, opts: opts, recorder: recorder, queue: worker.NewQueue(ControllerName)}
+
+	sessions := mirrordOwn.Mirrord().V1alpha1().MirrordClusterSessions()
+	if err := sessions.Informer().AddIndexers(cache.Indexers{
+		indexTargetNamespace: func(obj any) ([]string, error) {
+			return []string{obj.(*mirrordv1alpha1.MirrordClusterSession).Spec.Target.Namespace}, nil
+		},
+		indexPrimary: func(obj any) ([]string, error) {
+			return []string{obj.(*mirrordv1alpha1.MirrordClusterSession).Labels[mirrordv1alpha1.LabelPrimary]}, nil
+		},
+	}); err != nil {
+		return nil, err
+	}
+	c.sessions, c.sessionIndex = sessions.Lister(), sessions.Informer().GetIndexer()
+
+	pods := kubeAll.Core().V1().Pods()
+	deployments, statefulSets := kubeAll.Apps().V1().Deployments(), kubeAll.Apps().V1().StatefulSets()
+	replicaSets, daemonSets := kubeAll.Apps().V1().ReplicaSets(), kubeAll.Apps().V1().DaemonSets()
+	jobs, leases := kubeOwn.Batch().V1().Jobs(), kubeOwn.Coordination().V1().Leases()
+	policies, clusterPolicies := mirrordAll.Mirrord().V1alpha1().MirrordPolicies(), mirrordAll.Mirrord().V1alpha1().MirrordClusterPolicies()
+	c.listers = listers{pods: pods.Lister(), deployments: deployments.Lister(), statefulSets: statefulSets.Lister(), replicaSets: replicaSets.Lister(), daemonSets: daemonSets.Lister()}
+	c.jobs, c.leases = jobs.Lister(), leases.Lister()
+	c.policies, c.clusterPolicies = policies.Lister(), clusterPolicies.Lister()
+
+	for _, inf := range []cache.SharedIndexInformer{
+		sessions.Informer(), pods.Informer(), deployments.Informer(), statefulSets.Informer(), replicaSets.Informer(),
+		daemonSets.Informer(), jobs.Informer(), leases.Informer(), policies.Informer(), clusterPolicies.Informer(),
+	} {
+		c.synced = append(c.synced, inf.HasSynced)
+	}
+
+	if _, err := sessions.Informer().AddEventHandler(worker.Handler(c.queue)); err != nil {
+		return nil, err
+	}
+	// Agent objects carry their session's name; anything else in a namespace may be (part
+	// of) a target there.
+	byOwnerOrNamespace := worker.FuncHandler(func(obj any) {
+		o, ok := obj.(metav1.Object)
+		if !ok {
+			return
+		}
+		if s := o.GetLabels()[mirrordv1alpha1.LabelClusterSession]; s != "" && o.GetNamespace() == opts.Namespace {
+			c.queue.Add(cache.NewObjectName(opts.Namespace, s))
+			return
+		}
+		c.enqueueIndexed(indexTargetNamespace, o.GetNamespace())
+	})
+	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), deployments.Informer(), statefulSets.Informer(), replicaSets.Informer(), daemonSets.Informer(), jobs.Informer()} {
+		if _, err := inf.AddEventHandler(byOwnerOrNamespace); err != nil {
+			return nil, err
+		}
+	}
+	everything := worker.FuncHandler(func(any) { c.enqueueAll() })
+	for _, inf := range []cache.SharedIndexInformer{policies.Informer(), clusterPolicies.Informer()} {
+		if _, err := inf.AddEventHandler(everything); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := leases.Informer().AddEventHandler(worker.FuncHandler(func(obj any) {
+		l, ok := obj.(*coordinationv1.Lease)
+		if !ok {
+			return
+		}
+		c.enqueueIndexed(indexPrimary, primaryOfLease(l.Name))
+	})); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func primaryOfLease(name string) string {
+	p := naming.PrimaryLease("")
+	if len(name) > len(p) && name[:len(p)] == p {
+		return name[len(p):]
+	}
+	return ""
+}
+
+func (c *Controller) enqueueIndexed(index, value string) {
+	objs, err := c.sessionIndex.ByIndex(index, value)
+	if err != nil {
+		return
+	}
+	for _, o := range objs {
+		worker.Enqueue(c.queue, o)
+	}
+}
+
+func (c *Controller) enqueueAll() {
+	for _, o := range c.sessionIndex.List() {
+		worker.Enqueue(c.queue, o)
+	}
+}
+
+// Run waits for the caches and reconciles until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx).WithValues("controller", ControllerName)
+	if !cache.WaitForNamedCacheSync(ControllerName, ctx.Done(), c.synced...) {
+		return fmt.Errorf("%s: caches did not sync", ControllerName)
+	}
+	logger.Info("Started", "namespace", c.opts.Namespace)
+	worker.Run(ctx, ControllerName, c.queue, c.opts.Workers, c.sync)
+	return nil
+}
+
+// sync brings one child session's agents in line with its target.
+func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
+	logger := klog.FromContext(ctx)
+	child, err := c.sessions.MirrordClusterSessions(key.Namespace).Get(key.Name)
+	if apierrors.IsNotFound(err) {
+		return nil // its Jobs go with it: they are owned by it
+	}
+	if err != nil {
+		return err
+	}
+	if child.DeletionTimestamp != nil {
+		return nil
+	}
+
+	// A child lives only while the Primary that made it renews its Lease here.
+	if gone, wait := c.primaryGone(child); gone {
+		logger.Info("Primary stopped renewing its lease; removing the session", "primary", child.Labels[mirrordv1alpha1.LabelPrimary])
+		c.recorder.Eventf(child, corev1.EventTypeNormal, EventPrimaryGone, "Primary %q has not renewed its lease: removing this session and its agents", child.Labels[mirrordv1alpha1.LabelPrimary])
+		err := c.mirrord.MirrordV1alpha1().MirrordClusterSessions(child.Namespace).Delete(ctx, child.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &child.UID}})
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return nil
+		}
+		return err
+	} else {
+		defer c.queue.AddAfter(key, wait)
+	}
+
+	res, err := c.resolveTarget(child.Spec.Target)
+	if err != nil {
+		return err
+	}
+	violation, err := c.checkPolicies(child, res)
+	if err != nil {
+		return err
+	}
+	features := child.Spec.Features
+	if violation == nil {
+		ps, err := c.policiesFor(child.Spec.Target.Namespace)
+		if err != nil {
+			return err
+		}
+		features = policy.Restrict(ps, child.Spec.Target, res.Labels, features)
+	}
+
+	// Desired agents: one per running target pod, none if the session cannot proceed here.
+	desired := map[types.UID]targetPod{}
+	if violation == nil && !res.Terminal {
+		for _, tp := range res.Pods {
+			desired[tp.Pod.UID] = tp
+		}
+	}
+	jobs, err := c.jobs.Jobs(child.Namespace).List(labels.SelectorFromSet(labels.Set{mirrordv1alpha1.LabelClusterSession: child.Name}))
+	if err != nil {
+		return err
+	}
+	have := map[types.UID]*batchv1.Job{}
+	for _, j := range jobs {
+		if !metav1.IsControlledBy(j, child) {
+			continue // a Job of an older child of the same name: not ours
+		}
+		uid := types.UID(j.Labels[mirrordv1alpha1.LabelTargetPodUID])
+		if _, ok := desired[uid]; !ok || j.DeletionTimestamp != nil {
+			if j.DeletionTimestamp == nil {
+				if err := c.deleteJob(ctx, child, j); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		have[uid] = j
+	}
+	for uid, tp := range desired {
+		if _, ok := have[uid]; ok {
+			continue
+		}
+		job, err := constructAgentJob(child, tp, features, c.opts.Agent)
+		if err != nil {
+			return err
+		}
+		created, err := c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			continue // the cache is behind; the Job event will bring us back
+		}
+		if err != nil {
+			return fmt.Errorf("creating agent Job for pod %s/%s: %w", tp.Pod.Namespace, tp.Pod.Name, err)
+		}
+		have[uid] = created
+		c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentCreated, "Created agent Job %s for pod %s on node %s", created.Name, tp.Pod.Name, tp.Pod.Spec.NodeName)
+	}
+
+	status := c.computeStatus(child, res, violation, desired, have)
+	if reflect.DeepEqual(child.Status, status) {
+		return nil
+	}
+	updated := child.DeepCopy()
+	updated.Status = status
+	_, err = c.mirrord.MirrordV1alpha1().MirrordClusterSessions(child.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// primaryGone reports whether the Primary that created child stopped renewing its Lease
+// here; if not, it says when to look again.
+func (c *Controller) primaryGone(child *mirrordv1alpha1.MirrordClusterSession) (bool, time.Duration) {
+	now := c.opts.Clock.Now()
+	lease, err := c.leases.Leases(child.Namespace).Get(naming.PrimaryLease(child.Labels[mirrordv1alpha1.LabelPrimary]))
+	last, duration := child.CreationTimestamp.Time, DefaultPrimaryLeaseDuration
+	if err == nil {
+		if lease.Spec.RenewTime != nil && lease.Spec.RenewTime.After(last) {
+			last = lease.Spec.RenewTime.Time
+		}
+		if lease.Spec.LeaseDurationSeconds != nil {
+			duration = time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second
+		}
+	}
+	deadline := last.Add(duration)
+	if now.After(deadline) {
+		return true, 0
+	}
+	return false, deadline.Sub(now) + time.Second
+}
+
+// DefaultPrimaryLeaseDuration is how long a member keeps a Primary's sessions without hearing
+// from it.
+const DefaultPrimaryLeaseDuration = 30 * time.Second
+
+func (c *Controller) policiesFor(namespace string) ([]policy.Policy, error) {
+	nsPolicies, err := c.policies.MirrordPolicies(namespace).List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	clusterPolicies, err := c.clusterPolicies.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	return append(policy.FromNamespaced(nsPolicies), policy.FromCluster(clusterPolicies)...), nil
+}
+
+func (c *Controller) checkPolicies(child *mirrordv1alpha1.MirrordClusterSession, res resolution) (*policy.Violation, error) {
+	ps, err := c.policiesFor(child.Spec.Target.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	v := policy.Check(ps, child.Spec.Target, res.Labels, child.Spec.Features)
+	if v != nil && !meta.IsStatusConditionFalse(child.Status.Conditions, mirrordv1alpha1.ConditionPolicyAllowed) {
+		c.recorder.Event(child, corev1.EventTypeWarning, EventBlocked, v.Error())
+	}
+	return v, nil
+}
+
+func (c *Controller) deleteJob(ctx context.Context, child *mirrordv1alpha1.MirrordClusterSession, j *batchv1.Job) error {
+	err := c.kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{
+		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
+		Preconditions:     &metav1.Preconditions{UID: &j.UID},
+	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("deleting agent Job %s: %w", j.Name, err)
+	}
+	c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentDeleted, "Deleted agent Job %s: pod %s is gone", j.Name, j.Annotations[mirrordv1alpha1.GroupName+"/target-pod"])
+	return nil
+}
+
+// computeStatus states the child's phase, conditions and agents.
+func (c *Controller) computeStatus(child *mirrordv1alpha1.MirrordClusterSession, res resolution, violation *policy.Violation,
+	desired map[types.UID]targetPod, have map[types.UID]*batchv1.Job) mirrordv1alpha1.MirrordClusterSessionStatus {
+	st := *child.Status.DeepCopy()
+	st.ObservedGeneration = child.Generation
+	cond := func(t string, ok bool, reason, msg string) {
+		s := metav1.ConditionFalse
+		if ok {
+			s = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: child.Generation})
+	}
+
+	if violation != nil {
+		cond(mirrordv1alpha1.ConditionPolicyAllowed, false, ReasonBlocked, violation.Error())
+	} else {
+		cond(mirrordv1alpha1.ConditionPolicyAllowed, true, ReasonAllowed, "no policy blocks this session")
+	}
+	cond(mirrordv1alpha1.ConditionTargetResolved, res.Found && !res.Terminal && len(res.Pods) > 0, res.Reason, res.Message)
+
+	st.Agents = nil
+	st.ReadyAgents = 0
+	var failed string
+	for uid, j := range have {
+		tp := desired[uid]
+		a := c.agentStatus(j, tp)
+		if a.Ready {
+			st.ReadyAgents++
+		}
+		if isJobFailed(j) && failed == "" {
+			failed = fmt.Sprintf("agent for pod %s failed: %s", tp.Pod.Name, a.Message)
+		}
+		st.Agents = append(st.Agents, a)
+	}
+	sortAgents(st.Agents)
+
+	switch {
+	case violation != nil:
+		st.Phase = mirrordv1alpha1.SessionFailed
+		cond(mirrordv1alpha1.ConditionReady, false, ReasonBlocked, violation.Error())
+	case res.Terminal:
+		st.Phase = mirrordv1alpha1.SessionFailed
+		cond(mirrordv1alpha1.ConditionReady, false, res.Reason, res.Message)
+	case failed != "":
+		st.Phase = mirrordv1alpha1.SessionFailed
+		cond(mirrordv1alpha1.ConditionReady, false, ReasonAgentFailed, failed)
+	case !res.Found:
+		// Nothing to intercept in this cluster; the Primary decides whether that is fatal.
+		st.Phase = mirrordv1alpha1.SessionReady
+		cond(mirrordv1alpha1.ConditionReady, true, ReasonNothingToDo, res.Message)
+	case len(desired) > 0 && int(st.ReadyAgents) == len(desired):
+		st.Phase = mirrordv1alpha1.SessionReady
+		cond(mirrordv1alpha1.ConditionReady, true, ReasonAgentsReady, fmt.Sprintf("%d agent(s) ready", st.ReadyAgents))
+	case len(desired) == 0:
+		st.Phase = mirrordv1alpha1.SessionPending
+		cond(mirrordv1alpha1.ConditionReady, false, res.Reason, res.Message)
+	default:
+		st.Phase = mirrordv1alpha1.SessionPending
+		cond(mirrordv1alpha1.ConditionReady, false, ReasonAgentsStarting, fmt.Sprintf("%d of %d agent(s) ready", st.ReadyAgents, len(desired)))
+	}
+	return st
+}
+
+// agentStatus reads an agent's state from its Job and the Job's newest pod.
+func (c *Controller) agentStatus(j *batchv1.Job, tp targetPod) mirrordv1alpha1.Agent {
+	a := mirrordv1alpha1.Agent{Pod: tp.Pod.Name, Node: tp.Pod.Spec.NodeName, Job: j.Name}
+	pods, _ := c.pods.Pods(j.Namespace).List(labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: j.Name}))
+	var newest *corev1.Pod
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil && (newest == nil || p.CreationTimestamp.After(newest.CreationTimestamp.Time)) {
+			newest = p
+		}
+	}
+	switch {
+	case isJobFailed(j):
+		for _, cnd := range j.Status.Conditions {
+			if cnd.Type == batchv1.JobFailed {
+				a.Message = cnd.Reason + ": " + cnd.Message
+			}
+		}
+	case newest == nil:
+		a.Message = "agent pod not created yet"
+	default:
+		a.Ready = podReady(newest)
+		if newest.Status.PodIP != "" {
+			a.Address = fmt.Sprintf("%s:%d", newest.Status.PodIP, agent.SessionPort)
+		}
+		if !a.Ready {
+			a.Message = "agent pod " + string(newest.Status.Phase)
+			for _, s := range newest.Status.ContainerStatuses {
+				if s.State.Waiting != nil && s.State.Waiting.Reason != "" {
+					a.Message += ": " + s.State.Waiting.Reason
+				}
+			}
+		}
+	}
+	return a
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func isJobFailed(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func sortAgents(as []mirrordv1alpha1.Agent) {
+	slices.SortFunc(as, func(a, b mirrordv1alpha1.Agent) int { return strings.Compare(a.Pod, b.Pod) })
+}
+
+// TargetLabels returns the labels of a target in this cluster (nil if absent), so the Primary
+// can evaluate policy selectors when it is also a Workload.
+func (c *Controller) TargetLabels(t mirrordv1alpha1.Target) map[string]string {
+	res, err := c.resolveTarget(t)
+	if err != nil {
+		return nil
+	}
+	return res.Labels
+}

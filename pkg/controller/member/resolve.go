@@ -1,0 +1,237 @@
+package member
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
+)
+
+// Reasons of the TargetResolved condition.
+const (
+	ReasonResolved          = "Resolved"
+	ReasonTargetNotFound    = "TargetNotFound"
+	ReasonNoRunningPods     = "NoRunningPods"
+	ReasonContainerNotFound = "ContainerNotFound"
+	ReasonHostNetwork       = "HostNetwork"
+)
+
+// meshSidecars are never the default container: a user means their app, not the proxy.
+var meshSidecars = map[string]bool{"istio-proxy": true, "linkerd-proxy": true, "kuma-sidecar": true}
+
+// resolution is what a target is in this cluster right now.
+type resolution struct {
+	// Found is false when the target object does not exist here (not an error: a workload
+	// may run in only some clusters).
+	Found bool
+	// Labels of the target object, for policy selectors.
+	Labels map[string]string
+	// Pods are the target's pods whose container runs: each gets an agent.
+	Pods []targetPod
+	// Waiting counts the target's pods that do not run yet.
+	Waiting int
+	// Reason and Message explain the result; Terminal means the session cannot work here.
+	Reason, Message string
+	Terminal        bool
+}
+
+// listers are the caches target resolution reads.
+type listers struct {
+	pods         corelisters.PodLister
+	deployments  appslisters.DeploymentLister
+	statefulSets appslisters.StatefulSetLister
+	replicaSets  appslisters.ReplicaSetLister
+	daemonSets   appslisters.DaemonSetLister
+}
+
+// resolveTarget finds t's pods and the container to intercept in each.
+func (l listers) resolveTarget(t mirrordv1alpha1.Target) (resolution, error) {
+	name := target.String(mirrordv1alpha1.Target{Kind: t.Kind, Name: t.Name})
+	var (
+		meta     metav1.ObjectMeta
+		template *corev1.PodSpec
+		selector *metav1.LabelSelector
+		err      error
+	)
+	switch t.Kind {
+	case mirrordv1alpha1.TargetKindPod:
+		var p *corev1.Pod
+		if p, err = l.pods.Pods(t.Namespace).Get(t.Name); err == nil {
+			meta, template = p.ObjectMeta, &p.Spec
+		}
+	case mirrordv1alpha1.TargetKindDeployment:
+		if o, e := l.deployments.Deployments(t.Namespace).Get(t.Name); e == nil {
+			meta, template, selector = o.ObjectMeta, &o.Spec.Template.Spec, o.Spec.Selector
+		} else {
+			err = e
+		}
+	case mirrordv1alpha1.TargetKindStatefulSet:
+		if o, e := l.statefulSets.StatefulSets(t.Namespace).Get(t.Name); e == nil {
+			meta, template, selector = o.ObjectMeta, &o.Spec.Template.Spec, o.Spec.Selector
+		} else {
+			err = e
+		}
+	case mirrordv1alpha1.TargetKindReplicaSet:
+		if o, e := l.replicaSets.ReplicaSets(t.Namespace).Get(t.Name); e == nil {
+			meta, template, selector = o.ObjectMeta, &o.Spec.Template.Spec, o.Spec.Selector
+		} else {
+			err = e
+		}
+	case mirrordv1alpha1.TargetKindDaemonSet:
+		if o, e := l.daemonSets.DaemonSets(t.Namespace).Get(t.Name); e == nil {
+			meta, template, selector = o.ObjectMeta, &o.Spec.Template.Spec, o.Spec.Selector
+		} else {
+			err = e
+		}
+	default:
+		return resolution{Reason: ReasonTargetNotFound, Terminal: true, Message: fmt.Sprintf("unknown target kind %q", t.Kind)}, nil
+	}
+	if apierrors.IsNotFound(err) {
+		return resolution{Reason: ReasonTargetNotFound, Message: fmt.Sprintf("%s not found in namespace %s", name, t.Namespace)}, nil
+	}
+	if err != nil {
+		return resolution{}, err
+	}
+	r := resolution{Found: true, Labels: meta.Labels}
+	if template.HostNetwork {
+		r.Reason, r.Terminal = ReasonHostNetwork, true
+		r.Message = fmt.Sprintf("%s uses hostNetwork: its traffic is the node's, so it cannot be intercepted; target a pod on the pod network", name)
+		return r, nil
+	}
+	container, ok := pickContainer(template, t.Container)
+	if !ok {
+		r.Reason, r.Terminal = ReasonContainerNotFound, true
+		r.Message = fmt.Sprintf("container %q not found in %s; it has: %s (use -c or .../container/NAME)", t.Container, name, strings.Join(containerNames(template), ", "))
+		return r, nil
+	}
+
+	var pods []*corev1.Pod
+	if t.Kind == mirrordv1alpha1.TargetKindPod {
+		p, _ := l.pods.Pods(t.Namespace).Get(t.Name)
+		pods = []*corev1.Pod{p}
+	} else {
+		sel, err := metav1.LabelSelectorAsSelector(selector)
+		if err != nil {
+			return r, fmt.Errorf("%s has an invalid selector: %w", name, err)
+		}
+		if sel.Empty() {
+			sel = labels.Nothing()
+		}
+		if pods, err = l.pods.Pods(t.Namespace).List(sel); err != nil {
+			return r, err
+		}
+	}
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if p.Spec.HostNetwork {
+			continue // a hostNetwork pod matched by a selector is not ours to touch
+		}
+		id := runningContainerID(p, container)
+		if id == "" || p.Spec.NodeName == "" {
+			r.Waiting++
+			continue
+		}
+		r.Pods = append(r.Pods, targetPod{Pod: p, Container: container, ContainerID: id, ProbePorts: probePorts(&p.Spec, container)})
+	}
+	switch {
+	case len(r.Pods) == 0:
+		r.Reason = ReasonNoRunningPods
+		r.Message = fmt.Sprintf("%s has no running pods (%d starting)", name, r.Waiting)
+	default:
+		r.Reason = ReasonResolved
+		r.Message = fmt.Sprintf("%s: %d running pod(s), container %s", name, len(r.Pods), container)
+	}
+	return r, nil
+}
+
+func containerNames(spec *corev1.PodSpec) []string {
+	var names []string
+	for _, c := range spec.Containers {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+// pickContainer returns the named container, or the first one that is not a mesh sidecar.
+func pickContainer(spec *corev1.PodSpec, name string) (string, bool) {
+	for _, c := range spec.Containers {
+		if name != "" && c.Name == name {
+			return name, true
+		}
+	}
+	if name != "" {
+		return "", false
+	}
+	for _, c := range spec.Containers {
+		if !meshSidecars[c.Name] {
+			return c.Name, true
+		}
+	}
+	if len(spec.Containers) > 0 {
+		return spec.Containers[0].Name, true
+	}
+	return "", false
+}
+
+func runningContainerID(p *corev1.Pod, container string) string {
+	for _, s := range p.Status.ContainerStatuses {
+		if s.Name == container && s.State.Running != nil {
+			return s.ContainerID
+		}
+	}
+	return ""
+}
+
+// probePorts lists the ports the kubelet probes: stealing them would make the kubelet restart
+// the target.
+func probePorts(spec *corev1.PodSpec, container string) []int32 {
+	var out []int32
+	for _, c := range spec.Containers {
+		if c.Name != container {
+			continue
+		}
+		for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+			if p == nil {
+				continue
+			}
+			switch {
+			case p.HTTPGet != nil:
+				out = appendPort(out, c, p.HTTPGet.Port.IntVal, p.HTTPGet.Port.StrVal)
+			case p.TCPSocket != nil:
+				out = appendPort(out, c, p.TCPSocket.Port.IntVal, p.TCPSocket.Port.StrVal)
+			case p.GRPC != nil:
+				out = appendPort(out, c, p.GRPC.Port, "")
+			}
+		}
+	}
+	return out
+}
+
+func appendPort(out []int32, c corev1.Container, num int32, name string) []int32 {
+	if name != "" {
+		for _, cp := range c.Ports {
+			if cp.Name == name {
+				num = cp.ContainerPort
+			}
+		}
+	}
+	if num == 0 {
+		return out
+	}
+	for _, p := range out {
+		if p == num {
+			return out
+		}
+	}
+	return append(out, num)
+}

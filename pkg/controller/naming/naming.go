@@ -1,0 +1,42 @@
+// Package naming derives the names of the objects the controllers create, so a retried or
+// restarted controller always arrives at the same name and never creates a duplicate.
+package naming
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// hash returns n hex characters of the SHA-256 of parts.
+func hash(n int, parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "/")))
+	return hex.EncodeToString(h[:])[:n]
+}
+
+// truncate cuts s to n characters without leaving a trailing dash or dot.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strings.TrimRight(s, "-.")
+}
+
+// ClusterSession is the name of a session's child in a member cluster: readable, and unique
+// across Primaries and sessions that share a namespace and name over time.
+func ClusterSession(primary, parentNamespace, parentName string, parentUID types.UID) string {
+	return truncate(parentNamespace+"-"+parentName, 50) + "-" + hash(8, primary, string(parentUID))
+}
+
+// AgentJob is the name of the agent Job of a child session for one target pod. It stays
+// under 63 characters because the Job controller copies it into a label.
+func AgentJob(clusterSession string, podUID types.UID) string {
+	return truncate("mirrord-agent-"+clusterSession, 52) + "-" + hash(10, clusterSession, string(podUID))
+}
+
+// PrimaryLease is the Lease a Primary renews in each member to say it is alive.
+func PrimaryLease(primary string) string {
+	return "kubectl-mirrord-primary-" + primary
+}

@@ -1,0 +1,42 @@
+package naming
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+func TestNamesAreValidAndDistinct(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	seen := map[string]bool{}
+	for _, c := range []struct{ primary, ns, name, uid string }{
+		{"c1", "shop", "api-x7k2", "u1"},
+		{"c1", "shop", "api-x7k2", "u2"}, // same name, new session
+		{"c9", "shop", "api-x7k2", "u1"}, // other Primary
+		{"c1", long, long, "u1"},
+	} {
+		cs := ClusterSession(c.primary, c.ns, c.name, types.UID(c.uid))
+		if errs := validation.IsDNS1123Subdomain(cs); len(errs) > 0 || len(cs) > 63 {
+			t.Errorf("ClusterSession %q invalid: %v", cs, errs)
+		}
+		if seen[cs] {
+			t.Errorf("ClusterSession %q repeats", cs)
+		}
+		seen[cs] = true
+		for _, pod := range []string{"p1", "p2"} {
+			j := AgentJob(cs, types.UID(pod))
+			if errs := validation.IsDNS1123Label(j); len(errs) > 0 {
+				t.Errorf("AgentJob %q invalid: %v", j, errs)
+			}
+			if seen[j] {
+				t.Errorf("AgentJob %q repeats", j)
+			}
+			seen[j] = true
+		}
+	}
+	if ClusterSession("c1", "a", "b", "u") != ClusterSession("c1", "a", "b", "u") {
+		t.Error("ClusterSession is not deterministic")
+	}
+}

@@ -1,0 +1,631 @@
+// Package primary is the controller of the Primary cluster: for each MirrordSession it
+// creates one MirrordClusterSession in every member cluster (with that member's part of the
+// work), aggregates their status into the session, ends sessions whose owner stopped
+// heartbeating, and removes children when the session goes.
+package primary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
+	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
+	mirrordlisters "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/listers/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/policy"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
+)
+
+// ControllerName names this controller in logs, metrics and events.
+const ControllerName = "primary"
+
+// Event reasons and condition reasons set on MirrordSessions.
+const (
+	EventChildCreated     = "ChildCreated"
+	EventHeartbeatExpired = "HeartbeatExpired"
+	EventFailed           = "SessionFailed"
+
+	ReasonInvalidTopology  = "InvalidTopology"
+	ReasonBlockedByPolicy  = "BlockedByPolicy"
+	ReasonTargetNotFound   = "TargetNotFound"
+	ReasonClusterFailed    = "ClusterFailed"
+	ReasonAllReachable     = "AllReachable"
+	ReasonUnreachable      = "ClusterUnreachable"
+	ReasonReady            = "AllClustersReady"
+	ReasonWaiting          = "WaitingForClusters"
+	ReasonAllowed          = "Allowed"
+	ReasonResolved         = "Resolved"
+	ReasonTerminating      = "Terminating"
+	ReasonNoMembers        = "NoMemberClusters"
+	ReasonTargetUnresolved = "Resolving"
+)
+
+// Options configure the Primary controller.
+type Options struct {
+	// Namespace is the controller's own: its Secrets, and its children when it is a member.
+	Namespace string
+	Roles     roles.Roles
+	Workers   int
+	Clock     clock.PassiveClock
+}
+
+// Controller reconciles MirrordSessions across member clusters.
+type Controller struct {
+	kube     kubernetes.Interface
+	mirrord  versioned.Interface
+	roles    roles.Roles
+	opts     Options
+	clock    clock.PassiveClock
+	recorder record.EventRecorder
+
+	queue        worker.Queue // sessions
+	clusterQueue worker.Queue // one key: rebuild the member set
+
+	sessions        mirrordlisters.MirrordSessionLister
+	clusters        mirrordlisters.MirrordClusterLister
+	secrets         corelisters.SecretLister
+	policies        mirrordlisters.MirrordPolicyLister
+	clusterPolicies mirrordlisters.MirrordClusterPolicyLister
+	labelsOf        func(mirrordv1alpha1.Target) map[string]string
+	synced          []cache.InformerSynced
+
+	runCtx    context.Context
+	mu        sync.RWMutex
+	members   map[string]*member
+	topoError error
+}
+
+var membersKey = cache.ObjectName{Name: "members"}
+
+// New wires the Primary controller. labelsOf returns a local target's labels for policy
+// selectors (nil when the Primary runs no workloads).
+func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinformers.SharedInformerFactory,
+	mirrordAll mirrordinformers.SharedInformerFactory, recorder record.EventRecorder,
+	labelsOf func(mirrordv1alpha1.Target) map[string]string, opts Options) (*Controller, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if labelsOf == nil {
+		labelsOf = func(mirrordv1alpha1.Target) map[string]string { return nil }
+	}
+	c := &Controller{
+		kube: kube, mirrord: mirrord, roles: opts.Roles, opts: opts, clock: opts.Clock, recorder: recorder,
+		queue: worker.NewQueue(ControllerName), clusterQueue: worker.NewQueue(ControllerName + "-clusters"),
+		labelsOf: labelsOf, members: map[string]*member{},
+	}
+	sessions := mirrordAll.Mirrord().V1alpha1().MirrordSessions()
+	clusters := mirrordAll.Mirrord().V1alpha1().MirrordClusters()
+	policies, clusterPolicies := mirrordAll.Mirrord().V1alpha1().MirrordPolicies(), mirrordAll.Mirrord().V1alpha1().MirrordClusterPolicies()
+	secrets := kubeOwn.Core().V1().Secrets()
+	c.sessions, c.clusters, c.secrets = sessions.Lister(), clusters.Lister(), secrets.Lister()
+	c.policies, c.clusterPolicies = policies.Lister(), clusterPolicies.Lister()
+	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), policies.Informer(), clusterPolicies.Informer()} {
+		c.synced = append(c.synced, inf.HasSynced)
+	}
+	if _, err := sessions.Informer().AddEventHandler(worker.Handler(c.queue)); err != nil {
+		return nil, err
+	}
+	rebuild := worker.FuncHandler(func(any) { c.clusterQueue.Add(membersKey) })
+	for _, inf := range []cache.SharedIndexInformer{clusters.Informer(), secrets.Informer()} {
+		if _, err := inf.AddEventHandler(rebuild); err != nil {
+			return nil, err
+		}
+	}
+	everything := worker.FuncHandler(func(any) { c.enqueueAllSessions() })
+	for _, inf := range []cache.SharedIndexInformer{policies.Informer(), clusterPolicies.Informer()} {
+		if _, err := inf.AddEventHandler(everything); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func workerFunc(f func(obj any)) cache.ResourceEventHandler { return worker.FuncHandler(f) }
+
+func (c *Controller) enqueueParent(l map[string]string) {
+	if ns, name := l[mirrordv1alpha1.LabelParentNamespace], l[mirrordv1alpha1.LabelParentName]; ns != "" && name != "" {
+		c.queue.Add(cache.NewObjectName(ns, name))
+	}
+}
+
+func (c *Controller) enqueueAllSessions() {
+	all, _ := c.sessions.List(labels.Everything())
+	for _, s := range all {
+		worker.Enqueue(c.queue, s)
+	}
+}
+
+// Run waits for the caches, validates the topology, and reconciles until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx).WithValues("controller", ControllerName)
+	ctx = klog.NewContext(ctx, logger)
+	c.runCtx = ctx
+	if !cache.WaitForNamedCacheSync(ControllerName, ctx.Done(), c.synced...) {
+		return fmt.Errorf("%s: caches did not sync", ControllerName)
+	}
+	if err := c.syncMembers(ctx, membersKey); err != nil {
+		return err
+	}
+	logger.Info("Started", "cluster", c.roles.ClusterName, "roles", c.roles.String())
+	go worker.Run(ctx, ControllerName+"-clusters", c.clusterQueue, 1, c.syncMembers)
+	worker.Run(ctx, ControllerName, c.queue, c.opts.Workers, c.sync)
+	c.mu.Lock()
+	for _, m := range c.members {
+		m.cancel()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// TopologyError is the reason this Primary serves no sessions, or nil. Readiness reports it.
+func (c *Controller) TopologyError() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.topoError
+}
+
+// syncMembers validates the topology and (re)builds one member per cluster that has a role,
+// including the Primary itself when it is a Workload.
+func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error {
+	logger := klog.FromContext(ctx)
+	clusters, err := c.clusters.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	topoErr := roles.ValidateTopology(c.roles, clusters)
+	if topoErr != nil {
+		logger.Error(topoErr, "Invalid cluster roles: sessions fail until an admin fixes them")
+	}
+
+	want := map[string]*member{}
+	if c.roles.Workload || c.roles.Default {
+		want[c.roles.ClusterName] = &member{
+			name: c.roles.ClusterName, self: true, roles: rolesOf(c.roles.Workload, c.roles.Default),
+			namespace: c.opts.Namespace, identity: "self", kube: c.kube, mirrord: c.mirrord,
+		}
+	}
+	for _, mc := range clusters {
+		if !mc.Spec.Workload && !mc.Spec.Default {
+			continue
+		}
+		secret, err := c.secrets.Secrets(c.opts.Namespace).Get(mc.Spec.SecretRef.Name)
+		if err != nil {
+			msg := fmt.Sprintf("Secret %s/%s: %v; create it with `kubectl mirrord cluster register`", c.opts.Namespace, mc.Spec.SecretRef.Name, err)
+			c.recorder.Event(mc, corev1.EventTypeWarning, "MissingCredentials", msg)
+			want[mc.Name] = &member{name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), probeErr: msg, identity: "broken:" + msg}
+			continue
+		}
+		cfg, err := restConfigFor(mc, secret)
+		var kube kubernetes.Interface
+		var mclient versioned.Interface
+		if err == nil {
+			if kube, err = kubernetes.NewForConfig(cfg); err == nil {
+				mclient, err = versioned.NewForConfig(cfg)
+			}
+		}
+		if err != nil {
+			want[mc.Name] = &member{name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), probeErr: err.Error(), identity: "broken:" + err.Error()}
+			continue
+		}
+		ns := mc.Spec.Namespace
+		if ns == "" {
+			ns = "mirrord-system"
+		}
+		want[mc.Name] = &member{
+			name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), namespace: ns,
+			identity: identityOf(mc, secret), kube: kube, mirrord: mclient,
+		}
+	}
+
+	c.mu.Lock()
+	for name, old := range c.members {
+		if w, ok := want[name]; ok && w.identity == old.identity {
+			old.roles = w.roles
+			want[name] = old
+			continue
+		}
+		if old.cancel != nil {
+			old.cancel()
+		}
+	}
+	for _, m := range want {
+		if m.cancel == nil && m.kube != nil {
+			c.startMember(c.runCtx, m)
+		}
+	}
+	c.members, c.topoError = want, topoErr
+	c.mu.Unlock()
+	c.enqueueAllSessions()
+	return nil
+}
+
+// sortedMembers returns the members in name order.
+func (c *Controller) sortedMembers() []*member {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*member, 0, len(c.members))
+	for _, m := range c.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// sync reconciles one MirrordSession.
+func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
+	s, err := c.sessions.MirrordSessions(key.Namespace).Get(key.Name)
+	if apierrors.IsNotFound(err) {
+		return nil // children are removed by the finalizer, or by the orphan sweep
+	}
+	if err != nil {
+		return err
+	}
+	if s.DeletionTimestamp != nil {
+		return c.finalize(ctx, s)
+	}
+	if !hasFinalizer(s) {
+		updated := s.DeepCopy()
+		updated.Finalizers = append(updated.Finalizers, mirrordv1alpha1.FinalizerChildren)
+		if s, err = c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+			return ignoreGone(err)
+		}
+	}
+
+	// Liveness: the owner heartbeats; silence for the TTL ends the session everywhere.
+	last := lastHeartbeat(s)
+	ttl := time.Duration(s.Spec.TTLSeconds) * time.Second
+	if ttl <= 0 {
+		ttl = 30 * time.Second
+	}
+	now := c.clock.Now()
+	if now.Sub(last) > ttl {
+		klog.FromContext(ctx).Info("No heartbeat within the session's TTL: ending it", "lastHeartbeat", last, "ttl", ttl)
+		c.recorder.Eventf(s, corev1.EventTypeNormal, EventHeartbeatExpired, "No heartbeat since %s (TTL %s): ending the session", last.UTC().Format(time.RFC3339), ttl)
+		err := c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
+		return ignoreGone(err)
+	}
+	requeue := &worker.Requeue{After: last.Add(ttl).Sub(now) + 100*time.Millisecond}
+
+	status := c.reconcileChildren(ctx, s)
+	if err := c.writeStatus(ctx, s, status); err != nil {
+		return err
+	}
+	return requeue
+}
+
+func ignoreGone(err error) error {
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+func hasFinalizer(s *mirrordv1alpha1.MirrordSession) bool {
+	for _, f := range s.Finalizers {
+		if f == mirrordv1alpha1.FinalizerChildren {
+			return true
+		}
+	}
+	return false
+}
+
+// lastHeartbeat is the owner's last heartbeat, or the creation time before the first.
+func lastHeartbeat(s *mirrordv1alpha1.MirrordSession) time.Time {
+	last := s.CreationTimestamp.Time
+	if v := s.Annotations[mirrordv1alpha1.AnnotationHeartbeat]; v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.After(last) {
+			last = t
+		}
+	}
+	return last
+}
+
+// reconcileChildren decides the session's status and makes the children match it: created
+// while the session can proceed, deleted once it has failed.
+func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession) mirrordv1alpha1.MirrordSessionStatus {
+	st := *s.Status.DeepCopy()
+	st.ObservedGeneration = s.Generation
+	st.TargetDescription = target.String(s.Spec.Target)
+	if st.LastHeartbeatTime == nil || !st.LastHeartbeatTime.Time.Equal(lastHeartbeat(s)) {
+		st.LastHeartbeatTime = &metav1.Time{Time: lastHeartbeat(s)}
+	}
+	cond := func(t string, ok bool, reason, msg string) {
+		status := metav1.ConditionFalse
+		if ok {
+			status = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: s.Generation})
+	}
+	fail := func(reason, msg string) mirrordv1alpha1.MirrordSessionStatus {
+		if st.Phase != mirrordv1alpha1.SessionFailed {
+			c.recorder.Event(s, corev1.EventTypeWarning, EventFailed, msg)
+		}
+		st.Phase = mirrordv1alpha1.SessionFailed
+		cond(mirrordv1alpha1.ConditionReady, false, reason, msg)
+		c.deleteChildren(ctx, s)
+		return st
+	}
+
+	// A failed session stays failed (so its owner can read why) and holds nothing.
+	if s.Status.Phase == mirrordv1alpha1.SessionFailed {
+		c.deleteChildren(ctx, s)
+		return st
+	}
+	if err := c.TopologyError(); err != nil {
+		return fail(ReasonInvalidTopology, "this Primary's cluster roles are invalid: "+err.Error())
+	}
+	// Fast feedback from the Primary's own policies; every member checks again.
+	ps, err := c.primaryPolicies(s.Spec.Target.Namespace)
+	if err == nil {
+		if v := policy.Check(ps, s.Spec.Target, c.labelsOf(s.Spec.Target), s.Spec.Features); v != nil {
+			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, ReasonBlockedByPolicy, v.Error())
+			return fail(ReasonBlockedByPolicy, v.Error())
+		}
+	}
+
+	members := c.sortedMembers()
+	if len(members) == 0 {
+		return fail(ReasonNoMembers, "no Workload cluster is registered: an admin must add MirrordCluster objects (kubectl mirrord cluster register)")
+	}
+	st.Clusters = nil
+	var unreachable, notReady []string
+	var failure, defaultMissing string
+	workloads, found, ready := 0, 0, 0
+	for _, m := range members {
+		entry, child := c.reconcileChild(ctx, s, m)
+		st.Clusters = append(st.Clusters, entry)
+		if reachable, _ := m.state(); m.kube == nil || (!m.self && !reachable) {
+			unreachable = append(unreachable, fmt.Sprintf("%s (%s)", m.name, entry.Error))
+		}
+		if m.has(mirrordv1alpha1.ClusterRoleWorkload) {
+			workloads++
+		}
+		if child == nil {
+			notReady = append(notReady, m.name)
+			continue
+		}
+		resolved := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionTargetResolved)
+		targetHere := resolved == nil || resolved.Reason != ReasonTargetNotFound
+		if targetHere {
+			found++
+		} else if m.has(mirrordv1alpha1.ClusterRoleDefault) {
+			defaultMissing = m.name
+		}
+		switch child.Status.Phase {
+		case mirrordv1alpha1.SessionFailed:
+			if failure == "" {
+				failure = fmt.Sprintf("cluster %s: %s", m.name, readyMessage(child))
+			}
+		case mirrordv1alpha1.SessionReady:
+			ready++
+		default:
+			notReady = append(notReady, m.name)
+		}
+	}
+	st.ClustersReady = fmt.Sprintf("%d/%d", ready, len(members))
+
+	if len(unreachable) > 0 {
+		cond(mirrordv1alpha1.ConditionClustersReachable, false, ReasonUnreachable, "unreachable: "+strings.Join(unreachable, "; "))
+	} else {
+		cond(mirrordv1alpha1.ConditionClustersReachable, true, ReasonAllReachable, fmt.Sprintf("%d cluster(s) reachable", len(members)))
+	}
+	allReported := len(notReady) == 0 && len(unreachable) == 0
+	switch {
+	case failure != "":
+		cond(mirrordv1alpha1.ConditionPolicyAllowed, !strings.Contains(failure, "blocked by"), policyReason(failure), failure)
+		return fail(ReasonClusterFailed, failure)
+	case allReported && found == 0:
+		msg := fmt.Sprintf("%s not found in namespace %s in any workload cluster (%d checked)", target.String(s.Spec.Target), s.Spec.Target.Namespace, workloads)
+		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetNotFound, msg)
+		return fail(ReasonTargetNotFound, msg)
+	case defaultMissing != "":
+		msg := fmt.Sprintf("%s not found in namespace %s in the Default cluster %s, which answers env, files, DNS and outgoing traffic", target.String(s.Spec.Target), s.Spec.Target.Namespace, defaultMissing)
+		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetNotFound, msg)
+		return fail(ReasonTargetNotFound, msg)
+	}
+	cond(mirrordv1alpha1.ConditionPolicyAllowed, true, ReasonAllowed, "no policy blocks this session")
+	if found > 0 {
+		cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonResolved, fmt.Sprintf("found in %d cluster(s)", found))
+	} else {
+		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetUnresolved, "waiting for clusters to report")
+	}
+	switch {
+	case len(unreachable) > 0:
+		st.Phase = mirrordv1alpha1.SessionDegraded
+		cond(mirrordv1alpha1.ConditionReady, false, ReasonUnreachable, "unreachable: "+strings.Join(unreachable, "; "))
+	case len(notReady) > 0:
+		st.Phase = mirrordv1alpha1.SessionPending
+		cond(mirrordv1alpha1.ConditionReady, false, ReasonWaiting, "waiting for "+strings.Join(notReady, ", "))
+	default:
+		st.Phase = mirrordv1alpha1.SessionReady
+		cond(mirrordv1alpha1.ConditionReady, true, ReasonReady, fmt.Sprintf("%d cluster(s) ready", len(members)))
+	}
+	return st
+}
+
+func policyReason(failure string) string {
+	if strings.Contains(failure, "blocked by") {
+		return ReasonBlockedByPolicy
+	}
+	return ReasonAllowed
+}
+
+func readyMessage(child *mirrordv1alpha1.MirrordClusterSession) string {
+	if c := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return string(child.Status.Phase)
+}
+
+// reconcileChild makes sure m holds the session's child and reports it.
+func (c *Controller) reconcileChild(ctx context.Context, s *mirrordv1alpha1.MirrordSession, m *member) (mirrordv1alpha1.SessionClusterStatus, *mirrordv1alpha1.MirrordClusterSession) {
+	name := naming.ClusterSession(c.roles.ClusterName, s.Namespace, s.Name, s.UID)
+	entry := mirrordv1alpha1.SessionClusterStatus{Name: m.name, Roles: m.roles, ChildName: name, Phase: mirrordv1alpha1.SessionPending}
+	reachable, probeErr := m.state()
+	if m.kube == nil || (!reachable && !m.self) {
+		entry.Phase = mirrordv1alpha1.SessionDegraded
+		entry.Error = probeErr
+		if entry.Error == "" {
+			entry.Error = "not probed yet"
+		}
+		return entry, nil
+	}
+	if !m.synced() {
+		return entry, nil
+	}
+	child, err := m.children.MirrordClusterSessions(m.namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		child, err = c.createChild(ctx, s, m, name)
+	}
+	if err != nil {
+		entry.Error = err.Error()
+		return entry, nil
+	}
+	if child == nil || string(child.Spec.Parent.UID) != string(s.UID) {
+		return entry, nil
+	}
+	entry.Phase, entry.ReadyAgents, entry.Agents = child.Status.Phase, child.Status.ReadyAgents, int32(len(child.Status.Agents))
+	if entry.Phase == "" {
+		entry.Phase = mirrordv1alpha1.SessionPending
+	}
+	if child.Status.Phase == mirrordv1alpha1.SessionFailed {
+		entry.Error = readyMessage(child)
+	}
+	return entry, child
+}
+
+func (c *Controller) createChild(ctx context.Context, s *mirrordv1alpha1.MirrordSession, m *member, name string) (*mirrordv1alpha1.MirrordClusterSession, error) {
+	child := &mirrordv1alpha1.MirrordClusterSession{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: m.namespace,
+			Labels: map[string]string{
+				mirrordv1alpha1.LabelPrimary:         c.roles.ClusterName,
+				mirrordv1alpha1.LabelParentUID:       string(s.UID),
+				mirrordv1alpha1.LabelParentNamespace: s.Namespace,
+				mirrordv1alpha1.LabelParentName:      s.Name,
+			},
+		},
+		Spec: mirrordv1alpha1.MirrordClusterSessionSpec{
+			Parent:     mirrordv1alpha1.ParentReference{Cluster: c.roles.ClusterName, Namespace: s.Namespace, Name: s.Name, UID: string(s.UID)},
+			Roles:      m.roles,
+			Target:     s.Spec.Target,
+			Owner:      s.Spec.Owner,
+			Features:   s.Spec.Features,
+			TTLSeconds: s.Spec.TTLSeconds,
+		},
+	}
+	created, err := m.mirrord.MirrordV1alpha1().MirrordClusterSessions(m.namespace).Create(ctx, child, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil, nil // the informer is behind; its event brings us back
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating child session in %s: %w", m.name, describeProbeErr(err))
+	}
+	c.recorder.Eventf(s, corev1.EventTypeNormal, EventChildCreated, "Created child session %s in cluster %s (%s)", name, m.name, joinRoles(m.roles))
+	return created, nil
+}
+
+func joinRoles(rs []mirrordv1alpha1.ClusterRole) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, string(r))
+	}
+	return strings.Join(s, "+")
+}
+
+// deleteChildren deletes the session's child in every reachable member and reports whether
+// any child is still known to exist.
+func (c *Controller) deleteChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession) (remaining bool, errs error) {
+	name := naming.ClusterSession(c.roles.ClusterName, s.Namespace, s.Name, s.UID)
+	for _, m := range c.sortedMembers() {
+		if m.kube == nil || !m.synced() {
+			continue
+		}
+		child, err := m.children.MirrordClusterSessions(m.namespace).Get(name)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil || child.DeletionTimestamp != nil {
+			remaining = true
+			continue
+		}
+		if reachable, _ := m.state(); !reachable && !m.self {
+			continue // the member's own lease check and our orphan sweep will remove it
+		}
+		err = m.mirrord.MirrordV1alpha1().MirrordClusterSessions(m.namespace).Delete(ctx, name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = errors.Join(errs, fmt.Errorf("deleting child session in %s: %w", m.name, err))
+		}
+	}
+	return remaining, errs
+}
+
+// finalize removes the children, then the finalizer.
+func (c *Controller) finalize(ctx context.Context, s *mirrordv1alpha1.MirrordSession) error {
+	if !hasFinalizer(s) {
+		return nil
+	}
+	if s.Status.Phase != mirrordv1alpha1.SessionTerminating {
+		st := *s.Status.DeepCopy()
+		st.Phase = mirrordv1alpha1.SessionTerminating
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: mirrordv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonTerminating, Message: "removing child sessions", ObservedGeneration: s.Generation})
+		_ = c.writeStatus(ctx, s, st)
+	}
+	if _, err := c.deleteChildren(ctx, s); err != nil {
+		return err
+	}
+	updated := s.DeepCopy()
+	updated.Finalizers = nil
+	for _, f := range s.Finalizers {
+		if f != mirrordv1alpha1.FinalizerChildren {
+			updated.Finalizers = append(updated.Finalizers, f)
+		}
+	}
+	_, err := c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Update(ctx, updated, metav1.UpdateOptions{})
+	return ignoreGone(err)
+}
+
+func (c *Controller) writeStatus(ctx context.Context, s *mirrordv1alpha1.MirrordSession, st mirrordv1alpha1.MirrordSessionStatus) error {
+	if reflect.DeepEqual(s.Status, st) {
+		return nil
+	}
+	updated := s.DeepCopy()
+	updated.Status = st
+	_, err := c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	return ignoreGone(err)
+}
+
+func (c *Controller) primaryPolicies(namespace string) ([]policy.Policy, error) {
+	nsPolicies, err := c.policies.MirrordPolicies(namespace).List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	clusterPolicies, err := c.clusterPolicies.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	return append(policy.FromNamespaced(nsPolicies), policy.FromCluster(clusterPolicies)...), nil
+}

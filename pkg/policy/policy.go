@@ -1,0 +1,180 @@
+// Package policy decides whether a session may do what it asks on a target, given the
+// MirrordPolicy objects of the target's namespace and the cluster's MirrordClusterPolicy
+// objects. The Primary checks for fast feedback; every member checks again as the authority.
+package policy
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
+)
+
+// Policy is one MirrordPolicy or MirrordClusterPolicy, reduced to what matters here.
+type Policy struct {
+	// Ref names the policy in messages: "MirrordPolicy shop/no-steal".
+	Ref  string
+	Spec mirrordv1alpha1.PolicySpec
+}
+
+// FromNamespaced and FromCluster turn listed objects into Policies, sorted by Ref so the
+// first violation reported is stable.
+func FromNamespaced(ps []*mirrordv1alpha1.MirrordPolicy) []Policy {
+	out := make([]Policy, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, Policy{Ref: "MirrordPolicy " + p.Namespace + "/" + p.Name, Spec: p.Spec})
+	}
+	return sorted(out)
+}
+
+// FromCluster: see FromNamespaced.
+func FromCluster(ps []*mirrordv1alpha1.MirrordClusterPolicy) []Policy {
+	out := make([]Policy, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, Policy{Ref: "MirrordClusterPolicy " + p.Name, Spec: p.Spec})
+	}
+	return sorted(out)
+}
+
+func sorted(ps []Policy) []Policy {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Ref < ps[j].Ref })
+	return ps
+}
+
+// Violation says which policy blocks a session and why.
+type Violation struct {
+	Policy string
+	Reason string
+}
+
+func (v *Violation) Error() string { return fmt.Sprintf("blocked by %s: %s", v.Policy, v.Reason) }
+
+// Applies reports whether p covers the target, whose workload carries targetLabels.
+func Applies(p mirrordv1alpha1.PolicySpec, t mirrordv1alpha1.Target, targetLabels map[string]string) (bool, error) {
+	if p.TargetPath != "" {
+		pattern := normalizePath(p.TargetPath)
+		noContainer := t
+		noContainer.Container = ""
+		ok, err := path.Match(pattern, target.String(noContainer))
+		if err != nil {
+			return false, fmt.Errorf("targetPath %q is not a valid glob: %w", p.TargetPath, err)
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	if p.Selector != nil {
+		sel, err := metav1.LabelSelectorAsSelector(p.Selector)
+		if err != nil {
+			return false, fmt.Errorf("selector: %w", err)
+		}
+		if !sel.Matches(labels.Set(targetLabels)) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// normalizePath lets a policy name kinds the way users write them (deploy/api*).
+func normalizePath(p string) string {
+	kind, rest, ok := strings.Cut(p, "/")
+	if !ok {
+		return p
+	}
+	if t, err := target.Parse(kind+"/x", "", ""); err == nil {
+		return strings.ToLower(string(t.Kind)) + "/" + rest
+	}
+	return p
+}
+
+// Check returns the first violation of the session's features by the policies that apply to
+// the target, or nil. A policy that cannot be evaluated blocks: failing open would let a
+// typo in a policy disable it.
+func Check(ps []Policy, t mirrordv1alpha1.Target, targetLabels map[string]string, f mirrordv1alpha1.Features) *Violation {
+	for _, p := range ps {
+		ok, err := Applies(p.Spec, t, targetLabels)
+		if err != nil {
+			return &Violation{Policy: p.Ref, Reason: "the policy is invalid (" + err.Error() + "); an admin must fix it"}
+		}
+		if !ok {
+			continue
+		}
+		if reason := blocked(p.Spec, f); reason != "" {
+			return &Violation{Policy: p.Ref, Reason: reason}
+		}
+	}
+	return nil
+}
+
+func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
+	in := f.Network.Incoming
+	steal := in.Mode == mirrordv1alpha1.IncomingModeSteal
+	filtered := in.HTTPFilter != nil && (in.HTTPFilter.Header != "" || in.HTTPFilter.Path != "" || in.HTTPFilter.Method != "")
+	for _, b := range p.Block {
+		switch b {
+		case mirrordv1alpha1.BlockSteal:
+			if steal {
+				return "stealing traffic is blocked; use mirror mode (--incoming mirror)"
+			}
+		case mirrordv1alpha1.BlockStealWithoutFilter:
+			if steal && !filtered {
+				return "stealing without an HTTP filter is blocked; add --http-header-filter or --http-path-filter"
+			}
+		case mirrordv1alpha1.BlockMirror:
+			if in.Mode == "" || in.Mode == mirrordv1alpha1.IncomingModeMirror {
+				return "mirroring traffic is blocked; use --incoming off"
+			}
+		case mirrordv1alpha1.BlockEnv:
+			if !f.Env.Disabled {
+				return "reading the target's environment is blocked; use --no-env"
+			}
+		case mirrordv1alpha1.BlockFS:
+			if f.FS.Mode != mirrordv1alpha1.FSModeLocal {
+				return "reading the target's files is blocked; use --fs-mode local"
+			}
+		case mirrordv1alpha1.BlockOutgoing:
+			if enabled(f.Network.Outgoing.TCP) || enabled(f.Network.Outgoing.UDP) {
+				return "outgoing traffic from the target is blocked; use --no-outgoing"
+			}
+		}
+	}
+	if p.RequiredHeaderFilter != "" && steal {
+		re, err := regexp.Compile(p.RequiredHeaderFilter)
+		if err != nil {
+			return fmt.Sprintf("its requiredHeaderFilter %q is not a valid regex; an admin must fix it", p.RequiredHeaderFilter)
+		}
+		if in.HTTPFilter == nil || in.HTTPFilter.Header == "" || !re.MatchString(in.HTTPFilter.Header) {
+			return fmt.Sprintf("stealing requires an HTTP header filter matching %q", p.RequiredHeaderFilter)
+		}
+	}
+	return ""
+}
+
+func enabled(b *bool) bool { return b == nil || *b }
+
+// Restrict applies the non-blocking parts of the policies that cover the target (forced env
+// excludes, fs overrides) to a copy of the session's features.
+func Restrict(ps []Policy, t mirrordv1alpha1.Target, targetLabels map[string]string, f mirrordv1alpha1.Features) mirrordv1alpha1.Features {
+	out := *f.DeepCopy()
+	for _, p := range ps {
+		if ok, err := Applies(p.Spec, t, targetLabels); err != nil || !ok {
+			continue
+		}
+		if p.Spec.Env != nil {
+			out.Env.Exclude = append(out.Env.Exclude, p.Spec.Env.Exclude...)
+		}
+		if p.Spec.FS != nil {
+			out.FS.ReadOnly = append(out.FS.ReadOnly, p.Spec.FS.ReadOnly...)
+			out.FS.Local = append(out.FS.Local, p.Spec.FS.Local...)
+			out.FS.NotFound = append(out.FS.NotFound, p.Spec.FS.NotFound...)
+		}
+	}
+	return out
+}

@@ -1,0 +1,84 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+)
+
+func steal(header string) mirrordv1alpha1.Features {
+	f := mirrordv1alpha1.Features{}
+	f.Network.Incoming.Mode = mirrordv1alpha1.IncomingModeSteal
+	if header != "" {
+		f.Network.Incoming.HTTPFilter = &mirrordv1alpha1.HTTPFilter{Header: header}
+	}
+	return f
+}
+
+func TestCheck(t *testing.T) {
+	api := mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: "shop", Container: "main"}
+	appLabels := map[string]string{"app": "api"}
+	mirror := mirrordv1alpha1.Features{}
+	mirror.FS.Mode = mirrordv1alpha1.FSModeLocal
+	mirror.Env.Disabled = true
+	mirror.Network.Outgoing.TCP, mirror.Network.Outgoing.UDP = ptr.To(false), ptr.To(false)
+
+	cases := map[string]struct {
+		spec       mirrordv1alpha1.PolicySpec
+		features   mirrordv1alpha1.Features
+		wantReason string // "" = allowed
+	}{
+		"steal blocked for all":                {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal(""), wantReason: "stealing traffic is blocked"},
+		"steal blocked, mirror passes":         {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: mirror},
+		"kubectl-style path matches":           {spec: mirrordv1alpha1.PolicySpec{TargetPath: "deploy/ap*", Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal(""), wantReason: "blocked"},
+		"other path ignored":                   {spec: mirrordv1alpha1.PolicySpec{TargetPath: "deployment/web", Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal("")},
+		"selector matches":                     {spec: mirrordv1alpha1.PolicySpec{Selector: &metav1.LabelSelector{MatchLabels: appLabels}, Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal(""), wantReason: "blocked"},
+		"selector misses":                      {spec: mirrordv1alpha1.PolicySpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}, Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal("")},
+		"unfiltered steal blocked":             {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: steal(""), wantReason: "without an HTTP filter"},
+		"filtered steal allowed":               {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: steal("x-user: a")},
+		"mirror blocked (default mode)":        {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"mirror"}}, features: mirrordv1alpha1.Features{}, wantReason: "mirroring"},
+		"env blocked":                          {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"env"}}, features: steal("x"), wantReason: "environment"},
+		"fs blocked, default read":             {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"fs"}}, features: steal("x"), wantReason: "files"},
+		"outgoing blocked, nil means on":       {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"outgoing"}}, features: steal("x"), wantReason: "outgoing"},
+		"everything off passes every block":    {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"env", "fs", "outgoing", "steal"}}, features: mirror},
+		"required header missing":              {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^x-user: .+"}, features: steal(""), wantReason: "requires an HTTP header filter"},
+		"required header mismatch":             {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^x-user: .+"}, features: steal("x-other: b"), wantReason: "requires"},
+		"required header met":                  {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^x-user: .+"}, features: steal("x-user: alice")},
+		"required header irrelevant to mirror": {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^x-user: .+"}, features: mirror},
+		"invalid glob blocks":                  {spec: mirrordv1alpha1.PolicySpec{TargetPath: "deploy/[", Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: mirror, wantReason: "policy is invalid"},
+		"invalid required regex blocks":        {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "("}, features: steal("x"), wantReason: "not a valid regex"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			v := Check([]Policy{{Ref: "MirrordPolicy shop/p", Spec: tc.spec}}, api, appLabels, tc.features)
+			switch {
+			case tc.wantReason == "" && v != nil:
+				t.Fatalf("want allowed, got %v", v)
+			case tc.wantReason != "" && v == nil:
+				t.Fatalf("want blocked (%q), got allowed", tc.wantReason)
+			case v != nil && (!strings.Contains(v.Reason, tc.wantReason) || !strings.Contains(v.Error(), "MirrordPolicy shop/p")):
+				t.Fatalf("got %q, want a reason containing %q naming the policy", v.Error(), tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestRestrict(t *testing.T) {
+	tg := mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindPod, Name: "p", Namespace: "n"}
+	ps := []Policy{
+		{Ref: "a", Spec: mirrordv1alpha1.PolicySpec{Env: &mirrordv1alpha1.PolicyEnv{Exclude: []string{"SECRET_*"}}, FS: &mirrordv1alpha1.PolicyFS{NotFound: []string{"^/etc/secret"}}}},
+		{Ref: "b", Spec: mirrordv1alpha1.PolicySpec{TargetPath: "pod/other", Env: &mirrordv1alpha1.PolicyEnv{Exclude: []string{"NOPE"}}}},
+	}
+	in := mirrordv1alpha1.Features{Env: mirrordv1alpha1.EnvFeature{Exclude: []string{"HOME"}}}
+	got := Restrict(ps, tg, nil, in)
+	if strings.Join(got.Env.Exclude, ",") != "HOME,SECRET_*" || strings.Join(got.FS.NotFound, ",") != "^/etc/secret" {
+		t.Fatalf("Restrict = %+v", got)
+	}
+	if len(in.Env.Exclude) != 1 {
+		t.Fatalf("Restrict changed its input: %v", in.Env.Exclude)
+	}
+}

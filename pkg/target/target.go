@@ -1,0 +1,81 @@
+// Package target parses and prints session targets the way both mirrord users
+// (pod/NAME/container/C, deployment/NAME) and kubectl users (deploy/NAME, -c C) write them.
+package target
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+)
+
+// ErrNoTarget is returned for an empty target.
+var ErrNoTarget = errors.New("no target given: use deploy/NAME, pod/NAME, sts/NAME, rs/NAME or ds/NAME")
+
+// kinds maps every accepted spelling of a resource to its kind.
+var kinds = map[string]mirrordv1alpha1.TargetKind{}
+
+func init() {
+	for kind, names := range map[mirrordv1alpha1.TargetKind][]string{
+		mirrordv1alpha1.TargetKindPod:         {"pod", "pods", "po"},
+		mirrordv1alpha1.TargetKindDeployment:  {"deployment", "deployments", "deploy", "deployment.apps", "deployments.apps"},
+		mirrordv1alpha1.TargetKindStatefulSet: {"statefulset", "statefulsets", "sts", "statefulset.apps", "statefulsets.apps"},
+		mirrordv1alpha1.TargetKindReplicaSet:  {"replicaset", "replicasets", "rs", "replicaset.apps", "replicasets.apps"},
+		mirrordv1alpha1.TargetKindDaemonSet:   {"daemonset", "daemonsets", "ds", "daemonset.apps", "daemonsets.apps"},
+	} {
+		for _, n := range names {
+			kinds[n] = kind
+		}
+	}
+}
+
+// Parse reads KIND/NAME or KIND/NAME/container/CONTAINER. container (from -c) wins over a
+// container in the path only if they agree; namespace is the session's namespace.
+func Parse(s, container, namespace string) (mirrordv1alpha1.Target, error) {
+	var t mirrordv1alpha1.Target
+	if s == "" {
+		return t, ErrNoTarget
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) != 2 && len(parts) != 4 {
+		return t, fmt.Errorf("target %q: write it as KIND/NAME or KIND/NAME/container/CONTAINER, e.g. deploy/api or pod/api-0/container/main", s)
+	}
+	kind, ok := kinds[strings.ToLower(parts[0])]
+	if !ok {
+		return t, fmt.Errorf("target %q: unknown kind %q; use pod, deployment (deploy), statefulset (sts), replicaset (rs) or daemonset (ds)", s, parts[0])
+	}
+	t.Kind, t.Name, t.Namespace = kind, parts[1], namespace
+	if errs := validation.IsDNS1123Subdomain(t.Name); len(errs) > 0 {
+		return t, fmt.Errorf("target %q: %q is not a valid name: %s", s, t.Name, strings.Join(errs, "; "))
+	}
+	if len(parts) == 4 {
+		if parts[2] != "container" {
+			return t, fmt.Errorf("target %q: expected .../container/CONTAINER after the name, got %q", s, parts[2])
+		}
+		t.Container = parts[3]
+	}
+	if container != "" {
+		if t.Container != "" && t.Container != container {
+			return t, fmt.Errorf("target %q names container %q but -c says %q: give it once", s, t.Container, container)
+		}
+		t.Container = container
+	}
+	if t.Container != "" {
+		if errs := validation.IsDNS1123Label(t.Container); len(errs) > 0 {
+			return t, fmt.Errorf("container %q is not a valid container name: %s", t.Container, strings.Join(errs, "; "))
+		}
+	}
+	return t, nil
+}
+
+// String prints a target the way kubectl users read it: deployment/api[/container/c].
+func String(t mirrordv1alpha1.Target) string {
+	s := strings.ToLower(string(t.Kind)) + "/" + t.Name
+	if t.Container != "" {
+		s += "/container/" + t.Container
+	}
+	return s
+}
