@@ -68,7 +68,7 @@ func TestErrors(t *testing.T) {
 		"exec without target":       {args: []string{"exec", "--", "ls"}, want: "no target given"},
 		"exec not available yet":    {args: []string{"exec", "-t", "deploy/api", "--", "ls"}, want: "kubectl mirrord exec", na: true},
 		"sessions not available":    {args: []string{"sessions"}, want: "kubectl mirrord sessions", na: true},
-		"controller not available":  {args: []string{"controller"}, want: "kubectl mirrord controller", na: true},
+		"controller without roles":  {args: []string{"controller", "--roles-dir", "/nonexistent"}, want: "this installation has no role"},
 		"version bad output format": {args: []string{"version", "-o", "table"}, want: `unknown output format "table"`},
 	}
 	for name, tc := range cases {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 )
 
 var (
@@ -39,26 +40,9 @@ type Options struct {
 	ConfigFlags *genericclioptions.ConfigFlags
 	genericiooptions.IOStreams
 
-	Target           string
-	Container        string
-	ConfigFile       string
-	Incoming         string
-	Steal            bool
-	HTTPHeaderFilter string
-	HTTPPathFilter   string
-	HTTPMethodFilter string
-	Ports            []int32
-	IgnorePorts      []int32
-	PortMappings     []string
-	FSMode           string
-	EnvInclude       []string
-	EnvExclude       []string
-	NoEnv            bool
-	NoOutgoing       bool
-	NoUDP            bool
-	NoDNS            bool
-	ProxyMode        bool
-	SessionTTL       int32
+	sessionflags.Flags
+	ConfigFile string
+	ProxyMode  bool
 
 	Command []string
 }
@@ -83,26 +67,9 @@ func NewCmdExec(flags *genericclioptions.ConfigFlags, streams genericiooptions.I
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.Target, "target", "t", "", "target as pod/NAME[/container/C], deploy/NAME, sts/NAME, rs/NAME, ds/NAME")
-	f.StringVarP(&o.Container, "container", "c", "", "container of the target's pods (default: the first)")
+	o.AddFlags(f)
 	f.StringVarP(&o.ConfigFile, "config-file", "f", "", "mirrord config file (JSON, YAML or TOML); flags override it")
-	f.StringVar(&o.Incoming, "incoming", "", "incoming traffic mode: mirror, steal or off (default mirror)")
-	f.BoolVar(&o.Steal, "steal", false, "steal incoming traffic instead of mirroring it (same as --incoming=steal)")
-	f.StringVar(&o.HTTPHeaderFilter, "http-header-filter", "", "steal only HTTP requests with a header line matching this regex")
-	f.StringVar(&o.HTTPPathFilter, "http-path-filter", "", "steal only HTTP requests whose path matches this regex")
-	f.StringVar(&o.HTTPMethodFilter, "http-method-filter", "", "steal only HTTP requests whose method matches this regex")
-	f.Int32SliceVar(&o.Ports, "ports", nil, "intercept only these target ports")
-	f.Int32SliceVar(&o.IgnorePorts, "ignore-ports", nil, "never intercept these target ports")
-	f.StringSliceVar(&o.PortMappings, "port-mapping", nil, "REMOTE:LOCAL, deliver the target's REMOTE port to local port LOCAL")
-	f.StringVar(&o.FSMode, "fs-mode", "", "file access: local, read or write (default read)")
-	f.StringSliceVar(&o.EnvInclude, "env-include", nil, "take only these environment variables (globs)")
-	f.StringSliceVar(&o.EnvExclude, "env-exclude", nil, "never take these environment variables (globs)")
-	f.BoolVar(&o.NoEnv, "no-env", false, "do not take the target's environment")
-	f.BoolVar(&o.NoOutgoing, "no-outgoing", false, "make outgoing connections locally")
-	f.BoolVar(&o.NoUDP, "no-udp", false, "send outgoing UDP locally")
-	f.BoolVar(&o.NoDNS, "no-dns", false, "resolve names locally")
 	f.BoolVar(&o.ProxyMode, "proxy-mode", false, "use proxy mode (no namespaces): env, incoming and proxy-aware outgoing only")
-	f.Int32Var(&o.SessionTTL, "session-ttl", 30, "seconds a session lives after the last heartbeat")
 	return cmd
 }
 

@@ -1,0 +1,160 @@
+package install
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
+)
+
+const kustomizeDir = "../../kustomize"
+
+func objects(t *testing.T, y []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(y), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if len(u.Object) > 0 {
+			out = append(out, u)
+		}
+	}
+}
+
+func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && (name == "" || o.GetName() == name || strings.HasPrefix(o.GetName(), name+"-")) {
+			return o
+		}
+	}
+	return nil
+}
+
+// rolesOf loads the rendered mirrord-roles ConfigMap the way the controller does.
+func rolesOf(t *testing.T, objs []*unstructured.Unstructured) (roles.Roles, error) {
+	cm := find(objs, "ConfigMap", "mirrord-roles")
+	if cm == nil {
+		t.Fatal("no mirrord-roles ConfigMap")
+	}
+	dir := t.TempDir()
+	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+	for k, v := range data {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return roles.Load(dir)
+}
+
+func TestOverlays(t *testing.T) {
+	cases := map[string]struct {
+		want                                   roles.Roles
+		primaryObjects, memberObjects, isValid bool
+	}{
+		"single-cluster":          {want: roles.Roles{ClusterName: "local", Primary: true, Workload: true, Default: true}, primaryObjects: true, memberObjects: true},
+		"primary":                 {want: roles.Roles{ClusterName: "local", Primary: true, Workload: true}, primaryObjects: true, memberObjects: true},
+		"primary-management-only": {want: roles.Roles{ClusterName: "local", Primary: true, ManagementOnly: true}, primaryObjects: true},
+		"workload":                {want: roles.Roles{ClusterName: "local", Workload: true}, memberObjects: true},
+		"workload-default":        {want: roles.Roles{ClusterName: "local", Workload: true, Default: true}, memberObjects: true},
+	}
+	if len(cases) != len(Overlays) {
+		t.Fatalf("every overlay needs a case: %v", Overlays)
+	}
+	for overlay, tc := range cases {
+		t.Run(overlay, func(t *testing.T) {
+			y, err := Render(kustomizeDir, overlay, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs := objects(t, y)
+			got, err := rolesOf(t, objs)
+			if err != nil {
+				t.Fatalf("the rendered roles do not load: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("roles (-want,+got):\n%s", diff)
+			}
+			crds := 0
+			for _, o := range objs {
+				if o.GetKind() == "CustomResourceDefinition" {
+					crds++
+					continue
+				}
+				if ns := o.GetNamespace(); ns != "" && ns != "mirrord-system" {
+					t.Errorf("%s %s is in namespace %q, want mirrord-system", o.GetKind(), o.GetName(), ns)
+				}
+			}
+			if crds != 5 {
+				t.Errorf("%d CRDs, want 5", crds)
+			}
+			dep := find(objs, "Deployment", "mirrord-controller")
+			if dep == nil {
+				t.Fatal("no controller Deployment")
+			}
+			cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+			if img := cs[0].(map[string]any)["image"]; img != "mirrord.local/kubectl-mirrord:dev" {
+				t.Errorf("controller image = %v", img)
+			}
+			for _, o := range []struct {
+				kind, name string
+				want       bool
+			}{
+				{"ValidatingAdmissionPolicy", "kubectl-mirrord-session-owner", tc.primaryObjects},
+				{"ClusterRole", "mirrord-user", tc.primaryObjects},
+				{"ClusterRole", "mirrord-controller-primary", tc.primaryObjects},
+				{"ServiceAccount", "mirrord-primary", tc.memberObjects},
+				{"ClusterRole", "mirrord-controller-workload", tc.memberObjects},
+			} {
+				if got := find(objs, o.kind, o.name) != nil; got != o.want {
+					t.Errorf("%s %s present = %v, want %v", o.kind, o.name, got, o.want)
+				}
+			}
+		})
+	}
+}
+
+func TestRenderOptions(t *testing.T) {
+	y, err := Render(kustomizeDir, "workload", Options{Image: "registry.example:5000/team/kubectl-mirrord:v1.2", ClusterName: "eu-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := objects(t, y)
+	r, err := rolesOf(t, objs)
+	if err != nil || r.ClusterName != "eu-1" || !r.Workload {
+		t.Fatalf("roles = %+v, %v", r, err)
+	}
+	if !strings.Contains(string(y), "image: registry.example:5000/team/kubectl-mirrord:v1.2") {
+		t.Errorf("image not replaced:\n%s", y)
+	}
+	if _, err := Render(kustomizeDir, "nope", Options{}); err == nil || !strings.Contains(err.Error(), "choose one of") {
+		t.Errorf("unknown overlay: err = %v", err)
+	}
+}
+
+func TestSplitImage(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"a/b:v1":          {"a/b", "v1"},
+		"host:5000/b":     {"host:5000/b", "latest"},
+		"host:5000/b:dev": {"host:5000/b", "dev"},
+		"kubectl-mirrord": {"kubectl-mirrord", "latest"},
+	} {
+		n, tag := splitImage(in)
+		if n != want[0] || tag != want[1] {
+			t.Errorf("splitImage(%q) = %q, %q; want %q", in, n, tag, want)
+		}
+	}
+}
