@@ -9,6 +9,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/agentcmd"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/clustercmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/controllercmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/exec"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessions"
@@ -44,6 +45,7 @@ func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		exec.NewCmdExec(flags, streams),
 		sessions.NewCmdSessions(flags, streams),
 		status.NewCmdStatus(flags, streams),
+		clustercmd.NewCmdCluster(flags, streams),
 		versioncmd.NewCmdVersion(streams),
 		controllercmd.NewCmdController(flags),
 		agentcmd.NewCmdAgent(),

@@ -58,6 +58,6 @@ func NewCmdSessions(flags *genericclioptions.ConfigFlags, streams genericiooptio
 	}
 	kill.Flags().BoolVar(&o.All, "all", false, "end every session in the namespace (with -A: everywhere)")
 	kill.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "with --all, end sessions in every namespace")
-	cmd.AddCommand(kill)
+	cmd.AddCommand(kill, NewCmdCreate(flags, streams))
 	return cmd
 }

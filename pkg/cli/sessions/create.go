@@ -1,0 +1,161 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
+)
+
+var createExample = templates.Examples(`
+	# Start a session on deploy/api, wait until every cluster's agents are ready, and keep it
+	# alive until Ctrl-C (which ends it everywhere)
+	kubectl mirrord sessions create -t deploy/api -n shop
+
+	# Start a session and leave: it ends by itself one TTL after its creation
+	kubectl mirrord sessions create -t deploy/api --steal --http-header-filter '^x-user: me$' --detach`)
+
+// CreateOptions are the flags of `sessions create`.
+type CreateOptions struct {
+	ConfigFlags *genericclioptions.ConfigFlags
+	genericiooptions.IOStreams
+	sessionflags.Flags
+
+	Detach  bool
+	Timeout time.Duration
+}
+
+// NewCmdCreate returns `sessions create`: a session without local traffic, which shows the
+// whole control path (children, agents, heartbeats) and which `exec` builds on.
+func NewCmdCreate(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &CreateOptions{ConfigFlags: flags, IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:     "create --target TARGET [flags]",
+		Short:   "Start a session without running a local command, and keep it alive until interrupted",
+		Example: createExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return o.Run(ctx)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&o.Detach, "detach", false, "print the session's name once it is ready and exit without ending it (it expires one TTL later)")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long to wait for the session to become ready")
+	return cmd
+}
+
+// Run creates the session, waits for it, then heartbeats until ctx ends and ends it.
+func (o *CreateOptions) Run(ctx context.Context) error {
+	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return err
+	}
+	restCfg, err := o.ConfigFlags.ToRESTConfig()
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	mc, err := versioned.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	if o.Target == "" {
+		return errors.New("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...)")
+	}
+	owner, err := session.Whoami(ctx, kube)
+	if err != nil {
+		return err
+	}
+	spec, err := o.Spec(ns, owner)
+	if err != nil {
+		return err
+	}
+	s, err := session.Create(ctx, mc, ns, spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.ErrOut, "session %s/%s created for %s\n", ns, s.Name, target.String(spec.Target))
+
+	// Keep the session alive while it starts, too.
+	keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopKeep()
+	interval := time.Duration(spec.TTLSeconds) * time.Second / 3
+	go func() { _ = session.KeepAlive(keepCtx, mc, ns, s.Name, interval) }()
+
+	end := func() {
+		stopKeep()
+		ectx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := session.End(ectx, mc, ns, s.Name); err != nil {
+			fmt.Fprintf(o.ErrOut, "ending session %s: %v (it expires by itself %ds after the last heartbeat)\n", s.Name, err, spec.TTLSeconds)
+			return
+		}
+		fmt.Fprintf(o.ErrOut, "session %s ended\n", s.Name)
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	p := &progress{out: o.ErrOut}
+	if _, err := session.Wait(wctx, mc, ns, s.Name, p.print); err != nil {
+		end()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("session %s not ready after %s: %s", s.Name, o.Timeout, p.last)
+		}
+		return err
+	}
+	if o.Detach {
+		fmt.Fprintln(o.Out, s.Name)
+		return nil
+	}
+	fmt.Fprintf(o.ErrOut, "session %s ready; heartbeating every %s (Ctrl-C ends it)\n", s.Name, interval)
+	<-ctx.Done()
+	end()
+	return nil
+}
+
+// progress prints one line per cluster whenever its state changes.
+type progress struct {
+	out  interface{ Write([]byte) (int, error) }
+	seen map[string]string
+	last string
+}
+
+func (p *progress) print(s *mirrordv1alpha1.MirrordSession) {
+	if p.seen == nil {
+		p.seen = map[string]string{}
+	}
+	var parts []string
+	for _, c := range s.Status.Clusters {
+		line := fmt.Sprintf("%s %d/%d agents ready", c.Phase, c.ReadyAgents, c.Agents)
+		if c.Error != "" {
+			line += ": " + c.Error
+		}
+		parts = append(parts, c.Name+": "+line)
+		if p.seen[c.Name] != line {
+			p.seen[c.Name] = line
+			fmt.Fprintf(p.out, "  %-12s %s\n", c.Name, line)
+		}
+	}
+	p.last = string(s.Status.Phase) + " (" + strings.Join(parts, "; ") + ")"
+}

@@ -1,0 +1,167 @@
+// Package session is the client side of a MirrordSession: create it on the Primary as the
+// current user, wait for it with progress, keep it alive with heartbeats, and end it.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	toolswatch "k8s.io/client-go/tools/watch"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
+)
+
+// ErrFailed wraps the reason a session failed.
+var ErrFailed = errors.New("session failed")
+
+// Whoami returns the username the API server knows the caller as: the session's owner.
+func Whoami(ctx context.Context, kube kubernetes.Interface) (string, error) {
+	r, err := kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("asking the API server who you are: %w", err)
+	}
+	return r.Status.UserInfo.Username, nil
+}
+
+// Create creates a session named after its target, heartbeated from the start.
+func Create(ctx context.Context, c versioned.Interface, namespace string, spec mirrordv1alpha1.MirrordSessionSpec) (*mirrordv1alpha1.MirrordSession, error) {
+	s := &mirrordv1alpha1.MirrordSession{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: generateName(spec),
+			Namespace:    namespace,
+			Annotations:  map[string]string{mirrordv1alpha1.AnnotationHeartbeat: time.Now().UTC().Format(time.RFC3339Nano)},
+		},
+		Spec: spec,
+	}
+	created, err := c.MirrordV1alpha1().MirrordSessions(namespace).Create(ctx, s, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("the MirrordSession API is not installed on this cluster: is it the Primary? An admin installs it with `kustomize build kustomize/overlays/single-cluster | kubectl apply -f -`: %w", err)
+	case apierrors.IsForbidden(err):
+		return nil, fmt.Errorf("not allowed to create sessions in namespace %s: ask an admin to bind the mirrord-user ClusterRole to you there: %w", namespace, err)
+	case err != nil:
+		return nil, fmt.Errorf("creating the session: %w", err)
+	}
+	return created, nil
+}
+
+// generateName is "<owner>-<target>-": readable in `kubectl get mss`.
+func generateName(spec mirrordv1alpha1.MirrordSessionSpec) string {
+	owner := spec.Owner
+	if i := strings.LastIndexAny(owner, ":/@"); i >= 0 {
+		owner = owner[i+1:]
+	}
+	clean := func(s string) string {
+		var b strings.Builder
+		for _, r := range strings.ToLower(s) {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+				b.WriteRune(r)
+			case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+				b.WriteRune('-')
+			}
+		}
+		return strings.Trim(b.String(), "-")
+	}
+	name := clean(owner)
+	if name != "" {
+		name += "-"
+	}
+	name += clean(spec.Target.Name)
+	if len(name) > 40 {
+		name = strings.TrimRight(name[:40], "-")
+	}
+	return name + "-"
+}
+
+// Heartbeat records that the owner is still there.
+func Heartbeat(ctx context.Context, c versioned.Interface, namespace, name string) error {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		mirrordv1alpha1.AnnotationHeartbeat: time.Now().UTC().Format(time.RFC3339Nano),
+	}}})
+	_, err := c.MirrordV1alpha1().MirrordSessions(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}
+
+// KeepAlive heartbeats every interval until ctx ends. It returns early only if the session is
+// gone (someone ended it); transient errors are retried at the next tick.
+func KeepAlive(ctx context.Context, c versioned.Interface, namespace, name string, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			err := Heartbeat(ctx, c, namespace, name)
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("session %s/%s was ended", namespace, name)
+			}
+		}
+	}
+}
+
+// Wait watches the session until it is Ready (returned) or Failed (ErrFailed with the reason),
+// calling progress on every change.
+func Wait(ctx context.Context, c versioned.Interface, namespace, name string, progress func(*mirrordv1alpha1.MirrordSession)) (*mirrordv1alpha1.MirrordSession, error) {
+	sessions := c.MirrordV1alpha1().MirrordSessions(namespace)
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	lw := &cacheListWatch{
+		list: func(o metav1.ListOptions) (*mirrordv1alpha1.MirrordSessionList, error) {
+			o.FieldSelector = sel
+			return sessions.List(ctx, o)
+		},
+		watch: func(o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return sessions.Watch(ctx, o)
+		},
+	}
+	var last *mirrordv1alpha1.MirrordSession
+	_, err := toolswatch.UntilWithSync(ctx, lw.listWatch(), &mirrordv1alpha1.MirrordSession{}, nil, func(e watch.Event) (bool, error) {
+		if e.Type == watch.Deleted {
+			return false, fmt.Errorf("session %s/%s was deleted while starting", namespace, name)
+		}
+		s, ok := e.Object.(*mirrordv1alpha1.MirrordSession)
+		if !ok {
+			return false, nil
+		}
+		last = s
+		if progress != nil {
+			progress(s)
+		}
+		switch s.Status.Phase {
+		case mirrordv1alpha1.SessionReady:
+			return true, nil
+		case mirrordv1alpha1.SessionFailed:
+			msg := string(s.Status.Phase)
+			if c := meta.FindStatusCondition(s.Status.Conditions, mirrordv1alpha1.ConditionReady); c != nil {
+				msg = c.Message
+			}
+			return false, fmt.Errorf("%w: %s", ErrFailed, msg)
+		}
+		return false, nil
+	})
+	return last, err
+}
+
+// End deletes the session; the Primary removes everything it made in every cluster.
+func End(ctx context.Context, c versioned.Interface, namespace, name string) error {
+	err := c.MirrordV1alpha1().MirrordSessions(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
