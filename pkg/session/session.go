@@ -48,6 +48,8 @@ func Create(ctx context.Context, c versioned.Interface, namespace string, spec m
 	}
 	created, err := c.MirrordV1alpha1().MirrordSessions(namespace).Create(ctx, s, metav1.CreateOptions{})
 	switch {
+	case apierrors.IsNotFound(err) && isNamespaceNotFound(err):
+		return nil, fmt.Errorf("namespace %s does not exist on the Primary: a session lives in the Primary's namespace of the same name as the target's; ask an admin to create it (and bind mirrord-user there), or pick another with -n", namespace)
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("the MirrordSession API is not installed on this cluster: is it the Primary? An admin installs it with `kustomize build kustomize/overlays/single-cluster | kubectl apply -f -`: %w", err)
 	case apierrors.IsForbidden(err):
@@ -56,6 +58,15 @@ func Create(ctx context.Context, c versioned.Interface, namespace string, spec m
 		return nil, fmt.Errorf("creating the session: %w", err)
 	}
 	return created, nil
+}
+
+func isNamespaceNotFound(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		d := status.Status().Details
+		return d != nil && d.Kind == "namespaces"
+	}
+	return false
 }
 
 // generateName is "<owner>-<target>-": readable in `kubectl get mss`.

@@ -36,7 +36,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "rig: "+format+"\n", args...)
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: rig up|down|stop|start|status|logs|snapshot|check|subreaper ...")
+		fmt.Fprintln(os.Stderr, "usage: rig up|down|stop|start|status|logs|snapshot|check|images|load|subreaper ...")
 		os.Exit(2)
 	}
 	p, err := defaultPaths()
@@ -77,6 +77,8 @@ func main() {
 		if out, err = buildImages(p, args[0], ""); err == nil {
 			fmt.Println(strings.Join(out, "\n"))
 		}
+	case "load":
+		err = cmdLoad(ctx, p, args)
 	case "subreaper":
 		os.Exit(cmdSubreaper(args))
 	default:
@@ -269,6 +271,27 @@ func cmdStatus(p Paths) error {
 			state = "stopped (" + pr.Exit + ")"
 		}
 		fmt.Printf("%-32s pid %-7d %s\n", pr.Spec.Key, pr.PID, state)
+	}
+	return nil
+}
+
+// cmdLoad imports image tarballs into the containerd of every running cluster, so a rebuilt
+// image reaches the nodes without a new `up`.
+func cmdLoad(ctx context.Context, p Paths, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: rig load IMAGE.tar...")
+	}
+	for i := 1; i <= 9; i++ {
+		c := newCluster(p.State, i)
+		if _, err := os.Stat(containerdSocket(c)); err != nil {
+			continue
+		}
+		for _, img := range args {
+			out, err := exec.CommandContext(ctx, "ctr", "--address", containerdSocket(c), "-n", "k8s.io", "images", "import", img).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%s: import %s: %v: %s", c.Name, img, err, out)
+			}
+		}
 	}
 	return nil
 }

@@ -57,6 +57,7 @@ const (
 	ReasonWaiting          = "WaitingForClusters"
 	ReasonAllowed          = "Allowed"
 	ReasonResolved         = "Resolved"
+	ReasonNotInDefault     = "NotInDefaultCluster"
 	ReasonTerminating      = "Terminating"
 	ReasonNoMembers        = "NoMemberClusters"
 	ReasonTargetUnresolved = "Resolving"
@@ -434,21 +435,23 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 	allReported := len(notReady) == 0 && len(unreachable) == 0
 	switch {
 	case failure != "":
-		cond(mirrordv1alpha1.ConditionPolicyAllowed, !strings.Contains(failure, "blocked by"), policyReason(failure), failure)
+		if strings.Contains(failure, "blocked by") {
+			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, ReasonBlockedByPolicy, failure)
+		}
 		return fail(ReasonClusterFailed, failure)
 	case allReported && found == 0:
 		msg := fmt.Sprintf("%s not found in namespace %s in any workload cluster (%d checked)", target.String(s.Spec.Target), s.Spec.Target.Namespace, workloads)
 		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetNotFound, msg)
 		return fail(ReasonTargetNotFound, msg)
-	case defaultMissing != "":
-		msg := fmt.Sprintf("%s not found in namespace %s in the Default cluster %s, which answers env, files, DNS and outgoing traffic", target.String(s.Spec.Target), s.Spec.Target.Namespace, defaultMissing)
-		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetNotFound, msg)
-		return fail(ReasonTargetNotFound, msg)
 	}
 	cond(mirrordv1alpha1.ConditionPolicyAllowed, true, ReasonAllowed, "no policy blocks this session")
-	if found > 0 {
+	switch {
+	case found > 0 && defaultMissing != "":
+		// Traffic still works; the stateful operations have no pod to answer from.
+		cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonNotInDefault, fmt.Sprintf("found in %d cluster(s), but not in the Default cluster %s: env, files, DNS and outgoing traffic are unavailable", found, defaultMissing))
+	case found > 0:
 		cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonResolved, fmt.Sprintf("found in %d cluster(s)", found))
-	} else {
+	default:
 		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetUnresolved, "waiting for clusters to report")
 	}
 	switch {
@@ -463,13 +466,6 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		cond(mirrordv1alpha1.ConditionReady, true, ReasonReady, fmt.Sprintf("%d cluster(s) ready", len(members)))
 	}
 	return st
-}
-
-func policyReason(failure string) string {
-	if strings.Contains(failure, "blocked by") {
-		return ReasonBlockedByPolicy
-	}
-	return ReasonAllowed
 }
 
 func readyMessage(child *mirrordv1alpha1.MirrordClusterSession) string {
