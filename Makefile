@@ -94,8 +94,10 @@ test: ## Unit tests, verify, then e2e on fresh local clusters (the CI command).
 	hack/test.sh
 
 .PHONY: e2e
-e2e: ## Run the e2e suite against clusters that are already up (make clusters).
+e2e: build image rig ## Run the e2e suite against clusters that are already up (make clusters).
+	$(RIG) load $(IMAGE_TAR)
 	MIRRORD_E2E_KUBECONFIGS=$$(ls /var/lib/mirrord-rig/kubeconfig/c*.yaml | paste -sd,) \
 	MIRRORD_E2E_KUBECTL=/var/lib/mirrord-rig/bin/kubectl \
 	MIRRORD_E2E_COLLECT_LOGS="$(RIG) logs" \
+	MIRRORD_E2E_RIG=$(RIG) MIRRORD_E2E_PLUGIN=$(BIN)/kubectl-mirrord \
 	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/...

@@ -45,5 +45,7 @@ printf '\n== make clusters timings (3 clusters): first run %ss (%s build cache),
 MIRRORD_E2E_KUBECONFIGS=$(ls /var/lib/mirrord-rig/kubeconfig/c*.yaml | paste -sd,) \
 MIRRORD_E2E_KUBECTL=/var/lib/mirrord-rig/bin/kubectl \
 MIRRORD_E2E_COLLECT_LOGS="$rig logs" \
+MIRRORD_E2E_RIG="$rig" \
+MIRRORD_E2E_PLUGIN="$root/bin/kubectl-mirrord" \
 MIRRORD_E2E_ARTIFACTS="$artifacts" \
   go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/...

@@ -16,7 +16,7 @@ make --no-print-directory unit
 echo "== verify"
 make --no-print-directory verify
 echo "== e2e on local clusters"
-make --no-print-directory deps rig image
+make --no-print-directory deps rig image build
 # Everything below runs under a subreaper so no rig process can outlive the suite,
 # even on machines whose init does not reap orphans.
 exec bin/rig subreaper -- hack/e2e-local.sh

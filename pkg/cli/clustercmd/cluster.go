@@ -79,14 +79,13 @@ func newCmdRegister(flags *genericclioptions.ConfigFlags, streams genericiooptio
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.MemberKubeconfig, "member-kubeconfig", "", "kubeconfig holding the member's context (default: the same as the Primary's)")
-	f.StringVar(&o.MemberContext, "member-context", "", "kubeconfig context of the member cluster (required)")
+	f.StringVar(&o.MemberContext, "member-context", "", "kubeconfig context of the member cluster (default: the current context of --member-kubeconfig)")
 	f.StringVar(&o.MemberNamespace, "member-namespace", "mirrord-system", "namespace of kubectl-mirrord in the member")
 	f.StringVar(&o.ControllerNamespace, "controller-namespace", "mirrord-system", "namespace of kubectl-mirrord on the Primary")
 	f.StringVar(&o.Server, "server", "", "API server URL the Primary's pods use to reach the member (default: the member context's server)")
 	f.BoolVar(&o.Workload, "workload", true, "the member runs workloads (agents intercept traffic there)")
 	f.BoolVar(&o.Default, "default", false, "the member answers env, files, DNS and outgoing traffic (exactly one cluster is the Default)")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "how long to wait for the member's token")
-	_ = cmd.MarkFlagRequired("member-context")
 	return cmd
 }
 
@@ -94,6 +93,9 @@ func newCmdRegister(flags *genericclioptions.ConfigFlags, streams genericiooptio
 func (o *RegisterOptions) Run(ctx context.Context) error {
 	if errs := validation.IsDNS1123Label(o.Name); len(errs) > 0 {
 		return fmt.Errorf("cluster name %q: %v", o.Name, errs)
+	}
+	if o.MemberContext == "" && o.MemberKubeconfig == "" {
+		return errors.New("say which cluster to register: --member-context CONTEXT (or --member-kubeconfig FILE)")
 	}
 	if o.Default && !o.Workload {
 		return errors.New("--default needs --workload: the Default cluster must run the target's pods")

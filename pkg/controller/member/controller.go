@@ -211,14 +211,13 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	logger := klog.FromContext(ctx)
 	child, err := c.sessions.MirrordClusterSessions(key.Namespace).Get(key.Name)
-	if apierrors.IsNotFound(err) {
-		return nil // its Jobs go with it: they are owned by it
+	if apierrors.IsNotFound(err) || (err == nil && child.DeletionTimestamp != nil) {
+		// Its Jobs are owned by it, but the garbage collector can lag (after an API server
+		// restart, for one): delete them now.
+		return c.deleteOrphanJobs(ctx, key)
 	}
 	if err != nil {
 		return err
-	}
-	if child.DeletionTimestamp != nil {
-		return nil
 	}
 
 	// A child lives only while the Primary that made it renews its Lease here.
@@ -308,6 +307,27 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		return nil
 	}
 	return err
+}
+
+// deleteOrphanJobs deletes the agent Jobs of a child session that is gone or going.
+func (c *Controller) deleteOrphanJobs(ctx context.Context, key cache.ObjectName) error {
+	jobs, err := c.jobs.Jobs(key.Namespace).List(labels.SelectorFromSet(labels.Set{mirrordv1alpha1.LabelClusterSession: key.Name}))
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.DeletionTimestamp != nil {
+			continue
+		}
+		err := c.kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{
+			PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
+			Preconditions:     &metav1.Preconditions{UID: &j.UID},
+		})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting agent Job %s of ended session %s: %w", j.Name, key.Name, err)
+		}
+	}
+	return nil
 }
 
 // primaryGone reports whether the Primary that created child stopped renewing its Lease
