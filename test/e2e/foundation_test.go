@@ -185,7 +185,7 @@ func TestMirrordSessionCRDColumns(t *testing.T) {
 	f := framework.New(t)
 	c := f.Clusters[0]
 	ctx := f.Context(2 * time.Minute)
-	crds, err := filepath.Glob("../../manifests/crds/*.yaml")
+	crds, err := filepath.Glob("../../manifests/crds/kubectl-mirrord.io_*.yaml")
 	if err != nil || len(crds) != 5 {
 		t.Fatalf("want 5 CRD manifests, found %v (%v)", crds, err)
 	}
