@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	mirrordlisters "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/listers/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
@@ -46,6 +47,22 @@ func FromCluster(ps []*mirrordv1alpha1.MirrordClusterPolicy) []Policy {
 func sorted(ps []Policy) []Policy {
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Ref < ps[j].Ref })
 	return ps
+}
+
+// Lister reads the policies that cover a namespace: its MirrordPolicies and every
+// MirrordClusterPolicy.
+func Lister(ns mirrordlisters.MirrordPolicyLister, cluster mirrordlisters.MirrordClusterPolicyLister) func(namespace string) ([]Policy, error) {
+	return func(namespace string) ([]Policy, error) {
+		nsPolicies, err := ns.MirrordPolicies(namespace).List(labels.Everything())
+		if err != nil {
+			return nil, err
+		}
+		clusterPolicies, err := cluster.List(labels.Everything())
+		if err != nil {
+			return nil, err
+		}
+		return append(FromNamespaced(nsPolicies), FromCluster(clusterPolicies)...), nil
+	}
 }
 
 // Violation says which policy blocks a session and why.

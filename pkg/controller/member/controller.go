@@ -84,13 +84,12 @@ type Controller struct {
 	queue    worker.Queue
 
 	listers
-	sessions        mirrordlisters.MirrordClusterSessionLister
-	sessionIndex    cache.Indexer
-	jobs            batchlisters.JobLister
-	leases          coordinationlisters.LeaseLister
-	policies        mirrordlisters.MirrordPolicyLister
-	clusterPolicies mirrordlisters.MirrordClusterPolicyLister
-	synced          []cache.InformerSynced
+	sessions     mirrordlisters.MirrordClusterSessionLister
+	sessionIndex cache.Indexer
+	jobs         batchlisters.JobLister
+	leases       coordinationlisters.LeaseLister
+	policiesFor  func(namespace string) ([]policy.Policy, error)
+	synced       []cache.InformerSynced
 }
 
 // New wires the controller to its informers. kubeAll and mirrordAll watch every namespace;
@@ -124,7 +123,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	policies, clusterPolicies := mirrordAll.Mirrord().V1alpha1().MirrordPolicies(), mirrordAll.Mirrord().V1alpha1().MirrordClusterPolicies()
 	c.listers = listers{pods: pods.Lister(), deployments: deployments.Lister(), statefulSets: statefulSets.Lister(), replicaSets: replicaSets.Lister(), daemonSets: daemonSets.Lister()}
 	c.jobs, c.leases = jobs.Lister(), leases.Lister()
-	c.policies, c.clusterPolicies = policies.Lister(), clusterPolicies.Lister()
+	c.policiesFor = policy.Lister(policies.Lister(), clusterPolicies.Lister())
 
 	for _, inf := range []cache.SharedIndexInformer{
 		sessions.Informer(), pods.Informer(), deployments.Informer(), statefulSets.Informer(), replicaSets.Informer(),
@@ -354,18 +353,6 @@ func (c *Controller) primaryGone(child *mirrordv1alpha1.MirrordClusterSession) (
 // DefaultPrimaryLeaseDuration is how long a member keeps a Primary's sessions without hearing
 // from it.
 const DefaultPrimaryLeaseDuration = 30 * time.Second
-
-func (c *Controller) policiesFor(namespace string) ([]policy.Policy, error) {
-	nsPolicies, err := c.policies.MirrordPolicies(namespace).List(labels.Everything())
-	if err != nil {
-		return nil, err
-	}
-	clusterPolicies, err := c.clusterPolicies.List(labels.Everything())
-	if err != nil {
-		return nil, err
-	}
-	return append(policy.FromNamespaced(nsPolicies), policy.FromCluster(clusterPolicies)...), nil
-}
 
 func (c *Controller) checkPolicies(child *mirrordv1alpha1.MirrordClusterSession, res resolution) (*policy.Violation, error) {
 	ps, err := c.policiesFor(child.Spec.Target.Namespace)

@@ -84,13 +84,12 @@ type Controller struct {
 	queue        worker.Queue // sessions
 	clusterQueue worker.Queue // one key: rebuild the member set
 
-	sessions        mirrordlisters.MirrordSessionLister
-	clusters        mirrordlisters.MirrordClusterLister
-	secrets         corelisters.SecretLister
-	policies        mirrordlisters.MirrordPolicyLister
-	clusterPolicies mirrordlisters.MirrordClusterPolicyLister
-	labelsOf        func(mirrordv1alpha1.Target) map[string]string
-	synced          []cache.InformerSynced
+	sessions    mirrordlisters.MirrordSessionLister
+	clusters    mirrordlisters.MirrordClusterLister
+	secrets     corelisters.SecretLister
+	policiesFor func(namespace string) ([]policy.Policy, error)
+	labelsOf    func(mirrordv1alpha1.Target) map[string]string
+	synced      []cache.InformerSynced
 
 	runCtx    context.Context
 	mu        sync.RWMutex
@@ -121,7 +120,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	policies, clusterPolicies := mirrordAll.Mirrord().V1alpha1().MirrordPolicies(), mirrordAll.Mirrord().V1alpha1().MirrordClusterPolicies()
 	secrets := kubeOwn.Core().V1().Secrets()
 	c.sessions, c.clusters, c.secrets = sessions.Lister(), clusters.Lister(), secrets.Lister()
-	c.policies, c.clusterPolicies = policies.Lister(), clusterPolicies.Lister()
+	c.policiesFor = policy.Lister(policies.Lister(), clusterPolicies.Lister())
 	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), policies.Informer(), clusterPolicies.Informer()} {
 		c.synced = append(c.synced, inf.HasSynced)
 	}
@@ -378,7 +377,7 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		return fail(ReasonInvalidTopology, "this Primary's cluster roles are invalid: "+err.Error())
 	}
 	// Fast feedback from the Primary's own policies; every member checks again.
-	ps, err := c.primaryPolicies(s.Spec.Target.Namespace)
+	ps, err := c.policiesFor(s.Spec.Target.Namespace)
 	if err == nil {
 		if v := policy.Check(ps, s.Spec.Target, c.labelsOf(s.Spec.Target), s.Spec.Features); v != nil {
 			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, ReasonBlockedByPolicy, v.Error())
@@ -612,16 +611,4 @@ func (c *Controller) writeStatus(ctx context.Context, s *mirrordv1alpha1.Mirrord
 	updated.Status = st
 	_, err := c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
 	return ignoreGone(err)
-}
-
-func (c *Controller) primaryPolicies(namespace string) ([]policy.Policy, error) {
-	nsPolicies, err := c.policies.MirrordPolicies(namespace).List(labels.Everything())
-	if err != nil {
-		return nil, err
-	}
-	clusterPolicies, err := c.clusterPolicies.List(labels.Everything())
-	if err != nil {
-		return nil, err
-	}
-	return append(policy.FromNamespaced(nsPolicies), policy.FromCluster(clusterPolicies)...), nil
 }
