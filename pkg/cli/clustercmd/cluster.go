@@ -21,8 +21,8 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 )
 
 // MemberTokenSecret is the Secret the workload overlay creates in a member for the Primary.
@@ -134,18 +134,11 @@ func (o *RegisterOptions) Run(ctx context.Context) error {
 		server = memberCfg.Host
 	}
 
-	restCfg, err := o.ConfigFlags.ToRESTConfig()
+	primaryClients, err := clients.ForFlags(o.ConfigFlags)
 	if err != nil {
 		return err
 	}
-	kube, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return err
-	}
-	mc, err := versioned.NewForConfig(restCfg)
-	if err != nil {
-		return err
-	}
+	kube, mc := primaryClients.Kube, primaryClients.Mirrord
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "mirrord-cluster-" + o.Name, Namespace: o.ControllerNamespace},
 		Data:       map[string][]byte{primary.SecretKeyToken: token, primary.SecretKeyCA: ca},

@@ -13,12 +13,11 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
@@ -68,18 +67,11 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	restCfg, err := o.ConfigFlags.ToRESTConfig()
+	cs, err := clients.ForFlags(o.ConfigFlags)
 	if err != nil {
 		return err
 	}
-	kube, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return err
-	}
-	mc, err := versioned.NewForConfig(restCfg)
-	if err != nil {
-		return err
-	}
+	kube, mc := cs.Kube, cs.Mirrord
 	if o.Target == "" {
 		return errors.New("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...)")
 	}

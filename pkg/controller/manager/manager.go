@@ -30,10 +30,10 @@ import (
 	"k8s.io/klog/v2"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
 )
 
@@ -73,14 +73,11 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	restCfg = rest.CopyConfig(restCfg)
 	restCfg.QPS, restCfg.Burst = 100, 200
 	restCfg.UserAgent = "kubectl-mirrord-controller"
-	kube, err := kubernetes.NewForConfig(restCfg)
+	cs, err := clients.ForConfig(restCfg)
 	if err != nil {
 		return err
 	}
-	mirrord, err := versioned.NewForConfig(restCfg)
-	if err != nil {
-		return err
-	}
+	kube, mirrord := cs.Kube, cs.Mirrord
 	if cfg.AgentImage == "" && (rs.Workload || rs.Default) {
 		if cfg.AgentImage, err = ownImage(ctx, kube, cfg.Namespace, cfg.PodName); err != nil {
 			return fmt.Errorf("finding the agent image (set --agent-image): %w", err)

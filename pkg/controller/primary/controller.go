@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
@@ -218,12 +219,9 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 			continue
 		}
 		cfg, err := restConfigFor(mc, secret)
-		var kube kubernetes.Interface
-		var mclient versioned.Interface
+		var cs clients.Set
 		if err == nil {
-			if kube, err = kubernetes.NewForConfig(cfg); err == nil {
-				mclient, err = versioned.NewForConfig(cfg)
-			}
+			cs, err = clients.ForConfig(cfg)
 		}
 		if err != nil {
 			want[mc.Name] = &member{name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), probeErr: err.Error(), identity: "broken:" + err.Error()}
@@ -235,7 +233,7 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 		}
 		want[mc.Name] = &member{
 			name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), namespace: ns,
-			identity: identityOf(mc, secret), kube: kube, mirrord: mclient,
+			identity: identityOf(mc, secret), kube: cs.Kube, mirrord: cs.Mirrord,
 		}
 	}
 
