@@ -236,17 +236,17 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	if err != nil {
 		return err
 	}
-	violation, err := c.checkPolicies(child, res)
+	policies, err := c.policiesFor(child.Spec.Target.Namespace)
 	if err != nil {
 		return err
 	}
+	violation := policy.Check(policies, child.Spec.Target, res.Labels, child.Spec.Features)
+	if violation != nil && !meta.IsStatusConditionFalse(child.Status.Conditions, mirrordv1alpha1.ConditionPolicyAllowed) {
+		c.recorder.Event(child, corev1.EventTypeWarning, EventBlocked, violation.Error())
+	}
 	features := child.Spec.Features
 	if violation == nil {
-		ps, err := c.policiesFor(child.Spec.Target.Namespace)
-		if err != nil {
-			return err
-		}
-		features = policy.Restrict(ps, child.Spec.Target, res.Labels, features)
+		features = policy.Restrict(policies, child.Spec.Target, res.Labels, features)
 	}
 
 	// Desired agents: one per running target pod, none if the session cannot proceed here.
@@ -353,18 +353,6 @@ func (c *Controller) primaryGone(child *mirrordv1alpha1.MirrordClusterSession) (
 // DefaultPrimaryLeaseDuration is how long a member keeps a Primary's sessions without hearing
 // from it.
 const DefaultPrimaryLeaseDuration = 30 * time.Second
-
-func (c *Controller) checkPolicies(child *mirrordv1alpha1.MirrordClusterSession, res resolution) (*policy.Violation, error) {
-	ps, err := c.policiesFor(child.Spec.Target.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	v := policy.Check(ps, child.Spec.Target, res.Labels, child.Spec.Features)
-	if v != nil && !meta.IsStatusConditionFalse(child.Status.Conditions, mirrordv1alpha1.ConditionPolicyAllowed) {
-		c.recorder.Event(child, corev1.EventTypeWarning, EventBlocked, v.Error())
-	}
-	return v, nil
-}
 
 func (c *Controller) deleteJob(ctx context.Context, child *mirrordv1alpha1.MirrordClusterSession, j *batchv1.Job) error {
 	err := c.kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{
@@ -503,11 +491,11 @@ func sortAgents(as []mirrordv1alpha1.Agent) {
 }
 
 // TargetLabels returns the labels of a target in this cluster (nil if absent), so the Primary
-// can evaluate policy selectors when it is also a Workload.
+// can evaluate policy selectors when it is also a Workload. It reads only the target's object.
 func (c *Controller) TargetLabels(t mirrordv1alpha1.Target) map[string]string {
-	res, err := c.resolveTarget(t)
+	obj, err := c.lookup(t)
 	if err != nil {
 		return nil
 	}
-	return res.Labels
+	return obj.meta.Labels
 }

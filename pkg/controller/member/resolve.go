@@ -1,6 +1,7 @@
 package member
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -52,46 +53,58 @@ type listers struct {
 	daemonSets   appslisters.DaemonSetLister
 }
 
+// targetObject is the target's own object, reduced to what resolution reads.
+type targetObject struct {
+	meta     metav1.ObjectMeta
+	template *corev1.PodSpec
+	selector *metav1.LabelSelector // nil for a pod
+	pod      *corev1.Pod           // the target itself, for a pod
+}
+
+// lookup reads the target's object from the caches; NotFound when it does not exist here.
+func (l listers) lookup(t mirrordv1alpha1.Target) (targetObject, error) {
+	switch t.Kind {
+	case mirrordv1alpha1.TargetKindPod:
+		p, err := l.pods.Pods(t.Namespace).Get(t.Name)
+		if err != nil {
+			return targetObject{}, err
+		}
+		return targetObject{meta: p.ObjectMeta, template: &p.Spec, pod: p}, nil
+	case mirrordv1alpha1.TargetKindDeployment:
+		o, err := l.deployments.Deployments(t.Namespace).Get(t.Name)
+		if err != nil {
+			return targetObject{}, err
+		}
+		return targetObject{meta: o.ObjectMeta, template: &o.Spec.Template.Spec, selector: o.Spec.Selector}, nil
+	case mirrordv1alpha1.TargetKindStatefulSet:
+		o, err := l.statefulSets.StatefulSets(t.Namespace).Get(t.Name)
+		if err != nil {
+			return targetObject{}, err
+		}
+		return targetObject{meta: o.ObjectMeta, template: &o.Spec.Template.Spec, selector: o.Spec.Selector}, nil
+	case mirrordv1alpha1.TargetKindReplicaSet:
+		o, err := l.replicaSets.ReplicaSets(t.Namespace).Get(t.Name)
+		if err != nil {
+			return targetObject{}, err
+		}
+		return targetObject{meta: o.ObjectMeta, template: &o.Spec.Template.Spec, selector: o.Spec.Selector}, nil
+	case mirrordv1alpha1.TargetKindDaemonSet:
+		o, err := l.daemonSets.DaemonSets(t.Namespace).Get(t.Name)
+		if err != nil {
+			return targetObject{}, err
+		}
+		return targetObject{meta: o.ObjectMeta, template: &o.Spec.Template.Spec, selector: o.Spec.Selector}, nil
+	}
+	return targetObject{}, errUnknownKind
+}
+
+var errUnknownKind = errors.New("unknown target kind")
+
 // resolveTarget finds t's pods and the container to intercept in each.
 func (l listers) resolveTarget(t mirrordv1alpha1.Target) (resolution, error) {
 	name := target.String(mirrordv1alpha1.Target{Kind: t.Kind, Name: t.Name})
-	var (
-		meta     metav1.ObjectMeta
-		template *corev1.PodSpec
-		selector *metav1.LabelSelector
-		err      error
-	)
-	switch t.Kind {
-	case mirrordv1alpha1.TargetKindPod:
-		var p *corev1.Pod
-		if p, err = l.pods.Pods(t.Namespace).Get(t.Name); err == nil {
-			meta, template = p.ObjectMeta, &p.Spec
-		}
-	case mirrordv1alpha1.TargetKindDeployment:
-		if o, e := l.deployments.Deployments(t.Namespace).Get(t.Name); e == nil {
-			meta, template, selector = o.ObjectMeta, &o.Spec.Template.Spec, o.Spec.Selector
-		} else {
-			err = e
-		}
-	case mirrordv1alpha1.TargetKindStatefulSet:
-		if o, e := l.statefulSets.StatefulSets(t.Namespace).Get(t.Name); e == nil {
-			meta, template, selector = o.ObjectMeta, &o.Spec.Template.Spec, o.Spec.Selector
-		} else {
-			err = e
-		}
-	case mirrordv1alpha1.TargetKindReplicaSet:
-		if o, e := l.replicaSets.ReplicaSets(t.Namespace).Get(t.Name); e == nil {
-			meta, template, selector = o.ObjectMeta, &o.Spec.Template.Spec, o.Spec.Selector
-		} else {
-			err = e
-		}
-	case mirrordv1alpha1.TargetKindDaemonSet:
-		if o, e := l.daemonSets.DaemonSets(t.Namespace).Get(t.Name); e == nil {
-			meta, template, selector = o.ObjectMeta, &o.Spec.Template.Spec, o.Spec.Selector
-		} else {
-			err = e
-		}
-	default:
+	obj, err := l.lookup(t)
+	if errors.Is(err, errUnknownKind) {
 		return resolution{Reason: ReasonTargetNotFound, Terminal: true, Message: fmt.Sprintf("unknown target kind %q", t.Kind)}, nil
 	}
 	if apierrors.IsNotFound(err) {
@@ -100,6 +113,7 @@ func (l listers) resolveTarget(t mirrordv1alpha1.Target) (resolution, error) {
 	if err != nil {
 		return resolution{}, err
 	}
+	meta, template, selector := obj.meta, obj.template, obj.selector
 	r := resolution{Found: true, Labels: meta.Labels}
 	if template.HostNetwork {
 		r.Reason, r.Terminal = ReasonHostNetwork, true
@@ -114,9 +128,8 @@ func (l listers) resolveTarget(t mirrordv1alpha1.Target) (resolution, error) {
 	}
 
 	var pods []*corev1.Pod
-	if t.Kind == mirrordv1alpha1.TargetKindPod {
-		p, _ := l.pods.Pods(t.Namespace).Get(t.Name)
-		pods = []*corev1.Pod{p}
+	if obj.pod != nil {
+		pods = []*corev1.Pod{obj.pod}
 	} else {
 		sel, err := metav1.LabelSelectorAsSelector(selector)
 		if err != nil {

@@ -143,8 +143,6 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	return c, nil
 }
 
-func workerFunc(f func(obj any)) cache.ResourceEventHandler { return worker.FuncHandler(f) }
-
 func (c *Controller) enqueueParent(l map[string]string) {
 	if ns, name := l[mirrordv1alpha1.LabelParentNamespace], l[mirrordv1alpha1.LabelParentName]; ns != "" && name != "" {
 		c.queue.Add(cache.NewObjectName(ns, name))
@@ -549,9 +547,9 @@ func joinRoles(rs []mirrordv1alpha1.ClusterRole) string {
 	return strings.Join(s, "+")
 }
 
-// deleteChildren deletes the session's child in every reachable member and reports whether
-// any child is still known to exist.
-func (c *Controller) deleteChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession) (remaining bool, errs error) {
+// deleteChildren deletes the session's child in every reachable member. Unreachable members
+// are left to their own lease check and the orphan sweep.
+func (c *Controller) deleteChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession) (errs error) {
 	name := naming.ClusterSession(c.roles.ClusterName, s.Namespace, s.Name, s.UID)
 	for _, m := range c.sortedMembers() {
 		if m.kube == nil || !m.synced() {
@@ -562,7 +560,6 @@ func (c *Controller) deleteChildren(ctx context.Context, s *mirrordv1alpha1.Mirr
 			continue
 		}
 		if err != nil || child.DeletionTimestamp != nil {
-			remaining = true
 			continue
 		}
 		if reachable, _ := m.state(); !reachable && !m.self {
@@ -573,7 +570,7 @@ func (c *Controller) deleteChildren(ctx context.Context, s *mirrordv1alpha1.Mirr
 			errs = errors.Join(errs, fmt.Errorf("deleting child session in %s: %w", m.name, err))
 		}
 	}
-	return remaining, errs
+	return errs
 }
 
 // finalize removes the children, then the finalizer.
@@ -587,7 +584,7 @@ func (c *Controller) finalize(ctx context.Context, s *mirrordv1alpha1.MirrordSes
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: mirrordv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonTerminating, Message: "removing child sessions", ObservedGeneration: s.Generation})
 		_ = c.writeStatus(ctx, s, st)
 	}
-	if _, err := c.deleteChildren(ctx, s); err != nil {
+	if err := c.deleteChildren(ctx, s); err != nil {
 		return err
 	}
 	updated := s.DeepCopy()

@@ -23,6 +23,7 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	membercontroller "github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
 	mirrordlisters "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/listers/mirrord/v1alpha1"
@@ -132,7 +133,7 @@ func (c *Controller) startMember(ctx context.Context, m *member) {
 		}))
 	inf := factory.Mirrord().V1alpha1().MirrordClusterSessions()
 	m.children, m.synced = inf.Lister(), inf.Informer().HasSynced
-	_, _ = inf.Informer().AddEventHandler(workerFunc(func(obj any) {
+	_, _ = inf.Informer().AddEventHandler(worker.FuncHandler(func(obj any) {
 		if o, ok := obj.(metav1.Object); ok {
 			c.enqueueParent(o.GetLabels())
 		}
