@@ -93,6 +93,10 @@ clusters-status: rig ## List the local clusters' components.
 test: ## Unit tests, verify, then e2e on fresh local clusters (the CI command).
 	hack/test.sh
 
+.PHONY: bench
+bench: deps build image rig ## Run every benchmark on local clusters; print one table (medians, ratios vs same-run baselines).
+	hack/bench.sh
+
 .PHONY: e2e
 e2e: build image rig ## Run the e2e suite against clusters that are already up (make clusters).
 	$(RIG) load $(IMAGE_TAR)

@@ -43,6 +43,8 @@ func Create(ctx context.Context, c versioned.Interface, namespace string, spec m
 			GenerateName: generateName(spec),
 			Namespace:    namespace,
 			Annotations:  map[string]string{mirrordv1alpha1.AnnotationHeartbeat: time.Now().UTC().Format(time.RFC3339Nano)},
+			// The Primary's controller adds it too; set here it saves a write per session.
+			Finalizers: []string{mirrordv1alpha1.FinalizerChildren},
 		},
 		Spec: spec,
 	}

@@ -55,7 +55,7 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 	f.BoolVar(&cfg.LeaderElect, "leader-elect", true, "elect one active replica through a Lease")
 	f.StringVar(&cfg.AgentImage, "agent-image", "", "image of agent Jobs (default: this pod's image)")
 	f.DurationVar(&cfg.AgentDeadline, "agent-active-deadline", 24*time.Hour, "longest life of an agent Job")
-	f.IntVar(&cfg.Workers, "workers", 4, "reconcile workers per controller")
+	f.IntVar(&cfg.Workers, "workers", 20, "reconcile workers per controller (each mostly waits on API calls)")
 	f.IntVar(&verbosity, "v", 0, "log verbosity")
 	return cmd
 }

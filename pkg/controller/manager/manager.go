@@ -136,6 +136,8 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		defer mirrordAll.Shutdown()
 		defer mirrordOwn.Shutdown()
 		h.setLeading(true)
+		leaderGauge.Set(1)
+		defer leaderGauge.Set(0)
 		cg, ctx := errgroup.WithContext(ctx)
 		for _, run := range runs {
 			cg.Go(func() error { return run(ctx) })

@@ -109,8 +109,12 @@ func constructAgentJob(child *mirrordv1alpha1.MirrordClusterSession, tp targetPo
 							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(agent.HealthPort)}},
 							PeriodSeconds: 1,
 						},
+						// The agent's last log lines explain a crash in the pod's status.
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						// A pinned pod skips the scheduler, so a node whose CPU is fully requested
+						// rejects it (OutOfcpu): ask for the least CPU, like mirrord's agent (1m).
 						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
 						},
 						SecurityContext: &corev1.SecurityContext{

@@ -159,13 +159,18 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 			return nil, err
 		}
 	}
-	if _, err := leases.Informer().AddEventHandler(worker.FuncHandler(func(obj any) {
-		l, ok := obj.(*coordinationv1.Lease)
-		if !ok {
-			return
+	// A Primary's Lease appearing or going matters at once; its renewals (every few seconds)
+	// only push the deadline each child already waits for (sync re-arms it), so they are not
+	// worth a reconcile of every child.
+	byLease := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
 		}
-		c.enqueueIndexed(indexPrimary, primaryOfLease(l.Name))
-	})); err != nil {
+		if l, ok := obj.(*coordinationv1.Lease); ok {
+			c.enqueueIndexed(indexPrimary, primaryOfLease(l.Name))
+		}
+	}
+	if _, err := leases.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: byLease, DeleteFunc: byLease}); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -449,6 +454,11 @@ func (c *Controller) agentStatus(j *batchv1.Job, tp targetPod) mirrordv1alpha1.A
 				a.Message = cnd.Reason + ": " + cnd.Message
 			}
 		}
+		if newest != nil {
+			if why := podFailure(newest); why != "" {
+				a.Message += "; last agent pod: " + why
+			}
+		}
 	case newest == nil:
 		a.Message = "agent pod not created yet"
 	default:
@@ -466,6 +476,27 @@ func (c *Controller) agentStatus(j *batchv1.Job, tp targetPod) mirrordv1alpha1.A
 		}
 	}
 	return a
+}
+
+// podFailure says why a pod failed: the kubelet's reason (OutOfcpu, Evicted, ...) or the
+// agent container's exit with its termination message (the end of its log).
+func podFailure(p *corev1.Pod) string {
+	if p.Status.Reason != "" {
+		return strings.TrimSpace(p.Status.Reason + ": " + p.Status.Message)
+	}
+	for _, s := range p.Status.ContainerStatuses {
+		if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
+			msg := fmt.Sprintf("exit code %d (%s)", t.ExitCode, t.Reason)
+			if m := strings.TrimSpace(t.Message); m != "" {
+				if len(m) > 512 {
+					m = "..." + m[len(m)-512:]
+				}
+				msg += ": " + m
+			}
+			return msg
+		}
+	}
+	return ""
 }
 
 func podReady(p *corev1.Pod) bool {

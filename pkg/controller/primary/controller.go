@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -128,11 +130,24 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	if _, err := sessions.Informer().AddEventHandler(worker.Handler(c.queue)); err != nil {
 		return nil, err
 	}
-	rebuild := worker.FuncHandler(func(any) { c.clusterQueue.Add(membersKey) })
-	for _, inf := range []cache.SharedIndexInformer{clusters.Informer(), secrets.Informer()} {
-		if _, err := inf.AddEventHandler(rebuild); err != nil {
-			return nil, err
-		}
+	// Members are rebuilt from MirrordClusters and their Secrets. A MirrordCluster's status,
+	// which this controller writes every probe, does not change its generation: skip those.
+	rebuild := func(any) { c.clusterQueue.Add(membersKey) }
+	if _, err := clusters.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: rebuild, DeleteFunc: rebuild,
+		UpdateFunc: func(old, cur any) {
+			o, ok1 := old.(*mirrordv1alpha1.MirrordCluster)
+			n, ok2 := cur.(*mirrordv1alpha1.MirrordCluster)
+			if ok1 && ok2 && o.Generation == n.Generation && maps.Equal(o.Labels, n.Labels) {
+				return
+			}
+			rebuild(cur)
+		},
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := secrets.Informer().AddEventHandler(worker.FuncHandler(rebuild)); err != nil {
+		return nil, err
 	}
 	everything := worker.FuncHandler(func(any) { c.enqueueAllSessions() })
 	for _, inf := range []cache.SharedIndexInformer{policies.Informer(), clusterPolicies.Informer()} {
@@ -236,12 +251,15 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 	}
 
 	c.mu.Lock()
+	changed := len(want) != len(c.members) || errString(topoErr) != errString(c.topoError)
 	for name, old := range c.members {
 		if w, ok := want[name]; ok && w.identity == old.identity {
+			changed = changed || !slices.Equal(old.roles, w.roles)
 			old.roles = w.roles
 			want[name] = old
 			continue
 		}
+		changed = true
 		if old.cancel != nil {
 			old.cancel()
 		}
@@ -253,8 +271,18 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 	}
 	c.members, c.topoError = want, topoErr
 	c.mu.Unlock()
-	c.enqueueAllSessions()
+	// Every session depends on the members; reconcile them all, but only when they changed.
+	if changed {
+		c.enqueueAllSessions()
+	}
 	return nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // sortedMembers returns the members in name order.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -93,6 +94,9 @@ func Run(ctx context.Context, name string, q Queue, workers int, sync func(conte
 	<-ctx.Done()
 }
 
+// conflictRetry is how soon a reconcile that hit a write conflict runs again.
+const conflictRetry = 100 * time.Millisecond
+
 func processNext(ctx context.Context, name string, q Queue, sync func(context.Context, cache.ObjectName) error) bool {
 	key, quit := q.Get()
 	if quit {
@@ -112,6 +116,13 @@ func processNext(ctx context.Context, name string, q Queue, sync func(context.Co
 		reconciles.WithLabelValues(name, "requeue").Inc()
 		q.Forget(key)
 		q.AddAfter(key, rq.After)
+	case apierrors.IsConflict(err):
+		// The cache was behind our own last write; the watch event of that write is on its
+		// way. Retry soon, outside the error backoff, whose overall 10/s bucket would make a
+		// burst of sessions wait in line.
+		reconciles.WithLabelValues(name, "conflict").Inc()
+		q.Forget(key)
+		q.AddAfter(key, conflictRetry)
 	default:
 		reconciles.WithLabelValues(name, "error").Inc()
 		logger.Error(err, "Reconcile failed, retrying")

@@ -1,0 +1,97 @@
+//go:build bench
+
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/test/bench/report"
+	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
+)
+
+const controllerNS = "mirrord-system"
+
+// record adds rows to the run's report (MIRRORD_BENCH_OUT) and to the test log.
+func record(t *testing.T, rows ...report.Row) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := report.Render(&b, rows, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", b.String())
+	out := os.Getenv("MIRRORD_BENCH_OUT")
+	if out == "" {
+		return
+	}
+	if err := report.Append(out, rows...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// envInt is an integer knob of the benchmarks (MIRRORD_BENCH_*), def when unset.
+func envInt(t *testing.T, key string, def int) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive integer", key, v)
+	}
+	return n
+}
+
+// fastClient is c with a client that is not rate limited on this side.
+func fastClient(t *testing.T, c *framework.Cluster) *framework.Cluster {
+	cfg := rest.CopyConfig(c.Config)
+	cfg.QPS, cfg.Burst = 1000, 2000
+	fast := *c
+	fast.Config = cfg
+	var err error
+	if fast.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if fast.Mirrord, err = versioned.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return &fast
+}
+
+// controllerMetric reads one unlabelled metric of the controller pod in c through the API
+// server's pod proxy.
+func controllerMetric(ctx context.Context, c *framework.Cluster, name string) (float64, error) {
+	pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: "kubectl-mirrord.io/component=controller"})
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase != "Running" || p.DeletionTimestamp != nil {
+			continue
+		}
+		raw, err := c.Kube.CoreV1().Pods(controllerNS).ProxyGet("http", p.Name, "8080", "/metrics", nil).DoRaw(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("metrics of %s: %w", p.Name, err)
+		}
+		s := bufio.NewScanner(bytes.NewReader(raw))
+		for s.Scan() {
+			if f := strings.Fields(s.Text()); len(f) == 2 && f[0] == name {
+				return strconv.ParseFloat(f[1], 64)
+			}
+		}
+		return 0, fmt.Errorf("metrics of %s lack %s", p.Name, name)
+	}
+	return 0, fmt.Errorf("%s: no running controller pod", c.Name)
+}
