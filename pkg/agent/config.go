@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/stateful"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
@@ -54,4 +55,13 @@ func ConfigFromEnv() (Config, error) {
 		return c, fmt.Errorf("%s lacks the target container: containerID and targetPodUID are required", ConfigEnv)
 	}
 	return c, nil
+}
+
+// Validate checks the features the agent will serve, so a bad one ends the agent at once
+// with a message naming it (the member controller shows it in the session's status).
+func (c Config) Validate() error {
+	if err := stateful.ValidateEnv(c.Features.Env); err != nil {
+		return err
+	}
+	return stateful.ValidateFS(c.Features.FS)
 }

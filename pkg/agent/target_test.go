@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 func fakeProc(t *testing.T, cgroups map[string]string) string {
@@ -77,5 +79,20 @@ func TestOpenTargetRefusesHostNetwork(t *testing.T) {
 	}
 	if _, _, err := openTarget(root, "containerd://"+id); !errors.Is(err, ErrHostNetwork) {
 		t.Fatalf("openTarget = %v, want ErrHostNetwork", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{Features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{ReadOnly: []string{"^/etc/"}}}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+	bad := Config{Features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Local: []string{"/tmp/(x"}}}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), `feature.fs.local: invalid regular expression "/tmp/(x"`) {
+		t.Errorf("bad regex: %v", err)
+	}
+	mode := Config{Features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "rw"}}}
+	if err := mode.Validate(); err == nil || !strings.Contains(err.Error(), "want local, read or write") {
+		t.Errorf("bad mode: %v", err)
 	}
 }

@@ -1,0 +1,230 @@
+package stateful
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+)
+
+// Access is what a session may do with one path of the target.
+type Access int
+
+const (
+	// AccessLocal paths are not served by the agent: the developer's machine answers.
+	AccessLocal Access = iota
+	// AccessRead paths are read from the target.
+	AccessRead
+	// AccessWrite paths are read and written in the target.
+	AccessWrite
+	// AccessNotFound paths look absent.
+	AccessNotFound
+)
+
+// ErrLocal is returned for paths the session serves locally.
+var ErrLocal = errors.New("this path is served by the developer's machine (feature.fs)")
+
+// FS serves a target container's files. Every path is resolved inside the container's root,
+// symlinks included (openat2 RESOLVE_IN_ROOT), so no path escapes to the node.
+type FS struct {
+	root                           *os.File
+	readOnly, readWrite, local, nf []*regexp.Regexp
+	mode                           mirrordv1alpha1.FSMode
+}
+
+// ValidateFS checks the fs feature: its mode and regular expressions.
+func ValidateFS(f mirrordv1alpha1.FSFeature) error {
+	_, err := newFS(f)
+	return err
+}
+
+func newFS(f mirrordv1alpha1.FSFeature) (*FS, error) {
+	fsys := &FS{mode: f.Mode}
+	if fsys.mode == "" {
+		fsys.mode = mirrordv1alpha1.FSModeRead
+	}
+	switch fsys.mode {
+	case mirrordv1alpha1.FSModeLocal, mirrordv1alpha1.FSModeRead, mirrordv1alpha1.FSModeWrite:
+	default:
+		return nil, fmt.Errorf("feature.fs.mode %q: want local, read or write", f.Mode)
+	}
+	var err error
+	for _, l := range []struct {
+		key  string
+		in   []string
+		into *[]*regexp.Regexp
+	}{{"readOnly", f.ReadOnly, &fsys.readOnly}, {"readWrite", f.ReadWrite, &fsys.readWrite}, {"local", f.Local, &fsys.local}, {"notFound", f.NotFound, &fsys.nf}} {
+		if *l.into, err = compileAll("feature.fs."+l.key, l.in); err != nil {
+			return nil, err
+		}
+	}
+	return fsys, nil
+}
+
+// OpenFS opens the root of process pid's container (/proc/PID/root) with the session's fs
+// feature; a bad regular expression is an error naming it.
+func OpenFS(procRoot string, pid int, f mirrordv1alpha1.FSFeature) (*FS, error) {
+	fsys, err := newFS(f)
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenFile(path.Join(procRoot, strconv.Itoa(pid), "root"), unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening the target's root file system: %w", err)
+	}
+	fsys.root = root
+	return fsys, nil
+}
+
+func compileAll(key string, exprs []string) ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	for _, e := range exprs {
+		re, err := regexp.Compile(e)
+		if err != nil {
+			return nil, fmt.Errorf("%s: invalid regular expression %q: %w", key, e, err)
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+// Close releases the container's root.
+func (f *FS) Close() error { return f.root.Close() }
+
+// Access says what the session may do with path (absolute). Overrides are checked in the
+// order mirrord documents: notFound, readWrite, readOnly, local, then the mode.
+func (f *FS) Access(p string) Access {
+	switch {
+	case matchRE(f.nf, p):
+		return AccessNotFound
+	case matchRE(f.readWrite, p):
+		return AccessWrite
+	case matchRE(f.readOnly, p):
+		return AccessRead
+	case matchRE(f.local, p):
+		return AccessLocal
+	}
+	switch f.mode {
+	case mirrordv1alpha1.FSModeWrite:
+		return AccessWrite
+	case mirrordv1alpha1.FSModeRead:
+		return AccessRead
+	}
+	return AccessLocal
+}
+
+func matchRE(res []*regexp.Regexp, p string) bool {
+	for _, re := range res {
+		if re.MatchString(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// check cleans p and enforces the session's access for an operation that writes or not.
+func (f *FS) check(p string, write bool) (string, error) {
+	if !path.IsAbs(p) {
+		return "", &fs.PathError{Op: "open", Path: p, Err: errors.New("path must be absolute")}
+	}
+	p = path.Clean(p)
+	switch f.Access(p) {
+	case AccessNotFound:
+		return "", &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+	case AccessLocal:
+		return "", &fs.PathError{Op: "open", Path: p, Err: ErrLocal}
+	case AccessRead:
+		if write {
+			return "", &fs.PathError{Op: "open", Path: p, Err: fmt.Errorf("%w: read-only for this session (feature.fs mode or policy)", fs.ErrPermission)}
+		}
+	}
+	return p, nil
+}
+
+// Open opens p in the target's container with open(2) flags; writing flags need write access.
+func (f *FS) Open(p string, flags int, perm uint32) (*os.File, error) {
+	write := flags&(unix.O_WRONLY|unix.O_RDWR|unix.O_CREAT|unix.O_TRUNC|unix.O_APPEND) != 0
+	p, err := f.check(p, write)
+	if err != nil {
+		return nil, err
+	}
+	return f.openat2(p, uint64(flags), uint64(perm), 0)
+}
+
+func (f *FS) openat2(p string, flags, mode, resolve uint64) (*os.File, error) {
+	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: mode, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | resolve}
+	fd, err := unix.Openat2(int(f.root.Fd()), p, &how)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// Stat is lstat(2) of p in the container (a final symlink is not followed).
+func (f *FS) Stat(p string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	p, err := f.check(p, false)
+	if err != nil {
+		return st, err
+	}
+	file, err := f.openat2(p, unix.O_PATH|unix.O_NOFOLLOW, 0, 0)
+	if err != nil {
+		return st, err
+	}
+	defer file.Close()
+	if err := unix.Fstatat(int(file.Fd()), "", &st, unix.AT_EMPTY_PATH); err != nil {
+		return st, &fs.PathError{Op: "stat", Path: p, Err: err}
+	}
+	return st, nil
+}
+
+// ReadDir lists directory p of the container.
+func (f *FS) ReadDir(p string) ([]fs.DirEntry, error) {
+	p, err := f.check(p, false)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := f.openat2(p, unix.O_RDONLY|unix.O_DIRECTORY, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return dir.ReadDir(-1)
+}
+
+// Readlink returns the text of symlink p in the container.
+func (f *FS) Readlink(p string) (string, error) {
+	p, err := f.check(p, false)
+	if err != nil {
+		return "", err
+	}
+	file, err := f.openat2(p, unix.O_PATH|unix.O_NOFOLLOW, 0, 0)
+	if err != nil {
+		return "", err
+	}
+	defer file.Close()
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(int(file.Fd()), "", buf)
+	if err != nil {
+		return "", &fs.PathError{Op: "readlink", Path: p, Err: err}
+	}
+	return string(buf[:n]), nil
+}
+
+// ReadFile reads all of p.
+func (f *FS) ReadFile(p string) ([]byte, error) {
+	file, err := f.Open(p, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	return io.ReadAll(file)
+}
