@@ -25,7 +25,7 @@ import (
 
 const roleEnv = "MIRRORD_NSTEST_TARGET"
 
-// The target's servers, all on its own 127.0.0.1.
+// The target's servers: HTTP on every address of its namespace, the rest on its 127.0.0.1.
 const (
 	HTTPPort = 8080
 	UDPPort  = 9090
@@ -144,7 +144,7 @@ func runTarget(raw string) error {
 	if err := netlink.LinkSetUp(lo); err != nil {
 		return err
 	}
-	hl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", HTTPPort))
+	hl, err := net.Listen("tcp", fmt.Sprintf(":%d", HTTPPort))
 	if err != nil {
 		return err
 	}

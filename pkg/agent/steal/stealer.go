@@ -1,0 +1,123 @@
+package steal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
+)
+
+// Handler receives one stolen connection with the address it was sent to.
+type Handler func(conn net.Conn, original netip.AddrPort)
+
+// Stealer listens inside the target's network namespace for the connections its Redirector
+// diverts.
+type Stealer struct {
+	ns    *netns.Handle
+	ln    net.Listener
+	redir Redirector
+	wg    sync.WaitGroup
+}
+
+// Start listens in ns on an ephemeral port, creates the owned nftables table name there, and
+// serves every diverted connection with h.
+func Start(ctx context.Context, ns *netns.Handle, name string, h Handler) (*Stealer, error) {
+	ln, err := ns.Listen(ctx, "tcp", "[::]:0", nil)
+	if err != nil {
+		return nil, fmt.Errorf("listening in the target's network namespace: %w", err)
+	}
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	redir, err := NewNFT(ns.Fd(), name, port)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	s := &Stealer{ns: ns, ln: ln, redir: redir}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			orig, err := OriginalDst(c)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			go h(c, orig)
+		}
+	})
+	return s, nil
+}
+
+// Steal starts diverting new connections to port.
+func (s *Stealer) Steal(port uint16) error { return s.redir.Add(port) }
+
+// Release stops diverting port; connections already stolen stay with the session.
+func (s *Stealer) Release(port uint16) error { return s.redir.Remove(port) }
+
+// Close removes the rules, then stops listening.
+func (s *Stealer) Close() error {
+	err := s.redir.Close()
+	_ = s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+// DialOriginal connects to where a stolen connection was going, from inside the target's
+// namespace, marked so the redirect lets it through: the way to pass a request on unchanged.
+func (s *Stealer) DialOriginal(ctx context.Context, original netip.AddrPort) (net.Conn, error) {
+	return s.ns.Dial(ctx, "tcp", original.String(), markPassthrough)
+}
+
+func markPassthrough(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, PassthroughMark)
+	})
+	return errors.Join(err, serr)
+}
+
+// OriginalDst is the destination a redirected connection had before NAT (SO_ORIGINAL_DST).
+func OriginalDst(c net.Conn) (netip.AddrPort, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return netip.AddrPort{}, errors.New("not a TCP connection")
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	var ap netip.AddrPort
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		// An IPv4 connection on a dual-stack socket still answers SOL_IP.
+		var sa4 unix.RawSockaddrInet4
+		l := uint32(unsafe.Sizeof(sa4))
+		if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_IP, unix.SO_ORIGINAL_DST, uintptr(unsafe.Pointer(&sa4)), uintptr(unsafe.Pointer(&l)), 0); e == 0 {
+			p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+			ap = netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(p[0])<<8|uint16(p[1]))
+			return
+		}
+		var sa6 unix.RawSockaddrInet6
+		l = uint32(unsafe.Sizeof(sa6))
+		if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_IPV6, ip6tSoOriginalDst, uintptr(unsafe.Pointer(&sa6)), uintptr(unsafe.Pointer(&l)), 0); e != 0 {
+			serr = fmt.Errorf("SO_ORIGINAL_DST: %w", e)
+			return
+		}
+		p := (*[2]byte)(unsafe.Pointer(&sa6.Port))
+		ap = netip.AddrPortFrom(netip.AddrFrom16(sa6.Addr).Unmap(), uint16(p[0])<<8|uint16(p[1]))
+	})
+	return ap, errors.Join(err, serr)
+}
+
+// ip6tSoOriginalDst is IP6T_SO_ORIGINAL_DST (linux/netfilter_ipv6/ip6_tables.h).
+const ip6tSoOriginalDst = 80
