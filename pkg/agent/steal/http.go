@@ -1,0 +1,159 @@
+package steal
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+)
+
+// Filter matches HTTP requests: every set expression must match (header: one "Name: value"
+// line; path: the request path; method: the method).
+type Filter struct{ header, path, method *regexp.Regexp }
+
+// CompileFilter compiles a session's httpFilter; an invalid expression is an error naming
+// its key. A nil or empty filter is nil: steal whole ports.
+func CompileFilter(f *mirrordv1alpha1.HTTPFilter) (*Filter, error) {
+	if f == nil || (f.Header == "" && f.Path == "" && f.Method == "") {
+		return nil, nil
+	}
+	var out Filter
+	for _, e := range []struct {
+		key, expr string
+		into      **regexp.Regexp
+	}{{"header", f.Header, &out.header}, {"path", f.Path, &out.path}, {"method", f.Method, &out.method}} {
+		if e.expr == "" {
+			continue
+		}
+		re, err := regexp.Compile(e.expr)
+		if err != nil {
+			return nil, fmt.Errorf("feature.network.incoming.httpFilter.%s: invalid regular expression %q: %w", e.key, e.expr, err)
+		}
+		*e.into = re
+	}
+	return &out, nil
+}
+
+// Match reports whether r is the session's.
+func (f *Filter) Match(r *http.Request) bool {
+	if f.method != nil && !f.method.MatchString(r.Method) {
+		return false
+	}
+	if f.path != nil && !f.path.MatchString(r.URL.Path) {
+		return false
+	}
+	if f.header != nil {
+		lines := []string{"Host: " + r.Host}
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				lines = append(lines, k+": "+v)
+			}
+		}
+		for _, l := range lines {
+			if f.header.MatchString(l) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// RoundTripFunc answers a request the filter gave to the session.
+type RoundTripFunc func(*http.Request) (*http.Response, error)
+
+// ServeHTTP1 routes the requests of one stolen HTTP/1.x connection one by one, in order:
+// those f matches to session, the rest unchanged to the original destination over one
+// passthrough connection opened by dial when first needed. A 101 answer from the original
+// turns the connection into a tunnel to it. It returns when either side closes.
+func ServeHTTP1(ctx context.Context, client net.Conn, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
+	defer client.Close()
+	cr := bufio.NewReader(client)
+	var pass net.Conn
+	var pr *bufio.Reader
+	defer func() {
+		if pass != nil {
+			pass.Close()
+		}
+	}()
+	for {
+		req, err := http.ReadRequest(cr)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("reading a request: %w", err)
+		}
+		var resp *http.Response
+		if f.Match(req) {
+			if resp, err = session(req); err != nil {
+				resp = errorResponse(req, http.StatusBadGateway, "mirrord: the session could not answer: "+err.Error())
+			}
+			// Whatever the session left of the body must not be taken for the next request.
+			_, _ = io.Copy(io.Discard, req.Body)
+		} else {
+			if pass == nil {
+				if pass, err = dial(ctx); err != nil {
+					resp := errorResponse(req, http.StatusBadGateway, "mirrord: cannot reach the target: "+err.Error())
+					_ = resp.Write(client)
+					return err
+				}
+				pr = bufio.NewReader(pass)
+			}
+			if err := req.Write(pass); err != nil {
+				return fmt.Errorf("passing a request on: %w", err)
+			}
+			if resp, err = http.ReadResponse(pr, req); err != nil {
+				return fmt.Errorf("reading the target's answer: %w", err)
+			}
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				if err := resp.Write(client); err != nil {
+					return err
+				}
+				return tunnel(client, cr, pass, pr)
+			}
+		}
+		err = resp.Write(client)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("answering: %w", err)
+		}
+		if req.Close || resp.Close {
+			return nil
+		}
+	}
+}
+
+// tunnel copies both ways, including what the readers already buffered, until both end.
+func tunnel(a net.Conn, ar *bufio.Reader, b net.Conn, br *bufio.Reader) error {
+	var wg sync.WaitGroup
+	cp := func(dst net.Conn, src io.Reader) {
+		_, _ = io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+	}
+	wg.Go(func() { cp(b, ar) })
+	wg.Go(func() { cp(a, br) })
+	wg.Wait()
+	return nil
+}
+
+func errorResponse(req *http.Request, code int, msg string) *http.Response {
+	return &http.Response{
+		StatusCode: code, ProtoMajor: 1, ProtoMinor: 1, Request: req,
+		Header:        http.Header{"Content-Type": {"text/plain; charset=utf-8"}},
+		Body:          io.NopCloser(strings.NewReader(msg + "\n")),
+		ContentLength: int64(len(msg) + 1),
+	}
+}

@@ -1,0 +1,137 @@
+package steal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+)
+
+func TestCompileFilter(t *testing.T) {
+	for _, tc := range []struct {
+		f       mirrordv1alpha1.HTTPFilter
+		req     string
+		match   bool
+		wantErr string
+	}{
+		{f: mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: alice\r\n\r\n", match: true},
+		{f: mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: bob\r\n\r\n", match: false},
+		{f: mirrordv1alpha1.HTTPFilter{Path: "^/api/v2/"}, req: "GET /api/v2/items?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", match: true},
+		{f: mirrordv1alpha1.HTTPFilter{Path: "^/api/v2/", Method: "^POST$"}, req: "GET /api/v2/items HTTP/1.1\r\nHost: a\r\n\r\n", match: false},
+		{f: mirrordv1alpha1.HTTPFilter{Header: "^Host: shop"}, req: "GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n", match: true},
+		{f: mirrordv1alpha1.HTTPFilter{Header: "(unclosed"}, wantErr: `feature.network.incoming.httpFilter.header: invalid regular expression "(unclosed"`},
+		{f: mirrordv1alpha1.HTTPFilter{Method: "*GET"}, wantErr: "httpFilter.method: invalid regular expression"},
+	} {
+		f, err := CompileFilter(&tc.f)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%+v: err = %v, want %q", tc.f, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(tc.req)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Match(req); got != tc.match {
+			t.Errorf("%+v on %q: match %v, want %v", tc.f, tc.req, got, tc.match)
+		}
+	}
+	if f, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{}); f != nil || err != nil {
+		t.Errorf("empty filter: %v %v, want whole-port steal", f, err)
+	}
+}
+
+// TestStealHTTPFilter steals a port with a header filter: on one keep-alive connection, and
+// with pipelined requests, matching requests are answered by the session and the rest by
+// the target, in order.
+func TestStealHTTPFilter(t *testing.T) {
+	tg := nstest.Start(t, nstest.Options{})
+	link := nstest.Connect(t, tg)
+	ns, err := netns.OfPID("/proc", tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := func(r *http.Request) (*http.Response, error) {
+		body, _ := io.ReadAll(r.Body)
+		msg := fmt.Sprintf("local %s %s %d", r.Method, r.URL.Path, len(body))
+		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
+	}
+	var s *Stealer
+	s, err = Start(t.Context(), ns, "mirrord-http", func(c net.Conn, orig netip.AddrPort) {
+		_ = ServeHTTP1(t.Context(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Steal(nstest.HTTPPort); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, err := link.Client.Dial(ctx, "tcp", fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	type exchange struct{ req, want string }
+	alice := func(method, path, body string) string {
+		return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: api\r\nX-User: alice\r\nContent-Length: %d\r\n\r\n%s", method, path, len(body), body)
+	}
+	other := func(method, path string) string {
+		return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: api\r\nX-User: bob\r\n\r\n", method, path)
+	}
+	chunked := "POST /upload HTTP/1.1\r\nHost: api\r\nX-User: alice\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+	rounds := [][]exchange{
+		// One request at a time on a keep-alive connection.
+		{{alice("GET", "/a", ""), "local GET /a 0"}},
+		{{other("GET", "/b"), tg.Token + " GET /b"}},
+		{{alice("POST", "/c", "body!"), "local POST /c 5"}},
+		{{chunked, "local POST /upload 11"}},
+		// Pipelined: all written before any answer is read.
+		{{other("GET", "/p1"), tg.Token + " GET /p1"}, {alice("GET", "/p2", ""), "local GET /p2 0"}, {other("DELETE", "/p3"), tg.Token + " DELETE /p3"}},
+	}
+	for _, round := range rounds {
+		var buf bytes.Buffer
+		for _, ex := range round {
+			buf.WriteString(ex.req)
+		}
+		if _, err := c.Write(buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		for _, ex := range round {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("answer to %q: %v", ex.req, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != ex.want {
+				t.Errorf("answer to %q = %q, want %q", strings.SplitN(ex.req, "\r\n", 2)[0], b, ex.want)
+			}
+		}
+	}
+}
