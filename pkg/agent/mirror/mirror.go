@@ -1,0 +1,212 @@
+// Package mirror copies the incoming TCP streams of a target's ports without touching them:
+// AF_PACKET capture (TPACKET_V3) inside the target's network namespace, a BPF filter for the
+// ports, and TCP reassembly. The target never depends on the agent: if the agent dies, the
+// kernel drops its socket and nothing else changes.
+package mirror
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/afpacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/reassembly"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
+)
+
+// Conn is one mirrored connection: the bytes its client sent to the target, in order.
+type Conn struct {
+	Client, Server netip.AddrPort
+	// Data is closed (io.EOF) when the connection ends.
+	Data io.Reader
+}
+
+// Handler receives each new mirrored connection; it must consume Data promptly.
+type Handler func(*Conn)
+
+// Mirror captures on every interface of the target's namespace but loopback.
+type Mirror struct {
+	handles []*afpacket.TPacket
+	wg      sync.WaitGroup
+	stop    chan struct{}
+}
+
+// Start mirrors ports of the target whose namespace is ns. Connections already open are
+// skipped: a stream starts at its SYN.
+func Start(ns *netns.Handle, ports []uint16, h Handler) (*Mirror, error) {
+	filter, err := filterFor(ports)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mirror{stop: make(chan struct{})}
+	err = ns.Do(func() error {
+		ifs, err := net.Interfaces()
+		if err != nil {
+			return err
+		}
+		for _, ifc := range ifs {
+			if ifc.Flags&net.FlagLoopback != 0 {
+				continue
+			}
+			tp, err := afpacket.NewTPacket(afpacket.OptInterface(ifc.Name), afpacket.TPacketVersion3,
+				afpacket.OptFrameSize(1<<16), afpacket.OptBlockSize(1<<20), afpacket.OptNumBlocks(16),
+				afpacket.OptPollTimeout(100*time.Millisecond))
+			if err != nil {
+				return fmt.Errorf("capturing on %s: %w", ifc.Name, err)
+			}
+			if err := tp.SetBPF(filter); err != nil {
+				tp.Close()
+				return fmt.Errorf("filter on %s: %w", ifc.Name, err)
+			}
+			m.handles = append(m.handles, tp)
+		}
+		return nil
+	})
+	if err != nil {
+		m.closeHandles()
+		return nil, fmt.Errorf("mirror: %w (the agent needs NET_RAW in the target's namespace)", err)
+	}
+	if len(m.handles) == 0 {
+		return nil, errors.New("mirror: the target's network namespace has no interface but loopback")
+	}
+	want := map[uint16]bool{}
+	for _, p := range ports {
+		want[p] = true
+	}
+	for _, tp := range m.handles {
+		m.wg.Go(func() { m.capture(tp, want, h) })
+	}
+	return m, nil
+}
+
+// Close stops capturing and ends every open stream.
+func (m *Mirror) Close() {
+	close(m.stop)
+	m.wg.Wait()
+	m.closeHandles()
+}
+
+func (m *Mirror) closeHandles() {
+	for _, tp := range m.handles {
+		tp.Close()
+	}
+}
+
+// idle is how long a stream may see no packet before it is ended.
+const idle = 2 * time.Minute
+
+func (m *Mirror) capture(tp *afpacket.TPacket, ports map[uint16]bool, h Handler) {
+	f := &factory{ports: ports, handler: h}
+	asm := reassembly.NewAssembler(reassembly.NewStreamPool(f))
+	defer asm.FlushAll()
+	var (
+		eth    layers.Ethernet
+		ip4    layers.IPv4
+		ip6    layers.IPv6
+		tcp    layers.TCP
+		parser = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &ip6, &tcp)
+		decode []gopacket.LayerType
+	)
+	parser.IgnoreUnsupported = true
+	lastFlush := time.Now()
+	for {
+		select {
+		case <-m.stop:
+			return
+		default:
+		}
+		data, ci, err := tp.ZeroCopyReadPacketData()
+		if now := time.Now(); now.Sub(lastFlush) > 10*time.Second {
+			asm.FlushCloseOlderThan(now.Add(-idle))
+			lastFlush = now
+		}
+		if err != nil {
+			if errors.Is(err, afpacket.ErrTimeout) || errors.Is(err, afpacket.ErrPoll) {
+				continue
+			}
+			return
+		}
+		if err := parser.DecodeLayers(data, &decode); err != nil {
+			continue
+		}
+		var netFlow gopacket.Flow
+		isTCP := false
+		for _, lt := range decode {
+			switch lt {
+			case layers.LayerTypeIPv4:
+				netFlow = ip4.NetworkFlow()
+			case layers.LayerTypeIPv6:
+				netFlow = ip6.NetworkFlow()
+			case layers.LayerTypeTCP:
+				isTCP = true
+			}
+		}
+		if !isTCP {
+			continue
+		}
+		// The assembler keeps references to the payload: copy it out of the ring.
+		tcp.Payload = append([]byte(nil), tcp.Payload...)
+		asm.AssembleWithContext(netFlow, &tcp, &captureContext{ci})
+	}
+}
+
+type captureContext struct{ ci gopacket.CaptureInfo }
+
+func (c *captureContext) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
+
+type factory struct {
+	ports   map[uint16]bool
+	handler Handler
+}
+
+func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, _ reassembly.AssemblerContext) reassembly.Stream {
+	s := &stream{}
+	// Only connections a client opens to a mirrored port, from their SYN.
+	if !tcp.SYN || tcp.ACK || !f.ports[uint16(tcp.DstPort)] {
+		s.ignore = true
+		return s
+	}
+	src, _ := netip.AddrFromSlice(netFlow.Src().Raw())
+	dst, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
+	pr, pw := io.Pipe()
+	s.w = pw
+	go f.handler(&Conn{
+		Client: netip.AddrPortFrom(src.Unmap(), uint16(tcp.SrcPort)),
+		Server: netip.AddrPortFrom(dst.Unmap(), uint16(tcp.DstPort)),
+		Data:   pr,
+	})
+	return s
+}
+
+type stream struct {
+	ignore bool
+	w      *io.PipeWriter
+}
+
+func (s *stream) Accept(tcp *layers.TCP, _ gopacket.CaptureInfo, _ reassembly.TCPFlowDirection, _ reassembly.Sequence, _ *bool, _ reassembly.AssemblerContext) bool {
+	return !s.ignore
+}
+
+func (s *stream) ReassembledSG(sg reassembly.ScatterGather, _ reassembly.AssemblerContext) {
+	dir, _, _, _ := sg.Info()
+	if s.ignore || dir != reassembly.TCPDirClientToServer {
+		return
+	}
+	if n, _ := sg.Lengths(); n > 0 {
+		_, _ = s.w.Write(sg.Fetch(n))
+	}
+}
+
+func (s *stream) ReassemblyComplete(reassembly.AssemblerContext) bool {
+	if s.w != nil {
+		_ = s.w.Close()
+	}
+	return true
+}
