@@ -11,8 +11,17 @@ if [ -e /var/lib/mirrord-rig ]; then
   exit 1
 fi
 
+# The host's state before anything runs: the agent's unit tests make network namespaces,
+# veths and nftables tables, and the rig much more; after teardown nothing may differ.
+make --no-print-directory rig
+mkdir -p "${ARTIFACTS:-$root/_artifacts}"
+export MIRRORD_HOST_BASELINE="${ARTIFACTS:-$root/_artifacts}/host-before.json"
+bin/rig snapshot "$MIRRORD_HOST_BASELINE"
+
 echo "== unit tests"
 make --no-print-directory unit
+echo "== leftovers of the unit tests"
+bin/rig check "$MIRRORD_HOST_BASELINE"
 echo "== verify"
 make --no-print-directory verify
 echo "== e2e on local clusters"
