@@ -84,7 +84,7 @@ func TestStealHTTPFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Steal(nstest.HTTPPort); err != nil {
+	if err := s.Steal(nstest.HTTPPort, true); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,11 +1,22 @@
 // Package steal diverts new TCP connections to a target's ports to the agent, inside the
 // target's network namespace, and hands them to the session or passes them on unchanged.
+//
+// Several sessions can steal from one target at once. Each agent holds a slot (1-16): an
+// nftables table named for it, owned by the agent's netlink socket, whose NAT chains run in
+// slot order. A connection reaches the first slot stealing its port; requests that slot's
+// filter does not match leave it on a passthrough connection marked with the bits of every
+// slot up to its own, which the next slots' rules catch and the earlier ones skip, until the
+// last passes them to the target itself. A whole-port steal shares its port with nobody.
 package steal
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -13,55 +24,97 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// PassthroughMark marks the agent's own connections to the target's ports (requests it
-// passes on): the redirect skips them, so nothing loops.
-const PassthroughMark = 0x6d697272 // "mirr"
+const (
+	// MaxSlots is how many sessions can steal from one target at once.
+	MaxSlots = 16
+	// markBase tags the agents' passthrough connections; the low 16 bits say which slots
+	// have seen them.
+	markBase = 0x6d690000 // "mi"
+	markMask = 0xffff0000
+	// tablePrefix names the slot tables: mirrord-steal-01 ... mirrord-steal-16.
+	tablePrefix = "mirrord-steal-"
+)
 
-// Redirector diverts new connections to chosen ports of the target to the agent's listener.
-type Redirector interface {
-	// Add starts diverting port; Remove stops it. Live connections are never touched.
-	Add(port uint16) error
-	Remove(port uint16) error
-	// Close removes every rule.
-	Close() error
+// passthroughMark is the mark of slot's passthrough connections: every slot up to it.
+func passthroughMark(slot int) uint32 { return markBase | (1<<slot - 1) }
+
+// ConflictError says a port cannot be stolen because of another session's steal.
+type ConflictError struct {
+	Port    uint16
+	Session string
+	Whole   bool // the other session steals the whole port
 }
 
-// nftRedirector keeps its rules in an nftables table owned by its netlink socket: the kernel
-// deletes the table when the socket closes, so even a SIGKILL or OOM of the agent leaves no
-// rule behind.
+func (e *ConflictError) Error() string {
+	if e.Whole {
+		return fmt.Sprintf("port %d is already stolen whole by session %s: only one session can steal a port without an HTTP filter; add feature.network.incoming.httpFilter, or mirror instead", e.Port, e.Session)
+	}
+	return fmt.Sprintf("port %d is stolen with an HTTP filter by session %s: a steal without a filter would take its requests; add feature.network.incoming.httpFilter", e.Port, e.Session)
+}
+
+// nftRedirector keeps one slot's rules in its owned table: the kernel deletes the table when
+// the agent's socket closes, so even a SIGKILL or OOM of the agent leaves no rule behind.
 type nftRedirector struct {
 	mu       sync.Mutex
 	conn     *nftables.Conn
+	session  string
+	slot     int
 	table    *nftables.Table
 	pre, out *nftables.Chain
 	to       uint16
 	rules    map[uint16][2]*nftables.Rule
 }
 
-// NewNFT creates the owned table name in the network namespace nsFd, redirecting to port to
-// (the agent's listener in that namespace).
-func NewNFT(nsFd int, name string, to uint16) (Redirector, error) {
+// newNFT takes the first free slot in the network namespace nsFd for session, redirecting
+// to port to (the agent's listener in that namespace).
+func newNFT(nsFd int, session string, to uint16) (*nftRedirector, error) {
 	conn, err := nftables.New(nftables.WithNetNSFd(nsFd), nftables.AsLasting())
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	r := &nftRedirector{conn: conn, to: to, rules: map[uint16][2]*nftables.Rule{}}
-	r.table = conn.AddTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet, Flags: nftables.TableFlagOwner})
-	// Connections from outside the pod (other pods, Services, the node).
-	r.pre = conn.AddChain(&nftables.Chain{Name: "prerouting", Table: r.table, Type: nftables.ChainTypeNAT,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
-	// Connections from inside the pod to its own addresses (sidecars, the app calling itself).
-	r.out = conn.AddChain(&nftables.Chain{Name: "output", Table: r.table, Type: nftables.ChainTypeNAT,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
-	if err := conn.Flush(); err != nil {
-		_ = conn.CloseLasting()
-		return nil, fmt.Errorf("creating nftables table %s (the agent needs NET_ADMIN in the target's namespace): %w", name, err)
+	taken := func(name string) bool {
+		ts, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return false
+		}
+		for _, t := range ts {
+			if t.Name == name {
+				return true
+			}
+		}
+		return false
 	}
-	return r, nil
+	for slot := 1; slot <= MaxSlots; slot++ {
+		if taken(fmt.Sprintf("%s%02d", tablePrefix, slot)) {
+			continue
+		}
+		r := &nftRedirector{conn: conn, session: session, slot: slot, to: to, rules: map[uint16][2]*nftables.Rule{}}
+		// Exclusive create: the table's name is the slot's lock.
+		r.table = conn.CreateTable(&nftables.Table{Name: fmt.Sprintf("%s%02d", tablePrefix, slot), Family: nftables.TableFamilyINet, Flags: nftables.TableFlagOwner})
+		prio := nftables.ChainPriority(-150 + slot) // before iptables' NAT (-100), in slot order
+		// Connections from outside the pod (other pods, Services, the node).
+		r.pre = conn.AddChain(&nftables.Chain{Name: "prerouting", Table: r.table, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPrerouting, Priority: &prio})
+		// Connections from inside the pod to its own addresses, and earlier slots' passthroughs.
+		r.out = conn.AddChain(&nftables.Chain{Name: "output", Table: r.table, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookOutput, Priority: &prio})
+		err := conn.Flush()
+		if err == nil {
+			return r, nil
+		}
+		// Another agent took the slot meanwhile: EEXIST, or EPERM as its table is owned.
+		if !(errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.EPERM)) || !taken(r.table.Name) {
+			_ = conn.CloseLasting()
+			return nil, fmt.Errorf("creating nftables table %s (the agent needs NET_ADMIN in the target's namespace): %w", r.table.Name, err)
+		}
+	}
+	_ = conn.CloseLasting()
+	return nil, fmt.Errorf("%d sessions already steal from this target: end one first", MaxSlots)
 }
 
-// match is "new TCP connection (SYN without ACK) to port".
-func match(port uint16) []expr.Any {
+// match is "new TCP connection (SYN without ACK) to port, not yet seen by this slot".
+func (r *nftRedirector) match(port uint16) []expr.Any {
+	bit := uint32(1) << (r.slot - 1)
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
@@ -72,6 +125,10 @@ func match(port uint16) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+		// Skip the passthroughs of this slot and the later ones.
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(markMask | bit), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(markBase | bit)},
 	}
 }
 
@@ -82,24 +139,33 @@ func (r *nftRedirector) redirect() []expr.Any {
 	}
 }
 
-func (r *nftRedirector) Add(port uint16) error {
+// add starts diverting port, after checking the other slots' steals of it.
+func (r *nftRedirector) add(port uint16, filtered bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.rules[port]; ok {
 		return nil
 	}
-	pre := r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.pre, UserData: userData(port),
-		Exprs: append(match(port), r.redirect()...)})
-	local := append(match(port),
-		// Only to the pod's own addresses, and never the agent's passthrough connections.
+	if err := r.conflict(port, filtered); err != nil {
+		return err
+	}
+	ud := ruleData{port: port, filtered: filtered, session: r.session}.encode()
+	pre := r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.pre, UserData: ud, Exprs: append(r.match(port), r.redirect()...)})
+	local := append(r.match(port),
+		// Only to the pod's own addresses.
 		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(PassthroughMark)},
 	)
-	out := r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.out, UserData: userData(port), Exprs: append(local, r.redirect()...)})
+	out := r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.out, UserData: ud, Exprs: append(local, r.redirect()...)})
 	if err := r.conn.Flush(); err != nil {
 		return fmt.Errorf("adding the redirect of port %d: %w", port, err)
+	}
+	// Two sessions may have checked at once: the later slot looks again and backs off.
+	if err := r.conflict(port, filtered); err != nil {
+		_ = r.conn.DelRule(pre)
+		_ = r.conn.DelRule(out)
+		_ = r.conn.Flush()
+		return err
 	}
 	// Read back the handles the kernel gave the rules, to delete them later.
 	for _, c := range []*nftables.Chain{r.pre, r.out} {
@@ -108,7 +174,7 @@ func (r *nftRedirector) Add(port uint16) error {
 			return err
 		}
 		for _, rl := range rules {
-			if p, ok := portOf(rl.UserData); ok && p == port {
+			if d, ok := parseRuleData(rl.UserData); ok && d.port == port {
 				if c == r.pre {
 					pre = rl
 				} else {
@@ -121,7 +187,34 @@ func (r *nftRedirector) Add(port uint16) error {
 	return nil
 }
 
-func (r *nftRedirector) Remove(port uint16) error {
+// conflict looks at the other slots' steals of port.
+func (r *nftRedirector) conflict(port uint16, filtered bool) error {
+	tables, err := r.conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("listing nftables tables: %w", err)
+	}
+	for _, t := range tables {
+		if !strings.HasPrefix(t.Name, tablePrefix) || t.Name == r.table.Name {
+			continue
+		}
+		rules, err := r.conn.GetRules(t, &nftables.Chain{Name: "prerouting", Table: t})
+		if err != nil {
+			continue // the table went away meanwhile
+		}
+		for _, rl := range rules {
+			d, ok := parseRuleData(rl.UserData)
+			if !ok || d.port != port {
+				continue
+			}
+			if !d.filtered || !filtered {
+				return &ConflictError{Port: port, Session: d.session, Whole: !d.filtered}
+			}
+		}
+	}
+	return nil
+}
+
+func (r *nftRedirector) remove(port uint16) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rs, ok := r.rules[port]
@@ -140,8 +233,8 @@ func (r *nftRedirector) Remove(port uint16) error {
 	return nil
 }
 
-// Close deletes the table; closing the socket would too, this just does not wait for it.
-func (r *nftRedirector) Close() error {
+// close deletes the table; closing the socket would too, this just does not wait for it.
+func (r *nftRedirector) close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.conn.DelTable(r.table)
@@ -152,12 +245,30 @@ func (r *nftRedirector) Close() error {
 	return err
 }
 
-// userData tags a rule with its port so Add can find the kernel's handle for it.
-func userData(port uint16) []byte { return binary.BigEndian.AppendUint16([]byte("mirrord:"), port) }
+// ruleData is what a rule says of itself (its userdata), for other agents and for finding
+// the rule's handle.
+type ruleData struct {
+	port     uint16
+	filtered bool
+	session  string
+}
 
-func portOf(ud []byte) (uint16, bool) {
-	if len(ud) != len("mirrord:")+2 || string(ud[:8]) != "mirrord:" {
-		return 0, false
+const rulePrefix = "mirrord1:"
+
+func (d ruleData) encode() []byte {
+	b := binary.BigEndian.AppendUint16([]byte(rulePrefix), d.port)
+	if d.filtered {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
 	}
-	return binary.BigEndian.Uint16(ud[8:]), true
+	return append(b, d.session...)
+}
+
+func parseRuleData(b []byte) (ruleData, bool) {
+	if len(b) < len(rulePrefix)+3 || !bytes.HasPrefix(b, []byte(rulePrefix)) {
+		return ruleData{}, false
+	}
+	b = b[len(rulePrefix):]
+	return ruleData{port: binary.BigEndian.Uint16(b), filtered: b[2] == 1, session: string(b[3:])}, true
 }

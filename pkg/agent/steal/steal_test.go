@@ -39,11 +39,11 @@ func helper(pid string) error {
 	if err != nil {
 		return err
 	}
-	s, err := Start(context.Background(), ns, "mirrord-killed", func(c net.Conn, _ netip.AddrPort) { c.Close() })
+	s, err := Start(context.Background(), ns, "killed-session", func(c net.Conn, _ netip.AddrPort) { c.Close() })
 	if err != nil {
 		return err
 	}
-	if err := s.Steal(nstest.HTTPPort); err != nil {
+	if err := s.Steal(nstest.HTTPPort, false); err != nil {
 		return err
 	}
 	fmt.Println("stealing")
@@ -116,7 +116,7 @@ func TestStealWholePort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Steal(nstest.HTTPPort); err != nil {
+	if err := s.Steal(nstest.HTTPPort, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := get(t, link.Client, addr, "/b"); got != fmt.Sprintf("stolen /b %d", nstest.HTTPPort) {
@@ -200,7 +200,7 @@ func TestSIGKILLLeavesNoRule(t *testing.T) {
 	if strings.TrimSpace(line) != "stealing" {
 		t.Fatalf("helper: %q", line)
 	}
-	if ts := tables(t, ns); len(ts) != 1 || ts[0] != "mirrord-killed" {
+	if ts := tables(t, ns); len(ts) != 1 || ts[0] != "mirrord-steal-01" {
 		t.Fatalf("tables while stealing: %v", ts)
 	}
 	start := time.Now()

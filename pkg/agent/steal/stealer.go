@@ -23,19 +23,19 @@ type Handler func(conn net.Conn, original netip.AddrPort)
 type Stealer struct {
 	ns    *netns.Handle
 	ln    net.Listener
-	redir Redirector
+	redir *nftRedirector
 	wg    sync.WaitGroup
 }
 
-// Start listens in ns on an ephemeral port, creates the owned nftables table name there, and
-// serves every diverted connection with h.
-func Start(ctx context.Context, ns *netns.Handle, name string, h Handler) (*Stealer, error) {
+// Start listens in ns on an ephemeral port, takes a slot there for session (named in the
+// errors other sessions get), and serves every diverted connection with h.
+func Start(ctx context.Context, ns *netns.Handle, session string, h Handler) (*Stealer, error) {
 	ln, err := ns.Listen(ctx, "tcp", "[::]:0", nil)
 	if err != nil {
 		return nil, fmt.Errorf("listening in the target's network namespace: %w", err)
 	}
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	redir, err := NewNFT(ns.Fd(), name, port)
+	redir, err := newNFT(ns.Fd(), session, port)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -58,32 +58,37 @@ func Start(ctx context.Context, ns *netns.Handle, name string, h Handler) (*Stea
 	return s, nil
 }
 
-// Steal starts diverting new connections to port.
-func (s *Stealer) Steal(port uint16) error { return s.redir.Add(port) }
+// Steal starts diverting new connections to port. filtered says the session takes only the
+// requests of an HTTP filter, so other filtered sessions may share the port; a *ConflictError
+// says why not.
+func (s *Stealer) Steal(port uint16, filtered bool) error { return s.redir.add(port, filtered) }
 
 // Release stops diverting port; connections already stolen stay with the session.
-func (s *Stealer) Release(port uint16) error { return s.redir.Remove(port) }
+func (s *Stealer) Release(port uint16) error { return s.redir.remove(port) }
+
+// Slot is this session's place in the order of the target's stealing sessions.
+func (s *Stealer) Slot() int { return s.redir.slot }
 
 // Close removes the rules, then stops listening.
 func (s *Stealer) Close() error {
-	err := s.redir.Close()
+	err := s.redir.close()
 	_ = s.ln.Close()
 	s.wg.Wait()
 	return err
 }
 
 // DialOriginal connects to where a stolen connection was going, from inside the target's
-// namespace, marked so the redirect lets it through: the way to pass a request on unchanged.
+// namespace, marked so this slot's and earlier slots' redirects let it through: later
+// slots' sessions see the request next, then the target.
 func (s *Stealer) DialOriginal(ctx context.Context, original netip.AddrPort) (net.Conn, error) {
-	return s.ns.Dial(ctx, "tcp", original.String(), markPassthrough)
-}
-
-func markPassthrough(_, _ string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, PassthroughMark)
+	mark := int(passthroughMark(s.redir.slot))
+	return s.ns.Dial(ctx, "tcp", original.String(), func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, mark)
+		})
+		return errors.Join(err, serr)
 	})
-	return errors.Join(err, serr)
 }
 
 // OriginalDst is the destination a redirected connection had before NAT (SO_ORIGINAL_DST).

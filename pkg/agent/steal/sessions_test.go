@@ -1,0 +1,173 @@
+package steal
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+)
+
+// startFiltered starts a session that steals the target's HTTP port for the requests whose
+// X-User header is user and answers "<user>'s local <path>".
+func startFiltered(t *testing.T, ns *netns.Handle, user string) *Stealer {
+	t.Helper()
+	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: " + user + "$"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := func(r *http.Request) (*http.Response, error) {
+		msg := fmt.Sprintf("%s's local %s", user, r.URL.Path)
+		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
+	}
+	var s *Stealer
+	s, err = Start(t.Context(), ns, user+"-session", func(c net.Conn, orig netip.AddrPort) {
+		_ = ServeHTTP1(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Steal(nstest.HTTPPort, true); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSessionsShareAPort runs three filtered sessions on one port: on one keep-alive
+// connection each request reaches the session whose filter it matches, the rest the target;
+// when the first session ends, the others keep theirs.
+func TestSessionsShareAPort(t *testing.T) {
+	tg := nstest.Start(t, nstest.Options{})
+	link := nstest.Connect(t, tg)
+	ns, err := netns.OfPID("/proc", tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	alice := startFiltered(t, ns, "alice")
+	bob := startFiltered(t, ns, "bob")
+	carol := startFiltered(t, ns, "carol")
+	if alice.Slot() != 1 || bob.Slot() != 2 || carol.Slot() != 3 {
+		t.Fatalf("slots %d %d %d, want 1 2 3", alice.Slot(), bob.Slot(), carol.Slot())
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	c, err := link.Client.Dial(ctx, "tcp", fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	ask := func(user, path string) string {
+		t.Helper()
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: api\r\nX-User: %s\r\n\r\n", path, user)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s %s: %v", user, path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b)
+	}
+	for i := range 3 {
+		for _, tc := range []struct{ user, want string }{
+			{"carol", "carol's local /%d"}, {"dave", tg.Token + " GET /%d"}, {"alice", "alice's local /%d"}, {"bob", "bob's local /%d"},
+		} {
+			path := fmt.Sprintf("/%d", i)
+			if got, want := ask(tc.user, path), fmt.Sprintf(tc.want, i); got != want {
+				t.Errorf("%s's request: %q, want %q", tc.user, got, want)
+			}
+		}
+	}
+
+	// Alice ends: new connections go to bob and carol, and the target.
+	if err := alice.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ user, want string }{{"alice", tg.Token + " GET /after"}, {"bob", "bob's local /after"}, {"carol", "carol's local /after"}} {
+		if got := getAs(t, link.Client, fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), tc.user, "/after"); got != tc.want {
+			t.Errorf("after alice ended, %s's request: %q, want %q", tc.user, got, tc.want)
+		}
+	}
+	// Her slot is free again.
+	again := startFiltered(t, ns, "erin")
+	if again.Slot() != 1 {
+		t.Errorf("a new session got slot %d, want the freed 1", again.Slot())
+	}
+}
+
+func getAs(t *testing.T, ns *netns.Handle, addr, user, path string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	c, err := ns.Dial(ctx, "tcp", addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nConnection: close\r\n\r\n", path, user)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestStealConflicts: a whole-port steal shares its port with no one, and says with whom
+// it conflicts.
+func TestStealConflicts(t *testing.T) {
+	tg := nstest.Start(t, nstest.Options{})
+	ns, err := netns.OfPID("/proc", tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	start := func(name string) *Stealer {
+		s, err := Start(t.Context(), ns, name, func(c net.Conn, _ netip.AddrPort) { c.Close() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	whole, other := start("alice-whole"), start("bob")
+	if err := whole.Steal(nstest.HTTPPort, false); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ConflictError
+	err = other.Steal(nstest.HTTPPort, false)
+	if !errors.As(err, &ce) || !ce.Whole || !strings.Contains(err.Error(), "port 8080 is already stolen whole by session alice-whole") {
+		t.Errorf("second whole-port steal: %v", err)
+	}
+	if err := other.Steal(nstest.HTTPPort, true); !errors.As(err, &ce) || !ce.Whole {
+		t.Errorf("filtered steal of a wholly stolen port: %v", err)
+	}
+	if err := other.Steal(9999, false); err != nil {
+		t.Errorf("another port: %v", err)
+	}
+	if err := whole.Release(nstest.HTTPPort); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Steal(nstest.HTTPPort, true); err != nil {
+		t.Errorf("filtered steal after the release: %v", err)
+	}
+	err = whole.Steal(nstest.HTTPPort, false)
+	if !errors.As(err, &ce) || ce.Whole || !strings.Contains(err.Error(), "stolen with an HTTP filter by session bob") {
+		t.Errorf("whole-port steal of a filtered port: %v", err)
+	}
+}
