@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
@@ -98,6 +101,29 @@ func tables(t *testing.T, ns *netns.Handle) []string {
 	return names
 }
 
+// redirectedEntries counts the conntrack entries of connections a redirect sent elsewhere.
+func redirectedEntries(t *testing.T, ns *netns.Handle) int {
+	t.Helper()
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(ns.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	n := 0
+	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		flows, err := h.ConntrackTableList(netlink.ConntrackTable, fam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range flows {
+			if (redirectedTo{other: true}).MatchConntrackFlow(f) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 func TestStealWholePort(t *testing.T) {
 	tg := nstest.Start(t, nstest.Options{})
 	link := nstest.Connect(t, tg)
@@ -165,11 +191,17 @@ func TestStealWholePort(t *testing.T) {
 		t.Errorf("after release: %q", got)
 	}
 
+	if n := redirectedEntries(t, ns); n == 0 {
+		t.Fatal("no conntrack entry of a stolen connection: the cleanup check below proves nothing")
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if ts := tables(t, ns); len(ts) != 0 {
 		t.Errorf("tables left after Close: %v", ts)
+	}
+	if n := redirectedEntries(t, ns); n != 0 {
+		t.Errorf("%d conntrack entries of stolen connections left after Close", n)
 	}
 }
 
@@ -203,6 +235,13 @@ func TestSIGKILLLeavesNoRule(t *testing.T) {
 	if ts := tables(t, ns); len(ts) != 1 || ts[0] != "mirrord-steal-01" {
 		t.Fatalf("tables while stealing: %v", ts)
 	}
+	// A connection the helper steals (and closes at once), leaving a conntrack entry.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if c, err := link.Client.Dial(ctx, "tcp", addr, nil); err == nil {
+		_, _ = c.Read(make([]byte, 1))
+		c.Close()
+	}
 	start := time.Now()
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -218,4 +257,17 @@ func TestSIGKILLLeavesNoRule(t *testing.T) {
 		t.Errorf("after the agent's SIGKILL the target answers %q", got)
 	}
 	t.Logf("table gone and target serving %s after SIGKILL", time.Since(start).Round(time.Millisecond))
+
+	// The dead agent's conntrack entries outlive it; the next agent's start sweeps them.
+	if n := redirectedEntries(t, ns); n == 0 {
+		t.Fatal("the killed agent left no conntrack entry: the sweep check proves nothing")
+	}
+	next, err := Start(t.Context(), ns, "next", func(c net.Conn, _ netip.AddrPort) { c.Close() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	if n := redirectedEntries(t, ns); n != 0 {
+		t.Errorf("%d conntrack entries of the killed agent left after the next one started", n)
+	}
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -35,6 +38,11 @@ func Start(ctx context.Context, ns *netns.Handle, session string, h Handler) (*S
 		return nil, fmt.Errorf("listening in the target's network namespace: %w", err)
 	}
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	// Connections a dead agent had stolen left conntrack entries that point at its gone
+	// listener: remove them, so nothing of it stays.
+	if live, err := listeningPorts(ns); err == nil {
+		_, _ = deleteConntrack(ns.Fd(), redirectedTo{other: true, live: live})
+	}
 	redir, err := newNFT(ns.Fd(), session, port)
 	if err != nil {
 		_ = ln.Close()
@@ -69,12 +77,42 @@ func (s *Stealer) Release(port uint16) error { return s.redir.remove(port) }
 // Slot is this session's place in the order of the target's stealing sessions.
 func (s *Stealer) Slot() int { return s.redir.slot }
 
-// Close removes the rules, then stops listening.
+// Close removes the rules, stops listening, and removes the conntrack entries of the
+// connections it stole.
 func (s *Stealer) Close() error {
 	err := s.redir.close()
+	port := uint16(s.ln.Addr().(*net.TCPAddr).Port)
 	_ = s.ln.Close()
 	s.wg.Wait()
+	if _, cerr := deleteConntrack(s.ns.Fd(), redirectedTo{port: port}); err == nil {
+		err = cerr
+	}
 	return err
+}
+
+// listeningPorts are the TCP ports something listens on in ns.
+func listeningPorts(ns *netns.Handle) (map[uint16]bool, error) {
+	ports := map[uint16]bool{}
+	err := ns.Do(func() error {
+		for _, f := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(b), "\n")[1:] {
+				fs := strings.Fields(line)
+				if len(fs) < 4 || fs[3] != "0A" { // TCP_LISTEN
+					continue
+				}
+				_, hexPort, ok := strings.Cut(fs[1], ":")
+				if p, err := strconv.ParseUint(hexPort, 16, 16); ok && err == nil {
+					ports[uint16(p)] = true
+				}
+			}
+		}
+		return nil
+	})
+	return ports, err
 }
 
 // DialOriginal connects to where a stolen connection was going, from inside the target's
