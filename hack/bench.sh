@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark, printed as one table of medians and ratios against
+# `make bench`: every benchmark (the agent's in network namespaces, the controller's on the
+# local clusters), printed as one table of medians and ratios against
 # baselines measured in the same run, with this machine's description. Uses the local
 # clusters when they are up (make clusters); otherwise brings them up and takes them down.
 # Fails when a row misses its target, after printing the whole table.
@@ -32,6 +33,6 @@ MIRRORD_E2E_KUBECTL=/var/lib/mirrord-rig/bin/kubectl \
 MIRRORD_E2E_RIG="$rig" \
 MIRRORD_E2E_PLUGIN="$root/bin/kubectl-mirrord" \
 MIRRORD_E2E_ARTIFACTS="$artifacts" \
-  go test -tags bench -count=1 -timeout 80m -v ./test/bench/... 2>&1 | tee "$artifacts/bench.log" || true
+  go test -tags bench -count=1 -timeout 80m -v -run '^TestBench' ./pkg/agent/... ./test/bench/... 2>&1 | tee "$artifacts/bench.log" || true
 
 go run ./test/bench/report/cmd/benchreport "$out" | tee "$artifacts/bench.txt"

@@ -17,7 +17,15 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 )
 
-func TestMain(m *testing.M) { nstest.Main(m) }
+func TestMain(m *testing.M) {
+	if benchMain != nil {
+		benchMain()
+	}
+	nstest.Main(m)
+}
+
+// benchMain runs a benchmark's helper process instead of the tests (set by bench_test.go).
+var benchMain func()
 
 // frame builds an Ethernet+IPv4/IPv6+TCP header with the given ports (no payload).
 func frame(v6 bool, src, dst uint16, fragOff uint16) []byte {

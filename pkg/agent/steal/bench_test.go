@@ -1,0 +1,199 @@
+//go:build bench
+
+package steal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/test/bench/report"
+)
+
+// roundTrips sends n requests one after another on one keep-alive connection from the client
+// namespace and returns their round-trip times, sorted.
+func roundTrips(t *testing.T, link *nstest.Link, user string, n int) []time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	c, err := link.Client.Dial(ctx, "tcp", fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	req := []byte(fmt.Sprintf("GET /bench HTTP/1.1\r\nHost: api\r\nX-User: %s\r\n\r\n", user))
+	out := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		out = append(out, time.Since(start))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func quantile(d []time.Duration, q float64) float64 {
+	return float64(d[int(q*float64(len(d)-1))]) / float64(time.Millisecond)
+}
+
+// TestBenchStealLatency compares round trips to the target with no agent (the baseline)
+// against requests a filtered steal gives to the session (answered by the agent side here:
+// the session protocol adds its own hop later) and requests it passes on to the target.
+func TestBenchStealLatency(t *testing.T) {
+	const n, reps = 2000, 3
+	tg := nstest.Start(t, nstest.Options{})
+	link := nstest.Connect(t, tg)
+	ns, err := netns.OfPID("/proc", tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := tg.Token + " GET /bench" // the same answer as the target's
+	session := func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(body)), Body: io.NopCloser(strings.NewReader(body))}, nil
+	}
+	var direct, stolen, passed struct{ p50, p99 []float64 }
+	add := func(into *struct{ p50, p99 []float64 }, d []time.Duration) {
+		into.p50 = append(into.p50, quantile(d, 0.5))
+		into.p99 = append(into.p99, quantile(d, 0.99))
+	}
+	for range reps {
+		add(&direct, roundTrips(t, link, "alice", n))
+		var s *Stealer
+		s, err = Start(t.Context(), ns, "bench", func(c net.Conn, orig netip.AddrPort) {
+			_ = ServeHTTP1(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Steal(nstest.HTTPPort, true); err != nil {
+			t.Fatal(err)
+		}
+		add(&stolen, roundTrips(t, link, "alice", n))
+		add(&passed, roundTrips(t, link, "bob", n))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := []report.Row{}
+	for _, r := range []struct {
+		name     string
+		samples  []float64
+		base     []float64
+		maxAdded float64 // 0: no target
+	}{
+		{"steal: stolen request p50 (agent side)", stolen.p50, direct.p50, 0.3},
+		{"steal: stolen request p99 (agent side)", stolen.p99, direct.p99, 0},
+		{"steal: request passed on to the target p50", passed.p50, direct.p50, 0},
+		{"steal: request passed on to the target p99", passed.p99, direct.p99, 0},
+	} {
+		row := report.Row{Name: r.name, Unit: "ms", Samples: r.samples, Baseline: "direct to the target, no agent", BaselineSamples: r.base}
+		if r.maxAdded > 0 {
+			added := row.Median() - report.Median(r.base)
+			row.Target = fmt.Sprintf("<= baseline + %.1f ms (added %.3f ms)", r.maxAdded, added)
+			ok := added <= r.maxAdded
+			row.Met = &ok
+		}
+		rows = append(rows, row)
+	}
+	record(t, rows...)
+}
+
+// TestBenchSIGKILL times the SIGKILL of a stealing agent until its table is gone and the
+// target answers a new connection itself.
+func TestBenchSIGKILL(t *testing.T) {
+	const reps = 5
+	tg := nstest.Start(t, nstest.Options{})
+	link := nstest.Connect(t, tg)
+	ns, err := netns.OfPID("/proc", tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
+	var samples []float64
+	for range reps {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", helperEnv, tg.PID))
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if line, _ := bufio.NewReader(out).ReadString('\n'); strings.TrimSpace(line) != "stealing" {
+			t.Fatalf("helper: %q", line)
+		}
+		start := time.Now()
+		_ = cmd.Process.Kill()
+		for len(tables(t, ns)) != 0 || !strings.HasPrefix(tryGet(link.Client, addr), tg.Token) {
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("the target did not recover within 10 s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		samples = append(samples, float64(time.Since(start))/float64(time.Millisecond))
+		_ = cmd.Wait()
+	}
+	row := report.Row{Name: "steal: agent SIGKILL to target serving, no rule left", Unit: "ms", Samples: samples}
+	row.AtMost(1000)
+	record(t, row)
+}
+
+// tryGet is one request that reports its failure as the body.
+func tryGet(ns *netns.Handle, addr string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := ns.Dial(ctx, "tcp", addr, nil)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(c, "GET /probe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err.Error()
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// record appends rows to the run's report (MIRRORD_BENCH_OUT) and logs them.
+func record(t *testing.T, rows ...report.Row) {
+	t.Helper()
+	var b bytes.Buffer
+	_ = report.Render(&b, rows, false)
+	t.Logf("\n%s", b.String())
+	if out := os.Getenv("MIRRORD_BENCH_OUT"); out != "" {
+		if err := report.Append(out, rows...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
