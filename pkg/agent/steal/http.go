@@ -75,8 +75,11 @@ type RoundTripFunc func(*http.Request) (*http.Response, error)
 // passthrough connection opened by dial when first needed. A 101 answer from the original
 // turns the connection into a tunnel to it. It returns when either side closes.
 func ServeHTTP1(ctx context.Context, client net.Conn, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
+	return serveHTTP1(ctx, client, bufio.NewReader(client), f, session, dial)
+}
+
+func serveHTTP1(ctx context.Context, client net.Conn, cr *bufio.Reader, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
 	defer client.Close()
-	cr := bufio.NewReader(client)
 	var pass net.Conn
 	var pr *bufio.Reader
 	defer func() {

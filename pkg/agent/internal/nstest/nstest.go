@@ -148,11 +148,13 @@ func runTarget(raw string) error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		_ = http.Serve(hl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "%s %s %s", cfg.Token, r.Method, r.URL.Path)
-		}))
-	}()
+	// HTTP/1 and cleartext HTTP/2 (h2c with prior knowledge) on the same port.
+	srv := &http.Server{Protocols: new(http.Protocols), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s %s", cfg.Token, r.Method, r.URL.Path)
+	})}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go func() { _ = srv.Serve(hl) }()
 	uc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", UDPPort))
 	if err != nil {
 		return err
