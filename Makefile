@@ -58,6 +58,16 @@ fmt: ## Format the Go code.
 unit: ## Run the unit tests.
 	go test ./...
 
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzReadMessage:./pkg/protocol FuzzAccept:./pkg/protocol FuzzFilter:./pkg/agent/steal
+
+.PHONY: fuzz
+fuzz: ## Run each native fuzz target for FUZZTIME (default 10s).
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
+	  go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
+	done
+
 ##@ Images
 
 .PHONY: image

@@ -20,6 +20,8 @@ bin/rig snapshot "$MIRRORD_HOST_BASELINE"
 
 echo "== unit tests"
 make --no-print-directory unit
+echo "== fuzz targets, bounded"
+make --no-print-directory fuzz
 echo "== leftovers of the unit tests"
 bin/rig check "$MIRRORD_HOST_BASELINE"
 echo "== verify"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -19,9 +20,8 @@ type Agent struct {
 	procRoot string
 
 	mu     sync.Mutex
-	pid    int
-	netns  *os.File
-	ready  error // nil when the target is found and held
+	target *served // the located target process, nil until found
+	ready  error   // nil when the target is found and held
 	closed bool
 }
 
@@ -42,13 +42,32 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else if err != nil {
 		logger.Info("Target not found yet", "err", err)
 	} else {
-		logger.Info("Target located", "pid", a.pid)
+		logger.Info("Target located", "pid", a.pid())
 	}
 	defer a.close()
 
 	srv := &http.Server{Addr: ":" + strconv.Itoa(HealthPort), Handler: a.healthMux(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ListenAndServe() }()
+	sl, err := net.Listen("tcp", ":"+strconv.Itoa(SessionPort))
+	if err != nil {
+		return fmt.Errorf("session port: %w", err)
+	}
+	defer sl.Close()
+	go func() {
+		for {
+			c, err := sl.Accept()
+			if err != nil {
+				errc <- fmt.Errorf("session port: %w", err)
+				return
+			}
+			go func() {
+				if err := a.ServeConn(ctx, c); err != nil {
+					logger.Info("Session connection ended", "remote", c.RemoteAddr().String(), "err", err)
+				}
+			}()
+		}
+	}()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -59,7 +78,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			_ = srv.Shutdown(sctx)
 			return nil
 		case err := <-errc:
-			return fmt.Errorf("health server: %w", err)
+			return err
 		case <-t.C:
 			if !a.alive() {
 				if err := a.locate(); err != nil {
@@ -68,7 +87,7 @@ func (a *Agent) Run(ctx context.Context) error {
 					}
 					logger.Info("Target lost", "err", err)
 				} else {
-					logger.Info("Target located", "pid", a.pid)
+					logger.Info("Target located", "pid", a.pid())
 				}
 			}
 		}
@@ -76,34 +95,42 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) locate() error {
-	pid, netns, err := openTarget(a.procRoot, a.cfg.ContainerID)
+	pid, nsFile, err := openTarget(a.procRoot, a.cfg.ContainerID)
+	var t *served
+	if err == nil {
+		t, err = a.attach(pid, nsFile)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.netns != nil {
-		_ = a.netns.Close()
-		a.netns = nil
-	}
-	a.pid, a.netns, a.ready = pid, netns, err
+	a.target.close()
+	a.target, a.ready = t, err
 	return err
+}
+
+func (a *Agent) pid() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.target == nil {
+		return 0
+	}
+	return a.target.pid
 }
 
 // alive reports whether the located process still exists.
 func (a *Agent) alive() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.pid == 0 {
+	pid := a.pid()
+	if pid == 0 {
 		return false
 	}
-	_, err := os.Stat(a.procRoot + "/" + strconv.Itoa(a.pid))
+	_, err := os.Stat(a.procRoot + "/" + strconv.Itoa(pid))
 	return err == nil
 }
 
 func (a *Agent) close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.netns != nil {
-		_ = a.netns.Close()
-	}
+	a.target.close()
+	a.target = nil
 	a.closed = true
 }
 

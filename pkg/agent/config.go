@@ -37,6 +37,9 @@ type Config struct {
 	ContainerID string `json:"containerID"`
 	// ProbePorts are the ports of the container's probes: never stolen unless asked for.
 	ProbePorts []int32 `json:"probePorts,omitempty"`
+	// Token must be presented by whoever connects to the agent's session port (the member
+	// controller derives it from its agent key and the Job's name).
+	Token string `json:"token,omitempty"`
 	// Features are the session's features with the member's policies applied.
 	Features mirrordv1alpha1.Features `json:"features"`
 }
@@ -53,6 +56,9 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if c.ContainerID == "" || c.TargetPodUID == "" {
 		return c, fmt.Errorf("%s lacks the target container: containerID and targetPodUID are required", ConfigEnv)
+	}
+	if c.Token == "" {
+		return c, fmt.Errorf("%s lacks the session token: the agent serves only whoever holds it", ConfigEnv)
 	}
 	return c, nil
 }

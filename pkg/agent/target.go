@@ -79,3 +79,8 @@ func openTarget(procRoot, containerID string) (pid int, netns *os.File, err erro
 	}
 	return pid, netns, nil
 }
+
+// openNetns opens process pid's network namespace.
+func openNetns(pid int) (*os.File, error) {
+	return os.Open(filepath.Join("/proc", strconv.Itoa(pid), "ns", "net"))
+}

@@ -121,3 +121,6 @@ func numeric(addr string) error {
 	}
 	return nil
 }
+
+// FromFile wraps an already open namespace file; the Handle owns it.
+func FromFile(f *os.File) *Handle { return &Handle{f: f} }

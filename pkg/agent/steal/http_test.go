@@ -135,3 +135,20 @@ func TestStealHTTPFilter(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFilter: no filter expression or request crashes compiling or matching.
+func FuzzFilter(f *testing.F) {
+	f.Add("^X-User: alice$", "^/api/", "GET|POST", "GET /api/x HTTP/1.1\r\nHost: a\r\nX-User: alice\r\n\r\n")
+	f.Add("(", "", "", "POST / HTTP/1.0\r\n\r\n")
+	f.Fuzz(func(t *testing.T, header, path, method, raw string) {
+		filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: header, Path: path, Method: method})
+		if err != nil || filter == nil {
+			return
+		}
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			return
+		}
+		_ = filter.Match(req)
+	})
+}

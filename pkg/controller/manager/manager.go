@@ -109,9 +109,13 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		var runs []func(context.Context) error
 		var labelsOf func(mirrordv1alpha1.Target) map[string]string
 		if rs.Workload || rs.Default {
+			key, err := member.LoadAgentKey(ctx, kube, cfg.Namespace)
+			if err != nil {
+				return err
+			}
 			mc, err := member.New(kube, mirrord, kubeAll, kubeOwn, mirrordAll, mirrordOwn, recorder, member.Options{
 				Namespace: cfg.Namespace, Workers: cfg.Workers,
-				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline},
+				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline, Key: key},
 			})
 			if err != nil {
 				return err

@@ -23,6 +23,8 @@ type AgentOptions struct {
 	Image string
 	// ActiveDeadline bounds an agent's life even if everything else fails.
 	ActiveDeadline time.Duration
+	// Key derives each agent's session token (AgentToken).
+	Key []byte
 }
 
 // agentCapabilities are all the agent needs: enter the target's namespaces (SYS_ADMIN), read
@@ -48,7 +50,12 @@ type targetPod struct {
 // constructAgentJob builds the agent Job of child for one target pod: pinned to the pod's
 // node, in the host PID namespace, owned by the child so deleting the child deletes it.
 func constructAgentJob(child *mirrordv1alpha1.MirrordClusterSession, tp targetPod, features mirrordv1alpha1.Features, opts AgentOptions) (*batchv1.Job, error) {
+	if len(opts.Key) == 0 {
+		return nil, fmt.Errorf("no agent key: the controller cannot issue the agent's session token")
+	}
+	jobName := naming.AgentJob(child.Name, tp.Pod.UID)
 	cfg := agent.Config{
+		Token:           AgentToken(opts.Key, jobName),
 		Session:         child.Namespace + "/" + child.Name,
 		TargetNamespace: tp.Pod.Namespace,
 		TargetPod:       tp.Pod.Name,
@@ -74,7 +81,7 @@ func constructAgentJob(child *mirrordv1alpha1.MirrordClusterSession, tp targetPo
 	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            naming.AgentJob(child.Name, tp.Pod.UID),
+			Name:            jobName,
 			Namespace:       child.Namespace,
 			Labels:          labels,
 			Annotations:     annotations,

@@ -1,0 +1,284 @@
+package agent
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/hashicorp/yamux"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/stateful"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+)
+
+// served is what the agent serves from one located target process.
+type served struct {
+	pid int
+	ns  *netns.Handle
+	fs  *stateful.FS
+	net *stateful.Network
+}
+
+func (s *served) close() {
+	if s == nil {
+		return
+	}
+	_ = s.fs.Close()
+	_ = s.ns.Close()
+}
+
+// attach prepares to serve process pid, whose network namespace nsFile is.
+func (a *Agent) attach(pid int, nsFile *os.File) (*served, error) {
+	ns := netns.FromFile(nsFile)
+	fsys, err := stateful.OpenFS(a.procRoot, pid, a.cfg.Features.FS)
+	if err != nil {
+		_ = ns.Close()
+		return nil, err
+	}
+	return &served{pid: pid, ns: ns, fs: fsys, net: stateful.NewNetwork(ns, fsys)}, nil
+}
+
+// ServeConn speaks the session protocol on conn until it closes: a handshake naming this
+// agent's session, then each stream's operation on the located target.
+func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
+	defer conn.Close()
+	_, sess, err := protocol.Accept(conn, func(h protocol.Hello) error {
+		if h.Session != a.cfg.Session {
+			return fmt.Errorf("this agent serves session %s, not %s", a.cfg.Session, h.Session)
+		}
+		if a.cfg.Token == "" || h.Token != a.cfg.Token {
+			return errors.New("wrong session token")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-sess.CloseChan():
+		}
+		_ = sess.Close()
+	}()
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			return nil
+		}
+		wg.Go(func() {
+			defer st.Close()
+			if err := a.serveStream(ctx, st); err != nil {
+				klog.FromContext(ctx).V(2).Info("Stream ended", "err", err)
+			}
+		})
+	}
+}
+
+func (a *Agent) current() (*served, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.target == nil {
+		if a.ready != nil {
+			return nil, a.ready
+		}
+		return nil, errors.New("the target is not located")
+	}
+	return a.target, nil
+}
+
+func failure(err error) protocol.Response {
+	r := protocol.Response{Error: err.Error()}
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		r.Errno = int(errno)
+	case errors.Is(err, os.ErrNotExist):
+		r.Errno = int(unix.ENOENT)
+	case errors.Is(err, os.ErrPermission):
+		r.Errno = int(unix.EACCES)
+	case errors.Is(err, stateful.ErrLocal):
+		r.Errno = int(unix.EXDEV) // the local side serves it
+	}
+	return r
+}
+
+func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) error {
+	var req protocol.Request
+	if err := protocol.ReadMessage(st, &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return protocol.WriteMessage(st, failure(err))
+	}
+	t, err := a.current()
+	if err != nil {
+		return protocol.WriteMessage(st, failure(err))
+	}
+	var resp protocol.Response
+	switch req.Op {
+	case protocol.OpEnv:
+		resp.Env, err = stateful.Env(a.procRoot, t.pid, a.cfg.Features.Env)
+	case protocol.OpStat:
+		var s unix.Stat_t
+		if s, err = t.fs.Stat(req.Path); err == nil {
+			resp.Stat = &protocol.Stat{Mode: s.Mode, Size: s.Size, UID: s.Uid, GID: s.Gid, Nlink: uint64(s.Nlink), Ino: s.Ino,
+				Mtime: s.Mtim.Nano(), Atime: s.Atim.Nano(), Ctime: s.Ctim.Nano()}
+		}
+	case protocol.OpReadDir:
+		var entries []os.DirEntry
+		if entries, err = t.fs.ReadDir(req.Path); err == nil {
+			for _, e := range entries {
+				resp.Entries = append(resp.Entries, protocol.DirEntry{Name: e.Name(), Type: e.Type()})
+			}
+		}
+	case protocol.OpReadlink:
+		resp.Link, err = t.fs.Readlink(req.Path)
+	case protocol.OpResolvConf:
+		resp.Data, err = t.net.ResolvConf()
+	case protocol.OpDNS:
+		resp.Data, err = t.net.Exchange(ctx, req.Data)
+	case protocol.OpOpen:
+		return serveFile(st, t.fs, req)
+	case protocol.OpDial:
+		return serveDial(ctx, st, t.net, req)
+	}
+	if err != nil {
+		resp = failure(err)
+	}
+	return protocol.WriteMessage(st, resp)
+}
+
+// serveFile answers FileOps on one open file until the stream closes.
+func serveFile(st *yamux.Stream, fsys *stateful.FS, req protocol.Request) error {
+	f, err := fsys.Open(req.Path, req.Flags, req.Mode)
+	if err != nil {
+		return protocol.WriteMessage(st, failure(err))
+	}
+	defer f.Close()
+	if err := protocol.WriteMessage(st, protocol.Response{}); err != nil {
+		return err
+	}
+	for {
+		var op protocol.FileOp
+		if err := protocol.ReadMessage(st, &op); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		var resp protocol.Response
+		switch op.Op {
+		case "read":
+			if op.Length < 0 || op.Length > protocol.MaxRead || op.Offset < 0 {
+				resp = failure(fmt.Errorf("read of %d bytes at %d: want 0-%d bytes at a non-negative offset", op.Length, op.Offset, protocol.MaxRead))
+				break
+			}
+			buf := make([]byte, op.Length)
+			n, err := f.ReadAt(buf, op.Offset)
+			if err != nil && !errors.Is(err, io.EOF) {
+				resp = failure(err)
+				break
+			}
+			resp.Data = buf[:n]
+		case "write":
+			n, err := f.WriteAt(op.Data, op.Offset)
+			resp.N = n
+			if err != nil {
+				resp = failure(err)
+			}
+		case "stat":
+			var s unix.Stat_t
+			if err := unix.Fstat(int(f.Fd()), &s); err != nil {
+				resp = failure(err)
+				break
+			}
+			resp.Stat = &protocol.Stat{Mode: s.Mode, Size: s.Size, UID: s.Uid, GID: s.Gid, Nlink: uint64(s.Nlink), Ino: s.Ino,
+				Mtime: s.Mtim.Nano(), Atime: s.Atim.Nano(), Ctime: s.Ctim.Nano()}
+		default:
+			resp = failure(fmt.Errorf("unknown file operation %q", op.Op))
+		}
+		if err := protocol.WriteMessage(st, resp); err != nil {
+			return err
+		}
+	}
+}
+
+// serveDial connects from the target's network and splices the stream with it.
+func serveDial(ctx context.Context, st *yamux.Stream, n *stateful.Network, req protocol.Request) error {
+	c, err := n.Dial(ctx, req.Network, req.Address)
+	if err != nil {
+		return protocol.WriteMessage(st, failure(err))
+	}
+	defer c.Close()
+	if err := protocol.WriteMessage(st, protocol.Response{}); err != nil {
+		return err
+	}
+	if req.Network == "udp" {
+		return spliceDatagrams(st, c)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, _ = io.Copy(c, st)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+	})
+	_, _ = io.Copy(st, c)
+	_ = st.Close()
+	wg.Wait()
+	return nil
+}
+
+// spliceDatagrams carries UDP datagrams as 2-byte-length-prefixed records on the stream.
+func spliceDatagrams(st *yamux.Stream, c net.Conn) error {
+	errc := make(chan error, 2)
+	go func() {
+		var l [2]byte
+		for {
+			if _, err := io.ReadFull(st, l[:]); err != nil {
+				errc <- nil
+				return
+			}
+			buf := make([]byte, binary.BigEndian.Uint16(l[:]))
+			if _, err := io.ReadFull(st, buf); err != nil {
+				errc <- err
+				return
+			}
+			if _, err := c.Write(buf); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				errc <- err
+				return
+			}
+			if _, err := st.Write(append(binary.BigEndian.AppendUint16(nil, uint16(n)), buf[:n]...)); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	err := <-errc
+	_ = c.Close()
+	_ = st.Close()
+	return err
+}

@@ -1,0 +1,172 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/sys/unix"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+)
+
+func TestMain(m *testing.M) { nstest.Main(m) }
+
+// serving starts an agent attached to a fake target and returns a protocol client to it.
+func serving(t *testing.T, cfg Config, opts nstest.Options) (*protocol.Client, *nstest.Target) {
+	t.Helper()
+	tg := nstest.Start(t, opts)
+	a := New(cfg)
+	nsFile, err := openNetns(tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := a.attach(tg.PID, nsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.target, a.ready = target, nil
+	t.Cleanup(a.close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = a.ServeConn(t.Context(), c) }()
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := protocol.Dial(conn, protocol.Hello{Session: cfg.Session, Token: cfg.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := protocol.NewClient(sess)
+	t.Cleanup(func() { c.Close() })
+	return c, tg
+}
+
+func TestServeStateful(t *testing.T) {
+	cfg := Config{Session: "ns/s1", Token: "t0k", Features: mirrordv1alpha1.Features{
+		Env: mirrordv1alpha1.EnvFeature{Exclude: []string{"SECRET_*"}},
+		FS:  mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeRead, ReadWrite: []string{"^/tmp/"}},
+	}}
+	c, tg := serving(t, cfg, nstest.Options{
+		Env:   map[string]string{"DB_HOST": "db", "SECRET_KEY": "x"},
+		Files: map[string]string{"etc/app/config.yaml": strings.Repeat("line\n", 200000), "tmp/.keep": ""},
+		DNS:   map[string]string{"api.demo.svc.cluster.local.": "10.96.1.2"},
+	})
+
+	env, err := c.Env()
+	if err != nil || env["DB_HOST"] != "db" || env["SECRET_KEY"] != "" {
+		t.Errorf("env: %v %v", env, err)
+	}
+
+	// A file larger than one read, read whole through an open file.
+	f, err := c.Open("/etc/app/config.yaml", unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.Stat()
+	if err != nil || st.Size != 1000000 {
+		t.Fatalf("stat of the open file: %+v %v", st, err)
+	}
+	buf := make([]byte, st.Size+10)
+	n, err := f.ReadAt(buf, 0)
+	if !errors.Is(err, io.EOF) || n != 1000000 || string(buf[:10]) != "line\nline\n" {
+		t.Errorf("read %d bytes: %v", n, err)
+	}
+	f.Close()
+
+	if _, err := c.Open("/etc/app/config.yaml", unix.O_WRONLY, 0); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("write in read mode: %v", err)
+	}
+	if _, err := c.Do(protocol.Request{Op: protocol.OpStat, Path: "/nope"}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stat of a missing file: %v", err)
+	}
+	w, err := c.Open("/tmp/out", unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.WriteAt([]byte("hello"), 0); n != 5 || err != nil {
+		t.Errorf("write: %d %v", n, err)
+	}
+	w.Close()
+	r, err := c.Do(protocol.Request{Op: protocol.OpReadDir, Path: "/tmp"})
+	if err != nil || len(r.Entries) != 2 {
+		t.Errorf("readdir: %+v %v", r.Entries, err)
+	}
+
+	// DNS through the target's resolver, and a connection from its network.
+	q, _ := (&dnsmessage.Message{Header: dnsmessage.Header{ID: 7, RecursionDesired: true}, Questions: []dnsmessage.Question{{
+		Name: dnsmessage.MustNewName("api.demo.svc.cluster.local."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}).Pack()
+	r, err = c.Do(protocol.Request{Op: protocol.OpDNS, Data: q})
+	var m dnsmessage.Message
+	if err != nil || m.Unpack(r.Data) != nil || len(m.Answers) != 1 {
+		t.Fatalf("dns: %v %+v", err, m)
+	}
+	conn, err := c.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", nstest.HTTPPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /via-agent HTTP/1.0\r\n\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(conn)
+	if !strings.Contains(string(b), tg.Token+" GET /via-agent") {
+		t.Errorf("dialled through the agent: %q", b)
+	}
+	u, err := c.Dial("udp", fmt.Sprintf("127.0.0.1:%d", nstest.UDPPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = u.Write([]byte("ping"))
+	_ = u.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ub := make([]byte, 100)
+	if n, err := u.Read(ub); err != nil || string(ub[:n]) != tg.Token+" ping" {
+		t.Errorf("udp through the agent: %q %v", ub[:n], err)
+	}
+	if _, err := c.Dial("tcp", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("dial to a closed port: %v", err)
+	}
+}
+
+func TestServeRefusesOtherSessions(t *testing.T) {
+	tg := nstest.Start(t, nstest.Options{})
+	a := New(Config{Session: "ns/mine", Token: "secret"})
+	nsFile, err := openNetns(tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := a.attach(tg.PID, nsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.target = target
+	defer a.close()
+	for _, h := range []protocol.Hello{{Session: "ns/other", Token: "secret"}, {Session: "ns/mine", Token: "guess"}} {
+		server, client := net.Pipe()
+		go func() { _ = a.ServeConn(context.Background(), server) }()
+		_, err := protocol.Dial(client, h)
+		if err == nil || !strings.Contains(err.Error(), "refused by the peer") {
+			t.Errorf("%+v: %v", h, err)
+		}
+		client.Close()
+	}
+}

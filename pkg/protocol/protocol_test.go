@@ -1,0 +1,162 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestMessageRoundTrip(t *testing.T) {
+	var b bytes.Buffer
+	in := Request{Op: OpDial, Network: "tcp", Address: "10.0.0.1:80", Data: []byte{0, 1, 2}}
+	if err := WriteMessage(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	var out Request
+	if err := ReadMessage(&b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Op != in.Op || out.Address != in.Address || !bytes.Equal(out.Data, in.Data) {
+		t.Errorf("round trip: %+v", out)
+	}
+}
+
+func TestReadMessageRejects(t *testing.T) {
+	frame := func(s string) []byte { return append(binary.BigEndian.AppendUint32(nil, uint32(len(s))), s...) }
+	for name, tc := range map[string]struct {
+		in   []byte
+		want string
+	}{
+		"too long":      {binary.BigEndian.AppendUint32(nil, MaxMessage+1), "exceeds"},
+		"short":         {append(binary.BigEndian.AppendUint32(nil, 10), '{'), "short message"},
+		"unknown field": {frame(`{"op":"env","bogus":1}`), "unknown field"},
+		"trailing":      {frame(`{"op":"env"} {}`), "trailing data"},
+		"not json":      {frame(`op=env`), "bad message"},
+	} {
+		var r Request
+		if err := ReadMessage(bytes.NewReader(tc.in), &r); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestHandshake(t *testing.T) {
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		h, s, err := Accept(b, func(h Hello) error { return nil })
+		if err == nil {
+			if h.Session != "ns/s" {
+				t.Errorf("hello %+v", h)
+			}
+			st, err := s.AcceptStream()
+			if err == nil {
+				_, _ = io.Copy(st, st)
+				st.Close()
+			}
+		}
+		done <- err
+	}()
+	s, err := Dial(a, Hello{Session: "ns/s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = st.Write([]byte("echo"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(st, buf); err != nil || string(buf) != "echo" {
+		t.Errorf("stream: %q %v", buf, err)
+	}
+	s.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHandshakeRejectsStrangers(t *testing.T) {
+	a, b := net.Pipe()
+	go func() { _, _ = a.Write([]byte("GET / HTTP/1.1\r\n\r\n")); a.Close() }()
+	if _, _, err := Accept(b, nil); err == nil || !strings.Contains(err.Error(), "does not speak the mirrord session protocol") {
+		t.Errorf("HTTP on the session port: %v", err)
+	}
+	// A peer of another version is told so.
+	c, d := net.Pipe()
+	go func() {
+		_, _ = c.Write(binary.BigEndian.AppendUint16([]byte(magic), Version+1))
+		_ = WriteMessage(c, Hello{Session: "x"})
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	if _, _, err := Accept(d, nil); err == nil || !strings.Contains(err.Error(), "protocol version 2 at the client, 1 here") {
+		t.Errorf("version skew: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		r    Request
+		want string
+	}{
+		{Request{Op: OpStat, Path: "rel"}, "must be absolute"},
+		{Request{Op: OpDNS, Data: []byte{1}}, "shorter than a DNS header"},
+		{Request{Op: OpDial, Network: "unix", Address: "/x"}, "want tcp or udp"},
+		{Request{Op: "teleport"}, `unknown operation "teleport"`},
+	} {
+		if err := tc.r.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.r, err, tc.want)
+		}
+	}
+}
+
+// FuzzReadMessage: no input crashes the decoder or makes it read past its length.
+func FuzzReadMessage(f *testing.F) {
+	var b bytes.Buffer
+	_ = WriteMessage(&b, Request{Op: OpOpen, Path: "/etc/hosts", Flags: 2})
+	f.Add(b.Bytes())
+	f.Add([]byte{0, 0, 0, 2, '{', '}'})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bytes.NewReader(in)
+		var req Request
+		if err := ReadMessage(r, &req); err == nil {
+			_ = req.Validate()
+			var again bytes.Buffer
+			if err := WriteMessage(&again, req); err != nil {
+				t.Fatalf("a decoded request does not encode: %v", err)
+			}
+		}
+		var op FileOp
+		_ = ReadMessage(bytes.NewReader(in), &op)
+	})
+}
+
+// FuzzAccept: no handshake bytes crash the server side.
+func FuzzAccept(f *testing.F) {
+	var b bytes.Buffer
+	_ = writeHead(&b)
+	_ = WriteMessage(&b, Hello{Session: "ns/s", Token: "t"})
+	f.Add(b.Bytes())
+	f.Add([]byte("MIRRORD\x00\x00\x01\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, srv := net.Pipe()
+		go func() {
+			_, _ = a.Write(in)
+			_, _ = io.Copy(io.Discard, a)
+		}()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, s, err := Accept(srv, func(Hello) error { return nil })
+			if err == nil {
+				s.Close()
+			}
+		}()
+		a.Close()
+		<-done
+	})
+}
