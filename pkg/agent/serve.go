@@ -80,7 +80,7 @@ func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
 		}
 		wg.Go(func() {
 			defer st.Close()
-			if err := a.serveStream(ctx, st); err != nil {
+			if err := a.serveStream(ctx, sess, st); err != nil {
 				klog.FromContext(ctx).V(2).Info("Stream ended", "err", err)
 			}
 		})
@@ -115,7 +115,7 @@ func failure(err error) protocol.Response {
 	return r
 }
 
-func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) error {
+func (a *Agent) serveStream(ctx context.Context, sess *yamux.Session, st *yamux.Stream) error {
 	var req protocol.Request
 	if err := protocol.ReadMessage(st, &req); err != nil {
 		return err
@@ -154,6 +154,8 @@ func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) error {
 		return serveFile(st, t.fs, req)
 	case protocol.OpDial:
 		return serveDial(ctx, st, t.net, req)
+	case protocol.OpIncoming:
+		return a.serveIncoming(ctx, sess, st, t)
 	}
 	if err != nil {
 		resp = failure(err)

@@ -176,3 +176,36 @@ func (d *datagramConn) Read(p []byte) (int, error) {
 	}
 	return copy(p, buf), nil
 }
+
+// Subscription receives the target's incoming traffic, as the session's features say.
+type Subscription struct {
+	control *yamux.Stream
+	sess    *yamux.Session
+}
+
+// Subscribe starts receiving incoming traffic. A session connection carries at most one
+// subscription: every stream the peer opens on it is a delivery.
+func (c *Client) Subscribe() (*Subscription, error) {
+	st, _, err := c.open(Request{Op: OpIncoming})
+	if err != nil {
+		return nil, err
+	}
+	return &Subscription{control: st, sess: c.sess}, nil
+}
+
+// Accept waits for the next delivery: its header, and the stream that carries it.
+func (s *Subscription) Accept() (Incoming, net.Conn, error) {
+	st, err := s.sess.AcceptStream()
+	if err != nil {
+		return Incoming{}, nil, err
+	}
+	var in Incoming
+	if err := ReadMessage(st, &in); err != nil {
+		st.Close()
+		return in, nil, err
+	}
+	return in, st, nil
+}
+
+// Close ends the subscription: the agent stops intercepting.
+func (s *Subscription) Close() error { return s.control.Close() }

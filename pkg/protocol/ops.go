@@ -27,7 +27,34 @@ const (
 	// after an OK Response the stream carries the connection's bytes (UDP: each datagram
 	// prefixed with its 2-byte big-endian length).
 	OpDial Op = "dial"
+	// OpIncoming subscribes to the target's incoming traffic as the session's features say
+	// (mirror or steal, ports, HTTP filter: the agent's configuration, not the request,
+	// decides). The stream stays open while subscribed; the agent opens one stream back per
+	// delivery, each starting with an Incoming message (see IncomingKind).
+	OpIncoming Op = "incoming"
 )
+
+// IncomingKind says what a stream the agent opens carries after its Incoming header.
+type IncomingKind string
+
+const (
+	// IncomingMirror: the bytes a client sent to the target, read-only; the target answers.
+	IncomingMirror IncomingKind = "mirror"
+	// IncomingConn: a stolen connection, both ways: the session answers everything on it.
+	IncomingConn IncomingKind = "connection"
+	// IncomingRequest: one stolen HTTP request (HTTP/1.1 wire format, body included); the
+	// session writes one HTTP/1.1 response back on the stream.
+	IncomingRequest IncomingKind = "request"
+)
+
+// Incoming heads each stream the agent opens for a subscription.
+type Incoming struct {
+	Kind IncomingKind `json:"kind"`
+	// Client and Server are the connection's addresses (IP:port); Server's port is the
+	// target port it was sent to.
+	Client string `json:"client"`
+	Server string `json:"server"`
+}
 
 // Request opens a stream.
 type Request struct {
@@ -43,7 +70,7 @@ type Request struct {
 // Validate rejects a request no server could serve, before any work.
 func (r Request) Validate() error {
 	switch r.Op {
-	case OpEnv, OpResolvConf:
+	case OpEnv, OpResolvConf, OpIncoming:
 	case OpStat, OpReadDir, OpReadlink, OpOpen:
 		if r.Path == "" || r.Path[0] != '/' {
 			return fmt.Errorf("%s: path %q must be absolute", r.Op, r.Path)

@@ -13,6 +13,8 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -124,3 +126,28 @@ func numeric(addr string) error {
 
 // FromFile wraps an already open namespace file; the Handle owns it.
 func FromFile(f *os.File) *Handle { return &Handle{f: f} }
+
+// ListeningTCPPorts are the TCP ports something listens on in the namespace.
+func (h *Handle) ListeningTCPPorts() (map[uint16]bool, error) {
+	ports := map[uint16]bool{}
+	err := h.Do(func() error {
+		for _, f := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(b), "\n")[1:] {
+				fs := strings.Fields(line)
+				if len(fs) < 4 || fs[3] != "0A" { // TCP_LISTEN
+					continue
+				}
+				_, hexPort, ok := strings.Cut(fs[1], ":")
+				if p, err := strconv.ParseUint(hexPort, 16, 16); ok && err == nil {
+					ports[uint16(p)] = true
+				}
+			}
+		}
+		return nil
+	})
+	return ports, err
+}

@@ -233,6 +233,21 @@ func (r *nftRedirector) remove(port uint16) error {
 	return nil
 }
 
+// releaseAll removes every rule but keeps the (then empty) chains: while a NAT chain is
+// registered the kernel keeps the translations of the connections already redirected,
+// which deleting the last one would drop, breaking them.
+func (r *nftRedirector) releaseAll() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conn.FlushChain(r.pre)
+	r.conn.FlushChain(r.out)
+	if err := r.conn.Flush(); err != nil {
+		return fmt.Errorf("removing the redirects: %w", err)
+	}
+	clear(r.rules)
+	return nil
+}
+
 // close deletes the table; closing the socket would too, this just does not wait for it.
 func (r *nftRedirector) close() error {
 	r.mu.Lock()

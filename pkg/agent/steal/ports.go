@@ -14,7 +14,7 @@ func CheckPorts(ports, probePorts []int32, stealProbePorts bool) error {
 			return fmt.Errorf("port %d is out of range: ports are 1-65535", p)
 		}
 		if !stealProbePorts && slices.Contains(probePorts, p) {
-			return fmt.Errorf("port %d serves the pod's probes: stealing it would make the kubelet probe your local process; steal another port, filter by HTTP, or set feature.network.incoming.stealProbePorts", p)
+			return fmt.Errorf("port %d serves the pod's probes: stealing it would put your session between the kubelet and the pod (a probe failing restarts it); pick the ports with feature.network.incoming.ports, or set stealProbePorts to steal it anyway", p)
 		}
 	}
 	return nil

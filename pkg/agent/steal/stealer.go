@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,8 +25,18 @@ type Stealer struct {
 	ns    *netns.Handle
 	ln    net.Listener
 	redir *nftRedirector
-	wg    sync.WaitGroup
+	wg    sync.WaitGroup // the accept loop
+
+	mu       sync.Mutex
+	active   map[net.Conn]struct{} // stolen connections being served
+	handlers sync.WaitGroup
 }
+
+// backlogDrain is how long Close keeps accepting connections redirected before the rules went.
+const backlogDrain = 200 * time.Millisecond
+
+// drainTimeout is how long Close lets stolen connections finish before closing them.
+const drainTimeout = 2 * time.Second
 
 // Start listens in ns on an ephemeral port, takes a slot there for session (named in the
 // errors other sessions get), and serves every diverted connection with h.
@@ -40,7 +48,7 @@ func Start(ctx context.Context, ns *netns.Handle, session string, h Handler) (*S
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	// Connections a dead agent had stolen left conntrack entries that point at its gone
 	// listener: remove them, so nothing of it stays.
-	if live, err := listeningPorts(ns); err == nil {
+	if live, err := ns.ListeningTCPPorts(); err == nil {
 		_, _ = deleteConntrack(ns.Fd(), redirectedTo{other: true, live: live})
 	}
 	redir, err := newNFT(ns.Fd(), session, port)
@@ -48,7 +56,7 @@ func Start(ctx context.Context, ns *netns.Handle, session string, h Handler) (*S
 		_ = ln.Close()
 		return nil, err
 	}
-	s := &Stealer{ns: ns, ln: ln, redir: redir}
+	s := &Stealer{ns: ns, ln: ln, redir: redir, active: map[net.Conn]struct{}{}}
 	s.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -60,7 +68,17 @@ func Start(ctx context.Context, ns *netns.Handle, session string, h Handler) (*S
 				_ = c.Close()
 				continue
 			}
-			go h(c, orig)
+			s.mu.Lock()
+			s.active[c] = struct{}{}
+			s.handlers.Add(1)
+			s.mu.Unlock()
+			go func() {
+				defer s.handlers.Done()
+				h(c, orig)
+				s.mu.Lock()
+				delete(s.active, c)
+				s.mu.Unlock()
+			}()
 		}
 	})
 	return s, nil
@@ -80,39 +98,38 @@ func (s *Stealer) Slot() int { return s.redir.slot }
 // Close removes the rules, stops listening, and removes the conntrack entries of the
 // connections it stole.
 func (s *Stealer) Close() error {
-	err := s.redir.close()
+	err := s.redir.releaseAll()
 	port := uint16(s.ln.Addr().(*net.TCPAddr).Port)
-	_ = s.ln.Close()
+	// No new connection is redirected now; take in those already redirected (in the
+	// listener's backlog) instead of resetting them, then stop.
+	if tl, ok := s.ln.(*net.TCPListener); ok {
+		_ = tl.SetDeadline(time.Now().Add(backlogDrain))
+	} else {
+		_ = s.ln.Close()
+	}
 	s.wg.Wait()
+	_ = s.ln.Close()
+	// Let the stolen connections finish, then end the rest: their conntrack entries may go
+	// only once they are closed, or their packets would lose their translation and hang.
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+		s.mu.Lock()
+		for c := range s.active {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	if cerr := s.redir.close(); err == nil {
+		err = cerr
+	}
 	if _, cerr := deleteConntrack(s.ns.Fd(), redirectedTo{port: port}); err == nil {
 		err = cerr
 	}
 	return err
-}
-
-// listeningPorts are the TCP ports something listens on in ns.
-func listeningPorts(ns *netns.Handle) (map[uint16]bool, error) {
-	ports := map[uint16]bool{}
-	err := ns.Do(func() error {
-		for _, f := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return err
-			}
-			for _, line := range strings.Split(string(b), "\n")[1:] {
-				fs := strings.Fields(line)
-				if len(fs) < 4 || fs[3] != "0A" { // TCP_LISTEN
-					continue
-				}
-				_, hexPort, ok := strings.Cut(fs[1], ":")
-				if p, err := strconv.ParseUint(hexPort, 16, 16); ok && err == nil {
-					ports[uint16(p)] = true
-				}
-			}
-		}
-		return nil
-	})
-	return ports, err
 }
 
 // DialOriginal connects to where a stolen connection was going, from inside the target's
