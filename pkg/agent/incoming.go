@@ -38,6 +38,10 @@ func (a *Agent) incomingPorts(t *served) ([]uint16, error) {
 			return nil, fmt.Errorf("listing the target's ports: %w", err)
 		}
 		for p := range live {
+			// Every port, but the probed ones when stealing (unless asked for).
+			if in.Mode == mirrordv1alpha1.IncomingModeSteal && !in.StealProbePorts && slices.Contains(a.cfg.ProbePorts, int32(p)) {
+				continue
+			}
 			ports = append(ports, p)
 		}
 	}

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
@@ -43,35 +46,8 @@ func TestAgentServesTheTarget(t *testing.T) {
 	if _, err := out.WaitFor(ctx, "ready; heartbeating", 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	s, err := getSession(ctx, f, ns, name)
-	if err != nil || len(s.Status.Clusters) != 1 {
-		t.Fatalf("session: %+v %v", s, err)
-	}
-	child, err := c.Mirrord.MirrordV1alpha1().MirrordClusterSessions(controllerNS).Get(ctx, s.Status.Clusters[0].ChildName, metav1.GetOptions{})
-	if err != nil || len(child.Status.Agents) != 1 || child.Status.Agents[0].Address == "" {
-		t.Fatalf("child: %+v %v", child.Status, err)
-	}
-	ag := child.Status.Agents[0]
-	secret, err := c.Kube.CoreV1().Secrets(controllerNS).Get(ctx, member.AgentKeySecret, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := member.AgentToken(secret.Data["key"], ag.Job)
-	session := controllerNS + "/" + child.Name
-
-	// Pod IPs are routed from this host on the rig.
-	connect := func(tok string) (*protocol.Client, error) {
-		conn, err := net.DialTimeout("tcp", ag.Address, 5*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		sess, err := protocol.Dial(conn, protocol.Hello{Session: session, Token: tok})
-		if err != nil {
-			conn.Close()
-			return nil, err
-		}
-		return protocol.NewClient(sess), nil
-	}
+	ag, session, token := agentOf(ctx, t, f, c, ns, name)
+	connect := func(tok string) (*protocol.Client, error) { return dialAgent(ag.Address, session, tok) }
 	if _, err := connect("not-the-token"); err == nil || !strings.Contains(err.Error(), "wrong session token") {
 		t.Errorf("a wrong token: %v", err)
 	}
@@ -132,6 +108,149 @@ func TestAgentServesTheTarget(t *testing.T) {
 	}
 }
 
+// agentOf finds the one agent of a session on c, its child session's name and its token.
+func agentOf(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ns, name string) (mirrordv1alpha1.Agent, string, string) {
+	t.Helper()
+	s, err := getSession(ctx, f, ns, name)
+	if err != nil || len(s.Status.Clusters) != 1 {
+		t.Fatalf("session: %+v %v", s, err)
+	}
+	child, err := c.Mirrord.MirrordV1alpha1().MirrordClusterSessions(controllerNS).Get(ctx, s.Status.Clusters[0].ChildName, metav1.GetOptions{})
+	if err != nil || len(child.Status.Agents) != 1 || child.Status.Agents[0].Address == "" {
+		t.Fatalf("child: %+v %v", child.Status, err)
+	}
+	ag := child.Status.Agents[0]
+	secret, err := c.Kube.CoreV1().Secrets(controllerNS).Get(ctx, member.AgentKeySecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ag, controllerNS + "/" + child.Name, member.AgentToken(secret.Data["key"], ag.Job)
+}
+
+// dialAgent speaks the session protocol to an agent (pod IPs are routed from this host on
+// the rig).
+func dialAgent(addr, session, token string) (*protocol.Client, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := protocol.Dial(conn, protocol.Hello{Session: session, Token: token})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return protocol.NewClient(sess), nil
+}
+
+// TestAgentIncoming subscribes to a real agent's incoming traffic: a mirroring session sees
+// every request while the target answers; a second session on the same target steals only
+// the requests of its header filter.
+func TestAgentIncoming(t *testing.T) {
+	f := framework.New(t)
+	c := f.Clusters[0]
+	ctx := f.Context(5 * time.Minute)
+	_, _ = f.Kubectl(c, "delete", "mirrordclusters", "--all", "--wait=true")
+	f.Install(ctx, c, "single-cluster")
+	ns := f.Namespace(c)
+	deployWithConfig(ctx, t, f, c, ns)
+	pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods: %v", err)
+	}
+	target := net.JoinHostPort(pods.Items[0].Status.PodIP, "8080")
+
+	_, mout, mname := startSession(t, f, ns, "-t", "deploy/api", "--ports", "8080")
+	_, sout, sname := startSession(t, f, ns, "-t", "deploy/api", "--steal", "--http-header-filter", "^X-User: alice$", "--ports", "8080")
+	for _, out := range []*framework.SyncBuffer{mout, sout} {
+		if _, err := out.WaitFor(ctx, "ready; heartbeating", 90*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subscribe := func(name string) *protocol.Subscription {
+		ag, session, token := agentOf(ctx, t, f, c, ns, name)
+		cl, err := dialAgent(ag.Address, session, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		sub, err := cl.Subscribe()
+		if err != nil {
+			t.Fatalf("subscribing to %s: %v", name, err)
+		}
+		return sub
+	}
+	mirrored := make(chan string, 10)
+	msub := subscribe(mname)
+	go func() {
+		for {
+			in, st, err := msub.Accept()
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(st)
+			mirrored <- string(in.Kind) + " " + string(b)
+		}
+	}()
+	ssub := subscribe(sname)
+	go func() {
+		for {
+			in, st, err := ssub.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer st.Close()
+				req, err := http.ReadRequest(bufio.NewReader(st))
+				if err != nil || in.Kind != protocol.IncomingRequest {
+					return
+				}
+				body := "answered locally: " + req.URL.Path
+				fmt.Fprintf(st, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			}()
+		}
+	}()
+
+	// Stealing a port the kubelet probes is refused before any agent starts.
+	f.EchoApp(ctx, c, ns, "probed", 1)
+	out, err := f.RunPlugin(ctx, c, "-n", ns, "sessions", "create", "-t", "deploy/probed", "--steal", "--ports", "8080")
+	if err == nil || !strings.Contains(out, "port 8080 serves the pod's probes") {
+		t.Errorf("stealing a probe port: %v\n%s", err, out)
+	}
+
+	ask := func(user, path string) string {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+target+path, nil)
+		req.Header.Set("X-User", user)
+		req.Close = true // one connection per request: each mirrored stream ends with it
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", user, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := ask("alice", "/alice"); got != "answered locally: /alice" {
+		t.Errorf("alice's request was not stolen: %q", got)
+	}
+	if got := ask("bob", "/bob"); !strings.Contains(got, `"path":"/bob"`) {
+		t.Errorf("bob's request did not reach the target: %q", got)
+	}
+	seen := map[string]bool{}
+	timeout := time.After(15 * time.Second)
+	for !seen["/alice"] || !seen["/bob"] {
+		select {
+		case m := <-mirrored:
+			for _, p := range []string{"/alice", "/bob"} {
+				if strings.HasPrefix(m, "mirror GET "+p+" HTTP/1.1") {
+					seen[p] = true
+				}
+			}
+		case <-timeout:
+			t.Fatalf("the mirroring session saw %v, want both requests", seen)
+		}
+	}
+}
+
 // deployWithConfig deploys the sample app "api" with an env var, a ConfigMap mounted at
 // /etc/app and a Service, and waits for it.
 func deployWithConfig(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ns string) {
@@ -156,9 +275,10 @@ func deployWithConfig(ctx context.Context, t *testing.T, f *framework.Framework,
 						Env:          []corev1.EnvVar{{Name: "GREETING", Value: "hello from the target"}, {Name: "CLUSTER_NAME", Value: c.Name}},
 						Ports:        []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 						VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/app"}},
+						// An exec probe: port 8080 is not a probe port, so sessions may steal it.
 						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
-							PeriodSeconds: 1,
+							ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/echo", "get", "http://127.0.0.1:8080/healthz"}}},
+							PeriodSeconds: 2,
 						},
 					}},
 				},

@@ -30,6 +30,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/steal"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
@@ -252,6 +253,16 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	features := child.Spec.Features
 	if violation == nil {
 		features = policy.Restrict(policies, child.Spec.Target, res.Labels, features)
+	}
+	// Stealing a port the kubelet probes is refused here, before any agent starts (the
+	// agent checks again; with no ports given it leaves probe ports out by itself).
+	if in := features.Network.Incoming; in.Mode == mirrordv1alpha1.IncomingModeSteal && !res.Terminal {
+		for _, tp := range res.Pods {
+			if err := steal.CheckPorts(in.Ports, tp.ProbePorts, in.StealProbePorts); err != nil {
+				res.Reason, res.Terminal, res.Message = ReasonProbePort, true, fmt.Sprintf("pod %s: %v", tp.Pod.Name, err)
+				break
+			}
+		}
 	}
 
 	// Desired agents: one per running target pod, none if the session cannot proceed here.

@@ -23,6 +23,7 @@ const (
 	ReasonNoRunningPods     = "NoRunningPods"
 	ReasonContainerNotFound = "ContainerNotFound"
 	ReasonHostNetwork       = "HostNetwork"
+	ReasonProbePort         = "ProbePort"
 )
 
 // meshSidecars are never the default container: a user means their app, not the proxy.
