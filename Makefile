@@ -65,7 +65,7 @@ FUZZ_TARGETS := FuzzReadMessage:./pkg/protocol FuzzAccept:./pkg/protocol FuzzFil
 fuzz: ## Run each native fuzz target for FUZZTIME (default 10s).
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
-	  go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
+	  go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -timeout 5m "$${t#*:}" || exit 1; \
 	done
 
 ##@ Images

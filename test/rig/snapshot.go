@@ -50,8 +50,10 @@ func takeSnapshot() (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	// This process and its ancestors (a `rig subreaper` running the suite) are not leftovers.
+	self := ancestors()
 	for _, p := range procs {
-		if p.Name()[0] < '0' || p.Name()[0] > '9' || p.Name() == fmt.Sprint(os.Getpid()) {
+		if p.Name()[0] < '0' || p.Name()[0] > '9' || self[p.Name()] {
 			continue
 		}
 		comm, err := os.ReadFile(filepath.Join("/proc", p.Name(), "comm"))
@@ -250,6 +252,26 @@ func pidsOnly(procs []string) []string {
 			p = p[:j]
 		}
 		out[i] = p
+	}
+	return out
+}
+
+// ancestors are the PIDs of this process and its parents, up to init.
+func ancestors() map[string]bool {
+	out := map[string]bool{}
+	for pid := fmt.Sprint(os.Getpid()); pid != "0" && !out[pid]; {
+		out[pid] = true
+		b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+		if err != nil {
+			break
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces, so cut after its ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			break
+		}
+		pid = f[1]
 	}
 	return out
 }

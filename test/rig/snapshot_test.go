@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -53,5 +55,14 @@ func TestLeftoversOfIdenticalSnapshotsIsEmpty(t *testing.T) {
 	// compares; a volatile sysctl missing from volatileSysctls shows up here.
 	if left := leftovers(s, again); len(left) != 0 {
 		t.Errorf("consecutive snapshots differ: %v", left)
+	}
+}
+
+func TestAncestors(t *testing.T) {
+	a := ancestors()
+	for _, pid := range []int{os.Getpid(), os.Getppid()} {
+		if !a[fmt.Sprint(pid)] {
+			t.Errorf("ancestors %v lacks %d", a, pid)
+		}
 	}
 }
