@@ -134,8 +134,7 @@ func (a *Agent) serveStream(ctx context.Context, sess *yamux.Session, st *yamux.
 	case protocol.OpStat:
 		var s unix.Stat_t
 		if s, err = t.fs.Stat(req.Path); err == nil {
-			resp.Stat = &protocol.Stat{Mode: s.Mode, Size: s.Size, UID: s.Uid, GID: s.Gid, Nlink: uint64(s.Nlink), Ino: s.Ino,
-				Mtime: s.Mtim.Nano(), Atime: s.Atim.Nano(), Ctime: s.Ctim.Nano()}
+			resp.Stat = statOf(&s)
 		}
 	case protocol.OpReadDir:
 		var entries []os.DirEntry
@@ -161,6 +160,11 @@ func (a *Agent) serveStream(ctx context.Context, sess *yamux.Session, st *yamux.
 		resp = failure(err)
 	}
 	return protocol.WriteMessage(st, resp)
+}
+
+func statOf(s *unix.Stat_t) *protocol.Stat {
+	return &protocol.Stat{Mode: s.Mode, Size: s.Size, UID: s.Uid, GID: s.Gid, Nlink: uint64(s.Nlink), Ino: s.Ino,
+		Mtime: s.Mtim.Nano(), Atime: s.Atim.Nano(), Ctime: s.Ctim.Nano()}
 }
 
 // serveFile answers FileOps on one open file until the stream closes.
@@ -207,8 +211,7 @@ func serveFile(st *yamux.Stream, fsys *stateful.FS, req protocol.Request) error 
 				resp = failure(err)
 				break
 			}
-			resp.Stat = &protocol.Stat{Mode: s.Mode, Size: s.Size, UID: s.Uid, GID: s.Gid, Nlink: uint64(s.Nlink), Ino: s.Ino,
-				Mtime: s.Mtim.Nano(), Atime: s.Atim.Nano(), Ctime: s.Ctim.Nano()}
+			resp.Stat = statOf(&s)
 		default:
 			resp = failure(fmt.Errorf("unknown file operation %q", op.Op))
 		}

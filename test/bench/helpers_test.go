@@ -18,28 +18,10 @@ import (
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/test/bench/report"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
 )
 
 const controllerNS = "mirrord-system"
-
-// record adds rows to the run's report (MIRRORD_BENCH_OUT) and to the test log.
-func record(t *testing.T, rows ...report.Row) {
-	t.Helper()
-	var b bytes.Buffer
-	if err := report.Render(&b, rows, false); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", b.String())
-	out := os.Getenv("MIRRORD_BENCH_OUT")
-	if out == "" {
-		return
-	}
-	if err := report.Append(out, rows...); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // envInt is an integer knob of the benchmarks (MIRRORD_BENCH_*), def when unset.
 func envInt(t *testing.T, key string, def int) int {

@@ -81,7 +81,7 @@ func TestBenchSessions(t *testing.T) {
 		Baseline: "controller idle memory", BaselineSamples: []float64{idle / (1 << 20)}}
 	mem.AtMost(150)
 	// A missed target shows as "NO" in the table; hack/bench.sh fails the run for it.
-	record(t, ready, mem)
+	report.Record(t, ready, mem)
 }
 
 // readySessions creates n sessions at once and returns the time until all are Ready; then it

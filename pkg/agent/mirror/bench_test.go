@@ -145,7 +145,7 @@ func TestBenchMirror(t *testing.T) {
 	complete.RatioAtLeast(1)
 	cpu := report.Row{Name: "mirror: agent CPU at 2,000 req/s", Unit: "% of a core", Samples: []float64{100 * agentCPU / elapsed.Seconds()},
 		Baseline: "the target server's CPU", BaselineSamples: []float64{100 * targetCPU / elapsed.Seconds()}}
-	record(t, complete, cpu)
+	report.Record(t, complete, cpu)
 }
 
 const benchAgentEnv = "MIRRORD_BENCH_MIRROR_AGENT"
@@ -181,19 +181,6 @@ func benchAgent(pid string) error {
 		_, _ = w.Write(b.Bytes())
 	}
 	return w.Flush()
-}
-
-// record appends rows to the run's report (MIRRORD_BENCH_OUT) and logs them.
-func record(t *testing.T, rows ...report.Row) {
-	t.Helper()
-	var b bytes.Buffer
-	_ = report.Render(&b, rows, false)
-	t.Logf("\n%s", b.String())
-	if out := os.Getenv("MIRRORD_BENCH_OUT"); out != "" {
-		if err := report.Append(out, rows...); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func init() {

@@ -4,7 +4,6 @@ package steal
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -64,13 +63,7 @@ func quantile(d []time.Duration, q float64) float64 {
 // the session protocol adds its own hop later) and requests it passes on to the target.
 func TestBenchStealLatency(t *testing.T) {
 	const n, reps = 2000, 3
-	tg := nstest.Start(t, nstest.Options{})
-	link := nstest.Connect(t, tg)
-	ns, err := netns.OfPID("/proc", tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	tg, link, ns := targetWithClient(t)
 	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
 	if err != nil {
 		t.Fatal(err)
@@ -123,20 +116,14 @@ func TestBenchStealLatency(t *testing.T) {
 		}
 		rows = append(rows, row)
 	}
-	record(t, rows...)
+	report.Record(t, rows...)
 }
 
 // TestBenchSIGKILL times the SIGKILL of a stealing agent until its table is gone and the
 // target answers a new connection itself.
 func TestBenchSIGKILL(t *testing.T) {
 	const reps = 5
-	tg := nstest.Start(t, nstest.Options{})
-	link := nstest.Connect(t, tg)
-	ns, err := netns.OfPID("/proc", tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	tg, link, ns := targetWithClient(t)
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
 	var samples []float64
 	for range reps {
@@ -163,7 +150,7 @@ func TestBenchSIGKILL(t *testing.T) {
 	}
 	row := report.Row{Name: "steal: agent SIGKILL to target serving, no rule left", Unit: "ms", Samples: samples}
 	row.AtMost(1000)
-	record(t, row)
+	report.Record(t, row)
 }
 
 // tryGet is one request that reports its failure as the body.
@@ -183,17 +170,4 @@ func tryGet(ns *netns.Handle, addr string) string {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// record appends rows to the run's report (MIRRORD_BENCH_OUT) and logs them.
-func record(t *testing.T, rows ...report.Row) {
-	t.Helper()
-	var b bytes.Buffer
-	_ = report.Render(&b, rows, false)
-	t.Logf("\n%s", b.String())
-	if out := os.Getenv("MIRRORD_BENCH_OUT"); out != "" {
-		if err := report.Append(out, rows...); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
@@ -21,13 +20,7 @@ import (
 // concurrent streams on one connection go to the session or to the target by the filter, and
 // HTTP/1 clients of the same port still work.
 func TestStealH2C(t *testing.T) {
-	tg := nstest.Start(t, nstest.Options{})
-	link := nstest.Connect(t, tg)
-	ns, err := netns.OfPID("/proc", tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	tg, link, ns := targetWithClient(t)
 	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
 	if err != nil {
 		t.Fatal(err)

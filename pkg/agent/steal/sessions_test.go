@@ -48,13 +48,7 @@ func startFiltered(t *testing.T, ns *netns.Handle, user string) *Stealer {
 // connection each request reaches the session whose filter it matches, the rest the target;
 // when the first session ends, the others keep theirs.
 func TestSessionsShareAPort(t *testing.T) {
-	tg := nstest.Start(t, nstest.Options{})
-	link := nstest.Connect(t, tg)
-	ns, err := netns.OfPID("/proc", tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	tg, link, ns := targetWithClient(t)
 	alice := startFiltered(t, ns, "alice")
 	bob := startFiltered(t, ns, "bob")
 	carol := startFiltered(t, ns, "carol")

@@ -101,6 +101,20 @@ func tables(t *testing.T, ns *netns.Handle) []string {
 	return names
 }
 
+// targetWithClient starts a fake target, links a client namespace to it, and opens the
+// target's network namespace (closed when the test ends).
+func targetWithClient(t *testing.T) (*nstest.Target, *nstest.Link, *netns.Handle) {
+	t.Helper()
+	tg := nstest.Start(t, nstest.Options{})
+	link := nstest.Connect(t, tg)
+	ns, err := netns.OfPID("/proc", tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return tg, link, ns
+}
+
 // redirectedEntries counts the conntrack entries of connections a redirect sent elsewhere.
 func redirectedEntries(t *testing.T, ns *netns.Handle) int {
 	t.Helper()
@@ -125,13 +139,7 @@ func redirectedEntries(t *testing.T, ns *netns.Handle) int {
 }
 
 func TestStealWholePort(t *testing.T) {
-	tg := nstest.Start(t, nstest.Options{})
-	link := nstest.Connect(t, tg)
-	ns, err := netns.OfPID("/proc", tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	tg, link, ns := targetWithClient(t)
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
 	if got := get(t, link.Client, addr, "/a"); got != tg.Token+" GET /a" {
 		t.Fatalf("before stealing: %q", got)
@@ -208,13 +216,7 @@ func TestStealWholePort(t *testing.T) {
 // TestSIGKILLLeavesNoRule kills a stealing process with SIGKILL: the kernel deletes its
 // owned table at once and the target serves normally.
 func TestSIGKILLLeavesNoRule(t *testing.T) {
-	tg := nstest.Start(t, nstest.Options{})
-	link := nstest.Connect(t, tg)
-	ns, err := netns.OfPID("/proc", tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	tg, link, ns := targetWithClient(t)
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/olekukonko/tablewriter"
@@ -128,6 +129,22 @@ func Load(path string) ([]Row, error) {
 		rows = append(rows, r)
 	}
 	return rows, s.Err()
+}
+
+// Record adds rows to the run's report file (MIRRORD_BENCH_OUT, when set) and logs them:
+// what every benchmark calls with its results.
+func Record(tb testing.TB, rows ...Row) {
+	tb.Helper()
+	var b strings.Builder
+	if err := Render(&b, rows, false); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("\n%s", b.String())
+	if out := os.Getenv("MIRRORD_BENCH_OUT"); out != "" {
+		if err := Append(out, rows...); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
 
 // Render prints rows as one table (Markdown when markdown is set, for the README).
