@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
 )
 
@@ -189,36 +191,65 @@ func TestMirrordSessionCRDColumns(t *testing.T) {
 	if err != nil || len(crds) != 5 {
 		t.Fatalf("want 5 CRD manifests, found %v (%v)", crds, err)
 	}
+	// CRDs an installation already has stay; the ones this test adds go when it ends.
+	_, err = c.Mirrord.MirrordV1alpha1().MirrordSessions("default").List(ctx, metav1.ListOptions{Limit: 1})
+	installed := err == nil
 	for _, crd := range crds {
 		if out, err := f.Kubectl(c, "apply", "--server-side", "-f", crd); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
 	}
-	t.Cleanup(func() {
-		for _, crd := range crds {
-			_, _ = f.Kubectl(c, "delete", "--ignore-not-found", "-f", crd)
-		}
-	})
+	if !installed {
+		t.Cleanup(func() {
+			for _, crd := range crds {
+				_, _ = f.Kubectl(c, "delete", "--ignore-not-found", "-f", crd)
+			}
+		})
+	}
 	for _, crd := range crds {
 		if out, err := f.Kubectl(c, "wait", "--for=condition=Established", "--timeout=60s", "-f", crd); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
 	}
 	ns := f.Namespace(c)
-	session := &mirrordv1alpha1.MirrordSession{
+	// The status below is written by hand: a controller installed by an earlier run must not
+	// write it too. Pause it for this test.
+	if _, err := c.Kube.AppsV1().Deployments(controllerNS).Get(ctx, "mirrord-controller", metav1.GetOptions{}); err == nil {
+		if out, err := f.Kubectl(c, "-n", controllerNS, "scale", "deploy/mirrord-controller", "--replicas=0"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		t.Cleanup(func() { _, _ = f.Kubectl(c, "-n", controllerNS, "scale", "deploy/mirrord-controller", "--replicas=1") })
+		f.Eventually(ctx, time.Minute, "no controller pod", func(ctx context.Context) error {
+			pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelComponent + "=controller"})
+			if err != nil || len(pods.Items) > 0 {
+				return fmt.Errorf("%d controller pods (%v)", len(pods.Items), err)
+			}
+			return nil
+		})
+	}
+	// The owner is whoever creates it: a Primary's admission policy, if installed, insists.
+	owner, err := session.Whoami(ctx, c.Kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := &mirrordv1alpha1.MirrordSession{
 		ObjectMeta: metav1.ObjectMeta{Name: "alice-api"},
 		Spec: mirrordv1alpha1.MirrordSessionSpec{
 			Target: mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: ns},
-			Owner:  "alice",
+			Owner:  owner,
 			Features: mirrordv1alpha1.Features{Network: mirrordv1alpha1.NetworkFeature{
 				Incoming: mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal},
 			}},
 		},
 	}
-	created, err := c.Mirrord.MirrordV1alpha1().MirrordSessions(ns).Create(ctx, session, metav1.CreateOptions{})
+	created, err := c.Mirrord.MirrordV1alpha1().MirrordSessions(ns).Create(ctx, sess, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Gone before the paused controller returns (cleanups run last-registered first).
+	t.Cleanup(func() {
+		_ = c.Mirrord.MirrordV1alpha1().MirrordSessions(ns).Delete(context.Background(), sess.Name, metav1.DeleteOptions{})
+	})
 	if created.Spec.TTLSeconds != 30 {
 		t.Errorf("ttlSeconds defaulted to %d, want 30 (the CRD's default)", created.Spec.TTLSeconds)
 	}
@@ -240,12 +271,12 @@ func TestMirrordSessionCRDColumns(t *testing.T) {
 		if got, want := strings.Fields(lines[0]), []string{"NAME", "OWNER", "TARGET", "MODE", "PHASE", "CLUSTERS", "AGE"}; !equal(got, want) {
 			t.Errorf("kubectl get %s header = %v, want %v", resource, got, want)
 		}
-		if got := strings.Fields(lines[1]); len(got) != 7 || !equal(got[:6], []string{"alice-api", "alice", "deploy/api", "steal", "Ready", "2/2"}) {
+		if got := strings.Fields(lines[1]); len(got) != 7 || !equal(got[:6], []string{"alice-api", owner, "deploy/api", "steal", "Ready", "2/2"}) {
 			t.Errorf("kubectl get %s row = %v", resource, got)
 		}
 	}
 	// A session with an invalid mode is refused by the CRD's schema.
-	bad := session.DeepCopy()
+	bad := sess.DeepCopy()
 	bad.Name = "bad"
 	bad.Spec.Features.Network.Incoming.Mode = "copy"
 	if _, err := c.Mirrord.MirrordV1alpha1().MirrordSessions(ns).Create(ctx, bad, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "Unsupported value") {
