@@ -15,13 +15,12 @@ import (
 // ErrHostNetwork refuses a target that shares the node's network namespace.
 var ErrHostNetwork = errors.New("the target shares the node's network namespace (hostNetwork): intercepting it would intercept the whole node")
 
-// findContainerPID returns the lowest PID whose cgroup path names the container: the
-// container's first process. procRoot is /proc (a parameter for tests).
+// findContainerPID returns the container's first process: of the processes whose cgroup
+// path names the container, the one that started first. Not the lowest PID: PIDs wrap (at
+// 32768 on some nodes), so an exec probe's process may have a lower one. procRoot is /proc
+// (a parameter for tests).
 func findContainerPID(procRoot, containerID string) (int, error) {
-	id := containerID
-	if _, after, ok := strings.Cut(containerID, "://"); ok {
-		id = after
-	}
+	id := bareID(containerID)
 	if len(id) < 12 {
 		return 0, fmt.Errorf("container ID %q is too short to identify a container", containerID)
 	}
@@ -29,24 +28,54 @@ func findContainerPID(procRoot, containerID string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	best := 0
+	best, bestStart := 0, uint64(0)
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || (best != 0 && pid >= best) {
+		if err != nil || !inContainer(procRoot, pid, id) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(procRoot, e.Name(), "cgroup"))
-		if err != nil {
-			continue // the process exited
-		}
-		if bytes.Contains(b, []byte(id)) {
-			best = pid
+		start := startTime(procRoot, pid)
+		if best == 0 || start < bestStart || (start == bestStart && pid < best) {
+			best, bestStart = pid, start
 		}
 	}
 	if best == 0 {
 		return 0, fmt.Errorf("no process of container %s on this node: the container is not running, or the agent lacks hostPID", id)
 	}
 	return best, nil
+}
+
+// bareID is a container ID without its runtime prefix ("containerd://").
+func bareID(containerID string) string {
+	if _, after, ok := strings.Cut(containerID, "://"); ok {
+		return after
+	}
+	return containerID
+}
+
+// inContainer reports whether process pid's cgroup path names container id.
+func inContainer(procRoot string, pid int, id string) bool {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cgroup"))
+	return err == nil && bytes.Contains(b, []byte(id))
+}
+
+// startTime is when process pid started, in clock ticks since boot (field 22 of its stat);
+// 0 when unreadable, which sorts it first only among unreadable ones by PID.
+func startTime(procRoot string, pid int) uint64 {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
 }
 
 // netnsInode identifies a process's network namespace.
@@ -76,6 +105,12 @@ func openTarget(procRoot, containerID string) (pid int, netns *os.File, err erro
 	netns, err = os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "net"))
 	if err != nil {
 		return 0, nil, fmt.Errorf("opening the target's network namespace: %w", err)
+	}
+	// The process may have exited and its PID gone to another since the scan: the namespace
+	// is the container's only if the PID still is.
+	if !inContainer(procRoot, pid, bareID(containerID)) {
+		netns.Close()
+		return 0, nil, fmt.Errorf("process %d left container %s while the agent opened it; retrying", pid, containerID)
 	}
 	return pid, netns, nil
 }

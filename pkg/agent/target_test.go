@@ -37,6 +37,24 @@ func TestFindContainerPID(t *testing.T) {
 	if err != nil || pid != 35 {
 		t.Fatalf("findContainerPID = %d, %v; want 35", pid, err)
 	}
+	// PIDs wrap: an exec probe's process with a lower PID than the container's first process
+	// started later, and loses.
+	if err := os.MkdirAll(filepath.Join(root, "7"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(root, "7", "cgroup"), []byte("12:pids:/kubepods/besteffort/podX/"+id+"\n"), 0o644)
+	stat := func(pid, start string) {
+		line := pid + " (echo get) S 1 1 1 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 " + start + " 1000 100"
+		if err := os.WriteFile(filepath.Join(root, pid, "stat"), []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stat("7", "900000")
+	stat("35", "500000")
+	stat("40", "500100")
+	if pid, err := findContainerPID(root, "containerd://"+id); err != nil || pid != 35 {
+		t.Fatalf("with a wrapped PID: findContainerPID = %d, %v; want 35 (started first)", pid, err)
+	}
 	if _, err := findContainerPID(root, "containerd://"+strings.Repeat("e", 64)); err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Fatalf("missing container: err = %v", err)
 	}
