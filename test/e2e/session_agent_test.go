@@ -94,10 +94,13 @@ func TestAgentServesTheTarget(t *testing.T) {
 	if !ok || net.IP(a.A[:]).String() != svc.Spec.ClusterIP {
 		t.Fatalf("api resolved to %v, want the Service's %s", m.Answers[0].Body, svc.Spec.ClusterIP)
 	}
-	conn, err := cl.Dial("tcp", net.JoinHostPort(svc.Spec.ClusterIP, "8080"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The Service is new: kube-proxy may not route it yet (the node then answers "network
+	// unreachable"), so dial until it does.
+	var conn net.Conn
+	f.Eventually(ctx, 30*time.Second, "the Service dialled from the target", func(context.Context) error {
+		conn, err = cl.Dial("tcp", net.JoinHostPort(svc.Spec.ClusterIP, "8080"))
+		return err
+	})
 	fmt.Fprintf(conn, "GET /through-the-agent HTTP/1.0\r\nHost: api\r\n\r\n")
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	raw, _ := io.ReadAll(conn)
