@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -12,29 +11,9 @@ import (
 	"time"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
-
-func request(t *testing.T, ns *netns.Handle, addr, user, path string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := ns.Dial(ctx, "tcp", addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nConnection: close\r\n\r\n", path, user)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("%s %s: %v", user, path, err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
 
 func incomingConfig(in mirrordv1alpha1.IncomingFeature) Config {
 	return Config{Session: "mirrord-system/s", Token: "tok", Features: mirrordv1alpha1.Features{Network: mirrordv1alpha1.NetworkFeature{Incoming: in}}}
@@ -59,7 +38,7 @@ func TestIncomingMirror(t *testing.T) {
 		got <- fmt.Sprintf("%s %s %s", in.Kind, strings.Split(in.Server, ":")[1], b)
 	}()
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
-	if body := request(t, link.Client, addr, "anyone", "/mirrored"); body != tg.Token+" GET /mirrored" {
+	if body := nstest.MustGet(t, link.Client, addr, "anyone", "/mirrored"); body != tg.Token+" GET /mirrored" {
 		t.Errorf("the target answered %q while mirrored", body)
 	}
 	select {
@@ -100,16 +79,16 @@ func TestIncomingStealFiltered(t *testing.T) {
 		}
 	}()
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
-	if got := request(t, link.Client, addr, "alice", "/mine"); got != "local /mine" {
+	if got := nstest.MustGet(t, link.Client, addr, "alice", "/mine"); got != "local /mine" {
 		t.Errorf("alice's request: %q", got)
 	}
-	if got := request(t, link.Client, addr, "bob", "/theirs"); got != tg.Token+" GET /theirs" {
+	if got := nstest.MustGet(t, link.Client, addr, "bob", "/theirs"); got != tg.Token+" GET /theirs" {
 		t.Errorf("bob's request: %q", got)
 	}
 	// Ending the subscription gives the port back.
 	sub.Close()
 	deadline := time.Now().Add(5 * time.Second)
-	for request(t, link.Client, addr, "alice", "/after") != tg.Token+" GET /after" {
+	for nstest.MustGet(t, link.Client, addr, "alice", "/after") != tg.Token+" GET /after" {
 		if time.Now().After(deadline) {
 			t.Fatal("the port is still stolen after the subscription ended")
 		}

@@ -40,9 +40,8 @@ func TestBenchSessions(t *testing.T) {
 	reps := envInt(t, "MIRRORD_BENCH_COUNT", 3)
 	ctx := f.Context(time.Duration(reps) * 15 * time.Minute)
 
-	_, _ = f.Kubectl(c, "delete", "mirrordclusters", "--all", "--wait=true")
 	if os.Getenv("MIRRORD_BENCH_NO_INSTALL") == "" {
-		f.Install(ctx, c, "single-cluster")
+		f.InstallAlone(ctx, c)
 	}
 	ns := f.Namespace(c)
 	f.EchoApp(ctx, c, ns, "api", 1)

@@ -27,8 +27,7 @@ func TestControllerLeaderElection(t *testing.T) {
 	f := framework.New(t)
 	c := f.Clusters[0]
 	ctx := f.Context(5 * time.Minute)
-	_, _ = f.Kubectl(c, "delete", "mirrordclusters", "--all", "--wait=true")
-	f.Install(ctx, c, "single-cluster")
+	f.InstallAlone(ctx, c)
 	t.Cleanup(func() { _, _ = f.Kubectl(c, "-n", controllerNS, "scale", "deploy/mirrord-controller", "--replicas=1") })
 	if out, err := f.Kubectl(c, "-n", controllerNS, "scale", "deploy/mirrord-controller", "--replicas=2"); err != nil {
 		t.Fatalf("%v: %s", err, out)

@@ -37,8 +37,7 @@ func TestAgentServesTheTarget(t *testing.T) {
 	f := framework.New(t)
 	c := f.Clusters[0]
 	ctx := f.Context(5 * time.Minute)
-	_, _ = f.Kubectl(c, "delete", "mirrordclusters", "--all", "--wait=true")
-	f.Install(ctx, c, "single-cluster")
+	f.InstallAlone(ctx, c)
 	ns := f.Namespace(c)
 	deployWithConfig(ctx, t, f, c, ns)
 
@@ -152,8 +151,7 @@ func TestAgentIncoming(t *testing.T) {
 	f := framework.New(t)
 	c := f.Clusters[0]
 	ctx := f.Context(5 * time.Minute)
-	_, _ = f.Kubectl(c, "delete", "mirrordclusters", "--all", "--wait=true")
-	f.Install(ctx, c, "single-cluster")
+	f.InstallAlone(ctx, c)
 	ns := f.Namespace(c)
 	deployWithConfig(ctx, t, f, c, ns)
 	pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})

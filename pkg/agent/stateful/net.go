@@ -42,9 +42,7 @@ func (n *Network) Dial(ctx context.Context, network, addr string) (net.Conn, err
 
 // ResolvConf is the target's /etc/resolv.conf: the local side gives it to the local process
 // so names are searched as in the pod (search domains, ndots).
-func (n *Network) ResolvConf() ([]byte, error) { return n.readResolvConf() }
-
-func (n *Network) readResolvConf() ([]byte, error) {
+func (n *Network) ResolvConf() ([]byte, error) {
 	f, err := n.fs.openat2("/etc/resolv.conf", 0, 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reading the target's resolv.conf: %w", err)
@@ -55,7 +53,7 @@ func (n *Network) readResolvConf() ([]byte, error) {
 
 // Nameservers are the target's DNS servers (IP:53), in resolv.conf order.
 func (n *Network) Nameservers() ([]string, error) {
-	raw, err := n.readResolvConf()
+	raw, err := n.ResolvConf()
 	if err != nil {
 		return nil, err
 	}

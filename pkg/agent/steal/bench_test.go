@@ -81,7 +81,7 @@ func TestBenchStealLatency(t *testing.T) {
 		add(&direct, roundTrips(t, link, "alice", n))
 		var s *Stealer
 		s, err = Start(t.Context(), ns, "bench", func(c net.Conn, orig netip.AddrPort) {
-			_ = ServeHTTP1(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
+			_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -139,7 +139,7 @@ func TestBenchSIGKILL(t *testing.T) {
 		}
 		start := time.Now()
 		_ = cmd.Process.Kill()
-		for len(tables(t, ns)) != 0 || !strings.HasPrefix(tryGet(link.Client, addr), tg.Token) {
+		for len(tables(t, ns)) != 0 || !answersFrom(link.Client, addr, tg.Token) {
 			if time.Since(start) > 10*time.Second {
 				t.Fatal("the target did not recover within 10 s")
 			}
@@ -153,21 +153,9 @@ func TestBenchSIGKILL(t *testing.T) {
 	report.Record(t, row)
 }
 
-// tryGet is one request that reports its failure as the body.
-func tryGet(ns *netns.Handle, addr string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	c, err := ns.Dial(ctx, "tcp", addr, nil)
-	if err != nil {
-		return err.Error()
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	fmt.Fprintf(c, "GET /probe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return err.Error()
-	}
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+// answersFrom reports whether a request to addr made in ns is answered by the target whose
+// token is token (a failed request is not).
+func answersFrom(ns *netns.Handle, addr, token string) bool {
+	body, err := nstest.Get(ns, addr, "", "/probe", time.Second)
+	return err == nil && strings.HasPrefix(body, token)
 }

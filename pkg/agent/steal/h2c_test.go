@@ -90,7 +90,7 @@ func TestStealH2C(t *testing.T) {
 		t.Errorf("%d connections, want every stream on one", n)
 	}
 	// HTTP/1 on the same stolen port.
-	if got := getAs(t, link.Client, fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), "alice", "/h1"); got != "local GET /h1 0 HTTP/1.1" {
+	if got := nstest.MustGet(t, link.Client, fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), "alice", "/h1"); got != "local GET /h1 0 HTTP/1.1" {
 		t.Errorf("HTTP/1 request: %q", got)
 	}
 }

@@ -70,14 +70,11 @@ func (f *Filter) Match(r *http.Request) bool {
 // RoundTripFunc answers a request the filter gave to the session.
 type RoundTripFunc func(*http.Request) (*http.Response, error)
 
-// ServeHTTP1 routes the requests of one stolen HTTP/1.x connection one by one, in order:
+// serveHTTP1 routes the requests of one stolen HTTP/1.x connection one by one, in order:
 // those f matches to session, the rest unchanged to the original destination over one
 // passthrough connection opened by dial when first needed. A 101 answer from the original
-// turns the connection into a tunnel to it. It returns when either side closes.
-func ServeHTTP1(ctx context.Context, client net.Conn, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
-	return serveHTTP1(ctx, client, bufio.NewReader(client), f, session, dial)
-}
-
+// turns the connection into a tunnel to it. It returns when either side closes. cr reads
+// client (Serve has peeked at it).
 func serveHTTP1(ctx context.Context, client net.Conn, cr *bufio.Reader, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
 	defer client.Close()
 	var pass net.Conn

@@ -32,7 +32,7 @@ func startFiltered(t *testing.T, ns *netns.Handle, user string) *Stealer {
 	}
 	var s *Stealer
 	s, err = Start(t.Context(), ns, user+"-session", func(c net.Conn, orig netip.AddrPort) {
-		_ = ServeHTTP1(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
+		_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestSessionsShareAPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ user, want string }{{"alice", tg.Token + " GET /after"}, {"bob", "bob's local /after"}, {"carol", "carol's local /after"}} {
-		if got := getAs(t, link.Client, fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), tc.user, "/after"); got != tc.want {
+		if got := nstest.MustGet(t, link.Client, fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), tc.user, "/after"); got != tc.want {
 			t.Errorf("after alice ended, %s's request: %q, want %q", tc.user, got, tc.want)
 		}
 	}
@@ -101,25 +101,6 @@ func TestSessionsShareAPort(t *testing.T) {
 	if again.Slot() != 1 {
 		t.Errorf("a new session got slot %d, want the freed 1", again.Slot())
 	}
-}
-
-func getAs(t *testing.T, ns *netns.Handle, addr, user, path string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	c, err := ns.Dial(ctx, "tcp", addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nConnection: close\r\n\r\n", path, user)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 // TestStealConflicts: a whole-port steal shares its port with no one, and says with whom

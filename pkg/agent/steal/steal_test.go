@@ -53,26 +53,6 @@ func helper(pid string) error {
 	select {}
 }
 
-// get sends one HTTP request over a fresh connection made in ns and returns the body.
-func get(t *testing.T, ns *netns.Handle, addr, path string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := ns.Dial(ctx, "tcp", addr, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("GET %s%s: %v", addr, path, err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
-
 // answer serves every stolen connection with one HTTP answer naming the original port.
 func answer(c net.Conn, orig netip.AddrPort) {
 	defer c.Close()
@@ -141,7 +121,7 @@ func redirectedEntries(t *testing.T, ns *netns.Handle) int {
 func TestStealWholePort(t *testing.T) {
 	tg, link, ns := targetWithClient(t)
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
-	if got := get(t, link.Client, addr, "/a"); got != tg.Token+" GET /a" {
+	if got := nstest.MustGet(t, link.Client, addr, "", "/a"); got != tg.Token+" GET /a" {
 		t.Fatalf("before stealing: %q", got)
 	}
 
@@ -153,14 +133,14 @@ func TestStealWholePort(t *testing.T) {
 	if err := s.Steal(nstest.HTTPPort, false); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(t, link.Client, addr, "/b"); got != fmt.Sprintf("stolen /b %d", nstest.HTTPPort) {
+	if got := nstest.MustGet(t, link.Client, addr, "", "/b"); got != fmt.Sprintf("stolen /b %d", nstest.HTTPPort) {
 		t.Errorf("from another pod: %q", got)
 	}
 	// From inside the pod, to its own addresses: the OUTPUT chain.
-	if got := get(t, ns, addr, "/c"); got != fmt.Sprintf("stolen /c %d", nstest.HTTPPort) {
+	if got := nstest.MustGet(t, ns, addr, "", "/c"); got != fmt.Sprintf("stolen /c %d", nstest.HTTPPort) {
 		t.Errorf("from inside the pod: %q", got)
 	}
-	if got := get(t, ns, fmt.Sprintf("127.0.0.1:%d", nstest.HTTPPort), "/d"); got != fmt.Sprintf("stolen /d %d", nstest.HTTPPort) {
+	if got := nstest.MustGet(t, ns, fmt.Sprintf("127.0.0.1:%d", nstest.HTTPPort), "", "/d"); got != fmt.Sprintf("stolen /d %d", nstest.HTTPPort) {
 		t.Errorf("from inside the pod to localhost: %q", got)
 	}
 	// The agent's own connections to the original port go through: nothing loops.
@@ -195,7 +175,7 @@ func TestStealWholePort(t *testing.T) {
 	if string(b) != fmt.Sprintf("stolen /live %d", nstest.HTTPPort) {
 		t.Errorf("live connection after release: %q", b)
 	}
-	if got := get(t, link.Client, addr, "/e"); got != tg.Token+" GET /e" {
+	if got := nstest.MustGet(t, link.Client, addr, "", "/e"); got != tg.Token+" GET /e" {
 		t.Errorf("after release: %q", got)
 	}
 
@@ -255,7 +235,7 @@ func TestSIGKILLLeavesNoRule(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got := get(t, link.Client, addr, "/after"); got != tg.Token+" GET /after" {
+	if got := nstest.MustGet(t, link.Client, addr, "", "/after"); got != tg.Token+" GET /after" {
 		t.Errorf("after the agent's SIGKILL the target answers %q", got)
 	}
 	t.Logf("table gone and target serving %s after SIGKILL", time.Since(start).Round(time.Millisecond))

@@ -52,6 +52,14 @@ func (f *Framework) Install(ctx context.Context, c *Cluster, overlay string) {
 	}
 }
 
+// InstallAlone installs every role on c (the single-cluster overlay) with no member
+// cluster registered: a Primary that is its own only Workload and Default.
+func (f *Framework) InstallAlone(ctx context.Context, c *Cluster) {
+	f.t.Helper()
+	_, _ = f.Kubectl(c, "delete", "mirrordclusters", "--all", "--wait=true")
+	f.Install(ctx, c, "single-cluster")
+}
+
 // Uninstall deletes what an overlay installed on c.
 func (f *Framework) Uninstall(ctx context.Context, c *Cluster, overlay string) {
 	y, err := install.Render(filepath.Join(RepoRoot(), "kustomize"), overlay, install.Options{Image: f.Image, ClusterName: c.Name})
