@@ -51,9 +51,12 @@ func (a *Agent) attach(pid int, nsFile *os.File) (*served, error) {
 // agent's session, then each stream's operation on the located target.
 func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
 	defer conn.Close()
-	_, sess, err := protocol.Accept(conn, func(h protocol.Hello) error {
+	_, sess, err := protocol.Accept(conn, func(h protocol.Hello, _ []byte) error {
 		if h.Session != a.cfg.Session {
 			return fmt.Errorf("this agent serves session %s, not %s", a.cfg.Session, h.Session)
+		}
+		if h.Kind != protocol.HelloAgent {
+			return fmt.Errorf("this is an agent: it serves agent sessions, not %s", h.Kind)
 		}
 		if a.cfg.Token == "" || h.Token != a.cfg.Token {
 			return errors.New("wrong session token")

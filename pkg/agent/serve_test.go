@@ -54,7 +54,7 @@ func serving(t *testing.T, cfg Config, opts nstest.Options) (*protocol.Client, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := protocol.Dial(conn, protocol.Hello{Session: cfg.Session, Token: cfg.Token})
+	sess, err := protocol.Dial(conn, protocol.Hello{Session: cfg.Session, Token: cfg.Token}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestServeRefusesOtherSessions(t *testing.T) {
 	for _, h := range []protocol.Hello{{Session: "ns/other", Token: "secret"}, {Session: "ns/mine", Token: "guess"}} {
 		server, client := net.Pipe()
 		go func() { _ = a.ServeConn(context.Background(), server) }()
-		_, err := protocol.Dial(client, h)
+		_, err := protocol.Dial(client, h, nil)
 		if err == nil || !strings.Contains(err.Error(), "refused by the peer") {
 			t.Errorf("%+v: %v", h, err)
 		}

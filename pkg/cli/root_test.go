@@ -66,7 +66,9 @@ func TestErrors(t *testing.T) {
 	}{
 		"exec without command":      {args: []string{"exec", "-t", "deploy/api"}, want: "no command given"},
 		"exec without target":       {args: []string{"exec", "--", "ls"}, want: "no target given"},
-		"exec not available yet":    {args: []string{"exec", "-t", "deploy/api", "--", "ls"}, want: "kubectl mirrord exec", na: true},
+		"exec bad regex":            {args: []string{"exec", "-t", "deploy/api", "--steal", "--http-path-filter", "(", "--", "ls"}, want: "--http-path-filter \"(\" is not a valid regular expression"},
+		"exec bad target":           {args: []string{"exec", "-t", "cronjob/x", "--", "ls"}, want: "--target"},
+		"exec bad local port":       {args: []string{"exec", "-t", "deploy/api", "--local-port", "70000", "--", "ls"}, want: "--local-port 70000"},
 		"sessions not available":    {args: []string{"sessions"}, want: "kubectl mirrord sessions", na: true},
 		"controller without roles":  {args: []string{"controller", "--roles-dir", "/nonexistent"}, want: "this installation has no role"},
 		"version bad output format": {args: []string{"version", "-o", "table"}, want: `unknown output format "table"`},

@@ -8,6 +8,9 @@ package protocol
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -28,12 +31,59 @@ const magic = "MIRRORD\x00"
 // MaxMessage bounds one message: a peer cannot make the other allocate more.
 const MaxMessage = 1 << 20
 
-// Hello is what the connecting side says first.
+// Hello is what the connecting side says, after the server's Challenge.
 type Hello struct {
+	// Kind is what Session names: a MirrordSession (the CLI at the Primary), a
+	// MirrordClusterSession (the Primary at a member) or, empty, an agent's session.
+	Kind HelloKind `json:"kind,omitempty"`
 	// Session is namespace/name of the session this connection serves.
 	Session string `json:"session"`
-	// Token proves the connecting side may speak for the session.
+	// Token proves the connecting side may speak for the session (members, agents).
 	Token string `json:"token,omitempty"`
+	// Proof is the session key's signature of the Challenge (the CLI at the Primary).
+	Proof string `json:"proof,omitempty"`
+}
+
+// HelloKind says which kind of session a Hello names.
+type HelloKind string
+
+// The kinds of session a connection can serve.
+const (
+	HelloAgent          HelloKind = ""
+	HelloSession        HelloKind = "MirrordSession"
+	HelloClusterSession HelloKind = "MirrordClusterSession"
+)
+
+// Challenge is the server's first message: a fresh nonce the session key signs, so a
+// recorded Hello cannot be replayed.
+type Challenge struct {
+	Nonce []byte `json:"nonce"`
+}
+
+// proofContext separates these signatures from any other use of the key.
+const proofContext = "kubectl-mirrord session proof v1\x00"
+
+func proofMessage(nonce []byte, session string) []byte {
+	return append(append([]byte(proofContext), nonce...), session...)
+}
+
+// Prove signs the server's nonce for session with the session key.
+func Prove(key ed25519.PrivateKey, nonce []byte, session string) string {
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(key, proofMessage(nonce, session)))
+}
+
+// VerifyProof checks that proof was made by the holder of publicKey (base64, as in a
+// session's spec.publicKey) for nonce and session.
+func VerifyProof(publicKey string, nonce []byte, session, proof string) error {
+	pub, err := base64.StdEncoding.DecodeString(publicKey)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return errors.New("the session has no valid spec.publicKey: it was not created by kubectl mirrord exec")
+	}
+	sig, err := base64.StdEncoding.DecodeString(proof)
+	if err != nil || !ed25519.Verify(ed25519.PublicKey(pub), proofMessage(nonce, session), sig) {
+		return errors.New("the session key's proof does not match spec.publicKey: only the process that created the session can attach to it")
+	}
+	return nil
 }
 
 // Welcome is the answer to a Hello.
@@ -103,17 +153,28 @@ func readHead(r io.Reader) (uint16, error) {
 }
 
 // Dial runs the client side of the handshake on conn and returns the multiplexed session.
-func Dial(conn net.Conn, hello Hello) (*yamux.Session, error) {
+// When key is set, the Hello carries its proof of the server's challenge.
+func Dial(conn net.Conn, hello Hello, key ed25519.PrivateKey) (*yamux.Session, error) {
 	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := writeHead(conn); err != nil {
-		return nil, err
-	}
-	if err := WriteMessage(conn, hello); err != nil {
 		return nil, err
 	}
 	br := bufio.NewReader(conn)
 	v, err := readHead(br)
 	if err != nil {
+		return nil, err
+	}
+	if v != Version {
+		return nil, fmt.Errorf("protocol version %d here, %d at the peer: use the same kubectl-mirrord version on both", Version, v)
+	}
+	var ch Challenge
+	if err := ReadMessage(br, &ch); err != nil {
+		return nil, err
+	}
+	if key != nil {
+		hello.Proof = Prove(key, ch.Nonce, hello.Session)
+	}
+	if err := WriteMessage(conn, hello); err != nil {
 		return nil, err
 	}
 	var w Welcome
@@ -121,18 +182,21 @@ func Dial(conn net.Conn, hello Hello) (*yamux.Session, error) {
 		return nil, err
 	}
 	if w.Error != "" {
-		return nil, fmt.Errorf("refused by the peer: %s", w.Error)
-	}
-	if v != Version {
-		return nil, fmt.Errorf("protocol version %d here, %d at the peer: use the same kubectl-mirrord version on both", Version, v)
+		return nil, &RefusedError{Reason: w.Error}
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return yamux.Client(&bufferedConn{Conn: conn, r: br}, muxConfig())
 }
 
-// Accept runs the server side of the handshake on conn; check decides whether the Hello is
-// allowed (its error is sent back). It returns the Hello and the multiplexed session.
-func Accept(conn net.Conn, check func(Hello) error) (Hello, *yamux.Session, error) {
+// RefusedError is the peer's reason for refusing a Hello.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return "refused by the peer: " + e.Reason }
+
+// Accept runs the server side of the handshake on conn; check decides whether the Hello,
+// answering the challenge nonce, is allowed (its error is sent back). It returns the Hello
+// and the multiplexed session.
+func Accept(conn net.Conn, check func(h Hello, nonce []byte) error) (Hello, *yamux.Session, error) {
 	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	br := bufio.NewReader(conn)
 	var hello Hello
@@ -140,18 +204,23 @@ func Accept(conn net.Conn, check func(Hello) error) (Hello, *yamux.Session, erro
 	if err != nil {
 		return hello, nil, err
 	}
-	if err := ReadMessage(br, &hello); err != nil {
-		return hello, nil, err
-	}
 	if err := writeHead(conn); err != nil {
 		return hello, nil, err
 	}
+	if v != Version {
+		return hello, nil, fmt.Errorf("protocol version %d at the client, %d here", v, Version)
+	}
+	nonce := make([]byte, 32)
+	_, _ = rand.Read(nonce)
+	if err := WriteMessage(conn, Challenge{Nonce: nonce}); err != nil {
+		return hello, nil, err
+	}
+	if err := ReadMessage(br, &hello); err != nil {
+		return hello, nil, err
+	}
 	var refuse error
-	switch {
-	case v != Version:
-		refuse = fmt.Errorf("protocol version %d at the client, %d here: use the same kubectl-mirrord version on both", v, Version)
-	case check != nil:
-		refuse = check(hello)
+	if check != nil {
+		refuse = check(hello, nonce)
 	}
 	w := Welcome{Version: Version}
 	if refuse != nil {

@@ -2,11 +2,15 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -44,10 +48,13 @@ func TestReadMessageRejects(t *testing.T) {
 }
 
 func TestHandshake(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(nil)
 	a, b := net.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		h, s, err := Accept(b, func(h Hello) error { return nil })
+		h, s, err := Accept(b, func(h Hello, nonce []byte) error {
+			return VerifyProof(base64.StdEncoding.EncodeToString(pub), nonce, h.Session, h.Proof)
+		})
 		if err == nil {
 			if h.Session != "ns/s" {
 				t.Errorf("hello %+v", h)
@@ -60,7 +67,7 @@ func TestHandshake(t *testing.T) {
 		}
 		done <- err
 	}()
-	s, err := Dial(a, Hello{Session: "ns/s"})
+	s, err := Dial(a, Hello{Session: "ns/s"}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,16 +93,41 @@ func TestHandshakeRejectsStrangers(t *testing.T) {
 		t.Errorf("HTTP on the session port: %v", err)
 	}
 	// A peer of another version is told so.
-	c, d := net.Pipe()
-	go func() {
-		_, _ = c.Write(binary.BigEndian.AppendUint16([]byte(magic), Version+1))
-		_ = WriteMessage(c, Hello{Session: "x"})
-		_, _ = io.Copy(io.Discard, c)
-	}()
-	if _, _, err := Accept(d, nil); err == nil || !strings.Contains(err.Error(), "protocol version 2 at the client, 1 here") {
+	c := &scriptedConn{in: bytes.NewReader(binary.BigEndian.AppendUint16([]byte(magic), Version+1))}
+	if _, _, err := Accept(c, nil); err == nil || !strings.Contains(err.Error(), "protocol version 2 at the client, 1 here") {
 		t.Errorf("version skew: %v", err)
 	}
 }
+
+func TestProofRefused(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	_, other, _ := ed25519.GenerateKey(nil)
+	a, b := net.Pipe()
+	go func() {
+		_, _, _ = Accept(b, func(h Hello, nonce []byte) error {
+			return VerifyProof(base64.StdEncoding.EncodeToString(pub), nonce, h.Session, h.Proof)
+		})
+		b.Close()
+	}()
+	_, err := Dial(a, Hello{Session: "ns/s"}, other)
+	var refused *RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "only the process that created the session") {
+		t.Errorf("a foreign key: %v", err)
+	}
+}
+
+// scriptedConn reads a fixed input and discards what is written.
+type scriptedConn struct {
+	net.Conn
+	in *bytes.Reader
+}
+
+func (c *scriptedConn) Read(p []byte) (int, error)       { return c.in.Read(p) }
+func (c *scriptedConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *scriptedConn) Close() error                     { return nil }
+func (c *scriptedConn) SetDeadline(time.Time) error      { return nil }
+func (c *scriptedConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *scriptedConn) SetWriteDeadline(time.Time) error { return nil }
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
@@ -143,20 +175,9 @@ func FuzzAccept(f *testing.F) {
 	f.Add(b.Bytes())
 	f.Add([]byte("MIRRORD\x00\x00\x01\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		a, srv := net.Pipe()
-		go func() {
-			_, _ = a.Write(in)
-			_, _ = io.Copy(io.Discard, a)
-		}()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_, s, err := Accept(srv, func(Hello) error { return nil })
-			if err == nil {
-				s.Close()
-			}
-		}()
-		a.Close()
-		<-done
+		_, s, err := Accept(&scriptedConn{in: bytes.NewReader(in)}, func(Hello, []byte) error { return nil })
+		if err == nil {
+			s.Close()
+		}
 	})
 }

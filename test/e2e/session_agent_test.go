@@ -136,7 +136,7 @@ func dialAgent(addr, session, token string) (*protocol.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := protocol.Dial(conn, protocol.Hello{Session: session, Token: token})
+	sess, err := protocol.Dial(conn, protocol.Hello{Session: session, Token: token}, nil)
 	if err != nil {
 		conn.Close()
 		return nil, err

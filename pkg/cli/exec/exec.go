@@ -4,13 +4,13 @@ package exec
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 )
 
@@ -41,8 +41,12 @@ type Options struct {
 	genericiooptions.IOStreams
 
 	sessionflags.Flags
-	ConfigFile string
-	ProxyMode  bool
+	ConfigFile       string
+	ProxyMode        bool
+	MirrordNamespace string
+	LocalPorts       []uint16
+	Timeout          time.Duration
+	Quiet            bool
 
 	Command []string
 }
@@ -50,6 +54,7 @@ type Options struct {
 // NewCmdExec returns the exec command.
 func NewCmdExec(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{ConfigFlags: flags, IOStreams: streams}
+	var localPorts []uint
 	cmd := &cobra.Command{
 		Use:                   "exec --target TARGET [flags] -- COMMAND [ARGS...]",
 		DisableFlagsInUseLine: true,
@@ -60,16 +65,26 @@ func NewCmdExec(flags *genericclioptions.ConfigFlags, streams genericiooptions.I
 			if err := o.Complete(cmd, args); err != nil {
 				return err
 			}
+			for _, p := range localPorts {
+				if p < 1 || p > 65535 {
+					return fmt.Errorf("--local-port %d: ports are 1 to 65535", p)
+				}
+				o.LocalPorts = append(o.LocalPorts, uint16(p))
+			}
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			return o.Run()
+			return o.Run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()
 	o.AddFlags(f)
 	f.StringVarP(&o.ConfigFile, "config-file", "f", "", "mirrord config file (JSON, YAML or TOML); flags override it")
 	f.BoolVar(&o.ProxyMode, "proxy-mode", false, "use proxy mode (no namespaces): env, incoming and proxy-aware outgoing only")
+	f.StringVar(&o.MirrordNamespace, "mirrord-namespace", "mirrord-system", "namespace of kubectl-mirrord's controller on the Primary")
+	f.UintSliceVar(&localPorts, "local-port", nil, "TCP ports of this machine the command reaches on its 127.0.0.1 (its loopback is its own)")
+	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long to wait for the session's agents")
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print nothing but the command's own output")
 	return cmd
 }
 
@@ -92,9 +107,4 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...) or a config file with a target")
 	}
 	return nil
-}
-
-// Run runs the session.
-func (o *Options) Run() error {
-	return cmdutil.NotAvailable("exec")
 }

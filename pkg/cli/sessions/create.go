@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
@@ -108,11 +106,11 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 
 	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	p := &progress{out: o.ErrOut}
-	if _, err := session.Wait(wctx, mc, ns, s.Name, p.print); err != nil {
+	p := &session.Progress{Out: o.ErrOut}
+	if _, err := session.Wait(wctx, mc, ns, s.Name, p.Print); err != nil {
 		end()
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("session %s not ready after %s: %s", s.Name, o.Timeout, p.last)
+			return fmt.Errorf("session %s not ready after %s: %s", s.Name, o.Timeout, p.Last)
 		}
 		return err
 	}
@@ -124,30 +122,4 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	<-ctx.Done()
 	end()
 	return nil
-}
-
-// progress prints one line per cluster whenever its state changes.
-type progress struct {
-	out  interface{ Write([]byte) (int, error) }
-	seen map[string]string
-	last string
-}
-
-func (p *progress) print(s *mirrordv1alpha1.MirrordSession) {
-	if p.seen == nil {
-		p.seen = map[string]string{}
-	}
-	var parts []string
-	for _, c := range s.Status.Clusters {
-		line := fmt.Sprintf("%s %d/%d agents ready", c.Phase, c.ReadyAgents, c.Agents)
-		if c.Error != "" {
-			line += ": " + c.Error
-		}
-		parts = append(parts, c.Name+": "+line)
-		if p.seen[c.Name] != line {
-			p.seen[c.Name] = line
-			fmt.Fprintf(p.out, "  %-12s %s\n", c.Name, line)
-		}
-	}
-	p.last = string(s.Status.Phase) + " (" + strings.Join(parts, "; ") + ")"
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +36,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 // Config is everything the controller process is told by its flags.
@@ -47,6 +49,8 @@ type Config struct {
 	PodName string
 	// MetricsAddr and ProbeAddr are the listen addresses of /metrics and /healthz+/readyz.
 	MetricsAddr, ProbeAddr string
+	// RelayAddr is the listen address of the session relay, which every replica serves.
+	RelayAddr string
 	// LeaderElect makes replicas elect one active controller through a Lease.
 	LeaderElect bool
 	// AgentImage runs agents; empty means the controller's own image.
@@ -98,6 +102,11 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	g, ctx := errgroup.WithContext(ctx)
 	serve(ctx, g, cfg.MetricsAddr, promhttp.HandlerFor(newRegistry(), promhttp.HandlerOpts{}))
 	serve(ctx, g, cfg.ProbeAddr, h.mux())
+	if cfg.RelayAddr != "" && cfg.RelayAddr != "0" {
+		rs := &relay.Server{Kube: kube, Mirrord: mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr,
+			AgentKey: agentKeyLoader(kube, cfg.Namespace)}
+		g.Go(func() error { return rs.Run(ctx) })
+	}
 
 	runControllers := func(ctx context.Context) error {
 		strip := kubeinformers.WithTransform(stripManagedFields)
@@ -186,6 +195,24 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		return nil
 	})
 	return ignoreCanceled(g.Wait())
+}
+
+// agentKeyLoader reads the agent key once it is first needed (the leader creates it).
+func agentKeyLoader(kube kubernetes.Interface, ns string) func(context.Context) ([]byte, error) {
+	var mu sync.Mutex
+	var key []byte
+	return func(ctx context.Context) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if key != nil {
+			return key, nil
+		}
+		k, err := member.LoadAgentKey(ctx, kube, ns)
+		if err == nil {
+			key = k
+		}
+		return k, err
+	}
 }
 
 func ignoreCanceled(err error) error {

@@ -231,7 +231,7 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 			want[mc.Name] = &member{name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), probeErr: msg, identity: "broken:" + msg}
 			continue
 		}
-		cfg, err := restConfigFor(mc, secret)
+		cfg, err := RESTConfigFor(mc, secret)
 		var cs clients.Set
 		if err == nil {
 			cs, err = clients.ForConfig(cfg)

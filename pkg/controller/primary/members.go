@@ -94,8 +94,8 @@ func rolesOf(workload, def bool) []mirrordv1alpha1.ClusterRole {
 	return r
 }
 
-// restConfigFor builds a client config from a MirrordCluster and its Secret.
-func restConfigFor(mc *mirrordv1alpha1.MirrordCluster, secret *corev1.Secret) (*rest.Config, error) {
+// RESTConfigFor builds a client config from a MirrordCluster and its Secret.
+func RESTConfigFor(mc *mirrordv1alpha1.MirrordCluster, secret *corev1.Secret) (*rest.Config, error) {
 	token := secret.Data[SecretKeyToken]
 	if len(token) == 0 {
 		return nil, fmt.Errorf("Secret %s/%s has no %q key: recreate it with `kubectl mirrord cluster register`", secret.Namespace, secret.Name, SecretKeyToken)

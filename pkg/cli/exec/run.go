@@ -1,0 +1,274 @@
+package exec
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/incoming"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/netstack"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
+)
+
+// keepLocal are variables of the developer's environment the target's never replace: they
+// describe the developer's machine (where the command's binary and home are), not the pod.
+var keepLocal = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "PWD", "TMPDIR", "LANG", "LC_ALL", "DISPLAY", "SSH_AUTH_SOCK"}
+
+// Run runs the session: create it, wait for it, run the command in its context, end it.
+func (o *Options) Run(ctx context.Context) error {
+	restCfg, err := o.ConfigFlags.ToRESTConfig()
+	if err != nil {
+		return err
+	}
+	cs, err := clients.ForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return err
+	}
+	// Every mistake in the flags is reported before anything is created.
+	if _, err := o.Spec(ns, "-"); err != nil {
+		return err
+	}
+	if !o.ProxyMode {
+		if err := sandbox.Supported(); err != nil {
+			return fmt.Errorf("%v: run with --proxy-mode (environment and incoming traffic; outgoing only through HTTP(S)_PROXY/ALL_PROXY)", err)
+		}
+	}
+	owner, err := session.Whoami(ctx, cs.Kube)
+	if err != nil {
+		return err
+	}
+	spec, err := o.Spec(ns, owner)
+	if err != nil {
+		return err
+	}
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	spec.PublicKey = base64.StdEncoding.EncodeToString(pub)
+
+	start := time.Now()
+	s, err := session.Create(ctx, cs.Mirrord, ns, spec)
+	if err != nil {
+		return err
+	}
+	o.logf("session %s/%s for %s", ns, s.Name, target.String(spec.Target))
+	// From here every exit ends the session; a kill -9 leaves it to its TTL.
+	keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
+	ended := make(chan error, 1)
+	go func() {
+		ended <- session.KeepAlive(keepCtx, cs.Mirrord, ns, s.Name, time.Duration(spec.TTLSeconds)*time.Second/3)
+	}()
+	defer func() {
+		stopKeep()
+		ectx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := session.End(ectx, cs.Mirrord, ns, s.Name); err != nil {
+			o.logf("ending session %s: %v (it expires %ds after the last heartbeat)", s.Name, err, spec.TTLSeconds)
+		}
+	}()
+
+	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	p := &session.Progress{Out: o.progressOut()}
+	ready, err := session.Wait(wctx, cs.Mirrord, ns, s.Name, p.Print)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("session %s not ready after %s: %s", s.Name, o.Timeout, p.Last)
+		}
+		return err
+	}
+	client, err := relay.DialSession(ctx, restCfg, o.MirrordNamespace, ready, key)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	env := os.Environ()
+	var hostname string
+	if !spec.Features.Env.Disabled {
+		remote, err := client.Env()
+		if err != nil {
+			return fmt.Errorf("reading the target's environment: %w", err)
+		}
+		hostname = remote["HOSTNAME"]
+		env = mergeEnv(env, remote)
+	}
+	if o.ProxyMode {
+		return errors.New("--proxy-mode: not available yet in this version of kubectl-mirrord")
+	}
+	code, err := o.runSandboxed(ctx, client, &spec, env, hostname, start)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			o.logf("%v", err)
+		}
+	default:
+	}
+	if code != 0 {
+		return &cmdutil.ExitError{Code: code}
+	}
+	return nil
+}
+
+func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, env []string, hostname string, start time.Time) (int, error) {
+	net := spec.Features.Network
+	h := &outgoing.Handler{
+		Remote: client, TCP: net.Outgoing.TCP == nil || *net.Outgoing.TCP, UDP: net.Outgoing.UDP == nil || *net.Outgoing.UDP,
+		DNS: !net.DNS.Disabled, DNSAddr: netip.MustParseAddr(sandbox.DNSIP), LocalResolver: outgoing.LocalNameserver(),
+	}
+	if f := net.Outgoing.Filter; f != nil {
+		var err error
+		if len(f.Remote) > 0 {
+			h.Filter, err = outgoing.ParseFilter(f.Remote, true)
+		} else {
+			h.Filter, err = outgoing.ParseFilter(f.Local, false)
+		}
+		if err != nil {
+			return -1, err
+		}
+	}
+	opts := sandbox.Options{Command: o.Command, Env: env, Hostname: hostname, LocalPorts: o.LocalPorts,
+		Stdin: o.In, Stdout: o.Out, Stderr: o.ErrOut}
+	if h.DNS {
+		r, err := client.Do(protocol.Request{Op: protocol.OpResolvConf})
+		if err != nil {
+			return -1, fmt.Errorf("reading the target's resolv.conf: %w", err)
+		}
+		opts.ResolvConf = outgoing.SandboxResolvConf(r.Data, h.DNSAddr)
+	}
+	sb, err := sandbox.Start(opts)
+	if err != nil {
+		return -1, err
+	}
+	st, err := netstack.New(sb.TUN, h)
+	if err != nil {
+		sb.Kill()
+		return -1, err
+	}
+	defer st.Close()
+	for i, ln := range sb.Listeners {
+		go forwardLocal(ln, o.LocalPorts[i])
+	}
+	if net.Incoming.Mode != mirrordv1alpha1.IncomingModeOff {
+		sub, err := client.Subscribe()
+		if err != nil {
+			sb.Kill()
+			return -1, fmt.Errorf("subscribing to the target's incoming traffic: %w", err)
+		}
+		defer sub.Close()
+		d := &incoming.Deliverer{Dialer: st, Target: netip.MustParseAddr(sandbox.ChildIP), PortMapping: map[uint16]uint16{}}
+		for _, m := range net.Incoming.PortMapping {
+			d.PortMapping[uint16(m.Remote)] = uint16(m.Local)
+		}
+		go func() { _ = d.Serve(ctx, sub) }()
+	}
+	o.logf("running %s (ready in %s)", strings.Join(o.Command, " "), time.Since(start).Round(time.Millisecond))
+
+	// Signals: a terminal sends Ctrl-C to the command itself (same process group); anything
+	// sent to this process alone is passed on. The command's exit ends everything.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	tty := false
+	if f, ok := o.In.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				if !tty || (sig != os.Interrupt && sig != syscall.SIGQUIT) {
+					sb.Signal(sig)
+				}
+			case <-sb.Done():
+				return
+			}
+		}
+	}()
+	return sb.Run()
+}
+
+// forwardLocal connects the command's 127.0.0.1:port to the developer's.
+func forwardLocal(ln net.Listener, port uint16) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+			_, _ = io.Copy(c, up)
+		}()
+	}
+}
+
+// mergeEnv is local with remote's variables over it, except keepLocal.
+func mergeEnv(local []string, remote map[string]string) []string {
+	m := map[string]string{}
+	for _, kv := range local {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	for k, v := range remote {
+		if _, have := m[k]; have && slices.Contains(keepLocal, k) {
+			continue
+		}
+		m[k] = v
+	}
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (o *Options) progressOut() io.Writer {
+	if o.Quiet {
+		return io.Discard
+	}
+	return o.ErrOut
+}
+
+func (o *Options) logf(format string, args ...any) {
+	if !o.Quiet {
+		fmt.Fprintf(o.ErrOut, "mirrord: "+format+"\n", args...)
+	}
+}

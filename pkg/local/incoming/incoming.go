@@ -1,0 +1,127 @@
+// Package incoming delivers the target's incoming traffic to the sandboxed command: each
+// mirrored connection, stolen connection or stolen HTTP request the session receives is
+// dialled into the command's listening port (the same port, or port_mapping's), from the
+// original client's address.
+package incoming
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"k8s.io/klog/v2"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+)
+
+// Dialer connects into the command at dst, appearing to come from src.
+type Dialer interface {
+	DialIn(ctx context.Context, src, dst netip.AddrPort) (net.Conn, error)
+}
+
+// Deliverer delivers a subscription's traffic.
+type Deliverer struct {
+	Dialer Dialer
+	// Target is the command's address (its port is replaced per delivery).
+	Target netip.Addr
+	// PortMapping maps a target port to the command's port.
+	PortMapping map[uint16]uint16
+
+	// Counts, for the progress line and tests.
+	Mirrored, Stolen, Requests, Undelivered atomic.Int64
+}
+
+// Serve delivers until the subscription ends.
+func (d *Deliverer) Serve(ctx context.Context, sub *protocol.Subscription) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		in, st, err := sub.Accept()
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			defer st.Close()
+			d.deliver(ctx, in, st)
+		})
+	}
+}
+
+func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Conn) {
+	server, err := netip.ParseAddrPort(in.Server)
+	if err != nil {
+		return
+	}
+	client, _ := netip.ParseAddrPort(in.Client)
+	port := server.Port()
+	if p, ok := d.PortMapping[port]; ok {
+		port = p
+	}
+	c, err := d.Dialer.DialIn(ctx, client, netip.AddrPortFrom(d.Target, port))
+	if err != nil {
+		d.Undelivered.Add(1)
+		klog.FromContext(ctx).V(2).Info("Not delivered", "kind", in.Kind, "port", port, "err", err)
+		switch in.Kind {
+		case protocol.IncomingMirror:
+			_, _ = io.Copy(io.Discard, st)
+		case protocol.IncomingRequest:
+			msg := fmt.Sprintf("kubectl-mirrord: the local process does not accept connections on port %d\n", port)
+			_, _ = fmt.Fprintf(st, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
+		}
+		return
+	}
+	defer c.Close()
+	switch in.Kind {
+	case protocol.IncomingMirror:
+		// A copy: the command's answers go nowhere.
+		d.Mirrored.Add(1)
+		go func() { _, _ = io.Copy(io.Discard, c) }()
+		_, _ = io.Copy(c, st)
+	case protocol.IncomingConn, protocol.IncomingRequest:
+		if in.Kind == protocol.IncomingConn {
+			d.Stolen.Add(1)
+		} else {
+			d.Requests.Add(1)
+		}
+		splice(st, c)
+	}
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+func splice(a, b net.Conn) {
+	var wg sync.WaitGroup
+	half := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if cw, ok := dst.(closeWriter); ok {
+			_ = cw.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+	}
+	wg.Go(func() { half(b, a) })
+	half(a, b)
+	wg.Wait()
+}
+
+// ParsePortMapping reads "remote:local" pairs.
+func ParsePortMapping(pairs []string) (map[uint16]uint16, error) {
+	m := map[uint16]uint16{}
+	for _, p := range pairs {
+		r, l, ok := strings.Cut(p, ":")
+		var rp, lp uint16
+		if _, err := fmt.Sscan(r, &rp); !ok || err != nil || rp == 0 {
+			return nil, fmt.Errorf("port mapping %q: want REMOTE:LOCAL, ports 1-65535", p)
+		}
+		if _, err := fmt.Sscan(l, &lp); err != nil || lp == 0 {
+			return nil, fmt.Errorf("port mapping %q: want REMOTE:LOCAL, ports 1-65535", p)
+		}
+		m[rp] = lp
+	}
+	return m, nil
+}

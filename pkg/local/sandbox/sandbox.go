@@ -1,0 +1,233 @@
+// Package sandbox runs the developer's command in new user, network, mount and UTS
+// namespaces: its network is a TUN device whose other end the CLI serves (every TCP/UDP
+// flow and DNS query goes through the session), /etc/resolv.conf is the target's, and
+// chosen ports of the developer's machine stay reachable on its 127.0.0.1. No LD_PRELOAD:
+// static binaries, Python, Node, anything work the same.
+//
+// The CLI re-executes itself as the namespaces' first process (InitArg), which sets them up,
+// hands the TUN and listener file descriptors back over a socket, waits for the go-ahead
+// and then becomes the command with execve.
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// InitArg is the hidden first argument that makes the binary the sandbox's init.
+const InitArg = "__mirrord-sandbox-init"
+
+// Addresses inside the sandbox. 198.18.0.0/15 is reserved for benchmarking (RFC 2544):
+// nothing real lives there.
+const (
+	// ChildIP is the command's address on its TUN device; incoming connections arrive here.
+	ChildIP = "198.18.0.1"
+	// DNSIP is the nameserver in the command's resolv.conf; the CLI answers it.
+	DNSIP = "198.18.0.53"
+	// ChildIP6 is the command's IPv6 address.
+	ChildIP6 = "fd6d:6972:726f:7264::1"
+	// MTU is large: netstack's throughput falls by 8x at 1500.
+	MTU = 65520
+)
+
+// Options says what to run and how the sandbox looks from inside.
+type Options struct {
+	// Command and its arguments; Command[0] is looked up in Env's PATH.
+	Command []string
+	Env     []string
+	Dir     string
+	// ResolvConf replaces /etc/resolv.conf inside (empty: keep the local one).
+	ResolvConf []byte
+	// Hostname is the UTS name inside (empty: keep).
+	Hostname string
+	// LocalPorts are TCP ports of the developer's machine the command reaches on its own
+	// 127.0.0.1 (its loopback is its own).
+	LocalPorts []uint16
+	Stdin      io.Reader
+	Stdout     io.Writer
+	Stderr     io.Writer
+}
+
+// initConfig is what the parent tells the init, over the socket.
+type initConfig struct {
+	Command    []string `json:"command"`
+	Env        []string `json:"env"`
+	ResolvConf []byte   `json:"resolvConf,omitempty"`
+	Hostname   string   `json:"hostname,omitempty"`
+	LocalPorts []uint16 `json:"localPorts,omitempty"`
+}
+
+// initReport is the init's answer: an error, or the descriptors (TUN first, then one
+// listener per local port) in the same message's SCM_RIGHTS.
+type initReport struct {
+	Error string `json:"error,omitempty"`
+}
+
+// Sandbox is a started command in its namespaces.
+type Sandbox struct {
+	cmd  *exec.Cmd
+	ctl  *os.File
+	done chan struct{}
+	err  error
+
+	// TUN is the parent's end of the command's network.
+	TUN *os.File
+	// Listeners accept on the command's 127.0.0.1:LocalPorts[i].
+	Listeners []net.Listener
+}
+
+// Supported says whether this machine lets this process create the namespaces, and if not,
+// why (for proxy mode's explanation).
+func Supported() error {
+	b, err := os.ReadFile("/proc/sys/user/max_user_namespaces")
+	if err == nil && string(b) == "0\n" {
+		return errors.New("user namespaces are disabled (user.max_user_namespaces=0)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return fmt.Errorf("no TUN device: %w", err)
+	}
+	return nil
+}
+
+// Start creates the namespaces and sets them up, but does not run the command yet: serve
+// TUN and Listeners, then call Run.
+func Start(o Options) (*Sandbox, error) {
+	if len(o.Command) == 0 {
+		return nil, errors.New("no command")
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	parent, child := os.NewFile(uintptr(pair[0]), "sandbox-ctl"), os.NewFile(uintptr(pair[1]), "sandbox-ctl-child")
+	defer child.Close()
+	self, err := os.Executable()
+	if err != nil {
+		parent.Close()
+		return nil, err
+	}
+	cmd := exec.Command(self, InitArg)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
+	cmd.Dir = o.Dir
+	cmd.Env = []string{} // the init reads its configuration from the socket
+	cmd.ExtraFiles = []*os.File{child}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
+		// Root of its own user namespace, which is the developer outside: files it makes are theirs.
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+		GidMappingsEnableSetgroups: false,
+		// The command must not outlive the CLI (kill -9 included): its network dies with it.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("creating the namespaces (%w); where they are not allowed use --proxy-mode", err)
+	}
+	s := &Sandbox{cmd: cmd, ctl: parent, done: make(chan struct{})}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	if err := s.handshake(o); err != nil {
+		s.Kill()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Sandbox) handshake(o Options) error {
+	cfg, _ := json.Marshal(initConfig{Command: o.Command, Env: o.Env, ResolvConf: o.ResolvConf, Hostname: o.Hostname, LocalPorts: o.LocalPorts})
+	if _, err := s.ctl.Write(cfg); err != nil {
+		return fmt.Errorf("configuring the sandbox: %w", err)
+	}
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*(1+len(o.LocalPorts))))
+	n, oobn, _, _, err := unix.Recvmsg(int(s.ctl.Fd()), buf, oob, 0)
+	if err != nil || n == 0 {
+		select {
+		case <-s.done:
+			return fmt.Errorf("the sandbox's init exited: %v", s.err)
+		default:
+		}
+		return fmt.Errorf("reading the sandbox's report: %v", err)
+	}
+	var rep initReport
+	if err := json.Unmarshal(buf[:n], &rep); err != nil {
+		return fmt.Errorf("the sandbox's report: %w", err)
+	}
+	if rep.Error != "" {
+		return errors.New(rep.Error)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return fmt.Errorf("the sandbox sent no descriptors: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1+len(o.LocalPorts) {
+		return fmt.Errorf("the sandbox sent %d descriptors, want %d: %v", len(fds), 1+len(o.LocalPorts), err)
+	}
+	s.TUN = os.NewFile(uintptr(fds[0]), "tun")
+	for i, fd := range fds[1:] {
+		f := os.NewFile(uintptr(fd), fmt.Sprintf("listener-%d", o.LocalPorts[i]))
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		s.Listeners = append(s.Listeners, ln)
+	}
+	return nil
+}
+
+// PID is the command's process (its init until Run).
+func (s *Sandbox) PID() int { return s.cmd.Process.Pid }
+
+// Run lets the command start and waits for it: its exit code, or -1 with the error.
+func (s *Sandbox) Run() (int, error) {
+	if _, err := s.ctl.Write([]byte("go")); err != nil {
+		return -1, fmt.Errorf("starting the command: %w", err)
+	}
+	s.ctl.Close()
+	return s.Wait()
+}
+
+// Wait waits for the command.
+func (s *Sandbox) Wait() (int, error) {
+	<-s.done
+	if s.TUN != nil {
+		s.TUN.Close()
+	}
+	for _, ln := range s.Listeners {
+		ln.Close()
+	}
+	var ee *exec.ExitError
+	switch {
+	case s.err == nil:
+		return 0, nil
+	case errors.As(s.err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return -1, s.err
+}
+
+// Done is closed when the command has exited.
+func (s *Sandbox) Done() <-chan struct{} { return s.done }
+
+// Signal sends sig to the command.
+func (s *Sandbox) Signal(sig os.Signal) { _ = s.cmd.Process.Signal(sig) }
+
+// Kill ends the command and waits for it.
+func (s *Sandbox) Kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.ctl.Close()
+}

@@ -1,0 +1,219 @@
+package relay
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+)
+
+// Server is a controller's relay: as the Primary it serves CLIs' sessions, as a member the
+// Primary's connections for child sessions. Every replica serves it (it keeps no state but
+// the connections), so a relay never waits for a leader.
+type Server struct {
+	Kube      kubernetes.Interface
+	Mirrord   versioned.Interface
+	Namespace string
+	Roles     roles.Roles
+	// AgentKey returns the key agents' tokens derive from (members only).
+	AgentKey func(ctx context.Context) ([]byte, error)
+	// Addr is the listen address; its port is also how the Primary reaches itself.
+	Addr string
+}
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           upgradeHandler(func(c net.Conn) { s.serveConn(ctx, c) }),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	klog.FromContext(ctx).Info("Relay listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	logger := klog.FromContext(ctx)
+	var route Route
+	hello, sess, err := protocol.Accept(conn, func(h protocol.Hello, nonce []byte) error {
+		var err error
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		switch h.Kind {
+		case protocol.HelloSession:
+			route, err = s.acceptSession(cctx, h, nonce)
+		case protocol.HelloClusterSession:
+			route, err = s.acceptChild(cctx, h, conn.RemoteAddr())
+		default:
+			err = fmt.Errorf("a relay serves sessions and child sessions, not %q", h.Kind)
+		}
+		return err
+	})
+	if err != nil {
+		logger.V(2).Info("Refused a relay connection", "session", hello.Session, "kind", hello.Kind, "err", err)
+		return
+	}
+	logger.V(2).Info("Relaying", "session", hello.Session, "kind", hello.Kind)
+	Serve(ctx, sess, route)
+	logger.V(2).Info("Relay connection ended", "session", hello.Session, "kind", hello.Kind)
+}
+
+func splitName(s string) (ns, name string, err error) {
+	for i := range len(s) {
+		if s[i] == '/' {
+			if i > 0 && i < len(s)-1 {
+				return s[:i], s[i+1:], nil
+			}
+			break
+		}
+	}
+	return "", "", fmt.Errorf("session %q: want namespace/name", s)
+}
+
+// acceptSession checks a CLI's Hello: the session exists, is ready, and the Hello proves
+// possession of its key.
+func (s *Server) acceptSession(ctx context.Context, h protocol.Hello, nonce []byte) (Route, error) {
+	if !s.Roles.Primary {
+		return nil, errors.New("this cluster is not the Primary: use the Primary's kubeconfig context")
+	}
+	ns, name, err := splitName(h.Session)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.Mirrord.MirrordV1alpha1().MirrordSessions(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", h.Session, err)
+	}
+	if err := protocol.VerifyProof(sess.Spec.PublicKey, nonce, h.Session, h.Proof); err != nil {
+		return nil, err
+	}
+	switch sess.Status.Phase {
+	case mirrordv1alpha1.SessionReady, mirrordv1alpha1.SessionDegraded:
+	default:
+		return nil, fmt.Errorf("session %s is %s, not Ready", h.Session, sess.Status.Phase)
+	}
+	return &primaryRoute{s: s, session: sess, members: map[string]Upstream{}}, nil
+}
+
+// acceptChild checks the Primary's Hello: from this pod (the Primary is also this member),
+// or a token the API server says may read the child session.
+func (s *Server) acceptChild(ctx context.Context, h protocol.Hello, peer net.Addr) (Route, error) {
+	if !s.Roles.Workload && !s.Roles.Default {
+		return nil, errors.New("this cluster is not a member (Workload or Default)")
+	}
+	ns, name, err := splitName(h.Session)
+	if err != nil {
+		return nil, err
+	}
+	if ns != s.Namespace {
+		return nil, fmt.Errorf("child sessions live in %s, not %s", s.Namespace, ns)
+	}
+	if !isLoopback(peer) {
+		if err := s.authorizeChild(ctx, h.Token, ns, name); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := s.Mirrord.MirrordV1alpha1().MirrordClusterSessions(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		return nil, fmt.Errorf("child session %s: %w", h.Session, err)
+	}
+	return &memberRoute{s: s, namespace: ns, name: name}, nil
+}
+
+func isLoopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
+}
+
+// authorizeChild asks this cluster's API server who token belongs to and whether they may
+// read the child session: the Primary's ServiceAccount may, users may not.
+func (s *Server) authorizeChild(ctx context.Context, token, ns, name string) error {
+	if token == "" {
+		return errors.New("no token: only a Primary's controller may connect to a member's relay")
+	}
+	tr, err := s.Kube.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("reviewing the token: %w", err)
+	}
+	if !tr.Status.Authenticated {
+		return errors.New("the token is not valid in this cluster: register the cluster on the Primary again")
+	}
+	u := tr.Status.User
+	extra := map[string]authorizationv1.ExtraValue{}
+	for k, v := range u.Extra {
+		extra[k] = authorizationv1.ExtraValue(v)
+	}
+	sar, err := s.Kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: u.Username, Groups: u.Groups, UID: u.UID, Extra: extra,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: ns, Verb: "get", Group: mirrordv1alpha1.SchemeGroupVersion.Group,
+			Resource: "mirrordclustersessions", Name: name,
+		},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("checking access: %w", err)
+	}
+	if !sar.Status.Allowed {
+		return fmt.Errorf("%s may not read child session %s/%s", u.Username, ns, name)
+	}
+	return nil
+}
+
+// DialSession connects a CLI to its session on the Primary, through the API server: ns is the
+// Primary controller's namespace, key the session key.
+func DialSession(ctx context.Context, cfg *rest.Config, controllerNS string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey) (*protocol.Client, error) {
+	conn, err := Dial(ctx, cfg, ServicePath(controllerNS))
+	if err != nil {
+		var ue *UpgradeError
+		if errors.As(err, &ue) && ue.Status == http.StatusForbidden {
+			return nil, fmt.Errorf("not allowed to connect to the relay (%v): ask an admin to install the primary overlay, which lets users connect to service %s/%s", err, controllerNS, ServiceName)
+		}
+		if errors.As(err, &ue) && ue.Status == http.StatusServiceUnavailable {
+			return nil, fmt.Errorf("the Primary's relay is not running (%v): check `kubectl -n %s get pods`", err, controllerNS)
+		}
+		return nil, fmt.Errorf("connecting to the Primary's relay: %w", err)
+	}
+	sess, err := protocol.Dial(conn, protocol.Hello{Kind: protocol.HelloSession, Session: session.Namespace + "/" + session.Name}, key)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return protocol.NewClient(sess), nil
+}
+
+// dialProtocol runs the handshake on conn, closing it on failure.
+func dialProtocol(conn net.Conn, h protocol.Hello) (*yamux.Session, error) {
+	sess, err := protocol.Dial(conn, h, nil)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return sess, nil
+}
