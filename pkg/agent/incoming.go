@@ -39,7 +39,7 @@ func (a *Agent) incomingPorts(t *served) ([]uint16, error) {
 		}
 		for p := range live {
 			// Every port, but the probed ones when stealing (unless asked for).
-			if in.Mode == mirrordv1alpha1.IncomingModeSteal && !in.StealProbePorts && slices.Contains(a.cfg.ProbePorts, int32(p)) {
+			if in.Mode == mirrordv1alpha1.IncomingModeSteal && in.HTTPFilter == nil && !in.StealProbePorts && slices.Contains(a.cfg.ProbePorts, int32(p)) {
 				continue
 			}
 			ports = append(ports, p)
@@ -105,7 +105,7 @@ func (a *Agent) serveIncoming(ctx context.Context, sess *yamux.Session, st *yamu
 		if err != nil {
 			return protocol.WriteMessage(st, failure(err))
 		}
-		if err := steal.CheckPorts(p32, a.cfg.ProbePorts, in.StealProbePorts); err != nil {
+		if err := steal.CheckPorts(p32, a.cfg.ProbePorts, in.StealProbePorts || in.HTTPFilter != nil); err != nil {
 			return protocol.WriteMessage(st, failure(err))
 		}
 		var s *steal.Stealer

@@ -6,8 +6,9 @@ import (
 )
 
 // CheckPorts validates the ports a session asks to steal: each in 1-65535, and none of the
-// target's probe ports (liveness, readiness, startup) unless the session explicitly allows
-// it: stealing those would let the local process fail the pod's probes.
+// target's probe ports (liveness, readiness, startup) unless allowed (explicitly, or because
+// an HTTP filter passes the probes' requests on): a whole-port steal of those would let the
+// local process fail the pod's probes.
 func CheckPorts(ports, probePorts []int32, stealProbePorts bool) error {
 	for _, p := range ports {
 		if p < 1 || p > 65535 {

@@ -258,7 +258,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	// agent checks again; with no ports given it leaves probe ports out by itself).
 	if in := features.Network.Incoming; in.Mode == mirrordv1alpha1.IncomingModeSteal && !res.Terminal {
 		for _, tp := range res.Pods {
-			if err := steal.CheckPorts(in.Ports, tp.ProbePorts, in.StealProbePorts); err != nil {
+			if err := steal.CheckPorts(in.Ports, tp.ProbePorts, in.StealProbePorts || in.HTTPFilter != nil); err != nil {
 				res.Reason, res.Terminal, res.Message = ReasonProbePort, true, fmt.Sprintf("pod %s: %v", tp.Pod.Name, err)
 				break
 			}

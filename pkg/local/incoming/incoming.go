@@ -5,10 +5,13 @@
 package incoming
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -62,7 +65,17 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 	if p, ok := d.PortMapping[port]; ok {
 		port = p
 	}
-	c, err := d.Dialer.DialIn(ctx, client, netip.AddrPortFrom(d.Target, port))
+	dst := netip.AddrPortFrom(d.Target, port)
+	if in.Kind == protocol.IncomingMirror {
+		br := bufio.NewReader(st)
+		if looksLikeHTTP1(br) {
+			d.mirrorRequests(ctx, br, client, dst)
+			_, _ = io.Copy(io.Discard, br)
+			return
+		}
+		st = &bufferedConn{Conn: st, r: br}
+	}
+	c, err := d.Dialer.DialIn(ctx, client, dst)
 	if err != nil {
 		d.Undelivered.Add(1)
 		klog.FromContext(ctx).V(2).Info("Not delivered", "kind", in.Kind, "port", port, "err", err)
@@ -70,7 +83,7 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 		case protocol.IncomingMirror:
 			_, _ = io.Copy(io.Discard, st)
 		case protocol.IncomingRequest:
-			msg := fmt.Sprintf("kubectl-mirrord: the local process does not accept connections on port %d\n", port)
+			msg := fmt.Sprintf("kubectl-mirrord: the local process does not accept connections on port %d (%v)\n", port, err)
 			_, _ = fmt.Fprintf(st, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
 		}
 		return
@@ -78,7 +91,7 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 	defer c.Close()
 	switch in.Kind {
 	case protocol.IncomingMirror:
-		// A copy: the command's answers go nowhere.
+		// A copy of a connection that is not HTTP/1: the command's answers go nowhere.
 		d.Mirrored.Add(1)
 		go func() { _, _ = io.Copy(io.Discard, c) }()
 		_, _ = io.Copy(c, st)
@@ -91,6 +104,79 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 		splice(st, c)
 	}
 }
+
+// looksLikeHTTP1 says whether a mirrored connection starts with an HTTP/1.x request line.
+func looksLikeHTTP1(br *bufio.Reader) bool {
+	b, _ := br.Peek(8)
+	for _, m := range []string{"GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "PATCH ", "OPTIONS ", "CONNECT ", "TRACE "} {
+		if strings.HasPrefix(string(b), m) || (len(b) < len(m) && strings.HasPrefix(m, string(b)) && len(b) > 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// mirrorRequests replays a mirrored HTTP/1.x connection request by request: the local
+// process may answer each on a new connection (many development servers close after every
+// response), and none of its answers go anywhere.
+func (d *Deliverer) mirrorRequests(ctx context.Context, br *bufio.Reader, client, dst netip.AddrPort) {
+	// The client's address, but a port of the stack's choosing: a closed connection's
+	// address pair stays in TIME_WAIT and cannot be dialled again at once.
+	client = netip.AddrPortFrom(client.Addr(), 0)
+	var c net.Conn
+	var cr *bufio.Reader
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return
+		}
+		delivered := false
+		for attempt := 0; attempt < 2 && !delivered; attempt++ {
+			if c == nil {
+				if c, err = d.Dialer.DialIn(ctx, client, dst); err != nil {
+					c = nil
+					break
+				}
+				cr = bufio.NewReader(c)
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			if err := req.Write(c); err == nil {
+				if resp, err := http.ReadResponse(cr, req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					delivered = true
+					if !resp.Close {
+						continue
+					}
+				}
+			}
+			c.Close()
+			c = nil
+		}
+		if delivered {
+			d.Mirrored.Add(1)
+		} else {
+			d.Undelivered.Add(1)
+		}
+	}
+}
+
+// bufferedConn reads first what was peeked.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 type closeWriter interface{ CloseWrite() error }
 

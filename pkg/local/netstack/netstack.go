@@ -114,7 +114,7 @@ func (st *Stack) DialIn(ctx context.Context, src, dst netip.AddrPort) (net.Conn,
 	if dst.Addr().Is6() {
 		proto = ipv6.ProtocolNumber
 	}
-	if src.Addr().Is4() != dst.Addr().Is4() || !src.IsValid() {
+	if !src.Addr().IsValid() || src.Addr().Is4() != dst.Addr().Is4() {
 		src = netip.AddrPort{} // the stack picks one
 	}
 	var local tcpip.FullAddress

@@ -174,8 +174,9 @@ type IncomingFeature struct {
 	// +listType=map
 	// +listMapKey=remote
 	PortMapping []PortMapping `json:"portMapping,omitempty"`
-	// stealProbePorts allows stealing the ports of the pod's liveness, readiness and startup
-	// probes, which are otherwise never stolen.
+	// stealProbePorts allows a whole-port steal of the ports of the pod's liveness, readiness
+	// and startup probes, which are otherwise never stolen. A steal with an httpFilter may take
+	// them: the probes' requests, unless the filter matches them, still reach the target.
 	// +optional
 	StealProbePorts bool `json:"stealProbePorts,omitempty"`
 }

@@ -1,0 +1,266 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
+)
+
+// echoReply is what the sample app answers.
+type echoReply struct {
+	Pod, Cluster, Path string
+}
+
+// TestExecTopologyB runs local programs through `kubectl mirrord exec` on topology B: c1 is a
+// management-only Primary, c2 Default+Workload, c3 Workload; the target runs in c2 and c3.
+func TestExecTopologyB(t *testing.T) {
+	f := framework.New(t)
+	f.RequireClusters(3)
+	setUp(t, f, topologyB)
+	ctx := f.Context(15 * time.Minute)
+	c2, c3 := f.Clusters[1], f.Clusters[2]
+	ns := f.SharedNamespace(f.Clusters...)
+	f.EchoApp(ctx, c2, ns, "api", 1)
+	f.EchoApp(ctx, c3, ns, "api", 1)
+	f.EchoApp(ctx, c2, ns, "backend", 1)
+	echoBin := buildEcho(t)
+
+	t.Run("a static Go binary and a Python script see the Default cluster", func(t *testing.T) {
+		// The env var, then a Service of the Default cluster by its short name (the target's
+		// search list), through the target's network.
+		script := fmt.Sprintf(`echo "CLUSTER_NAME=$CLUSTER_NAME"; %s get http://backend:8080/static`, echoBin)
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--incoming", "off", "--", "sh", "-c", script)
+		if err != nil {
+			t.Fatalf("exec: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "CLUSTER_NAME=c2") {
+			t.Errorf("the Go binary's shell did not see the Default cluster's env:\n%s", out)
+		}
+		if r := lastReply(t, out); r.Cluster != "c2" || !strings.HasPrefix(r.Pod, "backend-") || r.Path != "/static" {
+			t.Errorf("the Go binary reached %+v", r)
+		}
+		py := `import os, json, urllib.request
+print("CLUSTER_NAME=" + os.environ["CLUSTER_NAME"])
+print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().decode())`
+		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--incoming", "off", "--", "python3", "-c", py)
+		if err != nil {
+			t.Fatalf("exec python: %v\n%s", err, out)
+		}
+		if r := lastReply(t, out); !strings.Contains(out, "CLUSTER_NAME=c2") || r.Cluster != "c2" || r.Path != "/python" {
+			t.Errorf("python saw:\n%s", out)
+		}
+	})
+
+	t.Run("the command's exit code is exec's", func(t *testing.T) {
+		cmd := exec.CommandContext(ctx, framework.Plugin(), "--kubeconfig", f.Clusters[0].Kubeconfig, "-n", ns, "exec", "-q", "-t", "deploy/api", "--incoming", "off", "--", "sh", "-c", "exit 42")
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 42 {
+			t.Errorf("exit code %d (%v), want 42:\n%s", cmd.ProcessState.ExitCode(), err, out)
+		}
+	})
+
+	pods := map[string]string{} // cluster → target pod IP:8080
+	for _, c := range []*framework.Cluster{c2, c3} {
+		list, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
+		if err != nil || len(list.Items) != 1 {
+			t.Fatalf("%s: target pods: %v", c.Name, err)
+		}
+		pods[c.Name] = net.JoinHostPort(list.Items[0].Status.PodIP, "8080")
+	}
+
+	t.Run("mirror: requests to the target in c2 and c3 reach the local process, the targets still answer", func(t *testing.T) {
+		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--ports", "8080", "--", "python3", "-u", "-m", "http.server", "8080")
+		if _, err := out.WaitFor(ctx, "Serving HTTP", 90*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// One keep-alive connection per target: every request on it is mirrored.
+		for cluster, addr := range pods {
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+			for i := range 5 {
+				path := fmt.Sprintf("/mirrored-%s-%d", cluster, i)
+				resp, err := client.Get("http://" + addr + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var r echoReply
+				_ = json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+				if r.Cluster != cluster || r.Path != path {
+					t.Errorf("the target in %s answered %+v", cluster, r)
+				}
+			}
+			client.CloseIdleConnections()
+		}
+		for cluster := range pods {
+			for i := range 5 {
+				if _, err := out.WaitFor(ctx, fmt.Sprintf("GET /mirrored-%s-%d ", cluster, i), 10*time.Second); err != nil {
+					t.Errorf("mirrored request %d of %s not seen locally: %v", i, cluster, err)
+				}
+			}
+		}
+		interrupt(t, cmd)
+	})
+
+	t.Run("steal with header filters: two sessions each get only their own requests", func(t *testing.T) {
+		server := func(name string) string {
+			return fmt.Sprintf(`import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"local-%s " + self.path.encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+s = http.server.HTTPServer(("127.0.0.1", 8080), H)
+print("listening", flush=True)
+s.serve_forever()`, name)
+		}
+		acmd, aout := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--steal", "--http-header-filter", "^X-User: alice$", "--ports", "8080", "--", "python3", "-c", server("alice"))
+		bcmd, bout := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--steal", "--http-header-filter", "^X-User: bob$", "--ports", "8080", "--", "python3", "-c", server("bob"))
+		for _, out := range []*framework.SyncBuffer{aout, bout} {
+			// At the start of a line: the command line exec echoes contains the word too.
+			if _, err := out.WaitFor(ctx, "\nlistening", 90*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for cluster, addr := range pods {
+			for _, user := range []string{"alice", "bob"} {
+				body := getRaw(t, addr, "/"+user, map[string]string{"X-User": user})
+				if want := "local-" + user + " /" + user; body != want {
+					t.Errorf("%s: %s's request answered %q, want %q", cluster, user, body, want)
+				}
+			}
+			if r := get(t, addr, "/nobody", nil); r.Cluster != cluster {
+				t.Errorf("%s: an unfiltered request answered by %+v, want the target", cluster, r)
+			}
+		}
+		if t.Failed() {
+			t.Logf("alice's exec:\n%s\nbob's exec:\n%s", aout.String(), bout.String())
+		}
+		interrupt(t, acmd)
+		interrupt(t, bcmd)
+	})
+
+	t.Run("kill -9 of the CLI: the session and everything it made are gone within 30s", func(t *testing.T) {
+		marker := filepath.Join(t.TempDir(), "pid")
+		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--session-ttl", "10", "--", "sh", "-c", "echo $$ > "+marker+"; echo started; exec sleep 600")
+		text, err := out.WaitFor(ctx, "started", 90*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := sessionRE.FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("no session name in:\n%s", text)
+		}
+		s, err := getSession(ctx, f, ns, m[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(marker)
+		var child int
+		fmt.Sscan(string(b), &child)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		took := f.Eventually(ctx, 30*time.Second, "session and its parts gone", func(ctx context.Context) error {
+			if _, err := getSession(ctx, f, ns, s.Name); err == nil {
+				return fmt.Errorf("session %s still exists", s.Name)
+			}
+			if l := leftovers(ctx, f, string(s.UID)); len(l) > 0 {
+				return fmt.Errorf("left: %v", l)
+			}
+			return nil
+		})
+		t.Logf("gone %s after kill -9", took)
+		if child > 0 && syscall.Kill(child, 0) == nil {
+			t.Errorf("the local command (pid %d) outlived the CLI", child)
+		}
+	})
+}
+
+var sessionRE = regexp.MustCompile(`session ([a-z0-9-]+)/([a-z0-9-]+) for `)
+
+// buildEcho builds the sample app as a static local binary.
+func buildEcho(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "echo")
+	cmd := exec.Command("go", "build", "-o", bin, "./test/images/echo")
+	cmd.Dir = framework.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the sample app: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// lastReply is the last JSON line of out.
+func lastReply(t *testing.T, out string) echoReply {
+	t.Helper()
+	var r echoReply
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if json.Unmarshal([]byte(lines[i]), &r) == nil && r.Pod != "" {
+			return r
+		}
+	}
+	t.Errorf("no reply in:\n%s", out)
+	return r
+}
+
+// noReuse makes a connection per request: a steal takes new connections only (it redirects
+// SYNs), so a request on a connection opened before the steal still reaches the target.
+var noReuse = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func getRaw(t *testing.T, addr, path string, headers map[string]string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := noReuse.Do(req)
+	if err != nil {
+		t.Errorf("GET %s%s: %v", addr, path, err)
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
+}
+
+func get(t *testing.T, addr, path string, headers map[string]string) echoReply {
+	t.Helper()
+	var r echoReply
+	body := getRaw(t, addr, path, headers)
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Errorf("GET %s%s: %q is not the target's answer", addr, path, body)
+	}
+	return r
+}
+
+// interrupt ends an exec as Ctrl-C would and waits for it.
+func interrupt(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Errorf("exec did not end 20s after SIGINT")
+		_ = cmd.Process.Kill()
+	}
+}
