@@ -1,0 +1,115 @@
+package relay
+
+import (
+	"context"
+	"io"
+	"net"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+)
+
+// upstreamServer is a peer that answers env with its name and, once subscribed, delivers
+// one stream carrying its name.
+func upstreamServer(t *testing.T, name string) Upstream {
+	return Upstream{Key: name, Describe: name, Dial: func(context.Context) (*yamux.Session, error) {
+		a, b := net.Pipe()
+		go func() {
+			_, sess, err := protocol.Accept(b, nil)
+			if err != nil {
+				return
+			}
+			for {
+				st, err := sess.AcceptStream()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer st.Close()
+					var req protocol.Request
+					if protocol.ReadMessage(st, &req) != nil {
+						return
+					}
+					switch req.Op {
+					case protocol.OpEnv:
+						_ = protocol.WriteMessage(st, protocol.Response{Env: map[string]string{"FROM": name}})
+					case protocol.OpIncoming:
+						_ = protocol.WriteMessage(st, protocol.Response{})
+						d, err := sess.OpenStream()
+						if err != nil {
+							return
+						}
+						_ = protocol.WriteMessage(d, protocol.Incoming{Kind: protocol.IncomingMirror, Client: "1.1.1.1:1", Server: "2.2.2.2:80"})
+						_, _ = io.WriteString(d, "from "+name)
+						d.Close()
+						_, _ = io.Copy(io.Discard, st)
+					}
+				}()
+			}
+		}()
+		return protocol.Dial(a, protocol.Hello{Session: "x/" + name}, nil)
+	}}
+}
+
+type staticRoute struct {
+	def Upstream
+	all []Upstream
+}
+
+func (r staticRoute) Stateful(context.Context) (Upstream, error)   { return r.def, nil }
+func (r staticRoute) Incoming(context.Context) ([]Upstream, error) { return r.all, nil }
+
+func TestServeRoutes(t *testing.T) {
+	c2, c3 := upstreamServer(t, "c2"), upstreamServer(t, "c3")
+	a, b := net.Pipe()
+	go func() {
+		_, sess, err := protocol.Accept(b, nil)
+		if err != nil {
+			return
+		}
+		Serve(t.Context(), sess, staticRoute{def: c2, all: []Upstream{c2, c3}})
+	}()
+	sess, err := protocol.Dial(a, protocol.Hello{Session: "ns/s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := protocol.NewClient(sess)
+	defer client.Close()
+	env, err := client.Env()
+	if err != nil || env["FROM"] != "c2" {
+		t.Fatalf("env from the Default upstream: %v %v", env, err)
+	}
+	sub, err := client.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 2 {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			in, st, err := sub.Accept()
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(st)
+			if in.Kind != protocol.IncomingMirror || in.Server != "2.2.2.2:80" {
+				t.Errorf("delivery header %+v", in)
+			}
+			got = append(got, string(b))
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no delivery")
+		}
+	}
+	sort.Strings(got)
+	if len(got) != 2 || got[0] != "from c2" || got[1] != "from c3" {
+		t.Errorf("deliveries %q, want one from every workload upstream", got)
+	}
+}
