@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/yamux"
 	"k8s.io/klog/v2"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/netutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -105,20 +106,8 @@ func serveStream(ctx context.Context, down *yamux.Session, st *yamux.Stream, rou
 	if err := protocol.WriteMessage(ust, req); err != nil {
 		return fail(st, fmt.Errorf("%s: %w", up.Describe, err))
 	}
-	splice(st, ust)
+	netutil.Splice(st, ust)
 	return nil
-}
-
-// splice copies both ways until both directions end; each side's end half-closes the other.
-func splice(a, b *yamux.Stream) {
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_, _ = io.Copy(b, a)
-		_ = b.Close()
-	})
-	_, _ = io.Copy(a, b)
-	_ = a.Close()
-	wg.Wait()
 }
 
 // subscribe subscribes to every incoming upstream, relays each delivery downstream on a
@@ -222,7 +211,7 @@ func (s *subscriptions) deliver(in protocol.Incoming, c net.Conn) {
 	if err := protocol.WriteMessage(d, in); err != nil {
 		return
 	}
-	splice(d, up)
+	netutil.Splice(d, up)
 }
 
 // follow subscribes to new upstreams and drops gone ones.
