@@ -18,7 +18,6 @@ import (
 	"github.com/hashicorp/yamux"
 	"k8s.io/klog/v2"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/netutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -106,8 +105,20 @@ func serveStream(ctx context.Context, down *yamux.Session, st *yamux.Stream, rou
 	if err := protocol.WriteMessage(ust, req); err != nil {
 		return fail(st, fmt.Errorf("%s: %w", up.Describe, err))
 	}
-	netutil.Splice(st, ust)
+	splice(st, ust)
 	return nil
+}
+
+// splice copies both ways until both directions end; each side's end half-closes the other.
+func splice(a, b *yamux.Stream) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, _ = io.Copy(b, a)
+		_ = b.Close()
+	})
+	_, _ = io.Copy(a, b)
+	_ = a.Close()
+	wg.Wait()
 }
 
 // subscribe subscribes to every incoming upstream, relays each delivery downstream on a
@@ -211,7 +222,7 @@ func (s *subscriptions) deliver(in protocol.Incoming, c net.Conn) {
 	if err := protocol.WriteMessage(d, in); err != nil {
 		return
 	}
-	netutil.Splice(d, up)
+	splice(d, up)
 }
 
 // follow subscribes to new upstreams and drops gone ones.

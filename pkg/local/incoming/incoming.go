@@ -19,7 +19,6 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/netutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -102,7 +101,7 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 		} else {
 			d.Requests.Add(1)
 		}
-		netutil.Splice(st, c)
+		splice(st, c)
 	}
 }
 
@@ -178,6 +177,23 @@ type bufferedConn struct {
 }
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+type closeWriter interface{ CloseWrite() error }
+
+func splice(a, b net.Conn) {
+	var wg sync.WaitGroup
+	half := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if cw, ok := dst.(closeWriter); ok {
+			_ = cw.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+	}
+	wg.Go(func() { half(b, a) })
+	half(a, b)
+	wg.Wait()
+}
 
 // ParsePortMapping reads "remote:local" pairs.
 func ParsePortMapping(pairs []string) (map[uint16]uint16, error) {

@@ -21,8 +21,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
-
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/netutil"
 )
 
 // Handler decides what happens to the command's flows.
@@ -87,12 +85,7 @@ func New(tun *os.File, h Handler) (*Stack, error) {
 		}
 		r.Complete(false)
 		ep.SocketOptions().SetKeepAlive(true)
-		go func() {
-			local := gonet.NewTCPConn(&wq, ep)
-			netutil.Splice(local, remote)
-			local.Close()
-			remote.Close()
-		}()
+		go splice(gonet.NewTCPConn(&wq, ep), remote)
 	})
 	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
 	udpFwd := udp.NewForwarder(s, func(r *udp.ForwarderRequest) bool {
@@ -145,4 +138,39 @@ func (st *Stack) Close() {
 func addrOf(a tcpip.Address) netip.Addr {
 	ip, _ := netip.AddrFromSlice(a.AsSlice())
 	return ip.Unmap()
+}
+
+// splice copies both ways; each end's EOF half-closes the other.
+func splice(a, b net.Conn) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		copyClose(b, a)
+	}()
+	copyClose(a, b)
+	<-done
+	a.Close()
+	b.Close()
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+func copyClose(dst, src net.Conn) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if cw, ok := dst.(closeWriter); ok {
+		_ = cw.CloseWrite()
+	} else {
+		_ = dst.Close()
+	}
 }
