@@ -59,7 +59,7 @@ unit: ## Run the unit tests.
 	go test ./...
 
 FUZZTIME ?= 10s
-FUZZ_TARGETS := FuzzReadMessage:./pkg/protocol FuzzAccept:./pkg/protocol FuzzFilter:./pkg/agent/steal
+FUZZ_TARGETS := FuzzReadMessage:./pkg/protocol FuzzAccept:./pkg/protocol FuzzFilter:./pkg/agent/steal FuzzParse:./pkg/config
 
 .PHONY: fuzz
 fuzz: ## Run each native fuzz target for FUZZTIME (default 10s).

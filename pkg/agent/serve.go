@@ -148,6 +148,13 @@ func (a *Agent) serveStream(ctx context.Context, sess *yamux.Session, st *yamux.
 		}
 	case protocol.OpReadlink:
 		resp.Link, err = t.fs.Readlink(req.Path)
+	case protocol.OpMounts:
+		var ms []stateful.Mount
+		if ms, err = stateful.Mounts(a.procRoot, t.pid, t.fs); err == nil {
+			for _, m := range ms {
+				resp.Mounts = append(resp.Mounts, protocol.Mount{Path: m.Path, Dir: m.Dir})
+			}
+		}
 	case protocol.OpResolvConf:
 		resp.Data, err = t.net.ResolvConf()
 	case protocol.OpDNS:

@@ -19,6 +19,8 @@ const (
 	// OpOpen opens Path with Flags and Mode; the stream then carries FileOps, one Response
 	// each, and closing the stream closes the file.
 	OpOpen Op = "open"
+	// OpMounts answers the target container's volume mounts in Mounts.
+	OpMounts Op = "mounts"
 	// OpResolvConf answers the target's /etc/resolv.conf in Data.
 	OpResolvConf Op = "resolvconf"
 	// OpDNS sends the DNS query in Data from the target's network and answers in Data.
@@ -70,7 +72,7 @@ type Request struct {
 // Validate rejects a request no server could serve, before any work.
 func (r Request) Validate() error {
 	switch r.Op {
-	case OpEnv, OpResolvConf, OpIncoming:
+	case OpEnv, OpResolvConf, OpIncoming, OpMounts:
 	case OpStat, OpReadDir, OpReadlink, OpOpen:
 		if r.Path == "" || r.Path[0] != '/' {
 			return fmt.Errorf("%s: path %q must be absolute", r.Op, r.Path)
@@ -113,6 +115,7 @@ type Response struct {
 	Stat    *Stat             `json:"stat,omitempty"`
 	Entries []DirEntry        `json:"entries,omitempty"`
 	Link    string            `json:"link,omitempty"`
+	Mounts  []Mount           `json:"mounts,omitempty"`
 	Data    []byte            `json:"data,omitempty"`
 	// N is the bytes written by a write.
 	N int `json:"n,omitempty"`
@@ -130,6 +133,12 @@ type Stat struct {
 	Mtime int64 `json:"mtime"`
 	Atime int64 `json:"atime"`
 	Ctime int64 `json:"ctime"`
+}
+
+// Mount is a volume mounted in the target container: a directory, or one file (subPath).
+type Mount struct {
+	Path string `json:"path"`
+	Dir  bool   `json:"dir"`
 }
 
 // DirEntry is one entry of a directory.

@@ -43,8 +43,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+InfoPath, s.infoHandler(infoOf(s.Roles, s.Namespace)))
+	mux.Handle("/", upgradeHandler(func(c net.Conn) { s.serveConn(ctx, c) }))
 	srv := &http.Server{
-		Handler:           upgradeHandler(func(c net.Conn) { s.serveConn(ctx, c) }),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}

@@ -155,6 +155,45 @@ s.serve_forever()`, name)
 		interrupt(t, bcmd)
 	})
 
+	t.Run("sessions lists, status describes, sessions kill ends everywhere", func(t *testing.T) {
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "create", "--detach", "--session-ttl", "60", "-t", "deploy/api", "--steal", "--http-path-filter", "^/mine")
+		if err != nil {
+			t.Fatalf("sessions create: %v\n%s", err, out)
+		}
+		name := createdRE.FindStringSubmatch(out)[2]
+		s, err := getSession(ctx, f, ns, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		table, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions")
+		row := regexp.MustCompile(`(?m)^` + name + `\s+\S+\s+deployment/api\s+steal\(path=\^/mine\)\s+c2\(D,W\),c3\(W\)\s+2/2\s+\S+$`)
+		if err != nil || !strings.HasPrefix(table, "NAME ") || !row.MatchString(table) {
+			t.Errorf("sessions (%v):\n%s", err, table)
+		}
+		js, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", name, "-o", "json")
+		var obj struct{ Kind, APIVersion string }
+		if err != nil || json.Unmarshal([]byte(js), &obj) != nil || obj.Kind != "MirrordSession" {
+			t.Errorf("sessions %s -o json (%v):\n%s", name, err, js)
+		}
+		status, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "status")
+		for _, re := range []string{`Roles:\s+Primary\(managementOnly\)`, `(?m)^\s+c2\s+Workload\+Default\s+v\S+\s+.*True`, `(?m)^\s+c3\s+Workload\s+v\S+\s+.*True`, `Sessions in namespace ` + ns + `: 1 \(1 Ready\)`, name} {
+			if !regexp.MustCompile(re).MatchString(status) {
+				t.Errorf("status does not match %s (%v):\n%s", re, err, status)
+			}
+		}
+		if out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "kill", "no-such-session"); err == nil || !strings.Contains(out, `no session "no-such-session"`) {
+			t.Errorf("killing a missing session: %v\n%s", err, out)
+		}
+		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "kill", name)
+		if err != nil || !strings.Contains(out, "mirrordsession "+ns+"/"+name+" ended") {
+			t.Fatalf("sessions kill: %v\n%s", err, out)
+		}
+		// kill waits for the Primary's finalizer, so nothing is left the moment it returns.
+		if l := leftovers(ctx, f, string(s.UID)); len(l) > 0 {
+			t.Errorf("after sessions kill: %v", l)
+		}
+	})
+
 	t.Run("kill -9 of the CLI: the session and everything it made are gone within 30s", func(t *testing.T) {
 		marker := filepath.Join(t.TempDir(), "pid")
 		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--session-ttl", "10", "--", "sh", "-c", "echo $$ > "+marker+"; echo started; exec sleep 600")

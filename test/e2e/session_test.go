@@ -51,6 +51,14 @@ func setUp(t *testing.T, f *framework.Framework, tp topology) {
 	}
 	primary := f.Clusters[0]
 	_, _ = f.Kubectl(primary, "delete", "mirrordclusters", "--all", "--wait=true")
+	if tp.name == "B" {
+		// A management-only Primary without members is installed and ready, and says what
+		// is missing.
+		out, err := f.RunPlugin(ctx, primary, "status")
+		if err != nil || !strings.Contains(out, "Problem:     sessions fail until an admin fixes this: no Default cluster") {
+			t.Errorf("status of a Primary without members (%v):\n%s", err, out)
+		}
+	}
 	for i := 1; i <= 2; i++ {
 		c := f.Clusters[i]
 		args := []string{"cluster", "register", c.Name, "--member-kubeconfig", c.Kubeconfig, "--server", c.InternalServer, "--workload"}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 )
 
@@ -41,7 +42,6 @@ type Options struct {
 	genericiooptions.IOStreams
 
 	sessionflags.Flags
-	ConfigFile       string
 	ProxyMode        bool
 	MirrordNamespace string
 	LocalPorts       []uint16
@@ -65,6 +65,9 @@ func NewCmdExec(flags *genericclioptions.ConfigFlags, streams genericiooptions.I
 			if err := o.Complete(cmd, args); err != nil {
 				return err
 			}
+			if err := o.LoadConfig(cmd.Flags(), sessionflags.Extra{Kube: flags, Timeout: &o.Timeout}, o.progressOut()); err != nil {
+				return err
+			}
 			for _, p := range localPorts {
 				if p < 1 || p > 65535 {
 					return fmt.Errorf("--local-port %d: ports are 1 to 65535", p)
@@ -79,7 +82,6 @@ func NewCmdExec(flags *genericclioptions.ConfigFlags, streams genericiooptions.I
 	}
 	f := cmd.Flags()
 	o.AddFlags(f)
-	f.StringVarP(&o.ConfigFile, "config-file", "f", "", "mirrord config file (JSON, YAML or TOML); flags override it")
 	f.BoolVar(&o.ProxyMode, "proxy-mode", false, "use proxy mode (no namespaces): env, incoming and proxy-aware outgoing only")
 	f.StringVar(&o.MirrordNamespace, "mirrord-namespace", "mirrord-system", "namespace of kubectl-mirrord's controller on the Primary")
 	f.UintSliceVar(&localPorts, "local-port", nil, "TCP ports of this machine the command reaches on its 127.0.0.1 (its loopback is its own)")
@@ -103,7 +105,10 @@ func (o *Options) Validate() error {
 	if len(o.Command) == 0 {
 		return fmt.Errorf("no command given: put the local command after --, e.g. kubectl mirrord exec -t deploy/api -- ./api")
 	}
-	if o.Target == "" && o.ConfigFile == "" {
+	if o.ProxyMode {
+		return fmt.Errorf("kubectl mirrord exec --proxy-mode: %w", cmdutil.ErrNotAvailable)
+	}
+	if o.Target == "" {
 		return fmt.Errorf("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...) or a config file with a target")
 	}
 	return nil

@@ -120,9 +120,6 @@ func (o *Options) Run(ctx context.Context) error {
 		hostname = remote["HOSTNAME"]
 		env = mergeEnv(env, remote)
 	}
-	if o.ProxyMode {
-		return errors.New("--proxy-mode: not available yet in this version of kubectl-mirrord")
-	}
 	code, err := o.runSandboxed(ctx, client, &spec, env, hostname, start)
 	if err != nil {
 		return err

@@ -12,11 +12,14 @@ import (
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/config"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
 // Flags are the session-describing flags.
 type Flags struct {
+	ConfigFile       string
 	Target           string
 	Container        string
 	Incoming         string
@@ -28,17 +31,26 @@ type Flags struct {
 	IgnorePorts      []int32
 	PortMappings     []string
 	FSMode           string
+	FSReadOnly       []string
+	FSReadWrite      []string
+	FSLocal          []string
+	FSNotFound       []string
 	EnvInclude       []string
 	EnvExclude       []string
+	EnvOverride      map[string]string
 	NoEnv            bool
 	NoOutgoing       bool
+	NoTCP            bool
 	NoUDP            bool
+	OutgoingLocal    []string
+	OutgoingRemote   []string
 	NoDNS            bool
 	SessionTTL       int32
 }
 
 // AddFlags registers the flags on fs.
 func (o *Flags) AddFlags(f *pflag.FlagSet) {
+	f.StringVarP(&o.ConfigFile, "config-file", "f", "", "mirrord config file (JSON, YAML or TOML; default $"+config.EnvVar+"); flags override it")
 	f.StringVarP(&o.Target, "target", "t", "", "target as pod/NAME[/container/C], deploy/NAME, sts/NAME, rs/NAME, ds/NAME")
 	f.StringVarP(&o.Container, "container", "c", "", "container of the target's pods (default: the first)")
 	f.StringVar(&o.Incoming, "incoming", "", "incoming traffic mode: mirror, steal or off (default mirror)")
@@ -50,11 +62,19 @@ func (o *Flags) AddFlags(f *pflag.FlagSet) {
 	f.Int32SliceVar(&o.IgnorePorts, "ignore-ports", nil, "never intercept these target ports")
 	f.StringSliceVar(&o.PortMappings, "port-mapping", nil, "REMOTE:LOCAL, deliver the target's REMOTE port to local port LOCAL")
 	f.StringVar(&o.FSMode, "fs-mode", "", "file access: local, read or write (default read)")
+	f.StringArrayVar(&o.FSReadOnly, "fs-read-only", nil, "paths (regex) read from the target whatever --fs-mode says; repeatable")
+	f.StringArrayVar(&o.FSReadWrite, "fs-read-write", nil, "paths (regex) read and written in the target; repeatable")
+	f.StringArrayVar(&o.FSLocal, "fs-local", nil, "paths (regex) always served by this machine; repeatable")
+	f.StringArrayVar(&o.FSNotFound, "fs-not-found", nil, "paths (regex) that look absent; repeatable")
 	f.StringSliceVar(&o.EnvInclude, "env-include", nil, "take only these environment variables (globs)")
 	f.StringSliceVar(&o.EnvExclude, "env-exclude", nil, "never take these environment variables (globs)")
+	f.StringToStringVar(&o.EnvOverride, "env-override", nil, "NAME=VALUE, set whatever the target says")
 	f.BoolVar(&o.NoEnv, "no-env", false, "do not take the target's environment")
 	f.BoolVar(&o.NoOutgoing, "no-outgoing", false, "make outgoing connections locally")
+	f.BoolVar(&o.NoTCP, "no-tcp", false, "make outgoing TCP connections locally")
 	f.BoolVar(&o.NoUDP, "no-udp", false, "send outgoing UDP locally")
+	f.StringSliceVar(&o.OutgoingLocal, "outgoing-local", nil, "destinations reached from this machine: host, host:port, CIDR[:port], :port")
+	f.StringSliceVar(&o.OutgoingRemote, "outgoing-remote", nil, "the only destinations reached through the target (the rest from this machine)")
 	f.BoolVar(&o.NoDNS, "no-dns", false, "resolve names locally")
 	f.Int32Var(&o.SessionTTL, "session-ttl", 30, "seconds a session lives after the last heartbeat")
 }
@@ -128,11 +148,40 @@ func (o *Flags) Spec(namespace, owner string) (mirrordv1alpha1.MirrordSessionSpe
 	default:
 		return spec, fmt.Errorf("--fs-mode %q: use local, read or write", o.FSMode)
 	}
-	f.Env = mirrordv1alpha1.EnvFeature{Disabled: o.NoEnv, Include: o.EnvInclude, Exclude: o.EnvExclude}
-	if o.NoOutgoing {
-		f.Network.Outgoing.TCP, f.Network.Outgoing.UDP = ptr.To(false), ptr.To(false)
-	} else if o.NoUDP {
+	for _, l := range []struct {
+		flag string
+		res  []string
+	}{{"--fs-read-only", o.FSReadOnly}, {"--fs-read-write", o.FSReadWrite}, {"--fs-local", o.FSLocal}, {"--fs-not-found", o.FSNotFound}} {
+		for _, re := range l.res {
+			if _, err := regexp.Compile(re); err != nil {
+				return spec, fmt.Errorf("%s %q is not a valid regular expression: %v", l.flag, re, err)
+			}
+		}
+	}
+	f.FS.ReadOnly, f.FS.ReadWrite, f.FS.Local, f.FS.NotFound = o.FSReadOnly, o.FSReadWrite, o.FSLocal, o.FSNotFound
+	if len(o.EnvInclude) > 0 && len(o.EnvExclude) > 0 {
+		return spec, fmt.Errorf("--env-include and --env-exclude are exclusive: give one of them")
+	}
+	f.Env = mirrordv1alpha1.EnvFeature{Disabled: o.NoEnv, Include: o.EnvInclude, Exclude: o.EnvExclude, Override: o.EnvOverride}
+	if o.NoOutgoing || o.NoTCP {
+		f.Network.Outgoing.TCP = ptr.To(false)
+	}
+	if o.NoOutgoing || o.NoUDP {
 		f.Network.Outgoing.UDP = ptr.To(false)
+	}
+	switch {
+	case len(o.OutgoingLocal) > 0 && len(o.OutgoingRemote) > 0:
+		return spec, fmt.Errorf("--outgoing-local and --outgoing-remote are exclusive: list what goes locally, or what goes remotely")
+	case len(o.OutgoingLocal) > 0:
+		if _, err := outgoing.ParseFilter(o.OutgoingLocal, false); err != nil {
+			return spec, fmt.Errorf("--outgoing-local: %w", err)
+		}
+		f.Network.Outgoing.Filter = &mirrordv1alpha1.OutgoingFilter{Local: o.OutgoingLocal}
+	case len(o.OutgoingRemote) > 0:
+		if _, err := outgoing.ParseFilter(o.OutgoingRemote, true); err != nil {
+			return spec, fmt.Errorf("--outgoing-remote: %w", err)
+		}
+		f.Network.Outgoing.Filter = &mirrordv1alpha1.OutgoingFilter{Remote: o.OutgoingRemote}
 	}
 	f.Network.DNS.Disabled = o.NoDNS
 	return spec, nil

@@ -48,6 +48,9 @@ func NewCmdCreate(flags *genericclioptions.ConfigFlags, streams genericiooptions
 		Example: createExample,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.LoadConfig(cmd.Flags(), sessionflags.Extra{Kube: flags, Timeout: &o.Timeout}, o.ErrOut); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return o.Run(ctx)
@@ -71,7 +74,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	}
 	kube, mc := cs.Kube, cs.Mirrord
 	if o.Target == "" {
-		return errors.New("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...)")
+		return errors.New("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...), or a config file (-f) with a target")
 	}
 	owner, err := session.Whoami(ctx, kube)
 	if err != nil {

@@ -3,34 +3,17 @@ package manager
 import (
 	"fmt"
 	"net/http"
-	"sync"
 )
 
-// health serves /healthz (the process runs) and /readyz (this replica's controllers run and
-// the topology is valid; a standby replica is ready too, so rollouts proceed).
-type health struct {
-	mu      sync.Mutex
-	check   func() error
-	leading bool
-}
-
-func (h *health) setCheck(f func() error) { h.mu.Lock(); h.check = f; h.mu.Unlock() }
-func (h *health) setLeading(b bool)       { h.mu.Lock(); h.leading = b; h.mu.Unlock() }
+// health serves /healthz and /readyz. Both say the process serves: a standby replica is
+// ready too (it serves the relay), and so is a Primary whose topology is not valid yet — an
+// admin installs the Primary first and registers members after, and `kubectl mirrord status`
+// (through the relay) and every session's condition say what to fix.
+type health struct{}
 
 func (h *health) mux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	m.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		h.mu.Lock()
-		check, leading := h.check, h.leading
-		h.mu.Unlock()
-		if leading && check != nil {
-			if err := check(); err != nil {
-				http.Error(w, "invalid cluster roles: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	m.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return m
 }

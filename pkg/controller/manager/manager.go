@@ -138,7 +138,6 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 				return err
 			}
 			runs = append(runs, pc.Run)
-			h.setCheck(pc.TopologyError)
 		}
 		kubeAll.Start(ctx.Done())
 		kubeOwn.Start(ctx.Done())
@@ -148,7 +147,6 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		defer kubeOwn.Shutdown()
 		defer mirrordAll.Shutdown()
 		defer mirrordOwn.Shutdown()
-		h.setLeading(true)
 		leaderGauge.Set(1)
 		defer leaderGauge.Set(0)
 		cg, ctx := errgroup.WithContext(ctx)

@@ -193,7 +193,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// TopologyError is the reason this Primary serves no sessions, or nil. Readiness reports it.
+// TopologyError is the reason this Primary serves no sessions, or nil; sessions fail with it.
 func (c *Controller) TopologyError() error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

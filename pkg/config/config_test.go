@@ -1,0 +1,241 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/utils/ptr"
+)
+
+// The same configuration in the three formats, written as mirrord users write it.
+var full = map[string]string{
+	"json": `{
+  "target": {"path": "deployment/api/container/app", "namespace": "shop"},
+  "kube_context": "eu-1",
+  "operator": true,
+  "feature": {
+    "env": {"include": "DB_*;API_KEY", "override": {"LOG_LEVEL": "debug"}},
+    "fs": {"mode": "read", "read_write": ["^/tmp/.*"], "local": "^/home/.*"},
+    "network": {
+      "incoming": {
+        "mode": "steal",
+        "http_filter": {"header_filter": "^X-User: me$", "ports": [8080]},
+        "port_mapping": [[9090, 80]],
+        "ignore_ports": [9999]
+      },
+      "outgoing": {"tcp": true, "udp": false, "filter": {"local": ["tcp://10.0.0.0/8:5432", ":53"]}},
+      "dns": {"enabled": true}
+    }
+  },
+  "agent": {"ttl": 60, "startup_timeout": 90, "image": "ghcr.io/metalbear-co/mirrord:latest"}
+}`,
+	"yaml": `
+target:
+  path: deployment/api/container/app
+  namespace: shop
+kube_context: eu-1
+operator: true
+feature:
+  env:
+    include: DB_*;API_KEY
+    override:
+      LOG_LEVEL: debug
+  fs:
+    mode: read
+    read_write: ["^/tmp/.*"]
+    local: "^/home/.*"
+  network:
+    incoming:
+      mode: steal
+      http_filter:
+        header_filter: "^X-User: me$"
+        ports: [8080]
+      port_mapping: [[9090, 80]]
+      ignore_ports: [9999]
+    outgoing:
+      tcp: true
+      udp: false
+      filter:
+        local: ["tcp://10.0.0.0/8:5432", ":53"]
+    dns:
+      enabled: true
+agent:
+  ttl: 60
+  startup_timeout: 90
+  image: ghcr.io/metalbear-co/mirrord:latest
+`,
+	"toml": `
+kube_context = "eu-1"
+operator = true
+
+[target]
+path = "deployment/api/container/app"
+namespace = "shop"
+
+[feature.env]
+include = "DB_*;API_KEY"
+override = { LOG_LEVEL = "debug" }
+
+[feature.fs]
+mode = "read"
+read_write = ["^/tmp/.*"]
+local = "^/home/.*"
+
+[feature.network.incoming]
+mode = "steal"
+http_filter = { header_filter = "^X-User: me$", ports = [8080] }
+port_mapping = [[9090, 80]]
+ignore_ports = [9999]
+
+[feature.network.outgoing]
+tcp = true
+udp = false
+filter = { local = ["tcp://10.0.0.0/8:5432", ":53"] }
+
+[feature.network.dns]
+enabled = true
+
+[agent]
+ttl = 60
+startup_timeout = 90
+image = "ghcr.io/metalbear-co/mirrord:latest"
+`,
+}
+
+func TestParseFormats(t *testing.T) {
+	want := &File{
+		Target: ptr.To("deployment/api/container/app"), Namespace: ptr.To("shop"), KubeContext: ptr.To("eu-1"),
+		Env: Env{Include: []string{"DB_*", "API_KEY"}, Override: map[string]string{"LOG_LEVEL": "debug"}},
+		FS:  FS{Mode: ptr.To("read"), ReadWrite: []string{"^/tmp/.*"}, Local: []string{"^/home/.*"}},
+		Incoming: Incoming{Mode: ptr.To("steal"), Header: ptr.To("^X-User: me$"), Ports: []int32{8080},
+			IgnorePorts: []int32{9999}, PortMapping: [][2]int32{{80, 9090}}},
+		Outgoing:       Outgoing{TCP: ptr.To(true), UDP: ptr.To(false), Local: []string{"10.0.0.0/8:5432", ":53"}},
+		DNS:            ptr.To(true),
+		SessionTTL:     ptr.To[int32](60),
+		StartupTimeout: ptr.To(90 * time.Second),
+		Warnings: []string{
+			"operator ignored: sessions always run through the installation's controller",
+			"agent.image ignored: " + installationDecides,
+		},
+	}
+	for format, text := range full {
+		t.Run(format, func(t *testing.T) {
+			got, err := Parse([]byte(text), format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestShortForms(t *testing.T) {
+	for _, tc := range []struct {
+		text  string
+		check func(*File) bool
+	}{
+		{`{"target": "deploy/api"}`, func(f *File) bool { return *f.Target == "deploy/api" }},
+		{`{"target": {"path": {"deployment": "api", "container": "app"}}}`, func(f *File) bool { return *f.Target == "deployment/api" && *f.Container == "app" }},
+		{`{"feature": {"env": false}}`, func(f *File) bool { return *f.Env.Disabled }},
+		{`{"feature": {"fs": "localwithoverrides"}}`, func(f *File) bool { return *f.FS.Mode == "local" }},
+		{`{"feature": {"fs": false}}`, func(f *File) bool { return *f.FS.Mode == "local" }},
+		{`{"feature": {"network": {"incoming": "off", "outgoing": false, "dns": false}}}`, func(f *File) bool {
+			return *f.Incoming.Mode == "off" && !*f.Outgoing.TCP && !*f.Outgoing.UDP && !*f.DNS
+		}},
+		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"all_of": [{"header": "^a: b$"}, {"path": "^/x"}]}}}}}`, func(f *File) bool {
+			return *f.Incoming.Header == "^a: b$" && *f.Incoming.Path == "^/x"
+		}},
+		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_header_filter": {"filter": "^a: b$", "ports": [80]}}}}}`, func(f *File) bool {
+			return *f.Incoming.Header == "^a: b$" && f.Incoming.Ports[0] == 80
+		}},
+		{`{"feature": {"network": {"incoming": {"ports": 8080}}}}`, func(f *File) bool { return f.Incoming.Ports[0] == 8080 }},
+		{``, func(f *File) bool { return f.Target == nil }},
+	} {
+		f, err := Parse([]byte(tc.text), "yaml") // YAML is a superset of JSON
+		if err != nil {
+			t.Errorf("%s: %v", tc.text, err)
+			continue
+		}
+		if !tc.check(f) {
+			t.Errorf("%s: parsed as %+v", tc.text, f)
+		}
+	}
+}
+
+// Every bad key or value is an error naming the key and saying what to do.
+func TestErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		format, text string
+		want         []string
+	}{
+		{"json", `{"taget": "deploy/api"}`, []string{"taget: unknown key", `did you mean "target"`}},
+		{"yaml", "feature:\n  network:\n    incoming:\n      mode: stael\n", []string{"feature.network.incoming.mode", `"stael" is not one of mirror, steal, off`}},
+		{"toml", "[feature.network.incoming]\nmode = \"steal\"\nhttp_filter = { header_filter = \"(\" }\n", []string{"feature.network.incoming.http_filter.header_filter", "not a valid regular expression"}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"header_filter": "^(?!kube-probe)"}}}}}`, []string{"header_filter", "look-arounds are not supported"}},
+		{"json", `{"feature": {"network": {"incoming": {"http_filter": {"path_filter": "^/x"}}}}}`, []string{"feature.network.incoming", `set mode = "steal"`}},
+		{"json", `{"feature": {"network": {"incoming": {"ignore_ports": [70000]}}}}`, []string{"ignore_ports[0]", "70000 is out of range: use 1 to 65535"}},
+		{"json", `{"feature": {"network": {"incoming": {"port_mapping": [[80]]}}}}`, []string{"port_mapping[0]", "[LOCAL, REMOTE]"}},
+		{"json", `{"feature": {"network": {"incoming": {"ports": ["80"]}}}}`, []string{"ports[0]", `expected a number, got a string ("80")`}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"path": "^/a"}, {"path": "^/b"}]}}}}}`, []string{"any_of", "combine regexes"}},
+		{"json", `{"feature": {"network": {"outgoing": {"filter": {"local": ["a"], "remote": ["b"]}}}}}`, []string{"outgoing.filter", "exactly one of local"}},
+		{"json", `{"feature": {"env": {"include": "A", "exclude": "B"}}}`, []string{"feature.env", "exclusive"}},
+		{"json", `{"feature": {"copy_target": true}}`, []string{"feature.copy_target", "not supported"}},
+		{"json", `{"target": "deploy/api/bad"}`, []string{"target", "KIND/NAME"}},
+		{"json", `{"target": "targetless"}`, []string{"target", "targetless sessions are not supported"}},
+		{"json", `{"agent": {"ttl": 1}}`, []string{"agent.ttl", "use 5 to 3600"}},
+		{"json", `{"feature": {"fs": {"mode": "readwrite"}}}`, []string{"feature.fs.mode", "local, localwithoverrides, read, write"}},
+		{"json", `{"feature": {"env": {"override": {"A": 1}}}}`, []string{"feature.env.override.A", "expected a string"}},
+		{"json", `{"target": "deploy/api"} {}`, []string{"more than one value"}},
+		{"json", `{"target": `, []string{"not valid JSON"}},
+		{"yaml", "target: a\ntarget: b\n", []string{"not valid YAML"}},
+		{"toml", "target = \n", []string{"not valid TOML", "line 1"}},
+		{"ini", "", []string{"name the file .json, .yaml, .yml or .toml"}},
+		{"json", `[1, 2]`, []string{"expected a table of keys"}},
+	} {
+		_, err := Parse([]byte(tc.text), tc.format)
+		if err == nil {
+			t.Errorf("%s %q: no error", tc.format, tc.text)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s %q: error %q does not say %q", tc.format, tc.text, err, w)
+			}
+		}
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for path, want := range map[string]string{"a.json": "json", ".mirrord/mirrord.YAML": "yaml", "x.yml": "yaml", "c.toml": "toml", "noext": ""} {
+		if got := Format(path); got != want {
+			t.Errorf("Format(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+// FuzzParse: no input makes the parser panic, and whatever parses names a valid target.
+func FuzzParse(f *testing.F) {
+	for format, text := range full {
+		f.Add([]byte(text), format)
+	}
+	f.Add([]byte(`{"feature": {"network": {"incoming": {"port_mapping": [[1, 2]]}}}}`), "json")
+	f.Add([]byte("feature:\n  fs: write\n"), "yaml")
+	f.Fuzz(func(t *testing.T, b []byte, format string) {
+		c, err := Parse(b, format)
+		if err != nil {
+			if c != nil {
+				t.Fatal("a file and an error")
+			}
+			return
+		}
+		for _, m := range c.Incoming.PortMapping {
+			if m[0] < 1 || m[0] > 65535 || m[1] < 1 || m[1] > 65535 {
+				t.Fatalf("port mapping %v out of range", m)
+			}
+		}
+	})
+}

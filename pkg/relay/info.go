@@ -1,0 +1,79 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/version"
+)
+
+// InfoPath is where a relay describes its installation (GET, JSON). Whoever may open a
+// session may read it, through the same service proxy: `kubectl mirrord status` does.
+const InfoPath = "/info"
+
+// Info describes the installation a relay belongs to.
+type Info struct {
+	ClusterName    string `json:"clusterName"`
+	Roles          string `json:"roles"`
+	Primary        bool   `json:"primary"`
+	Workload       bool   `json:"workload"`
+	Default        bool   `json:"default"`
+	ManagementOnly bool   `json:"managementOnly"`
+	Namespace      string `json:"namespace"`
+	// Problem says what an admin must fix before sessions work (a Primary's topology).
+	Problem string       `json:"problem,omitempty"`
+	Pod     string       `json:"pod,omitempty"`
+	Version version.Info `json:"version"`
+}
+
+func infoOf(r roles.Roles, namespace string) Info {
+	return Info{ClusterName: r.ClusterName, Roles: r.String(), Primary: r.Primary, Workload: r.Workload,
+		Default: r.Default, ManagementOnly: r.ManagementOnly, Namespace: namespace,
+		Pod: os.Getenv("POD_NAME"), Version: version.Get()}
+}
+
+// infoHandler answers with info; a Primary's topology is checked on each request (any
+// replica answers, and only the leader runs informers).
+func (s *Server) infoHandler(info Info) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := info
+		if s.Roles.Primary {
+			members, err := s.Mirrord.MirrordV1alpha1().MirrordClusters().List(r.Context(), metav1.ListOptions{})
+			if err != nil {
+				out.Problem = "cannot list MirrordClusters: " + err.Error()
+			} else {
+				ptrs := make([]*mirrordv1alpha1.MirrordCluster, len(members.Items))
+				for i := range members.Items {
+					ptrs[i] = &members.Items[i]
+				}
+				if err := roles.ValidateTopology(s.Roles, ptrs); err != nil {
+					out.Problem = err.Error()
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
+}
+
+// GetInfo asks the relay of namespace through the API server's service proxy.
+func GetInfo(ctx context.Context, kube kubernetes.Interface, namespace string) (Info, error) {
+	var info Info
+	b, err := kube.CoreV1().Services(namespace).ProxyGet("", ServiceName, PortName, InfoPath, nil).DoRaw(ctx)
+	if err != nil {
+		return info, err
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return info, fmt.Errorf("the relay in %s answered something that is not its description (%v): is kubectl-mirrord's controller of the same version?", namespace, err)
+	}
+	return info, nil
+}
