@@ -6,13 +6,16 @@ package local_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/incoming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/netstack"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/remotefs"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
@@ -31,12 +35,19 @@ const (
 	svcIP   = "10.96.7.7"
 )
 
+// remoteDirs are the target's volumes: paths this machine does not have (so the sandbox
+// makes them in overlays: /etc and, through the /var/run symlink, /run).
+var remoteDirs = []string{"/etc/mirrord-test-config", "/var/run/secrets/mirrord-test/serviceaccount"}
+
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == sandbox.InitArg {
 		sandbox.Init()
 	}
 	if os.Getenv("MIRRORD_TEST_COMMAND") == "1" {
 		os.Exit(command())
+	}
+	if os.Getenv("MIRRORD_TEST_PARENT") == "1" {
+		os.Exit(parent())
 	}
 	os.Exit(m.Run())
 }
@@ -50,6 +61,16 @@ func command() int {
 		return 3
 	}
 	fmt.Println("env:", os.Getenv("FROM_TARGET"))
+	// The target's volumes, served through the session by FUSE.
+	for _, dir := range remoteDirs {
+		names, err := os.ReadDir(dir)
+		fmt.Println("readdir:", dir, len(names), err)
+		b, err := os.ReadFile(dir + "/greeting")
+		fmt.Printf("file: %s %q %v\n", dir, b, err)
+	}
+	if err := os.WriteFile(remoteDirs[0]+"/new", []byte("x"), 0o644); err != nil {
+		fmt.Println("write refused:", errors.Is(err, syscall.EROFS))
+	}
 	addrs, err := net.LookupHost("api") // the search list of the target's resolv.conf
 	fmt.Println("lookup:", addrs, err)
 	resp, err := http.Get("http://api:80/")
@@ -67,8 +88,31 @@ func command() int {
 	return 7
 }
 
+// parent starts a sandboxed sleep, says its pid, and waits to be killed.
+func parent() int {
+	sb, err := sandbox.Start(sandbox.Options{Command: []string{"/bin/sh", "-c", "exec sleep 300"}, Env: []string{"PATH=/usr/bin:/bin"}})
+	if err != nil {
+		fmt.Println("start:", err)
+		return 1
+	}
+	go func() { _, _ = sb.Run() }()
+	fmt.Println("pid", sb.PID())
+	select {}
+}
+
 // fakeSession serves the protocol the way the Primary would.
 func fakeSession(t *testing.T, cluster string, incomingAnswer chan<- string) *protocol.Client {
+	// The volumes' contents live in a directory of this machine; the fake agent translates.
+	volumes := t.TempDir()
+	for i, dir := range remoteDirs {
+		d := volumes + dir
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(d+"/greeting", []byte(fmt.Sprintf("hello from volume %d", i)), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +139,14 @@ func fakeSession(t *testing.T, cluster string, incomingAnswer chan<- string) *pr
 					return
 				}
 				switch req.Op {
+				case protocol.OpMounts:
+					var ms []protocol.Mount
+					for _, d := range remoteDirs {
+						ms = append(ms, protocol.Mount{Path: d, Dir: true})
+					}
+					_ = protocol.WriteMessage(st, protocol.Response{Mounts: ms})
+				case protocol.OpStat, protocol.OpReadDir, protocol.OpOpen:
+					serveFile(st, volumes+req.Path, req)
 				case protocol.OpDNS:
 					_ = protocol.WriteMessage(st, protocol.Response{Data: answer(req.Data)})
 				case protocol.OpDial:
@@ -151,6 +203,61 @@ func fakeSession(t *testing.T, cluster string, incomingAnswer chan<- string) *pr
 	return protocol.NewClient(sess)
 }
 
+// serveFile answers file operations on path as the agent does (stat, readdir, and reads of
+// an open file).
+func serveFile(st io.ReadWriter, path string, req protocol.Request) {
+	fail := func(err error) {
+		var errno syscall.Errno
+		if !errors.As(err, &errno) {
+			errno = syscall.EIO
+		}
+		_ = protocol.WriteMessage(st, protocol.Response{Error: err.Error(), Errno: int(errno)})
+	}
+	var s syscall.Stat_t
+	if err := syscall.Lstat(path, &s); err != nil {
+		fail(err)
+		return
+	}
+	stat := &protocol.Stat{Mode: s.Mode, Size: s.Size, Nlink: uint64(s.Nlink), Ino: s.Ino, Mtime: s.Mtim.Nano()}
+	switch req.Op {
+	case protocol.OpStat:
+		_ = protocol.WriteMessage(st, protocol.Response{Stat: stat})
+	case protocol.OpReadDir:
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			fail(err)
+			return
+		}
+		var out []protocol.DirEntry
+		for _, e := range entries {
+			out = append(out, protocol.DirEntry{Name: e.Name(), Type: e.Type()})
+		}
+		_ = protocol.WriteMessage(st, protocol.Response{Entries: out})
+	case protocol.OpOpen:
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fail(err)
+			return
+		}
+		_ = protocol.WriteMessage(st, protocol.Response{})
+		for {
+			var op protocol.FileOp
+			if protocol.ReadMessage(st, &op) != nil {
+				return
+			}
+			switch op.Op {
+			case "read":
+				end := min(int(op.Offset)+op.Length, len(b))
+				_ = protocol.WriteMessage(st, protocol.Response{Data: b[min(int(op.Offset), end):end]})
+			case "stat":
+				_ = protocol.WriteMessage(st, protocol.Response{Stat: stat})
+			default:
+				_ = protocol.WriteMessage(st, protocol.Response{Error: "read-only", Errno: int(syscall.EROFS)})
+			}
+		}
+	}
+}
+
 // answer resolves svcName to svcIP, anything else to NXDOMAIN.
 func answer(q []byte) []byte {
 	var p dnsmessage.Parser
@@ -186,6 +293,7 @@ func TestSandboxThroughSession(t *testing.T) {
 	self, _ := os.Executable()
 	var out strings.Builder
 	sb, err := sandbox.Start(sandbox.Options{
+		RemoteDirs: remoteDirs,
 		Command:    []string{self},
 		Env:        []string{"MIRRORD_TEST_COMMAND=1", "FROM_TARGET=yes"},
 		ResolvConf: outgoing.SandboxResolvConf([]byte("nameserver 10.96.0.10\nsearch shop.svc.cluster.local svc.cluster.local\noptions ndots:5\n"), h.DNSAddr),
@@ -193,6 +301,18 @@ func TestSandboxThroughSession(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(sb.Remote) != len(remoteDirs) {
+		sb.Kill()
+		t.Fatalf("mounted %d remote directories, skipped %v", len(sb.Remote), sb.Skipped)
+	}
+	for _, rd := range sb.Remote {
+		_, err := remotefs.Serve(rd.Device, client, rd.Path, false)
+		rd.Device.Close()
+		if err != nil {
+			sb.Kill()
+			t.Fatal(err)
+		}
 	}
 	st, err := netstack.New(sb.TUN, h)
 	if err != nil {
@@ -211,7 +331,9 @@ func TestSandboxThroughSession(t *testing.T) {
 	if err != nil || code != 7 {
 		t.Fatalf("exit %d, %v", code, err)
 	}
-	for _, want := range []string{"env: yes", "lookup: [" + svcIP + "]", "get: hello from the cluster"} {
+	for _, want := range []string{"env: yes", "lookup: [" + svcIP + "]", "get: hello from the cluster",
+		"readdir: /etc/mirrord-test-config 1 <nil>", `file: /etc/mirrord-test-config "hello from volume 0" <nil>`,
+		`file: /var/run/secrets/mirrord-test/serviceaccount "hello from volume 1" <nil>`, "write refused: true"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -223,6 +345,37 @@ func TestSandboxThroughSession(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("the incoming request was not answered")
+	}
+}
+
+// TestKill9LeavesNoCommand: when kubectl mirrord is killed with SIGKILL, the command dies too.
+func TestKill9LeavesNoCommand(t *testing.T) {
+	if err := sandbox.Supported(); err != nil {
+		t.Skip(err)
+	}
+	self, _ := os.Executable()
+	for i := range 5 {
+		cmd := exec.Command(self, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "MIRRORD_TEST_PARENT=1")
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		if _, err := fmt.Fscanf(out, "pid %d\n", &pid); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i*50) * time.Millisecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		deadline := time.Now().Add(2 * time.Second)
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("run %d: the command (pid %d) outlived its kill -9'd parent", i, pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 

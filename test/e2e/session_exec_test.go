@@ -37,7 +37,7 @@ func TestExecTopologyB(t *testing.T) {
 	ctx := f.Context(15 * time.Minute)
 	c2, c3 := f.Clusters[1], f.Clusters[2]
 	ns := f.SharedNamespace(f.Clusters...)
-	f.EchoApp(ctx, c2, ns, "api", 1)
+	deployWithConfig(ctx, t, f, c2, ns) // api with ConfigMap "app" mounted at /etc/app
 	f.EchoApp(ctx, c3, ns, "api", 1)
 	f.EchoApp(ctx, c2, ns, "backend", 1)
 	echoBin := buildEcho(t)
@@ -45,7 +45,8 @@ func TestExecTopologyB(t *testing.T) {
 	t.Run("a static Go binary and a Python script see the Default cluster", func(t *testing.T) {
 		// The env var, then a Service of the Default cluster by its short name (the target's
 		// search list), through the target's network.
-		script := fmt.Sprintf(`echo "CLUSTER_NAME=$CLUSTER_NAME"; %s get http://backend:8080/static`, echoBin)
+		// The target's volumes: its ConfigMap and its service-account token, through FUSE.
+		script := fmt.Sprintf(`echo "CLUSTER_NAME=$CLUSTER_NAME"; cat /etc/app/config.yaml; test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token-present; %s get http://backend:8080/static`, echoBin)
 		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--incoming", "off", "--", "sh", "-c", script)
 		if err != nil {
 			t.Fatalf("exec: %v\n%s", err, out)
@@ -53,17 +54,21 @@ func TestExecTopologyB(t *testing.T) {
 		if !strings.Contains(out, "CLUSTER_NAME=c2") {
 			t.Errorf("the Go binary's shell did not see the Default cluster's env:\n%s", out)
 		}
+		if !strings.Contains(out, "mode: remote") || !strings.Contains(out, "token-present") {
+			t.Errorf("the shell did not read the target's ConfigMap and token:\n%s", out)
+		}
 		if r := lastReply(t, out); r.Cluster != "c2" || !strings.HasPrefix(r.Pod, "backend-") || r.Path != "/static" {
 			t.Errorf("the Go binary reached %+v", r)
 		}
 		py := `import os, json, urllib.request
 print("CLUSTER_NAME=" + os.environ["CLUSTER_NAME"])
+print("config " + open("/etc/app/config.yaml").read().strip())
 print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().decode())`
 		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--incoming", "off", "--", "python3", "-c", py)
 		if err != nil {
 			t.Fatalf("exec python: %v\n%s", err, out)
 		}
-		if r := lastReply(t, out); !strings.Contains(out, "CLUSTER_NAME=c2") || r.Cluster != "c2" || r.Path != "/python" {
+		if r := lastReply(t, out); !strings.Contains(out, "CLUSTER_NAME=c2") || !strings.Contains(out, "config mode: remote") || r.Cluster != "c2" || r.Path != "/python" {
 			t.Errorf("python saw:\n%s", out)
 		}
 	})

@@ -25,6 +25,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/incoming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/netstack"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/remotefs"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
@@ -163,9 +164,27 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 		}
 		opts.ResolvConf = outgoing.SandboxResolvConf(r.Data, h.DNSAddr)
 	}
+	var err error
+	if opts.RemoteDirs, err = o.remoteDirs(client, spec.Features.FS); err != nil {
+		return -1, err
+	}
 	sb, err := sandbox.Start(opts)
 	if err != nil {
 		return -1, err
+	}
+	for _, why := range sb.Skipped {
+		o.logf("remote directory not mounted: %s", why)
+	}
+	fs := spec.Features.FS
+	writable := fs.Mode == mirrordv1alpha1.FSModeWrite || len(fs.ReadWrite) > 0
+	for _, rd := range sb.Remote {
+		// The mount goes with the sandbox's mount namespace; the server then stops by itself.
+		_, err := remotefs.Serve(rd.Device, client, rd.Path, writable)
+		rd.Device.Close()
+		if err != nil {
+			sb.Kill()
+			return -1, fmt.Errorf("serving the target's %s: %w", rd.Path, err)
+		}
 	}
 	st, err := netstack.New(sb.TUN, h)
 	if err != nil {
@@ -213,6 +232,27 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 		}
 	}()
 	return sb.Run()
+}
+
+// remoteDirs are the target's volume directories to show the command (none with fs mode
+// local and no overrides that read remotely).
+func (o *Options) remoteDirs(client *protocol.Client, fs mirrordv1alpha1.FSFeature) ([]string, error) {
+	if fs.Mode == mirrordv1alpha1.FSModeLocal && len(fs.ReadOnly) == 0 && len(fs.ReadWrite) == 0 {
+		return nil, nil
+	}
+	r, err := client.Do(protocol.Request{Op: protocol.OpMounts})
+	if err != nil {
+		return nil, fmt.Errorf("listing the target's volumes: %w", err)
+	}
+	var dirs []string
+	for _, m := range r.Mounts {
+		if !m.Dir {
+			o.logf("remote file %s not shown: single-file (subPath) volumes are not mounted", m.Path)
+			continue
+		}
+		dirs = append(dirs, m.Path)
+	}
+	return dirs, nil
 }
 
 // forwardLocal connects the command's 127.0.0.1:port to the developer's.

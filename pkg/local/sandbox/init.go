@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"unsafe"
 
@@ -21,6 +22,7 @@ const ctlFD = 3
 // Init is the sandbox's first process: it never returns. It sets the namespaces up, reports
 // to the parent, waits for the go-ahead and becomes the command.
 func Init() {
+	parentPID := os.Getppid()
 	ctl := os.NewFile(ctlFD, "sandbox-ctl")
 	buf := make([]byte, 1<<20)
 	n, err := ctl.Read(buf)
@@ -29,15 +31,15 @@ func Init() {
 	}
 	var cfg initConfig
 	if err := json.Unmarshal(buf[:n], &cfg); err != nil {
-		report(ctl, fmt.Errorf("sandbox configuration: %w", err), nil)
+		report(ctl, initReport{Error: "sandbox configuration: " + err.Error()}, nil)
 		os.Exit(125)
 	}
-	fds, err := setup(cfg)
+	rep, fds, err := setup(cfg)
 	if err != nil {
-		report(ctl, err, nil)
+		report(ctl, initReport{Error: err.Error()}, nil)
 		os.Exit(125)
 	}
-	if err := report(ctl, nil, fds); err != nil {
+	if err := report(ctl, rep, fds); err != nil {
 		os.Exit(125)
 	}
 	for _, fd := range fds {
@@ -53,16 +55,23 @@ func Init() {
 		fmt.Fprintf(os.Stderr, "kubectl-mirrord: %v\n", err)
 		os.Exit(127)
 	}
+	// The parent-death signal belongs to a thread. The parent set it on this process's first
+	// thread, but the Go runtime may run this goroutine on another, and execve from another
+	// thread makes that thread the process, without it: set it again on the thread that
+	// execs (then kubectl mirrord's kill -9 always takes the command with it).
+	runtime.LockOSThread()
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		os.Exit(125)
+	}
+	if os.Getppid() != parentPID {
+		os.Exit(125) // the parent died before the signal was set again
+	}
 	err = unix.Exec(path, cfg.Command, cfg.Env)
 	fmt.Fprintf(os.Stderr, "kubectl-mirrord: running %s: %v\n", cfg.Command[0], err)
 	os.Exit(126)
 }
 
-func report(ctl *os.File, err error, fds []int) error {
-	var r initReport
-	if err != nil {
-		r.Error = err.Error()
-	}
+func report(ctl *os.File, r initReport, fds []int) error {
 	b, _ := json.Marshal(r)
 	var oob []byte
 	if len(fds) > 0 {
@@ -94,37 +103,49 @@ func lookPath(file string, env []string) (string, error) {
 }
 
 // setup builds the sandbox and returns the descriptors for the parent: the TUN, then one
-// listener per local port.
-func setup(cfg initConfig) ([]int, error) {
+// listener per local port, then one FUSE device per mounted remote directory.
+func setup(cfg initConfig) (initReport, []int, error) {
+	var rep initReport
 	// Nothing mounted here may reach the developer's mount namespace.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return nil, fmt.Errorf("making mounts private: %w", err)
+		return rep, nil, fmt.Errorf("making mounts private: %w", err)
 	}
 	tun, err := network()
 	if err != nil {
-		return nil, err
+		return rep, nil, err
 	}
 	fds := []int{tun}
 	for _, p := range cfg.LocalPorts {
 		ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
-			return nil, fmt.Errorf("local port %d: %w", p, err)
+			return rep, nil, fmt.Errorf("local port %d: %w", p, err)
 		}
 		f, err := ln.(*net.TCPListener).File()
 		if err != nil {
-			return nil, err
+			return rep, nil, err
 		}
 		fds = append(fds, int(f.Fd()))
 	}
+	// Remote directories before resolv.conf: shadowing /etc would hide its bind mount.
+	m := &mounter{shadowed: map[string]bool{}}
+	for _, dir := range cfg.RemoteDirs {
+		fd, err := m.mountRemote(dir)
+		if err != nil {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", dir, err))
+			continue
+		}
+		rep.Mounted = append(rep.Mounted, dir)
+		fds = append(fds, fd)
+	}
 	if len(cfg.ResolvConf) > 0 {
 		if err := bindContent("/etc/resolv.conf", cfg.ResolvConf); err != nil {
-			return nil, fmt.Errorf("replacing /etc/resolv.conf: %w", err)
+			return rep, nil, fmt.Errorf("replacing /etc/resolv.conf: %w", err)
 		}
 	}
 	if cfg.Hostname != "" {
 		_ = unix.Sethostname([]byte(cfg.Hostname))
 	}
-	return fds, nil
+	return rep, fds, nil
 }
 
 // bindContent shows content at path: a file on a private tmpfs, bind-mounted over path.

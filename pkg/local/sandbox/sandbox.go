@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +52,9 @@ type Options struct {
 	// LocalPorts are TCP ports of the developer's machine the command reaches on its own
 	// 127.0.0.1 (its loopback is its own).
 	LocalPorts []uint16
+	// RemoteDirs are directories of the target (its volumes) to mount with FUSE at the same
+	// paths inside; the parent serves each on the descriptor it gets back (Sandbox.Remote).
+	RemoteDirs []string
 	Stdin      io.Reader
 	Stdout     io.Writer
 	Stderr     io.Writer
@@ -63,12 +67,23 @@ type initConfig struct {
 	ResolvConf []byte   `json:"resolvConf,omitempty"`
 	Hostname   string   `json:"hostname,omitempty"`
 	LocalPorts []uint16 `json:"localPorts,omitempty"`
+	RemoteDirs []string `json:"remoteDirs,omitempty"`
 }
 
 // initReport is the init's answer: an error, or the descriptors (TUN first, then one
-// listener per local port) in the same message's SCM_RIGHTS.
+// listener per local port, then one FUSE device per Mounted directory) in the same
+// message's SCM_RIGHTS.
 type initReport struct {
-	Error string `json:"error,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Mounted []string `json:"mounted,omitempty"`
+	// Skipped are remote directories not mounted, each with the reason.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// RemoteDir is a FUSE mount inside the sandbox, waiting to be served.
+type RemoteDir struct {
+	Path   string
+	Device *os.File
 }
 
 // Sandbox is a started command in its namespaces.
@@ -82,6 +97,11 @@ type Sandbox struct {
 	TUN *os.File
 	// Listeners accept on the command's 127.0.0.1:LocalPorts[i].
 	Listeners []net.Listener
+	// Remote are the mounted RemoteDirs: serve each before Run (the command would hang on
+	// an unserved mount).
+	Remote []RemoteDir
+	// Skipped says which RemoteDirs could not be mounted and why.
+	Skipped []string
 }
 
 // Supported says whether this machine lets this process create the namespaces, and if not,
@@ -128,12 +148,25 @@ func Start(o Options) (*Sandbox, error) {
 		// The command must not outlive the CLI (kill -9 included): its network dies with it.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if err := cmd.Start(); err != nil {
+	s := &Sandbox{cmd: cmd, ctl: parent, done: make(chan struct{})}
+	// Pdeathsig fires when the *thread* that forked exits, and Go ends a thread whenever a
+	// goroutine locked to it returns (netlink and friends do that). So the fork happens on a
+	// thread this goroutine holds until the command is gone.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the command
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	if err := <-started; err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("creating the namespaces (%w); where they are not allowed use --proxy-mode", err)
 	}
-	s := &Sandbox{cmd: cmd, ctl: parent, done: make(chan struct{})}
-	go func() { s.err = cmd.Wait(); close(s.done) }()
 	if err := s.handshake(o); err != nil {
 		s.Kill()
 		return nil, err
@@ -142,12 +175,12 @@ func Start(o Options) (*Sandbox, error) {
 }
 
 func (s *Sandbox) handshake(o Options) error {
-	cfg, _ := json.Marshal(initConfig{Command: o.Command, Env: o.Env, ResolvConf: o.ResolvConf, Hostname: o.Hostname, LocalPorts: o.LocalPorts})
+	cfg, _ := json.Marshal(initConfig{Command: o.Command, Env: o.Env, ResolvConf: o.ResolvConf, Hostname: o.Hostname, LocalPorts: o.LocalPorts, RemoteDirs: o.RemoteDirs})
 	if _, err := s.ctl.Write(cfg); err != nil {
 		return fmt.Errorf("configuring the sandbox: %w", err)
 	}
 	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4*(1+len(o.LocalPorts))))
+	oob := make([]byte, unix.CmsgSpace(4*(1+len(o.LocalPorts)+len(o.RemoteDirs))))
 	n, oobn, _, _, err := unix.Recvmsg(int(s.ctl.Fd()), buf, oob, 0)
 	if err != nil || n == 0 {
 		select {
@@ -169,11 +202,15 @@ func (s *Sandbox) handshake(o Options) error {
 		return fmt.Errorf("the sandbox sent no descriptors: %v", err)
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1+len(o.LocalPorts) {
-		return fmt.Errorf("the sandbox sent %d descriptors, want %d: %v", len(fds), 1+len(o.LocalPorts), err)
+	if want := 1 + len(o.LocalPorts) + len(rep.Mounted); err != nil || len(fds) != want {
+		return fmt.Errorf("the sandbox sent %d descriptors, want %d: %v", len(fds), want, err)
 	}
 	s.TUN = os.NewFile(uintptr(fds[0]), "tun")
-	for i, fd := range fds[1:] {
+	for i, fd := range fds[1+len(o.LocalPorts):] {
+		s.Remote = append(s.Remote, RemoteDir{Path: rep.Mounted[i], Device: os.NewFile(uintptr(fd), "fuse:"+rep.Mounted[i])})
+	}
+	s.Skipped = rep.Skipped
+	for i, fd := range fds[1 : 1+len(o.LocalPorts)] {
 		f := os.NewFile(uintptr(fd), fmt.Sprintf("listener-%d", o.LocalPorts[i]))
 		ln, err := net.FileListener(f)
 		f.Close()

@@ -1,10 +1,13 @@
 // Command echo is the sample app of the rig and the e2e tests, and their in-pod probe.
 //
 //	echo serve [-addr :8080]        HTTP server answering every request with a JSON
-//	                                description of itself and the request
-//	echo get [-retry-for D] URL     GET URL (DNS through the pod's resolver), print the body;
-//	                                retry failed connections for up to D (a Service's rules
-//	                                reach kube-proxy a moment after its pods are ready)
+//	                                description of itself and the request; /bytes/N answers
+//	                                N bytes (for throughput)
+//	echo get [-retry-for D] [-discard] URL
+//	                                GET URL (DNS through the pod's resolver), print the body
+//	                                (-discard: print "bytes N seconds S" instead); retry
+//	                                failed connections for up to D (a Service's rules reach
+//	                                kube-proxy a moment after its pods are ready)
 //	echo namespaces -kubeconfig F   list the namespaces of the cluster F points at
 //
 // The probe subcommands exist because busybox wget cannot speak TLS to Go servers.
@@ -19,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +68,22 @@ func serve(args []string) error {
 	addr := fs.String("addr", ":8080", "listen address")
 	_ = fs.Parse(args)
 	host, _ := os.Hostname()
+	http.HandleFunc("/bytes/", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/bytes/"), 10, 64)
+		if err != nil || n < 0 {
+			http.Error(w, "want /bytes/N", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		buf := make([]byte, 256<<10)
+		for n > 0 {
+			k, err := w.Write(buf[:min(n, int64(len(buf)))])
+			if err != nil {
+				return
+			}
+			n -= int64(k)
+		}
+	})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		w.Header().Set("Content-Type", "application/json")
@@ -78,12 +98,14 @@ func serve(args []string) error {
 func get(args []string) error {
 	fs := flag.NewFlagSet("get", flag.ExitOnError)
 	retryFor := fs.Duration("retry-for", 0, "retry failed connections for this long")
+	discard := fs.Bool("discard", false, `print "bytes N seconds S" instead of the body`)
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
 		return fmt.Errorf("usage: echo get [-retry-for D] URL")
 	}
 	url := fs.Arg(0)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: 5 * time.Minute}
+	start := time.Now()
 	deadline := time.Now().Add(*retryFor)
 	resp, err := client.Get(url)
 	for err != nil && time.Now().Before(deadline) {
@@ -95,7 +117,13 @@ func get(args []string) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
+	if *discard {
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("bytes %d seconds %f\n", n, time.Since(start).Seconds())
+	} else if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {

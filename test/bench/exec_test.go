@@ -1,0 +1,252 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/test/bench/report"
+	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
+)
+
+// TestBenchExec measures what a developer feels of `kubectl mirrord exec`, each against a
+// baseline measured in the same run:
+//   - exec to the command running with every agent ready, 3 clusters against 1 (topology A
+//     against the single-cluster install), warm;
+//   - one stolen HTTP request's round trip (header-filtered steal, keep-alive client) against
+//     the same request through `kubectl port-forward` to the target;
+//   - bulk download by the command from a Service of the Default cluster (outgoing) against
+//     the same download through `kubectl port-forward`.
+func TestBenchExec(t *testing.T) {
+	f := framework.New(t)
+	f.RequireClusters(3)
+	reps := envInt(t, "MIRRORD_BENCH_COUNT", 5)
+	ctx := f.Context(30 * time.Minute)
+	c1 := f.Clusters[0]
+	echo := buildEcho(t)
+
+	f.InstallAlone(ctx, c1)
+	ns := f.SharedNamespace(f.Clusters...)
+	for _, c := range f.Clusters {
+		f.EchoApp(ctx, c, ns, "api", 1)
+	}
+
+	one := startups(ctx, t, f, ns, reps)
+	rtt, pfRTT := roundTrips(ctx, t, f, ns, echo)
+	bulk, pfBulk := downloads(ctx, t, f, ns, echo, 3)
+
+	// Topology A: c1 Primary+Workload+Default, c2 and c3 Workloads.
+	for _, c := range f.Clusters[1:] {
+		f.Install(ctx, c, "workload")
+		if out, err := f.RunPlugin(ctx, c1, "cluster", "register", c.Name, "--member-kubeconfig", c.Kubeconfig, "--server", c.InternalServer, "--workload"); err != nil {
+			t.Fatalf("registering %s: %v\n%s", c.Name, err, out)
+		}
+	}
+	t.Cleanup(func() { _, _ = f.Kubectl(c1, "delete", "mirrordclusters", "--all", "--wait=true") })
+	three := startups(ctx, t, f, ns, reps)
+
+	startOne := report.Row{Name: "exec to command running, 1 cluster (warm)", Unit: "s", Samples: one}
+	startOne.AtMost(2)
+	startThree := report.Row{Name: "exec to command running, 3 clusters (warm)", Unit: "s", Samples: three,
+		Baseline: "the same, 1 cluster", BaselineSamples: one}
+	startThree.RatioAtMost(1.3)
+	steal := report.Row{Name: "stolen HTTP request round trip (header filter, keep-alive)", Unit: "ms", Samples: rtt,
+		Baseline: "same request through kubectl port-forward", BaselineSamples: pfRTT}
+	steal.RatioAtMost(1.2)
+	out := report.Row{Name: "outgoing bulk download by the command (64 MiB)", Unit: "MiB/s", Samples: bulk,
+		Baseline: "same download through kubectl port-forward", BaselineSamples: pfBulk}
+	out.RatioAtLeast(0.8)
+	report.Record(t, startOne, startThree, steal, out)
+}
+
+// buildEcho builds the sample app for this machine: the local server and client.
+func buildEcho(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "echo")
+	cmd := exec.Command("go", "build", "-o", bin, "./test/images/echo")
+	cmd.Dir = framework.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the echo sample: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startups runs `exec -- sh -c 'echo started'` reps times (after one warm-up) and returns the
+// seconds from starting exec to the command's first output.
+func startups(ctx context.Context, t *testing.T, f *framework.Framework, ns string, reps int) []float64 {
+	var out []float64
+	for i := range reps + 1 {
+		start := time.Now()
+		cmd, buf := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-q", "-t", "deploy/api", "--incoming", "off", "--", "sh", "-c", "echo started; exec sleep 60")
+		if _, err := buf.WaitFor(ctx, "started", 2*time.Minute); err != nil {
+			t.Fatalf("exec: %v\n%s", err, buf.String())
+		}
+		d := time.Since(start)
+		stop(cmd)
+		if i > 0 {
+			out = append(out, d.Seconds())
+		}
+		t.Logf("exec to running: %s", d)
+	}
+	return out
+}
+
+// stop interrupts a plugin process as Ctrl-C would and waits for it.
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// portForward runs kubectl port-forward to the target pod and returns the local address.
+func portForward(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ns, pod string) (string, func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.CommandContext(ctx, f.KubectlPath, "--kubeconfig", c.Kubeconfig, "-n", ns, "port-forward", "pod/"+pod, fmt.Sprintf("%d:8080", port))
+	buf := &framework.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = buf, buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buf.WaitFor(ctx, "Forwarding from", 30*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("port-forward: %v\n%s", err, buf.String())
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port), func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+}
+
+func targetPod(ctx context.Context, t *testing.T, c *framework.Cluster, ns string) (name, ip string) {
+	pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("target pods: %d %v", len(pods.Items), err)
+	}
+	return pods.Items[0].Name, pods.Items[0].Status.PodIP
+}
+
+const requests = 300
+
+// timeRequests sends requests GETs with header on one keep-alive connection to addr and
+// returns each round trip in milliseconds; every answer must come from want's cluster.
+func timeRequests(t *testing.T, addr string, header map[string]string, want string) []float64 {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	var ms []float64
+	for i := range requests + 10 {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/rtt", nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Cluster string }
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(start)
+		if r.Cluster != want {
+			t.Fatalf("request %d answered by %q, want %q", i, r.Cluster, want)
+		}
+		if i >= 10 { // the first ones open the connection
+			ms = append(ms, float64(d.Microseconds())/1000)
+		}
+	}
+	return ms
+}
+
+// roundTrips measures a stolen request against port-forward, on the single-cluster install.
+func roundTrips(ctx context.Context, t *testing.T, f *framework.Framework, ns, echo string) (stolen, forwarded []float64) {
+	c := f.Clusters[0]
+	pod, ip := targetPod(ctx, t, c, ns)
+	addr, closePF := portForward(ctx, t, f, c, ns, pod)
+	forwarded = timeRequests(t, addr, nil, c.Name)
+	closePF()
+
+	cmd, buf := f.StartPlugin(c, "-n", ns, "exec", "-t", "deploy/api", "--steal", "--ports", "8080",
+		"--http-header-filter", "^X-Bench: 1$", "--env-override", "CLUSTER_NAME=local", "--", echo, "serve", "-addr", "127.0.0.1:8080")
+	defer stop(cmd)
+	if _, err := buf.WaitFor(ctx, "running ", 2*time.Minute); err != nil {
+		t.Fatalf("exec: %v\n%s", err, buf.String())
+	}
+	target := net.JoinHostPort(ip, "8080")
+	f.Eventually(ctx, 30*time.Second, "the steal answering", func(ctx context.Context) error {
+		resp, err := http.Get("http://" + target + "/ping")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	stolen = timeRequests(t, target, map[string]string{"X-Bench": "1"}, "local")
+	t.Logf("round trip ms: stolen %s; port-forward %s", quantiles(stolen), quantiles(forwarded))
+	return stolen, forwarded
+}
+
+var bytesRE = regexp.MustCompile(`bytes (\d+) seconds ([0-9.]+)`)
+
+const bulkBytes = 64 << 20
+
+// downloads measures the command's download from the Default cluster's Service against the
+// same download through port-forward, in MiB/s.
+func downloads(ctx context.Context, t *testing.T, f *framework.Framework, ns, echo string, reps int) (outgoing, forwarded []float64) {
+	c := f.Clusters[0]
+	pod, _ := targetPod(ctx, t, c, ns)
+	url := fmt.Sprintf("/bytes/%d", bulkBytes)
+	parse := func(out string) float64 {
+		m := bytesRE.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no throughput in:\n%s", out)
+		}
+		n, _ := strconv.ParseFloat(m[1], 64)
+		s, _ := strconv.ParseFloat(m[2], 64)
+		if n != bulkBytes {
+			t.Fatalf("downloaded %v bytes, want %d", n, bulkBytes)
+		}
+		return n / (1 << 20) / s
+	}
+	for range reps {
+		addr, closePF := portForward(ctx, t, f, c, ns, pod)
+		out, err := exec.CommandContext(ctx, echo, "get", "-discard", "http://"+addr+url).CombinedOutput()
+		closePF()
+		if err != nil {
+			t.Fatalf("download through port-forward: %v\n%s", err, out)
+		}
+		forwarded = append(forwarded, parse(string(out)))
+
+		out2, err := f.RunPlugin(ctx, c, "-n", ns, "exec", "-q", "-t", "deploy/api", "--incoming", "off", "--", echo, "get", "-discard", "http://api:8080"+url)
+		if err != nil {
+			t.Fatalf("download through the session: %v\n%s", err, out2)
+		}
+		outgoing = append(outgoing, parse(out2))
+	}
+	t.Logf("MiB/s: outgoing %v; port-forward %v", outgoing, forwarded)
+	return outgoing, forwarded
+}
