@@ -167,13 +167,12 @@ func timeRequests(t *testing.T, addr string, header map[string]string, want stri
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r struct{ Cluster string }
-		_ = json.NewDecoder(resp.Body).Decode(&r)
-		_, _ = io.Copy(io.Discard, resp.Body)
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		d := time.Since(start)
-		if r.Cluster != want {
-			t.Fatalf("request %d answered by %q, want %q", i, r.Cluster, want)
+		var r struct{ Cluster string }
+		if err != nil || json.Unmarshal(body, &r) != nil || r.Cluster != want {
+			t.Fatalf("request %d: %s %q (%v), want an answer from %q", i, resp.Status, body, err, want)
 		}
 		if i >= 10 { // the first ones open the connection
 			ms = append(ms, float64(d.Microseconds())/1000)

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -37,6 +39,9 @@ type Deliverer struct {
 
 	// Counts, for the progress line and tests.
 	Mirrored, Stolen, Requests, Undelivered atomic.Int64
+
+	mu   sync.Mutex
+	idle map[string]*localConn // by client and command address
 }
 
 // Serve delivers until the subscription ends.
@@ -75,6 +80,10 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 		}
 		st = &bufferedConn{Conn: st, r: br}
 	}
+	if in.Kind == protocol.IncomingRequest {
+		d.deliverRequest(ctx, st, client, dst)
+		return
+	}
 	c, err := d.Dialer.DialIn(ctx, client, dst)
 	if err != nil {
 		d.Undelivered.Add(1)
@@ -95,14 +104,116 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 		d.Mirrored.Add(1)
 		go func() { _, _ = io.Copy(io.Discard, c) }()
 		_, _ = io.Copy(c, st)
-	case protocol.IncomingConn, protocol.IncomingRequest:
-		if in.Kind == protocol.IncomingConn {
-			d.Stolen.Add(1)
-		} else {
-			d.Requests.Add(1)
-		}
+	case protocol.IncomingConn:
+		d.Stolen.Add(1)
 		splice(st, c)
 	}
+}
+
+// idleTimeout is how long a connection into the command waits for the next stolen request
+// of the same client connection.
+const idleTimeout = 30 * time.Second
+
+// localConn is a connection into the command kept between stolen requests of one client
+// connection, so the command sees that client's keep-alive connection as one connection.
+type localConn struct {
+	net.Conn
+	r     *bufio.Reader
+	timer *time.Timer
+}
+
+// deliverRequest passes one stolen HTTP request (and its answer) through the connection
+// into the command that belongs to the same client connection, dialling one if there is
+// none.
+func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, client, dst netip.AddrPort) {
+	br := bufio.NewReader(st)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return
+	}
+	key := client.String() + ">" + dst.String()
+	for attempt := 0; attempt < 2; attempt++ {
+		lc, reused := d.takeConn(key)
+		if lc == nil {
+			c, err := d.dialIn(ctx, client, dst)
+			if err != nil {
+				d.Undelivered.Add(1)
+				msg := fmt.Sprintf("kubectl-mirrord: the local process does not accept connections on port %d (%v)\n", dst.Port(), err)
+				_, _ = fmt.Fprintf(st, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
+				return
+			}
+			lc = &localConn{Conn: c, r: bufio.NewReader(c)}
+		}
+		if err := req.Write(lc); err != nil {
+			lc.Close()
+			if reused {
+				continue // the command closed an idle connection: dial again
+			}
+			return
+		}
+		resp, err := http.ReadResponse(lc.r, req)
+		if err != nil {
+			lc.Close()
+			if reused && errors.Is(err, io.EOF) {
+				continue
+			}
+			return
+		}
+		d.Requests.Add(1)
+		werr := resp.Write(st)
+		resp.Body.Close()
+		if werr != nil || resp.Close || req.Close {
+			lc.Close()
+			return
+		}
+		d.putConn(key, lc)
+		return
+	}
+}
+
+// dialIn dials into the command from client; if that address is still taken by an earlier
+// connection (TIME_WAIT), from the client's IP and another port.
+func (d *Deliverer) dialIn(ctx context.Context, client, dst netip.AddrPort) (net.Conn, error) {
+	c, err := d.Dialer.DialIn(ctx, client, dst)
+	if err != nil && client.Port() != 0 && strings.Contains(err.Error(), "port is in use") {
+		c, err = d.Dialer.DialIn(ctx, netip.AddrPortFrom(client.Addr(), 0), dst)
+	}
+	return c, err
+}
+
+func (d *Deliverer) takeConn(key string) (*localConn, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	lc := d.idle[key]
+	if lc == nil {
+		return nil, false
+	}
+	delete(d.idle, key)
+	if !lc.timer.Stop() {
+		return nil, false // being closed by its timer
+	}
+	return lc, true
+}
+
+func (d *Deliverer) putConn(key string, lc *localConn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.idle == nil {
+		d.idle = map[string]*localConn{}
+	}
+	if old := d.idle[key]; old != nil {
+		old.timer.Stop()
+		old.Close()
+	}
+	d.idle[key] = lc
+	lc.timer = time.AfterFunc(idleTimeout, func() {
+		d.mu.Lock()
+		if d.idle[key] == lc {
+			delete(d.idle, key)
+		}
+		d.mu.Unlock()
+		lc.Close()
+	})
 }
 
 // looksLikeHTTP1 says whether a mirrored connection starts with an HTTP/1.x request line.
