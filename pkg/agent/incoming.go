@@ -166,7 +166,7 @@ func requestRelay(c net.Conn, orig netip.AddrPort, deliver deliverFunc) steal.Ro
 		if err != nil {
 			return nil, err
 		}
-		if err := r.Write(s); err != nil {
+		if err := protocol.WriteBuffered(s, r.Write); err != nil {
 			s.Close()
 			return nil, err
 		}

@@ -106,6 +106,17 @@ func WriteMessage(w io.Writer, v any) error {
 	return err
 }
 
+// WriteBuffered runs write (Request.Write, Response.Write: they write line by line) into a
+// buffer and hands w the result in as few writes as the buffer allows: every write would
+// otherwise be a frame on a multiplexed stream, and a packet at each hop after it.
+func WriteBuffered(w io.Writer, write func(io.Writer) error) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := write(bw); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
 // ReadMessage reads one message written by WriteMessage into v, refusing unknown fields.
 func ReadMessage(r io.Reader, v any) error {
 	var l [4]byte

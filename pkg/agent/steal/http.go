@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // Filter matches HTTP requests: every set expression must match (header: one "Name: value"
@@ -103,25 +104,25 @@ func serveHTTP1(ctx context.Context, client net.Conn, cr *bufio.Reader, f *Filte
 			if pass == nil {
 				if pass, err = dial(ctx); err != nil {
 					resp := errorResponse(req, http.StatusBadGateway, "mirrord: cannot reach the target: "+err.Error())
-					_ = resp.Write(client)
+					_ = protocol.WriteBuffered(client, resp.Write)
 					return err
 				}
 				pr = bufio.NewReader(pass)
 			}
-			if err := req.Write(pass); err != nil {
+			if err := protocol.WriteBuffered(pass, req.Write); err != nil {
 				return fmt.Errorf("passing a request on: %w", err)
 			}
 			if resp, err = http.ReadResponse(pr, req); err != nil {
 				return fmt.Errorf("reading the target's answer: %w", err)
 			}
 			if resp.StatusCode == http.StatusSwitchingProtocols {
-				if err := resp.Write(client); err != nil {
+				if err := protocol.WriteBuffered(client, resp.Write); err != nil {
 					return err
 				}
 				return tunnel(client, cr, pass, pr)
 			}
 		}
-		err = resp.Write(client)
+		err = protocol.WriteBuffered(client, resp.Write)
 		resp.Body.Close()
 		if err != nil {
 			return fmt.Errorf("answering: %w", err)

@@ -144,7 +144,7 @@ func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, client, dst
 			}
 			lc = &localConn{Conn: c, r: bufio.NewReader(c)}
 		}
-		if err := req.Write(lc); err != nil {
+		if err := protocol.WriteBuffered(lc, req.Write); err != nil {
 			lc.Close()
 			if reused {
 				continue // the command closed an idle connection: dial again
@@ -160,7 +160,7 @@ func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, client, dst
 			return
 		}
 		d.Requests.Add(1)
-		werr := resp.Write(st)
+		werr := protocol.WriteBuffered(st, resp.Write)
 		resp.Body.Close()
 		if werr != nil || resp.Close || req.Close {
 			lc.Close()
