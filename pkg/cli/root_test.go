@@ -69,7 +69,6 @@ func TestErrors(t *testing.T) {
 		"exec bad regex":            {args: []string{"exec", "-t", "deploy/api", "--steal", "--http-path-filter", "(", "--", "ls"}, want: "--http-path-filter \"(\" is not a valid regular expression"},
 		"exec bad target":           {args: []string{"exec", "-t", "cronjob/x", "--", "ls"}, want: "--target"},
 		"exec bad local port":       {args: []string{"exec", "-t", "deploy/api", "--local-port", "70000", "--", "ls"}, want: "--local-port 70000"},
-		"exec proxy mode":           {args: []string{"exec", "-t", "deploy/api", "--proxy-mode", "--", "ls"}, want: "--proxy-mode", na: true},
 		"exec missing config file":  {args: []string{"exec", "-f", "/nonexistent/mirrord.json", "--", "ls"}, want: "reading config file"},
 		"kill without names":        {args: []string{"sessions", "kill"}, want: "say which sessions to end"},
 		"status bad output format":  {args: []string{"status", "-o", "table"}, want: `--output "table": use json or yaml`},

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/yamux"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
@@ -25,11 +24,15 @@ type primaryRoute struct {
 
 	mu      sync.Mutex
 	members map[string]Upstream
+	self    *memberRoute
 }
 
 func (r *primaryRoute) Stateful(ctx context.Context) (Upstream, error) {
 	for _, c := range r.session.Status.Clusters {
 		if hasRole(c.Roles, mirrordv1alpha1.ClusterRoleDefault) {
+			if self := r.selfRoute(c); self != nil {
+				return self.Stateful(ctx)
+			}
 			return r.member(ctx, c)
 		}
 	}
@@ -42,6 +45,14 @@ func (r *primaryRoute) Incoming(ctx context.Context) ([]Upstream, error) {
 		if !hasRole(c.Roles, mirrordv1alpha1.ClusterRoleWorkload) || c.Agents == 0 {
 			continue // a Workload cluster without target pods has nothing to intercept
 		}
+		if self := r.selfRoute(c); self != nil {
+			agents, err := self.Incoming(ctx)
+			if err != nil {
+				return nil, err
+			}
+			ups = append(ups, agents...)
+			continue
+		}
 		up, err := r.member(ctx, c)
 		if err != nil {
 			return nil, err
@@ -50,6 +61,20 @@ func (r *primaryRoute) Incoming(ctx context.Context) ([]Upstream, error) {
 	}
 	sortUpstreams(ups)
 	return ups, nil
+}
+
+// selfRoute is the route to this cluster's own agents when c is this Primary's own part of
+// the session: straight to the agents, without a hop through its own member relay.
+func (r *primaryRoute) selfRoute(c mirrordv1alpha1.SessionClusterStatus) *memberRoute {
+	if c.Name != r.s.Roles.ClusterName || !(r.s.Roles.Workload || r.s.Roles.Default) || c.ChildName == "" {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.self == nil || r.self.name != c.ChildName {
+		r.self = &memberRoute{s: r.s, namespace: r.s.Namespace, name: c.ChildName}
+	}
+	return r.self
 }
 
 // member builds (once) the upstream of one member cluster's relay.
@@ -62,34 +87,23 @@ func (r *primaryRoute) member(ctx context.Context, c mirrordv1alpha1.SessionClus
 	if c.ChildName == "" {
 		return Upstream{}, fmt.Errorf("cluster %s has no child session yet", c.Name)
 	}
-	var cfg *rest.Config
-	var ns, token string
-	if c.Name == r.s.Roles.ClusterName && (r.s.Roles.Workload || r.s.Roles.Default) {
-		// The Primary is this member too: its relay is this process.
-		_, port, _ := net.SplitHostPort(r.s.Addr)
-		cfg = &rest.Config{Host: "http://" + net.JoinHostPort("127.0.0.1", port)}
-		ns = r.s.Namespace
-	} else {
-		mc, err := r.s.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, c.Name, metav1.GetOptions{})
-		if err != nil {
-			return Upstream{}, fmt.Errorf("cluster %s: %w", c.Name, err)
-		}
-		secret, err := r.s.Kube.CoreV1().Secrets(r.s.Namespace).Get(ctx, mc.Spec.SecretRef.Name, metav1.GetOptions{})
-		if err != nil {
-			return Upstream{}, fmt.Errorf("cluster %s's credentials: %w", c.Name, err)
-		}
-		if cfg, err = primary.RESTConfigFor(mc, secret); err != nil {
-			return Upstream{}, err
-		}
-		ns, token = mc.Spec.Namespace, cfg.BearerToken
-		if ns == "" {
-			ns = "mirrord-system"
-		}
+	mc, err := r.s.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, c.Name, metav1.GetOptions{})
+	if err != nil {
+		return Upstream{}, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
-	path := Path
-	if token != "" {
-		path = ServicePath(ns)
+	secret, err := r.s.Kube.CoreV1().Secrets(r.s.Namespace).Get(ctx, mc.Spec.SecretRef.Name, metav1.GetOptions{})
+	if err != nil {
+		return Upstream{}, fmt.Errorf("cluster %s's credentials: %w", c.Name, err)
 	}
+	cfg, err := primary.RESTConfigFor(mc, secret)
+	if err != nil {
+		return Upstream{}, err
+	}
+	ns, token := mc.Spec.Namespace, cfg.BearerToken
+	if ns == "" {
+		ns = "mirrord-system"
+	}
+	path := ServicePath(ns)
 	hello := protocol.Hello{Kind: protocol.HelloClusterSession, Session: ns + "/" + c.ChildName, Token: token}
 	up := Upstream{
 		Key: c.Name, Describe: "cluster " + c.Name,

@@ -74,7 +74,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		case protocol.HelloSession:
 			route, err = s.acceptSession(cctx, h, nonce)
 		case protocol.HelloClusterSession:
-			route, err = s.acceptChild(cctx, h, conn.RemoteAddr())
+			route, err = s.acceptChild(cctx, h)
 		default:
 			err = fmt.Errorf("a relay serves sessions and child sessions, not %q", h.Kind)
 		}
@@ -126,9 +126,9 @@ func (s *Server) acceptSession(ctx context.Context, h protocol.Hello, nonce []by
 	return &primaryRoute{s: s, session: sess, members: map[string]Upstream{}}, nil
 }
 
-// acceptChild checks the Primary's Hello: from this pod (the Primary is also this member),
-// or a token the API server says may read the child session.
-func (s *Server) acceptChild(ctx context.Context, h protocol.Hello, peer net.Addr) (Route, error) {
+// acceptChild checks the Primary's Hello: a token the API server says may read the child
+// session. (When the Primary is also a member, it goes to its own agents directly.)
+func (s *Server) acceptChild(ctx context.Context, h protocol.Hello) (Route, error) {
 	if !s.Roles.Workload && !s.Roles.Default {
 		return nil, errors.New("this cluster is not a member (Workload or Default)")
 	}
@@ -139,20 +139,13 @@ func (s *Server) acceptChild(ctx context.Context, h protocol.Hello, peer net.Add
 	if ns != s.Namespace {
 		return nil, fmt.Errorf("child sessions live in %s, not %s", s.Namespace, ns)
 	}
-	if !isLoopback(peer) {
-		if err := s.authorizeChild(ctx, h.Token, ns, name); err != nil {
-			return nil, err
-		}
+	if err := s.authorizeChild(ctx, h.Token, ns, name); err != nil {
+		return nil, err
 	}
 	if _, err := s.Mirrord.MirrordV1alpha1().MirrordClusterSessions(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		return nil, fmt.Errorf("child session %s: %w", h.Session, err)
 	}
 	return &memberRoute{s: s, namespace: ns, name: name}, nil
-}
-
-func isLoopback(a net.Addr) bool {
-	t, ok := a.(*net.TCPAddr)
-	return ok && t.IP.IsLoopback()
 }
 
 // authorizeChild asks this cluster's API server who token belongs to and whether they may

@@ -160,6 +160,32 @@ s.serve_forever()`, name)
 		interrupt(t, bcmd)
 	})
 
+	t.Run("proxy mode: env, outgoing through the local proxy, incoming to this machine's port", func(t *testing.T) {
+		// The Go client honours HTTP_PROXY: the proxy resolves "backend" with the target's
+		// search list and connects from the target's network.
+		script := fmt.Sprintf(`echo "CLUSTER_NAME=$CLUSTER_NAME"; %s get http://backend:8080/proxied`, echoBin)
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "--proxy-mode", "-t", "deploy/api", "--incoming", "off", "--", "sh", "-c", script)
+		if err != nil {
+			t.Fatalf("exec --proxy-mode: %v\n%s", err, out)
+		}
+		if r := lastReply(t, out); !strings.Contains(out, "CLUSTER_NAME=c2") || r.Cluster != "c2" || r.Path != "/proxied" || !strings.Contains(out, "proxy mode: ") {
+			t.Errorf("proxy mode saw:\n%s", out)
+		}
+		// Mirrored traffic reaches a server on this machine's 127.0.0.1:18181.
+		cmd, buf := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "--proxy-mode", "-t", "deploy/api", "--ports", "8080", "--port-mapping", "8080:18181",
+			"--", "python3", "-u", "-m", "http.server", "18181", "--bind", "127.0.0.1")
+		if _, err := buf.WaitFor(ctx, "Serving HTTP", 90*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if r := get(t, pods["c3"], "/mirrored-proxy", nil); r.Cluster != "c3" {
+			t.Errorf("the target answered %+v", r)
+		}
+		if _, err := buf.WaitFor(ctx, "GET /mirrored-proxy ", 10*time.Second); err != nil {
+			t.Errorf("the mirrored request did not reach the local server: %v", err)
+		}
+		interrupt(t, cmd)
+	})
+
 	t.Run("sessions lists, status describes, sessions kill ends everywhere", func(t *testing.T) {
 		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "create", "--detach", "--session-ttl", "60", "-t", "deploy/api", "--steal", "--http-path-filter", "^/mine")
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 )
 
@@ -104,9 +103,6 @@ func (o *Options) Complete(cmd *cobra.Command, args []string) error {
 func (o *Options) Validate() error {
 	if len(o.Command) == 0 {
 		return fmt.Errorf("no command given: put the local command after --, e.g. kubectl mirrord exec -t deploy/api -- ./api")
-	}
-	if o.ProxyMode {
-		return fmt.Errorf("kubectl mirrord exec --proxy-mode: %w", cmdutil.ErrNotAvailable)
 	}
 	if o.Target == "" {
 		return fmt.Errorf("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...) or a config file with a target")

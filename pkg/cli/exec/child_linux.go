@@ -1,0 +1,8 @@
+package exec
+
+import "syscall"
+
+// childAttr makes the command die with this process.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package exec
+
+import "syscall"
+
+// childAttr: without a parent-death signal, the command outlives a kill -9 of this process.
+func childAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }

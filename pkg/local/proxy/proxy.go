@@ -1,0 +1,304 @@
+// Package proxy is exec's proxy mode, for machines where the command cannot get its own
+// namespaces (macOS, containers that forbid user namespaces): one local port that speaks
+// both SOCKS5 and HTTP proxy (CONNECT and absolute-form requests). The command finds it
+// through HTTP_PROXY, HTTPS_PROXY and ALL_PROXY; names it is given are resolved as the
+// target resolves them, and connections are made from the target's network (or locally, as
+// the outgoing filter says).
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+)
+
+// Dialer makes the proxy's connections.
+type Dialer interface {
+	LookupHost(ctx context.Context, host string, rc outgoing.ResolvConf) (netip.Addr, error)
+	DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
+}
+
+// Server is a running proxy.
+type Server struct {
+	Dialer     Dialer
+	ResolvConf outgoing.ResolvConf
+
+	ln net.Listener
+	wg sync.WaitGroup
+}
+
+// Listen starts serving on 127.0.0.1 (a port of the system's choosing).
+func (s *Server) Listen(ctx context.Context) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Go(func() {
+				defer c.Close()
+				s.serve(ctx, c)
+			})
+		}
+	})
+	return nil
+}
+
+// Addr is where the proxy listens.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Env are the variables that point programs at the proxy. ALL_PROXY is socks5h: names go to
+// the proxy unresolved, so they are resolved as the target resolves them.
+func (s *Server) Env() []string {
+	http := "http://" + s.Addr()
+	socks := "socks5h://" + s.Addr()
+	noProxy := "localhost,127.0.0.1,::1"
+	var env []string
+	for _, kv := range [][2]string{{"HTTP_PROXY", http}, {"HTTPS_PROXY", http}, {"ALL_PROXY", socks}, {"NO_PROXY", noProxy}} {
+		env = append(env, kv[0]+"="+kv[1], strings.ToLower(kv[0])+"="+kv[1])
+	}
+	return env
+}
+
+
+// Close stops accepting and waits for the connections to end.
+func (s *Server) Close() {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+}
+
+func (s *Server) serve(ctx context.Context, c net.Conn) {
+	br := bufio.NewReader(c)
+	first, err := br.Peek(1)
+	if err != nil {
+		return
+	}
+	if first[0] == 5 {
+		s.serveSOCKS5(ctx, c, br)
+		return
+	}
+	s.serveHTTP(ctx, c, br)
+}
+
+// dial connects to host:port as the target would.
+func (s *Server) dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ip, err := s.Dialer.LookupHost(ctx, host, s.ResolvConf)
+	if err != nil {
+		return nil, err
+	}
+	return s.Dialer.DialTCP(ctx, netip.AddrPortFrom(ip, port))
+}
+
+// SOCKS5 (RFC 1928): no authentication, CONNECT only.
+func (s *Server) serveSOCKS5(ctx context.Context, c net.Conn, br *bufio.Reader) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return
+	}
+	methods := make([]byte, hdr[1])
+	if _, err := io.ReadFull(br, methods); err != nil {
+		return
+	}
+	noAuth := false
+	for _, m := range methods {
+		noAuth = noAuth || m == 0
+	}
+	if !noAuth {
+		_, _ = c.Write([]byte{5, 0xff})
+		return
+	}
+	if _, err := c.Write([]byte{5, 0}); err != nil {
+		return
+	}
+	var req [4]byte
+	if _, err := io.ReadFull(br, req[:]); err != nil || req[0] != 5 {
+		return
+	}
+	var host string
+	switch req[3] {
+	case 1, 4: // IPv4, IPv6
+		ip := make([]byte, map[byte]int{1: 4, 4: 16}[req[3]])
+		if _, err := io.ReadFull(br, ip); err != nil {
+			return
+		}
+		a, _ := netip.AddrFromSlice(ip)
+		host = a.String()
+	case 3: // a name
+		l, err := br.ReadByte()
+		if err != nil {
+			return
+		}
+		name := make([]byte, l)
+		if _, err := io.ReadFull(br, name); err != nil {
+			return
+		}
+		host = string(name)
+	default:
+		socksReply(c, 8) // address type not supported
+		return
+	}
+	var p [2]byte
+	if _, err := io.ReadFull(br, p[:]); err != nil {
+		return
+	}
+	if req[1] != 1 {
+		socksReply(c, 7) // only CONNECT: UDP needs the namespaces mode
+		return
+	}
+	up, err := s.dial(ctx, host, binary.BigEndian.Uint16(p[:]))
+	if err != nil {
+		socksReply(c, replyFor(err))
+		return
+	}
+	defer up.Close()
+	socksReply(c, 0)
+	splice(c, br, up)
+}
+
+func socksReply(c net.Conn, code byte) {
+	_, _ = c.Write([]byte{5, code, 0, 1, 0, 0, 0, 0, 0, 0})
+}
+
+// replyFor maps a dial error to a SOCKS5 reply code.
+func replyFor(err error) byte {
+	var re *protocol.RemoteError
+	switch {
+	case errors.As(err, &re) && re.Errno == 111:
+		return 5 // connection refused
+	case errors.As(err, &re) && re.Errno == 113:
+		return 4 // host unreachable
+	}
+	return 1 // general failure
+}
+
+// serveHTTP answers CONNECT with a tunnel, and forwards absolute-form requests one by one.
+func (s *Server) serveHTTP(ctx context.Context, c net.Conn, br *bufio.Reader) {
+	upstreams := map[string]*upstream{}
+	defer func() {
+		for _, u := range upstreams {
+			u.conn.Close()
+		}
+	}()
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		host, port, err := hostPort(req)
+		if err != nil {
+			writeError(c, req, http.StatusBadRequest, err.Error())
+			return
+		}
+		if req.Method == http.MethodConnect {
+			up, err := s.dial(ctx, host, port)
+			if err != nil {
+				writeError(c, req, http.StatusBadGateway, "kubectl-mirrord: "+err.Error())
+				return
+			}
+			defer up.Close()
+			if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+				return
+			}
+			splice(c, br, up)
+			return
+		}
+		key := net.JoinHostPort(host, strconv.Itoa(int(port)))
+		u := upstreams[key]
+		if u == nil {
+			conn, err := s.dial(ctx, host, port)
+			if err != nil {
+				writeError(c, req, http.StatusBadGateway, "kubectl-mirrord: "+err.Error())
+				return
+			}
+			u = &upstream{conn: conn, r: bufio.NewReader(conn)}
+			upstreams[key] = u
+		}
+		req.RequestURI = ""
+		req.Header.Del("Proxy-Connection")
+		req.Header.Del("Proxy-Authorization")
+		if err := protocol.WriteBuffered(u.conn, req.Write); err != nil {
+			return
+		}
+		resp, err := http.ReadResponse(u.r, req)
+		if err != nil {
+			writeError(c, req, http.StatusBadGateway, "kubectl-mirrord: reading the answer: "+err.Error())
+			return
+		}
+		err = protocol.WriteBuffered(c, resp.Write)
+		resp.Body.Close()
+		if err != nil || req.Close || resp.Close {
+			return
+		}
+	}
+}
+
+type upstream struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func hostPort(req *http.Request) (string, uint16, error) {
+	hp := req.Host
+	if req.Method != http.MethodConnect {
+		if req.URL == nil || req.URL.Host == "" {
+			return "", 0, errors.New("not a proxy request: the URL has no host")
+		}
+		if req.URL.Scheme != "http" {
+			return "", 0, fmt.Errorf("scheme %q: only http:// is forwarded; https goes through CONNECT", req.URL.Scheme)
+		}
+		hp = req.URL.Host
+	}
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		host, port = hp, "80"
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return "", 0, fmt.Errorf("bad port in %q", hp)
+	}
+	return host, uint16(p), nil
+}
+
+func writeError(c net.Conn, req *http.Request, code int, msg string) {
+	resp := &http.Response{StatusCode: code, ProtoMajor: 1, ProtoMinor: 1, Request: req, Close: true,
+		Header: http.Header{"Content-Type": {"text/plain"}}, ContentLength: int64(len(msg) + 1)}
+	resp.Body = io.NopCloser(strings.NewReader(msg + "\n"))
+	_ = protocol.WriteBuffered(c, resp.Write)
+}
+
+// splice copies both ways (what br buffered first) until both directions end.
+func splice(c net.Conn, br *bufio.Reader, up net.Conn) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, _ = io.Copy(up, br)
+		if cw, ok := up.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	})
+	_, _ = io.Copy(c, up)
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	wg.Wait()
+}

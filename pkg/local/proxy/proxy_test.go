@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+
+	xproxy "golang.org/x/net/proxy"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
+)
+
+// fakeDialer resolves the names of a made-up cluster to a local test server.
+type fakeDialer struct {
+	names  map[string]netip.Addr
+	server netip.AddrPort
+	looked []string
+}
+
+func (d *fakeDialer) LookupHost(ctx context.Context, host string, rc outgoing.ResolvConf) (netip.Addr, error) {
+	d.looked = append(d.looked, host)
+	if ip, ok := d.names[host]; ok {
+		return ip, nil
+	}
+	return netip.Addr{}, fmt.Errorf("%s: no such host", host)
+}
+
+func (d *fakeDialer) DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	if dst.Addr() != netip.MustParseAddr("10.96.0.7") || dst.Port() != 80 {
+		return nil, errors.New("connection refused")
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, "tcp", d.server.String())
+}
+
+func start(t *testing.T) (*Server, *fakeDialer) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend saw %s %s", r.Host, r.URL.Path)
+	}))
+	t.Cleanup(backend.Close)
+	d := &fakeDialer{names: map[string]netip.Addr{"api": netip.MustParseAddr("10.96.0.7")}, server: netip.MustParseAddrPort(backend.Listener.Addr().String())}
+	s := &Server{Dialer: d}
+	if err := s.Listen(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s, d
+}
+
+func get(t *testing.T, c *http.Client, u string) (int, string) {
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestHTTPProxy(t *testing.T) {
+	s, d := start(t)
+	pu, _ := url.Parse("http://" + s.Addr())
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+	for i := range 2 { // the second request reuses the proxy's upstream connection
+		if code, body := get(t, c, fmt.Sprintf("http://api/path%d", i)); code != 200 || body != fmt.Sprintf("backend saw api /path%d", i) {
+			t.Errorf("GET through the proxy: %d %q", code, body)
+		}
+	}
+	if code, body := get(t, c, "http://nope/"); code != http.StatusBadGateway || !strings.Contains(body, "nope: no such host") {
+		t.Errorf("unknown host: %d %q", code, body)
+	}
+	if len(d.looked) == 0 || d.looked[0] != "api" {
+		t.Errorf("the proxy did not resolve the name as the target: %v", d.looked)
+	}
+}
+
+func TestCONNECT(t *testing.T) {
+	s, _ := start(t)
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT api:80 HTTP/1.1\r\nHost: api:80\r\n\r\nGET /tunnel HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
+	b, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK") || !strings.HasSuffix(string(b), "backend saw api /tunnel") {
+		t.Errorf("CONNECT tunnel answered %q", b)
+	}
+}
+
+func TestSOCKS5(t *testing.T) {
+	s, d := start(t)
+	dialer, err := xproxy.SOCKS5("tcp", s.Addr(), nil, xproxy.Direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{DialContext: dialer.(xproxy.ContextDialer).DialContext}}
+	if code, body := get(t, c, "http://api/socks"); code != 200 || body != "backend saw api /socks" {
+		t.Errorf("GET through SOCKS5: %d %q", code, body)
+	}
+	if _, err := dialer.Dial("tcp", "api:81"); err == nil || !strings.Contains(err.Error(), "general SOCKS server failure") {
+		t.Errorf("a refused port: %v", err)
+	}
+	if d.looked[0] != "api" {
+		t.Errorf("names are resolved by the proxy (socks5h): %v", d.looked)
+	}
+}
+
+func TestEnv(t *testing.T) {
+	s, _ := start(t)
+	env := strings.Join(s.Env(), " ")
+	for _, want := range []string{"HTTP_PROXY=http://" + s.Addr(), "https_proxy=http://" + s.Addr(), "ALL_PROXY=socks5h://" + s.Addr(), "NO_PROXY=localhost,127.0.0.1,::1"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("env lacks %s: %s", want, env)
+		}
+	}
+}
