@@ -41,8 +41,17 @@ done
 
 go vet ./... || fail=1
 go vet -tags e2e ./test/e2e/... || fail=1
+go vet -tags bench ./test/bench/... || fail=1
+
+# The plugin ships for macOS too (krew): it must keep building there (proxy mode).
+for platform in darwin/amd64 darwin/arm64 linux/arm64; do
+  if ! GOOS=${platform%/*} GOARCH=${platform#*/} CGO_ENABLED=0 go build -o /dev/null ./cmd/kubectl-mirrord; then
+    echo "verify: kubectl-mirrord does not build for $platform" >&2
+    fail=1
+  fi
+done
 
 if [ "$fail" -ne 0 ]; then
   exit 1
 fi
-echo "verify: generated code, formatting, go.mod files and vet are clean"
+echo "verify: generated code, formatting, go.mod files, vet and cross-builds are clean"

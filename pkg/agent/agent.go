@@ -34,7 +34,7 @@ func New(cfg Config) *Agent {
 // ctx ends. A hostNetwork target is refused at once.
 func (a *Agent) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithValues("pod", a.cfg.TargetNamespace+"/"+a.cfg.TargetPod, "container", a.cfg.Container)
-	if err := a.cfg.Validate(); err != nil {
+	if err := validateConfig(a.cfg); err != nil {
 		return fmt.Errorf("invalid session features: %w", err)
 	}
 	if err := a.locate(); errors.Is(err, ErrHostNetwork) {

@@ -102,15 +102,15 @@ func TestOpenTargetRefusesHostNetwork(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	ok := Config{Features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{ReadOnly: []string{"^/etc/"}}}}
-	if err := ok.Validate(); err != nil {
+	if err := validateConfig(ok); err != nil {
 		t.Errorf("valid config: %v", err)
 	}
 	bad := Config{Features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Local: []string{"/tmp/(x"}}}}
-	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), `feature.fs.local: invalid regular expression "/tmp/(x"`) {
+	if err := validateConfig(bad); err == nil || !strings.Contains(err.Error(), `feature.fs.local: invalid regular expression "/tmp/(x"`) {
 		t.Errorf("bad regex: %v", err)
 	}
 	mode := Config{Features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "rw"}}}
-	if err := mode.Validate(); err == nil || !strings.Contains(err.Error(), "want local, read or write") {
+	if err := validateConfig(mode); err == nil || !strings.Contains(err.Error(), "want local, read or write") {
 		t.Errorf("bad mode: %v", err)
 	}
 }

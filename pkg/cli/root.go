@@ -8,7 +8,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/agentcmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/clustercmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/controllercmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/exec"
@@ -48,8 +47,8 @@ func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		clustercmd.NewCmdCluster(flags, streams),
 		versioncmd.NewCmdVersion(streams),
 		controllercmd.NewCmdController(flags),
-		agentcmd.NewCmdAgent(),
 	)
+	root.AddCommand(platformCommands()...)
 	// cobra adds the visible `completion` command (bash, zsh, fish, powershell) itself.
 	return root
 }

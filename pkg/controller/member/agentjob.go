@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 )
@@ -54,7 +54,7 @@ func constructAgentJob(child *mirrordv1alpha1.MirrordClusterSession, tp targetPo
 		return nil, fmt.Errorf("no agent key: the controller cannot issue the agent's session token")
 	}
 	jobName := naming.AgentJob(child.Name, tp.Pod.UID)
-	cfg := agent.Config{
+	cfg := agentconfig.Config{
 		Token:           AgentToken(opts.Key, jobName),
 		Session:         child.Namespace + "/" + child.Name,
 		TargetNamespace: tp.Pod.Namespace,
@@ -107,13 +107,13 @@ func constructAgentJob(child *mirrordv1alpha1.MirrordClusterSession, tp targetPo
 						Name:  "agent",
 						Image: opts.Image,
 						Args:  []string{"agent"},
-						Env:   []corev1.EnvVar{{Name: agent.ConfigEnv, Value: string(raw)}},
+						Env:   []corev1.EnvVar{{Name: agentconfig.ConfigEnv, Value: string(raw)}},
 						Ports: []corev1.ContainerPort{
-							{Name: "session", ContainerPort: agent.SessionPort},
-							{Name: "health", ContainerPort: agent.HealthPort},
+							{Name: "session", ContainerPort: agentconfig.SessionPort},
+							{Name: "health", ContainerPort: agentconfig.HealthPort},
 						},
 						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(agent.HealthPort)}},
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(agentconfig.HealthPort)}},
 							PeriodSeconds: 1,
 						},
 						// The agent's last log lines explain a crash in the pod's status.

@@ -29,7 +29,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/steal"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
@@ -475,7 +475,7 @@ func (c *Controller) agentStatus(j *batchv1.Job, tp targetPod) mirrordv1alpha1.A
 	default:
 		a.Ready = podReady(newest)
 		if newest.Status.PodIP != "" {
-			a.Address = fmt.Sprintf("%s:%d", newest.Status.PodIP, agent.SessionPort)
+			a.Address = fmt.Sprintf("%s:%d", newest.Status.PodIP, agentconfig.SessionPort)
 		}
 		if !a.Ready {
 			a.Message = "agent pod " + string(newest.Status.Phase)

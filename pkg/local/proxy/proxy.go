@@ -78,7 +78,6 @@ func (s *Server) Env() []string {
 	return env
 }
 
-
 // Close stops accepting and waits for the connections to end.
 func (s *Server) Close() {
 	if s.ln != nil {

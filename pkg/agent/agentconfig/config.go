@@ -1,0 +1,63 @@
+// Package agentconfig is what the member controller and the agent agree on: the agent's
+// ports and the configuration the controller hands it. It builds on every platform (the
+// plugin's own packages use it); the agent itself is Linux only.
+package agentconfig
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+)
+
+// The agent's fixed ports on its pod's IP: the session protocol and its health endpoints.
+const (
+	SessionPort = 7100
+	HealthPort  = 7101
+)
+
+// ConfigEnv is the environment variable through which the member controller hands the agent
+// its Config, as JSON.
+const ConfigEnv = "MIRRORD_AGENT_CONFIG"
+
+// Config is everything an agent needs to know, decided by the member controller.
+type Config struct {
+	// Session is namespace/name of the MirrordClusterSession the agent serves.
+	Session string `json:"session"`
+	// TargetNamespace, TargetPod and TargetPodUID identify the pod.
+	TargetNamespace string `json:"targetNamespace"`
+	TargetPod       string `json:"targetPod"`
+	TargetPodUID    string `json:"targetPodUID"`
+	// Container and ContainerID identify the target container (ID as in the pod status,
+	// "containerd://<id>").
+	Container   string `json:"container"`
+	ContainerID string `json:"containerID"`
+	// ProbePorts are the ports of the container's probes: never stolen unless asked for.
+	ProbePorts []int32 `json:"probePorts,omitempty"`
+	// Token must be presented by whoever connects to the agent's session port (the member
+	// controller derives it from its agent key and the Job's name).
+	Token string `json:"token,omitempty"`
+	// Features are the session's features with the member's policies applied.
+	Features mirrordv1alpha1.Features `json:"features"`
+}
+
+// ConfigFromEnv reads the Config the member controller set.
+func ConfigFromEnv() (Config, error) {
+	var c Config
+	raw := os.Getenv(ConfigEnv)
+	if raw == "" {
+		return c, errors.New(ConfigEnv + " is not set: the agent is started by the member controller as a Job, not by hand")
+	}
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return c, fmt.Errorf("parsing %s: %w", ConfigEnv, err)
+	}
+	if c.ContainerID == "" || c.TargetPodUID == "" {
+		return c, fmt.Errorf("%s lacks the target container: containerID and targetPodUID are required", ConfigEnv)
+	}
+	if c.Token == "" {
+		return c, fmt.Errorf("%s lacks the session token: the agent serves only whoever holds it", ConfigEnv)
+	}
+	return c, nil
+}
