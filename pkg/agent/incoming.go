@@ -89,7 +89,7 @@ func (a *Agent) serveIncoming(ctx context.Context, sess *yamux.Session, st *yamu
 				_, _ = io.Copy(io.Discard, c.Data) // the capture must never wait for us
 				return
 			}
-			_, _ = io.Copy(s, c.Data)
+			_, _ = protocol.Copy(s, c.Data)
 			s.Close()
 		})
 		if err != nil {
@@ -149,10 +149,10 @@ func stealWhole(c net.Conn, orig netip.AddrPort, deliver deliverFunc) {
 	defer s.Close()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, _ = io.Copy(s, c)
+		_, _ = protocol.Copy(s, c)
 		_ = s.Close()
 	})
-	_, _ = io.Copy(c, s)
+	_, _ = protocol.Copy(c, s)
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	}

@@ -246,12 +246,12 @@ func serveDial(ctx context.Context, st *yamux.Stream, n *stateful.Network, req p
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, _ = io.Copy(c, st)
+		_, _ = protocol.Copy(c, st)
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
 	})
-	_, _ = io.Copy(st, c)
+	_, _ = protocol.Copy(st, c)
 	_ = st.Close()
 	wg.Wait()
 	return nil

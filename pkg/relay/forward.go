@@ -113,10 +113,10 @@ func serveStream(ctx context.Context, down *yamux.Session, st *yamux.Stream, rou
 func splice(a, b *yamux.Stream) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, _ = io.Copy(b, a)
+		_, _ = protocol.Copy(b, a)
 		_ = b.Close()
 	})
-	_, _ = io.Copy(a, b)
+	_, _ = protocol.Copy(a, b)
 	_ = a.Close()
 	wg.Wait()
 }

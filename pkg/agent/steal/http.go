@@ -137,7 +137,7 @@ func serveHTTP1(ctx context.Context, client net.Conn, cr *bufio.Reader, f *Filte
 func tunnel(a net.Conn, ar *bufio.Reader, b net.Conn, br *bufio.Reader) error {
 	var wg sync.WaitGroup
 	cp := func(dst net.Conn, src io.Reader) {
-		_, _ = io.Copy(dst, src)
+		_, _ = protocol.Copy(dst, src)
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		} else {

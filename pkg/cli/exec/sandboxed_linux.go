@@ -3,7 +3,6 @@ package exec
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -110,8 +109,8 @@ func forwardLocal(ln net.Listener, port uint16) {
 				return
 			}
 			defer up.Close()
-			go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
-			_, _ = io.Copy(c, up)
+			go func() { _, _ = protocol.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+			_, _ = protocol.Copy(c, up)
 		}()
 	}
 }

@@ -6,9 +6,14 @@ package member
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -91,6 +96,11 @@ type Controller struct {
 	leases       coordinationlisters.LeaseLister
 	policiesFor  func(namespace string) ([]policy.Policy, error)
 	synced       []cache.InformerSynced
+
+	// probes are agent pods this controller asks directly whether they serve (pod UID →
+	// *agentProbe): the kubelet's readiness probe runs once a second, which would be most of
+	// a session's start.
+	probes sync.Map
 }
 
 // New wires the controller to its informers. kubeAll and mirrordAll watch every namespace;
@@ -153,6 +163,17 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 		if _, err := inf.AddEventHandler(byOwnerOrNamespace); err != nil {
 			return nil, err
 		}
+	}
+	// A gone agent pod's direct probe is forgotten.
+	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if p, ok := obj.(*corev1.Pod); ok {
+			c.probes.Delete(p.UID)
+		}
+	}}); err != nil {
+		return nil, err
 	}
 	everything := worker.FuncHandler(func(any) { c.enqueueAll() })
 	for _, inf := range []cache.SharedIndexInformer{policies.Informer(), clusterPolicies.Informer()} {
@@ -473,7 +494,7 @@ func (c *Controller) agentStatus(j *batchv1.Job, tp targetPod) mirrordv1alpha1.A
 	case newest == nil:
 		a.Message = "agent pod not created yet"
 	default:
-		a.Ready = podReady(newest)
+		a.Ready = podReady(newest) || c.servingEarly(newest, cache.NewObjectName(j.Namespace, j.Labels[mirrordv1alpha1.LabelClusterSession]))
 		if newest.Status.PodIP != "" {
 			a.Address = fmt.Sprintf("%s:%d", newest.Status.PodIP, agentconfig.SessionPort)
 		}
@@ -508,6 +529,38 @@ func podFailure(p *corev1.Pod) string {
 		}
 	}
 	return ""
+}
+
+// agentProbe is one agent pod's direct readiness check.
+type agentProbe struct{ serving atomic.Bool }
+
+// servingEarly says whether a running agent pod, not Ready yet, already serves: it asks the
+// agent's /readyz itself (every 50 ms for up to 5 s, once per pod) and requeues child when
+// it does, instead of waiting up to a second for the kubelet's next probe.
+func (c *Controller) servingEarly(p *corev1.Pod, child cache.ObjectName) bool {
+	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" || child.Name == "" {
+		return false
+	}
+	v, loaded := c.probes.LoadOrStore(p.UID, &agentProbe{})
+	probe := v.(*agentProbe)
+	if !loaded {
+		url := fmt.Sprintf("http://%s/readyz", net.JoinHostPort(p.Status.PodIP, strconv.Itoa(agentconfig.HealthPort)))
+		go func() {
+			client := &http.Client{Timeout: 250 * time.Millisecond}
+			for range 100 {
+				if resp, err := client.Get(url); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						probe.serving.Store(true)
+						c.queue.Add(child)
+						return
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+	}
+	return probe.serving.Load()
 }
 
 func podReady(p *corev1.Pod) bool {

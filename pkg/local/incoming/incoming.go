@@ -103,7 +103,7 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 		// A copy of a connection that is not HTTP/1: the command's answers go nowhere.
 		d.Mirrored.Add(1)
 		go func() { _, _ = io.Copy(io.Discard, c) }()
-		_, _ = io.Copy(c, st)
+		_, _ = protocol.Copy(c, st)
 	case protocol.IncomingConn:
 		d.Stolen.Add(1)
 		splice(st, c)
@@ -294,7 +294,7 @@ type closeWriter interface{ CloseWrite() error }
 func splice(a, b net.Conn) {
 	var wg sync.WaitGroup
 	half := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		_, _ = protocol.Copy(dst, src)
 		if cw, ok := dst.(closeWriter); ok {
 			_ = cw.CloseWrite()
 		} else {

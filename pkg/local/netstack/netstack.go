@@ -21,6 +21,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // Handler decides what happens to the command's flows.
@@ -64,6 +66,14 @@ func New(tun *os.File, h Handler) (*Stack, error) {
 	s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}, {Destination: header.IPv6EmptySubnet, NIC: nicID}})
 	sack := tcpip.TCPSACKEnabled(true)
 	_ = s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
+	// Room for bulk transfers: the TUN's other end is a kernel on this machine, so the
+	// window, not the path, bounds a connection's throughput.
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
+	_ = s.SetTransportProtocolOption(tcp.ProtocolNumber, &rcv)
+	snd := tcpip.TCPSendBufferSizeRangeOption{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
+	_ = s.SetTransportProtocolOption(tcp.ProtocolNumber, &snd)
+	moderate := tcpip.TCPModerateReceiveBufferOption(true)
+	_ = s.SetTransportProtocolOption(tcp.ProtocolNumber, &moderate)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &Stack{s: s, ctx: ctx, cancel: cancel}
@@ -156,18 +166,7 @@ func splice(a, b net.Conn) {
 type closeWriter interface{ CloseWrite() error }
 
 func copyClose(dst, src net.Conn) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
+	_, _ = protocol.Copy(dst, src)
 	if cw, ok := dst.(closeWriter); ok {
 		_ = cw.CloseWrite()
 	} else {

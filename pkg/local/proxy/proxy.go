@@ -290,12 +290,12 @@ func writeError(c net.Conn, req *http.Request, code int, msg string) {
 func splice(c net.Conn, br *bufio.Reader, up net.Conn) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, _ = io.Copy(up, br)
+		_, _ = protocol.Copy(up, br)
 		if cw, ok := up.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}
 	})
-	_, _ = io.Copy(c, up)
+	_, _ = protocol.Copy(c, up)
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
