@@ -114,7 +114,9 @@ func (a *Agent) serveIncoming(ctx context.Context, sess *yamux.Session, st *yamu
 				stealWhole(c, orig, deliver)
 				return
 			}
-			_ = steal.Serve(ctx, c, filter, requestRelay(c, orig, deliver),
+			relay := &requestRelay{client: c.RemoteAddr().String(), orig: orig.String(), deliver: deliver}
+			defer relay.close()
+			_ = steal.Serve(ctx, c, filter, relay.roundTrip,
 				func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
 		})
 		if err != nil {
@@ -159,35 +161,104 @@ func stealWhole(c net.Conn, orig netip.AddrPort, deliver deliverFunc) {
 	wg.Wait()
 }
 
-// requestRelay answers a matched request through the session: one stream per request.
-func requestRelay(c net.Conn, orig netip.AddrPort, deliver deliverFunc) steal.RoundTripFunc {
-	return func(r *http.Request) (*http.Response, error) {
-		s, err := deliver(protocol.IncomingRequest, c.RemoteAddr().String(), orig.String())
-		if err != nil {
-			return nil, err
+// requestRelay answers the matched requests of one client connection through the session.
+// HTTP/1 requests come one at a time: they share one stream, request after response, so a
+// keep-alive client costs one stream, not one per request (a stream open and its header at
+// every hop). Concurrent requests (h2c) get a stream each.
+type requestRelay struct {
+	client, orig string
+	deliver      deliverFunc
+
+	mu   sync.Mutex
+	idle *relayStream
+}
+
+type relayStream struct {
+	s *yamux.Stream
+	r *bufio.Reader
+}
+
+func (rr *requestRelay) roundTrip(r *http.Request) (*http.Response, error) {
+	// A request without a body can be sent again: it may try the idle stream, which the
+	// session may have closed meanwhile.
+	bodiless := r.ContentLength == 0 && (r.Body == nil || r.Body == http.NoBody)
+	if bodiless {
+		rr.mu.Lock()
+		rs := rr.idle
+		rr.idle = nil
+		rr.mu.Unlock()
+		if rs != nil {
+			if resp, err := rr.send(rs, r); err == nil {
+				return resp, nil
+			}
 		}
-		if err := protocol.WriteBuffered(s, r.Write); err != nil {
-			s.Close()
-			return nil, err
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(s), r)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("the session's answer: %w", err)
-		}
-		resp.Body = &closeBoth{ReadCloser: resp.Body, s: s}
-		return resp, nil
+	}
+	s, err := rr.deliver(protocol.IncomingRequest, rr.client, rr.orig)
+	if err != nil {
+		return nil, err
+	}
+	return rr.send(&relayStream{s: s, r: bufio.NewReader(s)}, r)
+}
+
+func (rr *requestRelay) send(rs *relayStream, r *http.Request) (*http.Response, error) {
+	if err := protocol.WriteBuffered(rs.s, r.Write); err != nil {
+		rs.s.Close()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(rs.r, r)
+	if err != nil {
+		rs.s.Close()
+		return nil, fmt.Errorf("the session's answer: %w", err)
+	}
+	resp.Body = &streamBody{ReadCloser: resp.Body, rs: rs, rr: rr, reusable: !resp.Close && !r.Close}
+	return resp, nil
+}
+
+// close ends the idle stream when the client connection is done.
+func (rr *requestRelay) close() {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if rr.idle != nil {
+		rr.idle.s.Close()
+		rr.idle = nil
 	}
 }
 
-// closeBoth closes the request's stream with the response body.
-type closeBoth struct {
+// streamBody gives the stream back for the next request once the response is read to its
+// end, and closes it otherwise.
+type streamBody struct {
 	io.ReadCloser
-	s *yamux.Stream
+	rs       *relayStream
+	rr       *requestRelay
+	reusable bool
+	done     bool
+	closed   bool // Response.Write closes the body, and its caller again
 }
 
-func (c *closeBoth) Close() error {
-	err := c.ReadCloser.Close()
-	_ = c.s.Close()
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.done = true
+	}
+	return n, err
+}
+
+func (b *streamBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	err := b.ReadCloser.Close()
+	if !b.reusable || !b.done {
+		b.rs.s.Close()
+		return err
+	}
+	b.rr.mu.Lock()
+	defer b.rr.mu.Unlock()
+	if b.rr.idle != nil {
+		b.rs.s.Close() // one idle stream is enough
+		return err
+	}
+	b.rr.idle = b.rs
 	return err
 }

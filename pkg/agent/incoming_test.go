@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,6 +94,65 @@ func TestIncomingStealFiltered(t *testing.T) {
 			t.Fatal("the port is still stolen after the subscription ended")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A keep-alive client's stolen requests share one stream to the session, request after
+// response; a request the filter does not match still reaches the target in between.
+func TestIncomingStealKeepAliveSharesAStream(t *testing.T) {
+	c, tg := serving(t, incomingConfig(mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal,
+		HTTPFilter: &mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"}}), nstest.Options{})
+	link := nstest.Connect(t, tg)
+	sub, err := c.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var streams atomic.Int32
+	go func() {
+		for {
+			_, st, err := sub.Accept()
+			if err != nil {
+				return
+			}
+			streams.Add(1)
+			go func(st net.Conn) {
+				defer st.Close()
+				br := bufio.NewReader(st)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					body := "local " + req.URL.Path
+					fmt.Fprintf(st, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				}
+			}(st)
+		}
+	}()
+	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
+	conn, err := link.Client.Dial(t.Context(), "tcp", addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	for i, tc := range []struct{ user, path, want string }{
+		{"alice", "/1", "local /1"}, {"bob", "/2", tg.Token + " GET /2"}, {"alice", "/3", "local /3"}, {"alice", "/4", "local /4"},
+	} {
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: t\r\nX-User: %s\r\n\r\n", tc.path, tc.user)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != tc.want {
+			t.Errorf("request %d (%s %s): %q, want %q", i, tc.user, tc.path, b, tc.want)
+		}
+	}
+	if n := streams.Load(); n != 1 {
+		t.Errorf("three stolen requests of one connection took %d streams, want 1", n)
 	}
 }
 

@@ -44,8 +44,9 @@ const (
 	IncomingMirror IncomingKind = "mirror"
 	// IncomingConn: a stolen connection, both ways: the session answers everything on it.
 	IncomingConn IncomingKind = "connection"
-	// IncomingRequest: one stolen HTTP request (HTTP/1.1 wire format, body included); the
-	// session writes one HTTP/1.1 response back on the stream.
+	// IncomingRequest: stolen HTTP requests of one client connection (HTTP/1.1 wire format,
+	// body included), one at a time: the session writes one HTTP/1.1 response back for each
+	// before the next is sent; the agent closes the stream when it sends no more.
 	IncomingRequest IncomingKind = "request"
 )
 

@@ -196,7 +196,7 @@ func Dial(conn net.Conn, hello Hello, key ed25519.PrivateKey) (*yamux.Session, e
 		return nil, &RefusedError{Reason: w.Error}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return yamux.Client(&bufferedConn{Conn: conn, r: br}, muxConfig())
+	return yamux.Client(coalesce(&bufferedConn{Conn: conn, r: br}, conn), muxConfig())
 }
 
 // RefusedError is the peer's reason for refusing a Hello.
@@ -244,7 +244,7 @@ func Accept(conn net.Conn, check func(h Hello, nonce []byte) error) (Hello, *yam
 		return hello, nil, refuse
 	}
 	_ = conn.SetDeadline(time.Time{})
-	s, err := yamux.Server(&bufferedConn{Conn: conn, r: br}, muxConfig())
+	s, err := yamux.Server(coalesce(&bufferedConn{Conn: conn, r: br}, conn), muxConfig())
 	return hello, s, err
 }
 

@@ -417,8 +417,21 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 	var unreachable, notReady []string
 	var failure, defaultMissing string
 	workloads, found, ready := 0, 0, 0
-	for _, m := range members {
-		entry, child := c.reconcileChild(ctx, s, m)
+	// Every member at once: creating a child is a request to that member's API server.
+	type result struct {
+		entry mirrordv1alpha1.SessionClusterStatus
+		child *mirrordv1alpha1.MirrordClusterSession
+	}
+	results := make([]result, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() {
+			results[i].entry, results[i].child = c.reconcileChild(ctx, s, m)
+		})
+	}
+	wg.Wait()
+	for i, m := range members {
+		entry, child := results[i].entry, results[i].child
 		st.Clusters = append(st.Clusters, entry)
 		if reachable, _ := m.state(); m.kube == nil || (!m.self && !reachable) {
 			unreachable = append(unreachable, fmt.Sprintf("%s (%s)", m.name, entry.Error))

@@ -81,7 +81,7 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 		st = &bufferedConn{Conn: st, r: br}
 	}
 	if in.Kind == protocol.IncomingRequest {
-		d.deliverRequest(ctx, st, client, dst)
+		d.deliverRequests(ctx, st, client, dst)
 		return
 	}
 	c, err := d.Dialer.DialIn(ctx, client, dst)
@@ -122,15 +122,24 @@ type localConn struct {
 	timer *time.Timer
 }
 
-// deliverRequest passes one stolen HTTP request (and its answer) through the connection
-// into the command that belongs to the same client connection, dialling one if there is
-// none.
-func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, client, dst netip.AddrPort) {
+// deliverRequests passes the stolen HTTP requests of a stream (and their answers), one by
+// one, through the connection into the command that belongs to the same client connection,
+// dialling one if there is none.
+func (d *Deliverer) deliverRequests(ctx context.Context, st net.Conn, client, dst netip.AddrPort) {
 	br := bufio.NewReader(st)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		return
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if !d.deliverRequest(ctx, st, req, client, dst) {
+			return
+		}
 	}
+}
+
+// deliverRequest answers req on st; false means the stream can carry no more.
+func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, req *http.Request, client, dst netip.AddrPort) bool {
 	key := client.String() + ">" + dst.String()
 	for attempt := 0; attempt < 2; attempt++ {
 		lc, reused := d.takeConn(key)
@@ -140,7 +149,7 @@ func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, client, dst
 				d.Undelivered.Add(1)
 				msg := fmt.Sprintf("kubectl-mirrord: the local process does not accept connections on port %d (%v)\n", dst.Port(), err)
 				_, _ = fmt.Fprintf(st, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
-				return
+				return false
 			}
 			lc = &localConn{Conn: c, r: bufio.NewReader(c)}
 		}
@@ -149,7 +158,7 @@ func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, client, dst
 			if reused {
 				continue // the command closed an idle connection: dial again
 			}
-			return
+			return false
 		}
 		resp, err := http.ReadResponse(lc.r, req)
 		if err != nil {
@@ -157,18 +166,19 @@ func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, client, dst
 			if reused && errors.Is(err, io.EOF) {
 				continue
 			}
-			return
+			return false
 		}
 		d.Requests.Add(1)
 		werr := protocol.WriteBuffered(st, resp.Write)
 		resp.Body.Close()
 		if werr != nil || resp.Close || req.Close {
 			lc.Close()
-			return
+			return false
 		}
 		d.putConn(key, lc)
-		return
+		return true
 	}
+	return false
 }
 
 // dialIn dials into the command from client; if that address is still taken by an earlier

@@ -159,7 +159,8 @@ func (s *SyncBuffer) String() string {
 // WaitFor waits until the buffer contains substr and returns the buffer's text.
 func (s *SyncBuffer) WaitFor(ctx context.Context, substr string, timeout time.Duration) (string, error) {
 	var text string
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+	// Polled often: benchmarks time commands by their output.
+	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		text = s.String()
 		return strings.Contains(text, substr), nil
 	})
