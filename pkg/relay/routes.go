@@ -19,16 +19,32 @@ import (
 // primaryRoute sends a session's operations to its member clusters' relays: stateful ones
 // to the Default cluster, incoming subscriptions to every Workload cluster.
 type primaryRoute struct {
-	s       *Server
-	session *mirrordv1alpha1.MirrordSession
+	s *Server
 
 	mu      sync.Mutex
+	session *mirrordv1alpha1.MirrordSession
+	fetched time.Time
 	members map[string]Upstream
 	self    *memberRoute
 }
 
+// clusters is the session's clusters as its status says now (re-read at most once a
+// second): a Workload cluster whose target gets its first pod while the session runs is
+// subscribed by the next follow round.
+func (r *primaryRoute) clusters(ctx context.Context) []mirrordv1alpha1.SessionClusterStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.fetched) > agentsCacheFor {
+		if sess, err := r.s.Mirrord.MirrordV1alpha1().MirrordSessions(r.session.Namespace).Get(ctx, r.session.Name, metav1.GetOptions{}); err == nil {
+			r.session = sess
+		}
+		r.fetched = time.Now()
+	}
+	return r.session.Status.Clusters
+}
+
 func (r *primaryRoute) Stateful(ctx context.Context) (Upstream, error) {
-	for _, c := range r.session.Status.Clusters {
+	for _, c := range r.clusters(ctx) {
 		if hasRole(c.Roles, mirrordv1alpha1.ClusterRoleDefault) {
 			if self := r.selfRoute(c); self != nil {
 				return self.Stateful(ctx)
@@ -41,7 +57,7 @@ func (r *primaryRoute) Stateful(ctx context.Context) (Upstream, error) {
 
 func (r *primaryRoute) Incoming(ctx context.Context) ([]Upstream, error) {
 	var ups []Upstream
-	for _, c := range r.session.Status.Clusters {
+	for _, c := range r.clusters(ctx) {
 		if !hasRole(c.Roles, mirrordv1alpha1.ClusterRoleWorkload) || c.Agents == 0 {
 			continue // a Workload cluster without target pods has nothing to intercept
 		}

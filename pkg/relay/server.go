@@ -123,7 +123,7 @@ func (s *Server) acceptSession(ctx context.Context, h protocol.Hello, nonce []by
 	default:
 		return nil, fmt.Errorf("session %s is %s, not Ready", h.Session, sess.Status.Phase)
 	}
-	return &primaryRoute{s: s, session: sess, members: map[string]Upstream{}}, nil
+	return &primaryRoute{s: s, session: sess, fetched: time.Now(), members: map[string]Upstream{}}, nil
 }
 
 // acceptChild checks the Primary's Hello: a token the API server says may read the child
