@@ -206,7 +206,7 @@ func roundTrips(ctx context.Context, t *testing.T, f *framework.Framework, ns, e
 		return nil
 	})
 	stolen = timeRequests(t, target, map[string]string{"X-Bench": "1"}, "local")
-	t.Logf("round trip ms: stolen %s; port-forward %s", quantiles(stolen), quantiles(forwarded))
+	t.Logf("round trip, median: stolen %.3f ms, port-forward %.3f ms", report.Median(stolen), report.Median(forwarded))
 	return stolen, forwarded
 }
 
