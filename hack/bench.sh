@@ -19,6 +19,13 @@ if [ ! -e /var/lib/mirrord-rig ]; then
   own=1
 else
   "$rig" load bin/images/kubectl-mirrord.tar
+  # The image keeps its tag: controllers already installed restart onto the new build.
+  for kc in /var/lib/mirrord-rig/kubeconfig/c*.yaml; do
+    if /var/lib/mirrord-rig/bin/kubectl --kubeconfig "$kc" -n mirrord-system get deploy/mirrord-controller >/dev/null 2>&1; then
+      /var/lib/mirrord-rig/bin/kubectl --kubeconfig "$kc" -n mirrord-system rollout restart deploy/mirrord-controller
+      /var/lib/mirrord-rig/bin/kubectl --kubeconfig "$kc" -n mirrord-system rollout status deploy/mirrord-controller --timeout=120s
+    fi
+  done
 fi
 cleanup() {
   local rc=$?

@@ -2,13 +2,10 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -62,7 +59,6 @@ func TestErrors(t *testing.T) {
 	cases := map[string]struct {
 		args []string
 		want string
-		na   bool
 	}{
 		"exec without command":      {args: []string{"exec", "-t", "deploy/api"}, want: "no command given"},
 		"exec without target":       {args: []string{"exec", "--", "ls"}, want: "no target given"},
@@ -80,9 +76,6 @@ func TestErrors(t *testing.T) {
 			_, err := run(t, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
-			}
-			if got := errors.Is(err, cmdutil.ErrNotAvailable); got != tc.na {
-				t.Errorf("errors.Is(err, ErrNotAvailable) = %v, want %v", got, tc.na)
 			}
 		})
 	}

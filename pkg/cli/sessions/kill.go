@@ -14,7 +14,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 )
 
@@ -57,18 +56,7 @@ func (o *KillOptions) Run(ctx context.Context, names []string) error {
 	case o.AllNamespaces && !o.All:
 		return errors.New("-A ends sessions in every namespace and needs --all")
 	}
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return err
-	}
-	if o.AllNamespaces {
-		ns = metav1.NamespaceAll
-	}
-	cs, err := clients.ForFlags(o.ConfigFlags)
-	if err != nil {
-		return err
-	}
-	list, err := List(ctx, cs, ns, names)
+	cs, _, list, err := find(ctx, o.ConfigFlags, o.AllNamespaces, names)
 	if err != nil {
 		return err
 	}

@@ -65,20 +65,27 @@ func NewCmdSessions(flags *genericclioptions.ConfigFlags, streams genericiooptio
 	return cmd
 }
 
-// Run lists the sessions (only those named, if any).
-func (o *ListOptions) Run(ctx context.Context, names []string) error {
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
+// find lists the sessions of the command's namespace (every namespace with all), only the
+// named ones if any.
+func find(ctx context.Context, flags *genericclioptions.ConfigFlags, all bool, names []string) (clients.Set, string, *mirrordv1alpha1.MirrordSessionList, error) {
+	ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
-		return err
+		return clients.Set{}, "", nil, err
 	}
-	if o.AllNamespaces {
+	if all {
 		ns = metav1.NamespaceAll
 	}
-	cs, err := clients.ForFlags(o.ConfigFlags)
+	cs, err := clients.ForFlags(flags)
 	if err != nil {
-		return err
+		return clients.Set{}, "", nil, err
 	}
 	list, err := List(ctx, cs, ns, names)
+	return cs, ns, list, err
+}
+
+// Run lists the sessions (only those named, if any).
+func (o *ListOptions) Run(ctx context.Context, names []string) error {
+	_, ns, list, err := find(ctx, o.ConfigFlags, o.AllNamespaces, names)
 	if err != nil {
 		return err
 	}

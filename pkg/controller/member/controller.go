@@ -544,10 +544,18 @@ func (c *Controller) servingEarly(p *corev1.Pod, child cache.ObjectName) bool {
 	v, loaded := c.probes.LoadOrStore(p.UID, &agentProbe{})
 	probe := v.(*agentProbe)
 	if !loaded {
+		select {
+		case probeSlots <- struct{}{}:
+		default:
+			return false // many agents start at once: the kubelet's probe will do
+		}
 		url := fmt.Sprintf("http://%s/readyz", net.JoinHostPort(p.Status.PodIP, strconv.Itoa(agentconfig.HealthPort)))
 		go func() {
+			defer func() { <-probeSlots }()
 			client := &http.Client{Timeout: 250 * time.Millisecond}
-			for range 100 {
+			// 20 ms, doubling to 320 ms: a fast agent is seen at once, a slow one costs
+			// little; after 5 s the kubelet's probe has long taken over.
+			for wait, deadline := 20*time.Millisecond, time.Now().Add(5*time.Second); time.Now().Before(deadline); wait = min(2*wait, 320*time.Millisecond) {
 				if resp, err := client.Get(url); err == nil {
 					resp.Body.Close()
 					if resp.StatusCode == http.StatusOK {
@@ -556,12 +564,15 @@ func (c *Controller) servingEarly(p *corev1.Pod, child cache.ObjectName) bool {
 						return
 					}
 				}
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(wait)
 			}
 		}()
 	}
 	return probe.serving.Load()
 }
+
+// probeSlots bounds the direct agent probes running at once.
+var probeSlots = make(chan struct{}, 16)
 
 func podReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
