@@ -73,6 +73,43 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 		}
 	})
 
+	t.Run("a config file sets the session; a bad key stops exec before anything is made", func(t *testing.T) {
+		dir := t.TempDir()
+		bad := filepath.Join(dir, "bad.json")
+		if err := os.WriteFile(bad, []byte(`{"target": "deploy/api", "feature": {"network": {"incomming": "steal"}}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		names := func() map[string]bool {
+			list, err := f.Clusters[0].Mirrord.MirrordV1alpha1().MirrordSessions(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]bool{}
+			for _, s := range list.Items {
+				m[s.Name] = true
+			}
+			return m
+		}
+		before := names()
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-f", bad, "--", "true")
+		if err == nil || !strings.Contains(out, `feature.network.incomming: unknown key; did you mean "incoming"?`) {
+			t.Errorf("exec with a bad config file (%v):\n%s", err, out)
+		}
+		for n := range names() {
+			if !before[n] {
+				t.Errorf("a refused config file created session %s", n)
+			}
+		}
+		good := filepath.Join(dir, "mirrord.yaml")
+		if err := os.WriteFile(good, []byte("target:\n  path: deployment/api\nfeature:\n  env:\n    override: {FROM_FILE: \"yes\"}\n  network:\n    incoming: off\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-f", good, "--", "sh", "-c", `echo "file=$FROM_FILE cluster=$CLUSTER_NAME"`)
+		if err != nil || !strings.Contains(out, "file=yes cluster=c2") {
+			t.Errorf("exec -f (%v):\n%s", err, out)
+		}
+	})
+
 	t.Run("the command's exit code is exec's", func(t *testing.T) {
 		cmd := exec.CommandContext(ctx, framework.Plugin(), "--kubeconfig", f.Clusters[0].Kubeconfig, "-n", ns, "exec", "-q", "-t", "deploy/api", "--incoming", "off", "--", "sh", "-c", "exit 42")
 		out, err := cmd.CombinedOutput()
