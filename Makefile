@@ -68,6 +68,28 @@ fuzz: ## Run each native fuzz target for FUZZTIME (default 10s).
 	  go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -timeout 5m "$${t#*:}" || exit 1; \
 	done
 
+##@ Release
+
+DIST_VERSION ?= v0.1.0-dev
+DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+.PHONY: dist
+dist: ## Build the krew archives for every platform and render dist/mirrord.yaml with their sha256.
+	@for p in $(DIST_PLATFORMS); do \
+	  echo "build $$p"; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 go build -trimpath -ldflags "$(subst $(VERSION),$(DIST_VERSION),$(LDFLAGS))" \
+	    -o $(BIN)/dist/$${p%/*}_$${p#*/}/kubectl-mirrord ./cmd/kubectl-mirrord || exit 1; \
+	done
+	go run ./hack/dist -version $(DIST_VERSION) -bin $(BIN)/dist -out dist
+
+KREW_TOOLS := $(BIN)/krew $(BIN)/validate-krew-manifest
+
+.PHONY: krew
+krew: $(KREW_TOOLS) ## Build krew and its manifest validator (pinned in hack/krew) into bin/.
+
+$(KREW_TOOLS): hack/krew/go.mod hack/krew/go.sum
+	cd hack/krew && GOBIN=$(BIN) go install sigs.k8s.io/krew/cmd/krew sigs.k8s.io/krew/cmd/validate-krew-manifest
+
 ##@ Images
 
 .PHONY: image
@@ -108,8 +130,9 @@ bench: deps build image rig ## Run every benchmark on local clusters; print one 
 	hack/bench.sh
 
 .PHONY: e2e
-e2e: build image rig ## Run the e2e suite against clusters that are already up (make clusters).
+e2e: build image rig dist krew ## Run the e2e suite against clusters that are already up (make clusters).
 	$(RIG) load $(IMAGE_TAR)
+	MIRRORD_E2E_DIST=$(CURDIR)/dist MIRRORD_E2E_KREW=$(BIN)/krew MIRRORD_E2E_KREW_VALIDATOR=$(BIN)/validate-krew-manifest \
 	MIRRORD_E2E_KUBECONFIGS=$$(ls /var/lib/mirrord-rig/kubeconfig/c*.yaml | paste -sd,) \
 	MIRRORD_E2E_KUBECTL=/var/lib/mirrord-rig/bin/kubectl \
 	MIRRORD_E2E_COLLECT_LOGS="$(RIG) logs" \

@@ -49,4 +49,7 @@ MIRRORD_E2E_COLLECT_LOGS="$rig logs" \
 MIRRORD_E2E_RIG="$rig" \
 MIRRORD_E2E_PLUGIN="$root/bin/kubectl-mirrord" \
 MIRRORD_E2E_ARTIFACTS="$artifacts" \
+MIRRORD_E2E_DIST="$root/dist" \
+MIRRORD_E2E_KREW="$root/bin/krew" \
+MIRRORD_E2E_KREW_VALIDATOR="$root/bin/validate-krew-manifest" \
   go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/...

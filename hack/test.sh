@@ -27,7 +27,7 @@ bin/rig check "$MIRRORD_HOST_BASELINE"
 echo "== verify"
 make --no-print-directory verify
 echo "== e2e on local clusters"
-make --no-print-directory deps rig image build
+make --no-print-directory deps rig image build dist krew
 # Everything below runs under a subreaper so no rig process can outlive the suite,
 # even on machines whose init does not reap orphans.
 exec bin/rig subreaper -- hack/e2e-local.sh
