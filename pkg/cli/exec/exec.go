@@ -81,6 +81,7 @@ func NewCmdExec(flags *genericclioptions.ConfigFlags, streams genericiooptions.I
 	}
 	f := cmd.Flags()
 	o.AddFlags(f)
+	sessionflags.RegisterCompletions(cmd, flags)
 	f.BoolVar(&o.ProxyMode, "proxy-mode", false, "use proxy mode (no namespaces): env, incoming and proxy-aware outgoing only")
 	f.StringVar(&o.MirrordNamespace, "mirrord-namespace", "mirrord-system", "namespace of kubectl-mirrord's controller on the Primary")
 	f.UintSliceVar(&localPorts, "local-port", nil, "TCP ports of this machine the command reaches on its 127.0.0.1 (its loopback is its own)")

@@ -57,6 +57,7 @@ func NewCmdCreate(flags *genericclioptions.ConfigFlags, streams genericiooptions
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	sessionflags.RegisterCompletions(cmd, flags)
 	cmd.Flags().BoolVar(&o.Detach, "detach", false, "print the session's name once it is ready and exit without ending it (it expires one TTL later)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long to wait for the session to become ready")
 	return cmd
