@@ -28,6 +28,12 @@ help: ## Show this help.
 	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
+##@ Try it
+
+.PHONY: demo
+demo: deps build image rig ## Local clusters, kubectl-mirrord installed with kustomize, a sample app and one session of each kind.
+	hack/demo.sh
+
 ##@ Development
 
 .PHONY: build

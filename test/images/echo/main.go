@@ -1,9 +1,9 @@
 // Command echo is the sample app of the rig and the e2e tests, and their in-pod probe.
 //
-//	echo serve [-addr :8080]        HTTP server answering every request with a JSON
+//	echo serve [-addr :8080] [-log] HTTP server answering every request with a JSON
 //	                                description of itself and the request; /bytes/N answers
 //	                                N bytes (for throughput)
-//	echo get [-retry-for D] [-discard] URL
+//	echo get [-retry-for D] [-discard] [-H "Name: value"] URL
 //	                                GET URL (DNS through the pod's resolver), print the body
 //	                                (-discard: print "bytes N seconds S" instead); retry
 //	                                failed connections for up to D (a Service's rules reach
@@ -66,6 +66,7 @@ func main() {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	addr := fs.String("addr", ":8080", "listen address")
+	logRequests := fs.Bool("log", false, "print a line for every request")
 	_ = fs.Parse(args)
 	host, _ := os.Hostname()
 	http.HandleFunc("/bytes/", func(w http.ResponseWriter, r *http.Request) {
@@ -85,6 +86,9 @@ func serve(args []string) error {
 		}
 	})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if *logRequests {
+			fmt.Printf("%s got %s %s from %s\n", host, r.Method, r.URL.Path, r.RemoteAddr)
+		}
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(Reply{
@@ -99,6 +103,7 @@ func get(args []string) error {
 	fs := flag.NewFlagSet("get", flag.ExitOnError)
 	retryFor := fs.Duration("retry-for", 0, "retry failed connections for this long")
 	discard := fs.Bool("discard", false, `print "bytes N seconds S" instead of the body`)
+	header := fs.String("H", "", `a request header, "Name: value"`)
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
 		return fmt.Errorf("usage: echo get [-retry-for D] URL")
@@ -107,11 +112,21 @@ func get(args []string) error {
 	client := &http.Client{Timeout: 5 * time.Minute}
 	start := time.Now()
 	deadline := time.Now().Add(*retryFor)
-	resp, err := client.Get(url)
+	do := func() (*http.Response, error) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		if k, v, ok := strings.Cut(*header, ":"); ok {
+			req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+		}
+		return client.Do(req)
+	}
+	resp, err := do()
 	for err != nil && time.Now().Before(deadline) {
 		fmt.Fprintln(os.Stderr, "retrying:", err)
 		time.Sleep(250 * time.Millisecond)
-		resp, err = client.Get(url)
+		resp, err = do()
 	}
 	if err != nil {
 		return err
