@@ -104,7 +104,8 @@ start_session() {
 say "2. Mirror: a request to the target in c3 is copied to your local server; the target answers it"
 start_session /tmp/mirrord-demo-mirror.log -t deploy/api --ports 8080 -- bin/demo-echo serve -addr 127.0.0.1:8080 -log
 run bin/demo-echo get "http://$pod_c3:8080/mirrored"
-echo; sleep 1
+echo
+for _ in $(seq 100); do grep -q " got GET /mirrored" /tmp/mirrord-demo-mirror.log && break; sleep 0.1; done
 show "your local server's log:"; grep " got " /tmp/mirrord-demo-mirror.log || echo "(nothing yet)"
 cleanup; pids=()
 
@@ -114,7 +115,7 @@ start_session /tmp/mirrord-demo-steal.log -t deploy/api --steal --ports 8080 --h
 run bin/demo-echo get -H "X-Demo: me" "http://$pod_c3:8080/stolen"
 echo
 run bin/demo-echo get "http://$pod_c3:8080/not-mine"
-echo; sleep 0.5
+echo
 show "your local server's log:"; grep " got " /tmp/mirrord-demo-steal.log || echo "(nothing)"
 cleanup; pids=()
 

@@ -53,3 +53,15 @@ MIRRORD_E2E_DIST="$root/dist" \
 MIRRORD_E2E_KREW="$root/bin/krew" \
 MIRRORD_E2E_KREW_VALIDATOR="$root/bin/validate-krew-manifest" \
   go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/...
+
+# The README's first command, on these clusters, checked against what the README says it prints.
+echo "== make demo"
+hack/demo.sh 2>&1 | tee "$artifacts/demo.log"
+for want in 'CLUSTER_NAME=c2' 'hello from the ConfigMap of c2' '"cluster":"c2","method":"GET","path":"/from-your-machine"' \
+  '"cluster":"c3","method":"GET","path":"/mirrored"' 'got GET /mirrored' '"cluster":"your machine","method":"GET","path":"/stolen"' \
+  '"cluster":"c3","method":"GET","path":"/not-mine"' 'No sessions in any namespace.' 'make clusters-down'; do
+  if ! grep -qF -- "$want" "$artifacts/demo.log"; then
+    echo "demo: the output lacks what the README promises: $want" >&2
+    exit 1
+  fi
+done
