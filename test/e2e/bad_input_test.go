@@ -25,6 +25,7 @@ func TestBadInput(t *testing.T) {
 	ctx := f.Context(10 * time.Minute)
 	ns := f.SharedNamespace(f.Clusters...)
 	f.EchoApp(ctx, f.Clusters[1], ns, "api", 1)
+	f.EchoApp(ctx, f.Clusters[1], ns, "idle", 0) // scaled to zero
 	malformed := filepath.Join(t.TempDir(), "mirrord.yaml")
 	if err := os.WriteFile(malformed, []byte("target: deploy/api\nfeature:\n  network: [incoming\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -36,6 +37,7 @@ func TestBadInput(t *testing.T) {
 		want []string
 	}{
 		{"unknown target", []string{"-n", ns, "-t", "deploy/nope"}, []string{"deployment/nope not found in namespace " + ns + " in any workload cluster"}},
+		{"a target with no pods", []string{"-n", ns, "-t", "deploy/idle"}, []string{"deployment/idle has no pods in any workload cluster (c2)", "scale it up"}},
 		{"unknown container", []string{"-n", ns, "-t", "deploy/api", "-c", "nope"}, []string{`container "nope" not found`, "it has: app"}},
 		{"unknown kind", []string{"-n", ns, "-t", "cronjob/api"}, []string{`unknown kind "cronjob"`}},
 		{"invalid regex", []string{"-n", ns, "-t", "deploy/api", "--steal", "--http-path-filter", "(unclosed"}, []string{`--http-path-filter "(unclosed" is not a valid regular expression`}},

@@ -21,6 +21,8 @@ const (
 	ReasonResolved          = "Resolved"
 	ReasonTargetNotFound    = "TargetNotFound"
 	ReasonNoRunningPods     = "NoRunningPods"
+	// ReasonNoPods: the target exists but has no pods, not even starting ones (scaled to 0).
+	ReasonNoPods = "NoPods"
 	ReasonContainerNotFound = "ContainerNotFound"
 	ReasonHostNetwork       = "HostNetwork"
 	ReasonProbePort         = "ProbePort"
@@ -158,6 +160,9 @@ func (l listers) resolveTarget(t mirrordv1alpha1.Target) (resolution, error) {
 		r.Pods = append(r.Pods, targetPod{Pod: p, Container: container, ContainerID: id, ProbePorts: probePorts(&p.Spec, container)})
 	}
 	switch {
+	case len(r.Pods) == 0 && r.Waiting == 0:
+		r.Reason = ReasonNoPods
+		r.Message = fmt.Sprintf("%s has no pods here", name)
 	case len(r.Pods) == 0:
 		r.Reason = ReasonNoRunningPods
 		r.Message = fmt.Sprintf("%s has no running pods (%d starting)", name, r.Waiting)

@@ -53,6 +53,8 @@ const (
 	ReasonInvalidTopology  = "InvalidTopology"
 	ReasonBlockedByPolicy  = "BlockedByPolicy"
 	ReasonTargetNotFound   = "TargetNotFound"
+	ReasonNoPods           = "NoPods"
+	ReasonNoRunningPods    = "NoRunningPods"
 	ReasonClusterFailed    = "ClusterFailed"
 	ReasonAllReachable     = "AllReachable"
 	ReasonUnreachable      = "ClusterUnreachable"
@@ -332,9 +334,12 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	}
 	requeue := &worker.Requeue{After: last.Add(ttl).Sub(now) + 100*time.Millisecond}
 
-	status := c.reconcileChildren(ctx, s)
+	status, recheck := c.reconcileChildren(ctx, s)
 	if err := c.writeStatus(ctx, s, status); err != nil {
 		return err
+	}
+	if recheck > 0 && recheck < requeue.After {
+		requeue.After = recheck
 	}
 	return requeue
 }
@@ -366,10 +371,16 @@ func lastHeartbeat(s *mirrordv1alpha1.MirrordSession) time.Time {
 	return last
 }
 
+// noPodsGrace is how long a target with no pods at all (in every cluster where it exists) may
+// stay so before the session fails: long enough for a just-created or just-scaled workload
+// to get its pods, short enough that a target scaled to zero is a quick, clear error.
+const noPodsGrace = 10 * time.Second
+
 // reconcileChildren decides the session's status and makes the children match it: created
-// while the session can proceed, deleted once it has failed.
-func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession) mirrordv1alpha1.MirrordSessionStatus {
-	st := *s.Status.DeepCopy()
+// while the session can proceed, deleted once it has failed. recheck, when set, is when the
+// decision may change without any event (a grace period ending).
+func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession) (st mirrordv1alpha1.MirrordSessionStatus, recheck time.Duration) {
+	st = *s.Status.DeepCopy()
 	st.ObservedGeneration = s.Generation
 	st.TargetDescription = target.String(s.Spec.Target)
 	if st.LastHeartbeatTime == nil || !st.LastHeartbeatTime.Time.Equal(lastHeartbeat(s)) {
@@ -382,23 +393,31 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		}
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: s.Generation})
 	}
-	fail := func(reason, msg string) mirrordv1alpha1.MirrordSessionStatus {
+	fail := func(reason, msg string) (mirrordv1alpha1.MirrordSessionStatus, time.Duration) {
 		if st.Phase != mirrordv1alpha1.SessionFailed {
 			c.recorder.Event(s, corev1.EventTypeWarning, EventFailed, msg)
 		}
 		st.Phase = mirrordv1alpha1.SessionFailed
 		cond(mirrordv1alpha1.ConditionReady, false, reason, msg)
 		c.deleteChildren(ctx, s)
-		return st
+		return st, 0
 	}
 
 	// A failed session stays failed (so its owner can read why) and holds nothing.
 	if s.Status.Phase == mirrordv1alpha1.SessionFailed {
 		c.deleteChildren(ctx, s)
-		return st
+		return st, 0
 	}
 	if err := c.TopologyError(); err != nil {
-		return fail(ReasonInvalidTopology, "this Primary's cluster roles are invalid: "+err.Error())
+		msg := "this Primary's cluster roles are invalid: " + err.Error()
+		if s.Status.Phase == mirrordv1alpha1.SessionReady || s.Status.Phase == mirrordv1alpha1.SessionDegraded {
+			// A running session keeps its children and recovers once the roles are fixed
+			// (an admin re-registering a cluster, say); only new sessions fail at once.
+			st.Phase = mirrordv1alpha1.SessionDegraded
+			cond(mirrordv1alpha1.ConditionReady, false, ReasonInvalidTopology, msg)
+			return st, 0
+		}
+		return fail(ReasonInvalidTopology, msg)
 	}
 	// Fast feedback from the Primary's own policies; every member checks again.
 	ps, err := c.policiesFor(s.Spec.Target.Namespace)
@@ -414,9 +433,10 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		return fail(ReasonNoMembers, "no Workload cluster is registered: an admin must add MirrordCluster objects (kubectl mirrord cluster register)")
 	}
 	st.Clusters = nil
-	var unreachable, notReady []string
+	var unreachable, notReady, noPods []string
 	var failure, defaultMissing string
 	workloads, found, ready := 0, 0, 0
+	var noPodsSince time.Time
 	// Every member at once: creating a child is a request to that member's API server.
 	type result struct {
 		entry mirrordv1alpha1.SessionClusterStatus
@@ -447,6 +467,12 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		targetHere := resolved == nil || resolved.Reason != ReasonTargetNotFound
 		if targetHere {
 			found++
+			if resolved != nil && resolved.Reason == ReasonNoPods {
+				noPods = append(noPods, m.name)
+				if resolved.LastTransitionTime.After(noPodsSince) {
+					noPodsSince = resolved.LastTransitionTime.Time
+				}
+			}
 		} else if m.has(mirrordv1alpha1.ClusterRoleDefault) {
 			defaultMissing = m.name
 		}
@@ -479,6 +505,15 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		msg := fmt.Sprintf("%s not found in namespace %s in any workload cluster (%d checked)", target.String(s.Spec.Target), s.Spec.Target.Namespace, workloads)
 		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetNotFound, msg)
 		return fail(ReasonTargetNotFound, msg)
+	case len(unreachable) == 0 && found > 0 && len(noPods) == found:
+		// The target exists, but nowhere has it a pod, nor one starting.
+		waited := c.clock.Since(noPodsSince)
+		if waited >= noPodsGrace {
+			msg := fmt.Sprintf("%s has no pods in any workload cluster (%s): scale it up (kubectl scale --replicas=1), or pick another target", target.String(s.Spec.Target), strings.Join(noPods, ", "))
+			cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonNoPods, msg)
+			return fail(ReasonNoPods, msg)
+		}
+		recheck = noPodsGrace - waited + 100*time.Millisecond
 	}
 	cond(mirrordv1alpha1.ConditionPolicyAllowed, true, ReasonAllowed, "no policy blocks this session")
 	switch {
@@ -501,7 +536,7 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		st.Phase = mirrordv1alpha1.SessionReady
 		cond(mirrordv1alpha1.ConditionReady, true, ReasonReady, fmt.Sprintf("%d cluster(s) ready", len(members)))
 	}
-	return st
+	return st, recheck
 }
 
 func readyMessage(child *mirrordv1alpha1.MirrordClusterSession) string {
@@ -544,6 +579,10 @@ func (c *Controller) reconcileChild(ctx context.Context, s *mirrordv1alpha1.Mirr
 	}
 	if child.Status.Phase == mirrordv1alpha1.SessionFailed {
 		entry.Error = readyMessage(child)
+	}
+	if r := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionTargetResolved); r != nil && child.Status.Phase == mirrordv1alpha1.SessionPending &&
+		(r.Reason == ReasonNoPods || r.Reason == ReasonNoRunningPods) {
+		entry.Error = r.Message // why this cluster waits, for the CLI's progress lines
 	}
 	return entry, child
 }
