@@ -18,11 +18,11 @@ import (
 
 // Reasons of the TargetResolved condition.
 const (
-	ReasonResolved          = "Resolved"
-	ReasonTargetNotFound    = "TargetNotFound"
-	ReasonNoRunningPods     = "NoRunningPods"
+	ReasonResolved       = "Resolved"
+	ReasonTargetNotFound = "TargetNotFound"
+	ReasonNoRunningPods  = "NoRunningPods"
 	// ReasonNoPods: the target exists but has no pods, not even starting ones (scaled to 0).
-	ReasonNoPods = "NoPods"
+	ReasonNoPods            = "NoPods"
 	ReasonContainerNotFound = "ContainerNotFound"
 	ReasonHostNetwork       = "HostNetwork"
 	ReasonProbePort         = "ProbePort"
