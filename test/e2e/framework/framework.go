@@ -170,8 +170,11 @@ func (f *Framework) saveArtifacts(ctx context.Context) {
 		f.t.Logf("artifacts: %v", err)
 		return
 	}
-	for c, nss := range f.namespaces {
-		for _, ns := range append(nss, "kube-system") {
+	// Every cluster's system namespaces too: the controllers' and agents' logs explain most
+	// failures of a session.
+	for _, c := range f.Clusters {
+		nss := f.namespaces[c]
+		for _, ns := range append(append([]string(nil), nss...), "kube-system", "mirrord-system") {
 			out, _ := f.Kubectl(c, "get", "events,pods,jobs,services,endpointslices", "-n", ns, "-o", "wide")
 			describe, _ := f.Kubectl(c, "describe", "pods", "-n", ns)
 			_ = os.WriteFile(filepath.Join(dir, c.Name+"-"+ns+".txt"), []byte(out+"\n"+describe), 0o644)
