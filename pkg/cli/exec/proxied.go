@@ -2,7 +2,6 @@ package exec
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os"
 	osexec "os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -21,6 +19,7 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/proxy"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -93,7 +92,7 @@ func forwardSignals(in io.Reader, send func(os.Signal)) func() {
 func runChild(command, env []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	cmd := osexec.Command(command[0], command[1:]...)
 	cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = env, stdin, stdout, stderr
-	if path, err := lookPathIn(command[0], env); err == nil {
+	if path, err := sandbox.LookPath(command[0], env); err == nil {
 		cmd.Path, cmd.Err = path, nil
 	}
 	cmd.SysProcAttr = childAttr()
@@ -110,20 +109,8 @@ func runChild(command, env []string, stdin io.Reader, stdout, stderr io.Writer) 
 			return
 		}
 		started <- nil
-		err := cmd.Wait()
-		var ee *osexec.ExitError
-		switch {
-		case err == nil:
-			done <- result{0, nil}
-		case errors.As(err, &ee):
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				done <- result{128 + int(ws.Signal()), nil}
-				return
-			}
-			done <- result{ee.ExitCode(), nil}
-		default:
-			done <- result{-1, err}
-		}
+		code, err := sandbox.ExitCode(cmd.Wait())
+		done <- result{code, err}
 	}()
 	if err := <-started; err != nil {
 		return 127, fmt.Errorf("running %s: %w", command[0], err)
@@ -132,22 +119,4 @@ func runChild(command, env []string, stdin io.Reader, stdout, stderr io.Writer) 
 	defer stop()
 	r := <-done
 	return r.code, r.err
-}
-
-// lookPathIn finds file in env's PATH (the command's, which may differ from ours).
-func lookPathIn(file string, env []string) (string, error) {
-	if strings.Contains(file, "/") {
-		return file, nil
-	}
-	for _, kv := range env {
-		if p, ok := strings.CutPrefix(kv, "PATH="); ok {
-			for _, dir := range filepath.SplitList(p) {
-				cand := filepath.Join(dir, file)
-				if st, err := os.Stat(cand); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-					return cand, nil
-				}
-			}
-		}
-	}
-	return osexec.LookPath(file)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"unsafe"
@@ -52,7 +51,7 @@ func Init() {
 		os.Exit(125)
 	}
 	ctl.Close()
-	path, err := lookPath(cfg.Command[0], cfg.Env)
+	path, err := LookPath(cfg.Command[0], cfg.Env)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kubectl-mirrord: %v\n", err)
 		os.Exit(127)
@@ -80,28 +79,6 @@ func report(ctl *os.File, r initReport, fds []int) error {
 		oob = unix.UnixRights(fds...)
 	}
 	return unix.Sendmsg(int(ctl.Fd()), b, oob, nil, 0)
-}
-
-// lookPath finds file in the PATH of env, as the command's shell would.
-func lookPath(file string, env []string) (string, error) {
-	if strings.Contains(file, "/") {
-		return file, nil
-	}
-	for _, kv := range env {
-		if p, ok := strings.CutPrefix(kv, "PATH="); ok {
-			for _, dir := range strings.Split(p, ":") {
-				if dir == "" {
-					dir = "."
-				}
-				cand := dir + "/" + file
-				if st, err := os.Stat(cand); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-					return cand, nil
-				}
-			}
-			return "", fmt.Errorf("%s: command not found in PATH", file)
-		}
-	}
-	return exec.LookPath(file)
 }
 
 // setup builds the sandbox and returns the descriptors for the parent: the TUN, then one

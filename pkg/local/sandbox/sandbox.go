@@ -220,17 +220,7 @@ func (s *Sandbox) Wait() (int, error) {
 	for _, ln := range s.Listeners {
 		ln.Close()
 	}
-	var ee *exec.ExitError
-	switch {
-	case s.err == nil:
-		return 0, nil
-	case errors.As(s.err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return ee.ExitCode(), nil
-	}
-	return -1, s.err
+	return ExitCode(s.err)
 }
 
 // Done is closed when the command has exited.
