@@ -252,6 +252,9 @@ func muxConfig() *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.LogOutput = io.Discard
 	c.MaxStreamWindowSize = 1 << 20 // room for bulk transfers per stream
+	// A connection that went silent (a dropped network, a peer killed without a FIN) is found
+	// within KeepAliveInterval+ConnectionWriteTimeout (15 s) rather than the default 40 s.
+	c.KeepAliveInterval = 5 * time.Second
 	return c
 }
 

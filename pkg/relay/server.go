@@ -183,25 +183,34 @@ func (s *Server) authorizeChild(ctx context.Context, token, ns, name string) err
 }
 
 // DialSession connects a CLI to its session on the Primary, through the API server: ns is the
-// Primary controller's namespace, key the session key.
-func DialSession(ctx context.Context, cfg *rest.Config, controllerNS string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey) (*protocol.Client, error) {
-	conn, err := Dial(ctx, cfg, ServicePath(controllerNS))
-	if err != nil {
-		var ue *UpgradeError
-		if errors.As(err, &ue) && ue.Status == http.StatusForbidden {
-			return nil, fmt.Errorf("not allowed to connect to the relay (%v): ask an admin to install the primary overlay, which lets users connect to service %s/%s", err, controllerNS, ServiceName)
+// Primary controller's namespace, key the session key. The client reconnects by itself when
+// the connection drops (events hears of it) until it is closed.
+func DialSession(ctx context.Context, cfg *rest.Config, controllerNS string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey, events func(protocol.ConnEvent)) (*protocol.Client, error) {
+	hello := protocol.Hello{Kind: protocol.HelloSession, Session: session.Namespace + "/" + session.Name}
+	dial := func(ctx context.Context) (*yamux.Session, error) {
+		conn, err := Dial(ctx, cfg, ServicePath(controllerNS))
+		if err != nil {
+			var ue *UpgradeError
+			if errors.As(err, &ue) && ue.Status == http.StatusForbidden {
+				return nil, fmt.Errorf("not allowed to connect to the relay (%v): ask an admin to install the primary overlay, which lets users connect to service %s/%s", err, controllerNS, ServiceName)
+			}
+			if errors.As(err, &ue) && ue.Status == http.StatusServiceUnavailable {
+				return nil, fmt.Errorf("the Primary's relay is not running (%v): check `kubectl -n %s get pods`", err, controllerNS)
+			}
+			return nil, fmt.Errorf("connecting to the Primary's relay: %w", err)
 		}
-		if errors.As(err, &ue) && ue.Status == http.StatusServiceUnavailable {
-			return nil, fmt.Errorf("the Primary's relay is not running (%v): check `kubectl -n %s get pods`", err, controllerNS)
+		sess, err := protocol.Dial(conn, hello, key)
+		if err != nil {
+			conn.Close()
+			return nil, err
 		}
-		return nil, fmt.Errorf("connecting to the Primary's relay: %w", err)
+		return sess, nil
 	}
-	sess, err := protocol.Dial(conn, protocol.Hello{Kind: protocol.HelloSession, Session: session.Namespace + "/" + session.Name}, key)
+	sess, err := dial(ctx)
 	if err != nil {
-		conn.Close()
 		return nil, err
 	}
-	return protocol.NewClient(sess), nil
+	return protocol.NewReconnectingClient(sess, dial, events), nil
 }
 
 // dialProtocol runs the handshake on conn, closing it on failure.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,20 +37,30 @@ func Whoami(ctx context.Context, kube kubernetes.Interface) (string, error) {
 	return r.Status.UserInfo.Username, nil
 }
 
-// Create creates a session named after its target, heartbeated from the start.
-func Create(ctx context.Context, c versioned.Interface, namespace string, spec mirrordv1alpha1.MirrordSessionSpec) (*mirrordv1alpha1.MirrordSession, error) {
+// Create creates a session heartbeated from the start, named name, or after its owner and
+// target when name is empty.
+func Create(ctx context.Context, c versioned.Interface, namespace, name string, spec mirrordv1alpha1.MirrordSessionSpec) (*mirrordv1alpha1.MirrordSession, error) {
 	s := &mirrordv1alpha1.MirrordSession{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: generateName(spec),
-			Namespace:    namespace,
-			Annotations:  map[string]string{mirrordv1alpha1.AnnotationHeartbeat: time.Now().UTC().Format(time.RFC3339Nano)},
+			Name:        name,
+			Namespace:   namespace,
+			Annotations: map[string]string{mirrordv1alpha1.AnnotationHeartbeat: time.Now().UTC().Format(time.RFC3339Nano)},
 			// The Primary's controller adds it too; set here it saves a write per session.
 			Finalizers: []string{mirrordv1alpha1.FinalizerChildren},
 		},
 		Spec: spec,
 	}
+	if name == "" {
+		s.GenerateName = generateName(spec)
+	}
 	created, err := c.MirrordV1alpha1().MirrordSessions(namespace).Create(ctx, s, metav1.CreateOptions{})
 	switch {
+	case apierrors.IsAlreadyExists(err):
+		owner := "someone"
+		if old, gerr := c.MirrordV1alpha1().MirrordSessions(namespace).Get(ctx, name, metav1.GetOptions{}); gerr == nil {
+			owner = old.Spec.Owner
+		}
+		return nil, fmt.Errorf("session %s/%s already exists (owner %s): pick another --name, or end that one first with `kubectl mirrord sessions kill %s -n %s`", namespace, name, owner, name, namespace)
 	case apierrors.IsNotFound(err) && isNamespaceNotFound(err):
 		return nil, fmt.Errorf("namespace %s does not exist on the Primary: a session lives in the Primary's namespace of the same name as the target's; ask an admin to create it (and bind mirrord-user there), or pick another with -n", namespace)
 	case apierrors.IsNotFound(err):
@@ -119,7 +130,10 @@ func KeepAlive(ctx context.Context, c versioned.Interface, namespace, name strin
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			err := Heartbeat(ctx, c, namespace, name)
+			// Bounded: through a dead network a request can hang for minutes.
+			hctx, cancel := context.WithTimeout(ctx, interval)
+			err := Heartbeat(hctx, c, namespace, name)
+			cancel()
 			if apierrors.IsNotFound(err) {
 				return fmt.Errorf("session %s/%s was ended", namespace, name)
 			}
@@ -158,6 +172,8 @@ func Wait(ctx context.Context, c versioned.Interface, namespace, name string, pr
 		switch s.Status.Phase {
 		case mirrordv1alpha1.SessionReady:
 			return true, nil
+		case mirrordv1alpha1.SessionDegraded:
+			return Usable(s), nil
 		case mirrordv1alpha1.SessionFailed:
 			msg := string(s.Status.Phase)
 			if c := meta.FindStatusCondition(s.Status.Conditions, mirrordv1alpha1.ConditionReady); c != nil {
@@ -167,7 +183,42 @@ func Wait(ctx context.Context, c versioned.Interface, namespace, name string, pr
 		}
 		return false, nil
 	})
+	if err != nil && ctx.Err() != nil {
+		// UntilWithSync's own timeout error says nothing; the caller knows what ran out.
+		return last, ctx.Err()
+	}
 	return last, err
+}
+
+// Usable is whether a Degraded session serves already: no cluster is still starting, the
+// Default cluster's part (env, files, DNS, outgoing) is ready, and so is at least one
+// cluster. What is missing is a member that is unreachable or failed, which Missing names.
+func Usable(s *mirrordv1alpha1.MirrordSession) bool {
+	ready := 0
+	for _, c := range s.Status.Clusters {
+		switch c.Phase {
+		case mirrordv1alpha1.SessionReady:
+			ready++
+		case "", mirrordv1alpha1.SessionPending:
+			return false
+		default:
+			if slices.Contains(c.Roles, mirrordv1alpha1.ClusterRoleDefault) {
+				return false
+			}
+		}
+	}
+	return ready > 0
+}
+
+// Missing describes the clusters of s that are not ready ("c3: why; ...").
+func Missing(s *mirrordv1alpha1.MirrordSession) string {
+	var parts []string
+	for _, c := range s.Status.Clusters {
+		if c.Phase != mirrordv1alpha1.SessionReady {
+			parts = append(parts, fmt.Sprintf("%s (%s)", c.Name, c.Error))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // End deletes the session; the Primary removes everything it made in every cluster.

@@ -97,7 +97,7 @@ func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns, 
 	errs := make(chan error, n)
 	for range n {
 		wg.Go(func() {
-			if _, err := session.Create(ctx, c.Mirrord, ns, spec); err != nil {
+			if _, err := session.Create(ctx, c.Mirrord, ns, "", spec); err != nil {
 				errs <- err
 			}
 		})

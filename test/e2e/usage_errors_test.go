@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -79,4 +80,67 @@ func TestBadInput(t *testing.T) {
 			})
 		})
 	}
+
+	t.Run("a session name already in use", func(t *testing.T) {
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "create", "--detach", "--name", "taken", "-t", "deploy/api", "--session-ttl", "60")
+		if err != nil {
+			t.Fatalf("sessions create --name taken: %v\n%s", err, out)
+		}
+		defer func() { _, _ = f.RunPlugin(context.Background(), f.Clusters[0], "-n", ns, "sessions", "kill", "taken") }()
+		before, err := getSession(ctx, f, ns, "taken")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "--name", "taken", "-t", "deploy/api", "--", "true")
+		if err == nil || !strings.Contains(out, "session "+ns+"/taken already exists") || !strings.Contains(out, "pick another --name") {
+			t.Errorf("exec with a name in use (%v):\n%s", err, out)
+		}
+		// The session that had the name is untouched.
+		after, err := getSession(ctx, f, ns, "taken")
+		if err != nil || after.UID != before.UID || after.DeletionTimestamp != nil {
+			t.Errorf("the existing session was disturbed: %v", err)
+		}
+		if out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "--name", "Not_A_Name", "-t", "deploy/api", "--", "true"); err == nil || !strings.Contains(out, `--name "Not_A_Name"`) {
+			t.Errorf("exec with an invalid name (%v):\n%s", err, out)
+		}
+	})
+
+	t.Run("a member cluster with bad credentials", func(t *testing.T) {
+		primary, c3 := f.Clusters[0], f.Clusters[2]
+		secrets := primary.Kube.CoreV1().Secrets(controllerNS)
+		secret, err := secrets.Get(ctx, "mirrord-cluster-"+c3.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		good := secret.DeepCopy()
+		secret.Data["token"] = []byte("not-a-token")
+		if _, err := secrets.Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			cur, err := secrets.Get(context.Background(), good.Name, metav1.GetOptions{})
+			if err == nil {
+				cur.Data = good.Data
+				_, err = secrets.Update(context.Background(), cur, metav1.UpdateOptions{})
+			}
+			if err != nil {
+				t.Errorf("restoring %s's credentials: %v", c3.Name, err)
+			}
+		}()
+		f.Eventually(ctx, 60*time.Second, "c3 reported unreachable", func(ctx context.Context) error {
+			out, err := f.RunPlugin(ctx, primary, "status")
+			if err != nil || !regexp.MustCompile(`(?m)^\s+c3\s.*False.*credentials rejected`).MatchString(out) {
+				return fmt.Errorf("status (%v):\n%s", err, out)
+			}
+			return nil
+		})
+		// A session still runs where it can, and says which member it is missing and why.
+		out, err := f.RunPlugin(ctx, primary, "-n", ns, "exec", "--timeout", "30s", "-t", "deploy/api", "--", "sh", "-c", "echo CLUSTER_NAME=$CLUSTER_NAME")
+		if err != nil || !strings.Contains(out, "CLUSTER_NAME=c2") {
+			t.Errorf("exec with c3 away (%v):\n%s", err, out)
+		}
+		if !regexp.MustCompile(`going on without c3 \(credentials rejected .*register the cluster again\)`).MatchString(out) {
+			t.Errorf("exec does not say it goes on without c3, whose credentials are rejected:\n%s", out)
+		}
+	})
 }

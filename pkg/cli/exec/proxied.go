@@ -25,7 +25,7 @@ import (
 
 // runProxied runs the command as a plain child of this process, pointed at a local proxy
 // (proxy mode: no namespaces needed).
-func (o *Options) runProxied(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, env []string, start time.Time) (int, error) {
+func (o *Options) runProxied(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, env []string, start time.Time, ended <-chan struct{}) (int, error) {
 	h, err := outgoingHandler(client, spec)
 	if err != nil {
 		return -1, err
@@ -50,7 +50,7 @@ func (o *Options) runProxied(ctx context.Context, client *protocol.Client, spec 
 	defer unsubscribe()
 	o.logf("proxy mode: the command gets the target's environment and incoming traffic (on this machine's ports), and reaches the target's network through %s (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY). Not in proxy mode: remote files, UDP, and connections of programs that ignore those variables", srv.Addr())
 	o.logf("running %s (ready in %s)", strings.Join(o.Command, " "), time.Since(start).Round(time.Millisecond))
-	return runChild(o.Command, append(env, srv.Env()...), o.In, o.Out, o.ErrOut)
+	return runChild(o.Command, append(env, srv.Env()...), o.In, o.Out, o.ErrOut, ended)
 }
 
 // hostDialer delivers incoming connections to this machine's loopback (proxy mode).
@@ -89,7 +89,7 @@ func forwardSignals(in io.Reader, send func(os.Signal)) func() {
 
 // runChild runs command with env as this process's child, its exit code returned; it dies
 // with this process (kill -9 included, on Linux).
-func runChild(command, env []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func runChild(command, env []string, stdin io.Reader, stdout, stderr io.Writer, ended <-chan struct{}) (int, error) {
 	cmd := osexec.Command(command[0], command[1:]...)
 	cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = env, stdin, stdout, stderr
 	if path, err := sandbox.LookPath(command[0], env); err == nil {
@@ -117,6 +117,7 @@ func runChild(command, env []string, stdin io.Reader, stdout, stderr io.Writer) 
 	}
 	stop := forwardSignals(stdin, func(s os.Signal) { _ = cmd.Process.Signal(s) })
 	defer stop()
+	defer stopOnEnd(ended, func(s os.Signal) { _ = cmd.Process.Signal(s) }, func() { _ = cmd.Process.Kill() })()
 	r := <-done
 	return r.code, r.err
 }

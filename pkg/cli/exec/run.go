@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -69,16 +70,21 @@ func (o *Options) Run(ctx context.Context) error {
 	spec.PublicKey = base64.StdEncoding.EncodeToString(pub)
 
 	start := time.Now()
-	s, err := session.Create(ctx, cs.Mirrord, ns, spec)
+	s, err := session.Create(ctx, cs.Mirrord, ns, o.Name, spec)
 	if err != nil {
 		return err
 	}
 	o.logf("session %s/%s for %s", ns, s.Name, target.String(spec.Target))
 	// From here every exit ends the session; a kill -9 leaves it to its TTL.
 	keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
-	ended := make(chan error, 1)
+	// ended closes when someone else ends the session (sessions kill, or its TTL passed while
+	// this machine could not reach the cluster): the command is stopped then.
+	ended := make(chan struct{})
 	go func() {
-		ended <- session.KeepAlive(keepCtx, cs.Mirrord, ns, s.Name, time.Duration(spec.TTLSeconds)*time.Second/3)
+		if err := session.KeepAlive(keepCtx, cs.Mirrord, ns, s.Name, time.Duration(spec.TTLSeconds)*time.Second/3); err != nil {
+			o.logf("%v (by sessions kill, or it expired while this machine could not reach the cluster): stopping the command", err)
+			close(ended)
+		}
 	}()
 	defer func() {
 		stopKeep()
@@ -99,7 +105,16 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	client, err := relay.DialSession(ctx, restCfg, o.MirrordNamespace, ready, key)
+	if ready.Status.Phase == mirrordv1alpha1.SessionDegraded {
+		o.logf("going on without %s: the session is Degraded until they are back", session.Missing(ready))
+	}
+	client, err := relay.DialSession(ctx, restCfg, o.MirrordNamespace, ready, key, func(e protocol.ConnEvent) {
+		if e.Err != nil {
+			o.logf("%v: reconnecting (the session lasts %ds without heartbeats)", e.Err, spec.TTLSeconds)
+		} else {
+			o.logf("reconnected to the session after %s; connections open at the drop were reset", e.Down.Round(100*time.Millisecond))
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -117,24 +132,37 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	var code int
 	if o.ProxyMode {
-		code, err = o.runProxied(ctx, client, &spec, env, start)
+		code, err = o.runProxied(ctx, client, &spec, env, start, ended)
 	} else {
-		code, err = o.runSandboxed(ctx, client, &spec, env, hostname, start)
+		code, err = o.runSandboxed(ctx, client, &spec, env, hostname, start, ended)
 	}
 	if err != nil {
 		return err
-	}
-	select {
-	case err := <-ended:
-		if err != nil {
-			o.logf("%v", err)
-		}
-	default:
 	}
 	if code != 0 {
 		return &cmdutil.ExitError{Code: code}
 	}
 	return nil
+}
+
+// stopOnEnd asks the command to stop (SIGTERM, then SIGKILL after 10 s) once ended closes;
+// the returned func stops watching.
+func stopOnEnd(ended <-chan struct{}, signal func(os.Signal), kill func()) func() {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ended:
+		case <-done:
+			return
+		}
+		signal(syscall.SIGTERM)
+		select {
+		case <-time.After(10 * time.Second):
+			kill()
+		case <-done:
+		}
+	}()
+	return func() { close(done) }
 }
 
 // outgoingHandler decides, per connection and name, between the target's network and this

@@ -18,7 +18,7 @@ import (
 
 // runSandboxed runs the command in its own namespaces: every connection, name and file it
 // uses goes through the session as the features say.
-func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, env []string, hostname string, start time.Time) (int, error) {
+func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, env []string, hostname string, start time.Time, ended <-chan struct{}) (int, error) {
 	h, err := outgoingHandler(client, spec)
 	if err != nil {
 		return -1, err
@@ -71,6 +71,7 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 	o.logf("running %s (ready in %s)", strings.Join(o.Command, " "), time.Since(start).Round(time.Millisecond))
 	stop := forwardSignals(o.In, sb.Signal)
 	defer stop()
+	defer stopOnEnd(ended, sb.Signal, sb.Kill)()
 	return sb.Run()
 }
 

@@ -12,6 +12,6 @@ import (
 )
 
 // runSandboxed is never reached off Linux: Run picks proxy mode there.
-func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, env []string, hostname string, start time.Time) (int, error) {
+func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, env []string, hostname string, start time.Time, _ <-chan struct{}) (int, error) {
 	return -1, errors.New("the command's own namespaces need Linux: use --proxy-mode")
 }

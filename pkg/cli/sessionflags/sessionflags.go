@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -46,6 +47,7 @@ type Flags struct {
 	OutgoingRemote   []string
 	NoDNS            bool
 	SessionTTL       int32
+	Name             string
 }
 
 // AddFlags registers the flags on fs.
@@ -77,6 +79,7 @@ func (o *Flags) AddFlags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.OutgoingRemote, "outgoing-remote", nil, "the only destinations reached through the target (the rest from this machine)")
 	f.BoolVar(&o.NoDNS, "no-dns", false, "resolve names locally")
 	f.Int32Var(&o.SessionTTL, "session-ttl", 30, "seconds a session lives after the last heartbeat")
+	f.StringVar(&o.Name, "name", "", "the session's name (default: OWNER-TARGET-xxxxx); a name in use is an error")
 }
 
 // Spec builds the session spec for namespace, owned by owner. Every bad value is an error
@@ -92,6 +95,11 @@ func (o *Flags) Spec(namespace, owner string) (mirrordv1alpha1.MirrordSessionSpe
 		return spec, fmt.Errorf("--session-ttl %d: use 5 to 3600 seconds", o.SessionTTL)
 	}
 	spec.TTLSeconds = o.SessionTTL
+	if o.Name != "" {
+		if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
+			return spec, fmt.Errorf("--name %q: %s", o.Name, strings.Join(errs, "; "))
+		}
+	}
 
 	f := &spec.Features
 	in := &f.Network.Incoming

@@ -14,6 +14,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
@@ -85,7 +86,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s, err := session.Create(ctx, mc, ns, spec)
+	s, err := session.Create(ctx, mc, ns, o.Name, spec)
 	if err != nil {
 		return err
 	}
@@ -111,12 +112,16 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	p := &session.Progress{Out: o.ErrOut}
-	if _, err := session.Wait(wctx, mc, ns, s.Name, p.Print); err != nil {
+	ready, err := session.Wait(wctx, mc, ns, s.Name, p.Print)
+	if err != nil {
 		end()
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("session %s not ready after %s: %s", s.Name, o.Timeout, p.Last)
 		}
 		return err
+	}
+	if ready.Status.Phase == mirrordv1alpha1.SessionDegraded {
+		fmt.Fprintf(o.ErrOut, "session %s is Degraded: going on without %s until they are back\n", s.Name, session.Missing(ready))
 	}
 	if o.Detach {
 		fmt.Fprintln(o.Out, s.Name)

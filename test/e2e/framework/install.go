@@ -84,8 +84,14 @@ func (f *Framework) RunPlugin(ctx context.Context, c *Cluster, args ...string) (
 // StartPlugin starts kubectl-mirrord against c in the background; the test ends it.
 func (f *Framework) StartPlugin(c *Cluster, args ...string) (*exec.Cmd, *SyncBuffer) {
 	f.t.Helper()
+	return f.StartPluginWith(c.Kubeconfig, args...)
+}
+
+// StartPluginWith is StartPlugin with the kubeconfig file given.
+func (f *Framework) StartPluginWith(kubeconfig string, args ...string) (*exec.Cmd, *SyncBuffer) {
+	f.t.Helper()
 	out := &SyncBuffer{}
-	cmd := exec.Command(Plugin(), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd := exec.Command(Plugin(), append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)
