@@ -121,22 +121,29 @@ func Heartbeat(ctx context.Context, c versioned.Interface, namespace, name strin
 }
 
 // KeepAlive heartbeats every interval until ctx ends. It returns early only if the session is
-// gone (someone ended it); transient errors are retried at the next tick.
+// gone (someone ended it, or it expired). A failed heartbeat (a network blip, the API server
+// restarting) is retried every second until one gets through: the session dies only when
+// none does for its whole TTL.
 func KeepAlive(ctx context.Context, c versioned.Interface, namespace, name string, interval time.Duration) error {
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			// Bounded: through a dead network a request can hang for minutes.
-			hctx, cancel := context.WithTimeout(ctx, interval)
-			err := Heartbeat(hctx, c, namespace, name)
-			cancel()
-			if apierrors.IsNotFound(err) {
-				return fmt.Errorf("session %s/%s was ended", namespace, name)
-			}
+		}
+		// Bounded: through a dead network a request can hang for minutes.
+		hctx, cancel := context.WithTimeout(ctx, min(interval, 5*time.Second))
+		err := Heartbeat(hctx, c, namespace, name)
+		cancel()
+		switch {
+		case apierrors.IsNotFound(err):
+			return fmt.Errorf("session %s/%s was ended", namespace, name)
+		case err != nil:
+			t.Reset(min(interval, time.Second))
+		default:
+			t.Reset(interval)
 		}
 	}
 }

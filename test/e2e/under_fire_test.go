@@ -92,8 +92,14 @@ func TestFaults(t *testing.T) {
 			t.Logf("exec's output:\n%s", out.String())
 			return
 		}
-		// What a developer saw through all this (the command's own lines left out).
-		t.Logf("exec said:\n%s", outRE.ReplaceAllString(out.String(), ""))
+		// What a developer saw through all this: exec's own lines.
+		var said []string
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(line, "mirrord: ") && !strings.HasPrefix(line, "mirrord: running ") {
+				said = append(said, line)
+			}
+		}
+		t.Logf("exec said:\n%s", strings.Join(said, "\n"))
 	}()
 
 	// healthy waits until the session works again in every cluster, then checks that nothing
@@ -163,6 +169,14 @@ func TestFaults(t *testing.T) {
 
 	t.Run("a member's API server stopped and restarted", func(t *testing.T) {
 		mark := tr.mark()
+		// Its controller loses its leader lease meanwhile: it must campaign again, not exit
+		// (an exit cuts the relay, and repeated ones put the pod into restart back-off).
+		restartsBefore := controllerRestarts(ctx, t, c3)
+		defer func() {
+			if n := controllerRestarts(ctx, t, c3); n != restartsBefore {
+				t.Errorf("c3's controller restarted %d times while its API server was away", n-restartsBefore)
+			}
+		}()
 		if out, err := exec.Command(framework.Rig(), "stop", "c3", "kube-apiserver").CombinedOutput(); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -233,6 +247,21 @@ func TestFaults(t *testing.T) {
 			t.Errorf("exec said it reconnected %d times, want 2 (the Primary's controller, the network)", n)
 		}
 		// The targets never depended on the session: everyone else's requests were answered.
+		tr.check(t, mark, 0)
+	})
+
+	t.Run("the developer's network flapping: five 3s cuts in 20s", func(t *testing.T) {
+		// Most heartbeats fall into a cut: each failed one is retried within a second, so
+		// the session outlives a network that is down most of the time for longer than its TTL.
+		mark := tr.mark()
+		for range 5 {
+			front.Drop(3 * time.Second)
+			time.Sleep(4 * time.Second)
+		}
+		healthy(t, "flapping network", time.Now())
+		if _, err := getSession(ctx, f, ns, s.Name); err != nil {
+			t.Fatalf("the session did not survive: %v", err)
+		}
 		tr.check(t, mark, 0)
 	})
 
@@ -504,6 +533,22 @@ func killController(ctx context.Context, t *testing.T, c *framework.Cluster) tim
 		t.Fatalf("%s: no running controller", c.Name)
 	}
 	return time.Now()
+}
+
+// controllerRestarts is the restart count of c's controller containers.
+func controllerRestarts(ctx context.Context, t *testing.T, c *framework.Cluster) int32 {
+	t.Helper()
+	pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelComponent + "=controller"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int32
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			n += cs.RestartCount
+		}
+	}
+	return n
 }
 
 // stealTables are the agents' tables among tables.

@@ -146,3 +146,62 @@ func TestStealConflicts(t *testing.T) {
 		t.Errorf("whole-port steal of a filtered port: %v", err)
 	}
 }
+
+// TestSessionsComeAndGoUnderTraffic: filtered sessions start and end over and over while a
+// client sends requests none of them match, each on a new connection: the target answers
+// every one (nothing is reset or left hanging when a session's rules come or go).
+func TestSessionsComeAndGoUnderTraffic(t *testing.T) {
+	tg, link, ns := targetWithClient(t)
+	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
+	ctx, cancel := context.WithCancel(t.Context())
+	type result struct{ sent, failed int }
+	done := make(chan result)
+	go func() {
+		var r result
+		for i := 0; ctx.Err() == nil; i++ {
+			r.sent++
+			if err := getOnce(link, addr, fmt.Sprintf("/%d", i), tg.Token); err != nil {
+				r.failed++
+				t.Errorf("request %d: %v", i, err)
+			}
+		}
+		done <- r
+	}()
+	for i := range 40 {
+		s := startFiltered(t, ns, fmt.Sprintf("user%d", i))
+		time.Sleep(50 * time.Millisecond)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	r := <-done
+	t.Logf("%d requests, %d failed", r.sent, r.failed)
+}
+
+// getOnce sends one request on a new connection and checks that the target answered it.
+func getOnce(link *nstest.Link, addr, path, token string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c, err := link.Client.Dial(ctx, "tcp", addr, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: api\r\nX-User: nobody\r\nConnection: close\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if want := token + " GET " + path; string(b) != want {
+		return fmt.Errorf("answered %q, want %q", b, want)
+	}
+	return nil
+}

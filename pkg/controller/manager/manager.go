@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -169,28 +170,61 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Leadership lost (the API server was away longer than the renew deadline) stops the
+	// controllers and campaigns again; the process stays up, so the relay and the sessions
+	// it carries are not cut and the pod does not crash-loop into a restart back-off.
 	g.Go(func() error {
-		var runErr error
-		leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
-			Lock:            lock,
-			LeaseDuration:   15 * time.Second,
-			RenewDeadline:   10 * time.Second,
-			RetryPeriod:     2 * time.Second,
-			ReleaseOnCancel: true,
-			Name:            LeaseName,
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(ctx context.Context) { runErr = runControllers(ctx) },
-				OnStoppedLeading: func() { logger.Info("No longer the leader") },
-				OnNewLeader:      func(identity string) { logger.Info("Leader", "identity", identity) },
-			},
-		})
-		if runErr != nil {
-			return runErr
+		for {
+			ran := make(chan error, 1) // the term's controllers' result, if it led
+			var led atomic.Bool
+			// A controller failing on its own ends the term (and the process, below).
+			term, endTerm := context.WithCancel(ctx)
+			le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+				Lock:            lock,
+				LeaseDuration:   15 * time.Second,
+				RenewDeadline:   10 * time.Second,
+				RetryPeriod:     2 * time.Second,
+				ReleaseOnCancel: true,
+				Name:            LeaseName,
+				Callbacks: leaderelection.LeaderCallbacks{
+					// Called on a goroutine of its own; Run returns without waiting for it.
+					OnStartedLeading: func(ctx context.Context) {
+						led.Store(true)
+						err := runControllers(ctx)
+						ran <- err
+						if err != nil {
+							endTerm()
+						}
+					},
+					OnStoppedLeading: func() { logger.Info("No longer the leader") },
+					OnNewLeader:      func(identity string) { logger.Info("Leader", "identity", identity) },
+				},
+			})
+			if err != nil {
+				endTerm()
+				return err
+			}
+			le.Run(term)
+			endTerm()
+			if led.Load() {
+				// Run cancelled the term's context: wait until its controllers have stopped
+				// before another term may start them again.
+				select {
+				case err := <-ran:
+					if err != nil && !errors.Is(err, context.Canceled) {
+						return err
+					}
+				case <-time.After(30 * time.Second):
+					if ctx.Err() == nil {
+						return errors.New("lost leadership and the controllers did not stop within 30s: exiting")
+					}
+				}
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			logger.Info("Lost leadership: controllers stopped; campaigning again (the relay keeps serving)")
 		}
-		if ctx.Err() == nil {
-			return errors.New("lost leadership: exiting so a fresh replica can take over")
-		}
-		return nil
 	})
 	return ignoreCanceled(g.Wait())
 }
