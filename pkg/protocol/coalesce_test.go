@@ -65,3 +65,36 @@ func TestCoalescedFramesArriveWhole(t *testing.T) {
 		t.Errorf("one data frame took %d writes, want 1 (header and body together)", small)
 	}
 }
+
+// TestCopyGrowsItsBuffer: short copies stay on the small buffer, bulk moves to the large one,
+// and every byte arrives in order either way.
+func TestCopyGrowsItsBuffer(t *testing.T) {
+	for _, size := range []int{0, 100, smallCopyBuffer, smallCopyBuffer + 1, 3*largeCopyBuffer + 17} {
+		src := make([]byte, size)
+		for i := range src {
+			src[i] = byte(i * 7)
+		}
+		var dst bytes.Buffer
+		reads := &countingReader{r: bytes.NewReader(src)}
+		n, err := Copy(&dst, reads)
+		if err != nil || n != int64(size) || !bytes.Equal(dst.Bytes(), src) {
+			t.Fatalf("size %d: copied %d, %v; equal %v", size, n, err, bytes.Equal(dst.Bytes(), src))
+		}
+		if size > 2*largeCopyBuffer && reads.max != largeCopyBuffer {
+			t.Errorf("size %d: largest read %d, want the large buffer (%d)", size, reads.max, largeCopyBuffer)
+		}
+		if size <= 100 && reads.max > smallCopyBuffer {
+			t.Errorf("size %d: read with %d bytes, want the small buffer", size, reads.max)
+		}
+	}
+}
+
+type countingReader struct {
+	r   io.Reader
+	max int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.max = max(c.max, len(p))
+	return c.r.Read(p)
+}

@@ -71,12 +71,13 @@ func TestBenchLoad(t *testing.T) {
 		Baseline: "1 session", BaselineSamples: one.outgoing}
 	ctlCPU := report.Row{Name: name("controller CPU"), Unit: "cores", Samples: []float64{many.controllerCPU},
 		Baseline: "1 session", BaselineSamples: []float64{one.controllerCPU}}
+	// No target: the issue asks for these to be recorded. (The 150 MiB of the 200-session row
+	// is for sessions without traffic.)
 	ctlMem := report.Row{Name: name("controller memory (RSS)"), Unit: "MiB", Samples: []float64{many.controllerMiB},
 		Baseline: "1 session", BaselineSamples: []float64{one.controllerMiB}}
-	ctlMem.AtMost(150)
 	agentCPU := report.Row{Name: name("CPU of all agents"), Unit: "cores", Samples: []float64{many.agentsCPU},
 		Baseline: "1 session", BaselineSamples: []float64{one.agentsCPU}}
-	agentMem := report.Row{Name: name("memory per agent, median (RSS)"), Unit: "MiB", Samples: many.agentMiB,
+	agentMem := report.Row{Name: name("private memory per agent, median (RssAnon)"), Unit: "MiB", Samples: many.agentMiB,
 		Baseline: "1 session", BaselineSamples: one.agentMiB}
 	report.Record(t, delivered, latency, ctlCPU, ctlMem, agentCPU, agentMem)
 }
@@ -228,10 +229,10 @@ func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 		controllerCPU: (ctl1 - ctl0) / window,
 		controllerMiB: rss / (1 << 20),
 		agentsCPU:     (agents1 - agents0) / window,
-		agentMiB:      agentRSS(t, agents),
+		agentMiB:      agentPrivateMiB(t, agents),
 	}
-	t.Logf("%d sessions: %d requests sent, worst session got %.1f%%; outgoing p50 %.2f ms over %d requests; controller %.2f cores %.0f MiB; %d agents %.2f cores, median %.1f MiB",
-		n, sent, r.delivered, report.Median(lat), len(lat), r.controllerCPU, r.controllerMiB, len(agents), r.agentsCPU, report.Median(r.agentMiB))
+	t.Logf("%d sessions: %d requests sent (%d planned), worst session got %.1f%%; outgoing p50 %.2f ms over %d requests; controller %.2f cores %.0f MiB; %d agents %.2f cores, median %.1f MiB private",
+		n, sent, int(loadRate*loadDuration/time.Second), r.delivered, report.Median(lat), len(lat), r.controllerCPU, r.controllerMiB, len(agents), r.agentsCPU, report.Median(r.agentMiB))
 	return r
 }
 
@@ -322,8 +323,9 @@ func agentCPUSeconds(t *testing.T, agents []*corev1.Pod) float64 {
 	return total
 }
 
-// agentRSS is each agent's resident memory, MiB.
-func agentRSS(t *testing.T, agents []*corev1.Pod) []float64 {
+// agentPrivateMiB is each agent's private resident memory (RssAnon: its heap and stacks, not
+// the pages of its binary, which every agent on a node shares), MiB.
+func agentPrivateMiB(t *testing.T, agents []*corev1.Pod) []float64 {
 	var out []float64
 	for _, p := range agents {
 		pids, err := framework.PodProcesses(p)
@@ -337,7 +339,7 @@ func agentRSS(t *testing.T, agents []*corev1.Pod) []float64 {
 				continue
 			}
 			for _, line := range strings.Split(string(b), "\n") {
-				if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
 					v, _ := strconv.ParseFloat(f[1], 64)
 					kib += v
 				}

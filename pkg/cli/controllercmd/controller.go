@@ -54,6 +54,7 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 	f.StringVar(&cfg.Namespace, "controller-namespace", cfg.Namespace, "the controller's namespace (default $POD_NAMESPACE)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-bind-address", ":8080", "address of /metrics (0 disables it)")
 	f.StringVar(&cfg.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (0 disables them)")
+	f.BoolVar(&cfg.Profiling, "profiling", false, "serve Go's /debug/pprof on the metrics address")
 	f.StringVar(&cfg.RelayAddr, "relay-bind-address", fmt.Sprintf(":%d", relay.Port), "address of the session relay (the mirrord-relay Service's target)")
 	f.BoolVar(&cfg.LeaderElect, "leader-elect", true, "elect one active replica through a Lease")
 	f.StringVar(&cfg.AgentImage, "agent-image", "", "image of agent Jobs (default: this pod's image)")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,8 @@ type Config struct {
 	PodName string
 	// MetricsAddr and ProbeAddr are the listen addresses of /metrics and /healthz+/readyz.
 	MetricsAddr, ProbeAddr string
+	// Profiling serves Go's /debug/pprof on the metrics address.
+	Profiling bool
 	// RelayAddr is the listen address of the session relay, which every replica serves.
 	RelayAddr string
 	// LeaderElect makes replicas elect one active controller through a Lease.
@@ -101,7 +104,14 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 
 	h := &health{}
 	g, ctx := errgroup.WithContext(ctx)
-	serve(ctx, g, cfg.MetricsAddr, promhttp.HandlerFor(newRegistry(), promhttp.HandlerOpts{}))
+	metrics := http.NewServeMux()
+	metrics.Handle("/metrics", promhttp.HandlerFor(newRegistry(), promhttp.HandlerOpts{}))
+	if cfg.Profiling {
+		metrics.HandleFunc("/debug/pprof/", pprof.Index)
+		metrics.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		metrics.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	serve(ctx, g, cfg.MetricsAddr, metrics)
 	serve(ctx, g, cfg.ProbeAddr, h.mux())
 	if cfg.RelayAddr != "" && cfg.RelayAddr != "0" {
 		rs := &relay.Server{Kube: kube, Mirrord: mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr,
