@@ -152,6 +152,8 @@ func targetPod(ctx context.Context, t *testing.T, c *framework.Cluster, ns strin
 
 const requests = 300
 
+var noKeepAlive = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 // timeRequests sends requests GETs with header on one keep-alive connection to addr and
 // returns each round trip in milliseconds; every answer must come from want's cluster.
 func timeRequests(t *testing.T, addr string, header map[string]string, want string) []float64 {
@@ -197,12 +199,20 @@ func roundTrips(ctx context.Context, t *testing.T, f *framework.Framework, ns, e
 		t.Fatalf("exec: %v\n%s", err, buf.String())
 	}
 	target := net.JoinHostPort(ip, "8080")
-	f.Eventually(ctx, 30*time.Second, "the steal answering", func(ctx context.Context) error {
-		resp, err := http.Get("http://" + target + "/ping")
+	// "running" is printed as the command starts, before it listens: wait for its answer.
+	f.Eventually(ctx, 30*time.Second, "the local server answering stolen requests", func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+"/ping", nil)
+		req.Header.Set("X-Bench", "1")
+		resp, err := noKeepAlive.Do(req)
 		if err != nil {
 			return err
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		var r struct{ Cluster string }
+		if json.Unmarshal(body, &r) != nil || r.Cluster != "local" {
+			return fmt.Errorf("%s %q", resp.Status, body)
+		}
 		return nil
 	})
 	stolen = timeRequests(t, target, map[string]string{"X-Bench": "1"}, "local")

@@ -77,3 +77,15 @@ func controllerMetric(ctx context.Context, c *framework.Cluster, name string) (f
 	}
 	return 0, fmt.Errorf("%s: no running controller pod", c.Name)
 }
+
+// restartController starts a fresh controller process in c: memory figures are the process's,
+// and the benchmark before may have used the same one.
+func restartController(t *testing.T, f *framework.Framework, c *framework.Cluster) {
+	t.Helper()
+	if out, err := f.Kubectl(c, "-n", controllerNS, "rollout", "restart", "deploy/mirrord-controller"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if out, err := f.Kubectl(c, "-n", controllerNS, "rollout", "status", "deploy/mirrord-controller", "--timeout=120s"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+}

@@ -46,6 +46,7 @@ func TestBenchLoad(t *testing.T) {
 	if os.Getenv("MIRRORD_BENCH_NO_INSTALL") == "" {
 		f.InstallAlone(ctx, c)
 	}
+	restartController(t, f, c)
 	ns := f.Namespace(c)
 	f.EchoApp(ctx, c, ns, "api", 1)
 	f.EchoApp(ctx, c, ns, "backend", 1)
@@ -107,6 +108,7 @@ func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 	}
 	spec.Features.Network.Incoming.Mode = mirrordv1alpha1.IncomingModeMirror
 	clients := make([]*protocol.Client, n)
+	var reconnects atomic.Int64 // connections to the Primary that dropped: a delivery gap each
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
@@ -126,7 +128,11 @@ func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 				errs <- fmt.Errorf("session %s: %w", s.Name, err)
 				return
 			}
-			clients[i], err = relay.DialSession(ctx, c.Config, controllerNS, ready, key, nil)
+			clients[i], err = relay.DialSession(ctx, c.Config, controllerNS, ready, key, func(e protocol.ConnEvent) {
+				if e.Err != nil {
+					reconnects.Add(1)
+				}
+			})
 			if err != nil {
 				errs <- fmt.Errorf("session %s: %w", s.Name, err)
 			}
@@ -148,7 +154,7 @@ func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 	}()
 
 	// Every session counts the mirrored requests it receives.
-	received := make([]atomic.Int64, n)
+	received := make([]mirrored, n)
 	for i, cl := range clients {
 		sub, err := cl.Subscribe()
 		if err != nil {
@@ -214,14 +220,23 @@ func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 	// Deliveries trail the requests a little.
 	deadline := time.Now().Add(10 * time.Second)
 	worst := func() int64 {
-		w := received[0].Load()
+		w := received[0].count()
 		for i := range received {
-			w = min(w, received[i].Load())
+			w = min(w, received[i].count())
 		}
 		return w
 	}
 	for worst() < int64(sent) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
+	}
+	worstIdx := 0
+	for i := range received {
+		if received[i].count() < received[worstIdx].count() {
+			worstIdx = i
+		}
+	}
+	if miss := received[worstIdx].missing(sent); len(miss) > 0 {
+		t.Logf("%d sessions: the worst session lacks %v (connections to the Primary that dropped meanwhile: %d)", n, miss, reconnects.Load())
 	}
 	r := loadResult{
 		delivered:     100 * float64(worst()) / float64(sent),
@@ -236,8 +251,42 @@ func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 	return r
 }
 
-// countMirrored counts the HTTP requests in every delivery of sub.
-func countMirrored(sub *protocol.Subscription, n *atomic.Int64) {
+// mirrored is what one session received: the paths of the mirrored requests.
+type mirrored struct {
+	mu    sync.Mutex
+	paths map[string]bool
+}
+
+func (m *mirrored) add(path string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.paths == nil {
+		m.paths = map[string]bool{}
+	}
+	m.paths[path] = true
+}
+
+func (m *mirrored) count() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return int64(len(m.paths))
+}
+
+// missing lists the sent requests m lacks (at most 10).
+func (m *mirrored) missing(sent int) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for i := 0; i < sent && len(out) < 10; i++ {
+		if p := fmt.Sprintf("/load-%d", i); !m.paths[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// countMirrored records the HTTP requests in every delivery of sub.
+func countMirrored(sub *protocol.Subscription, m *mirrored) {
 	for {
 		_, conn, err := sub.Accept()
 		if err != nil {
@@ -253,7 +302,7 @@ func countMirrored(sub *protocol.Subscription, n *atomic.Int64) {
 				}
 				_, _ = io.Copy(io.Discard, req.Body)
 				if strings.HasPrefix(req.URL.Path, "/load-") {
-					n.Add(1)
+					m.add(req.URL.Path)
 				}
 			}
 		}()

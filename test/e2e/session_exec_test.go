@@ -20,6 +20,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
 )
 
@@ -265,18 +267,7 @@ s.serve_forever()`, name)
 	t.Run("kill -9 of the CLI: the session and everything it made are gone within 30s", func(t *testing.T) {
 		marker := filepath.Join(t.TempDir(), "pid")
 		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--session-ttl", "10", "--", "sh", "-c", "echo $$ > "+marker+"; echo started; exec sleep 600")
-		text, err := out.WaitFor(ctx, "started", 90*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := sessionRE.FindStringSubmatch(text)
-		if m == nil {
-			t.Fatalf("no session name in:\n%s", text)
-		}
-		s, err := getSession(ctx, f, ns, m[2])
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := execSession(ctx, t, f, out, "started")
 		b, _ := os.ReadFile(marker)
 		var child int
 		fmt.Sscan(string(b), &child)
@@ -301,6 +292,24 @@ s.serve_forever()`, name)
 }
 
 var sessionRE = regexp.MustCompile(`session ([a-z0-9-]+)/([a-z0-9-]+) for `)
+
+// execSession waits until exec's output says want and returns the session exec made.
+func execSession(ctx context.Context, t *testing.T, f *framework.Framework, out *framework.SyncBuffer, want string) *mirrordv1alpha1.MirrordSession {
+	t.Helper()
+	text, err := out.WaitFor(ctx, want, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sessionRE.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no session name in:\n%s", text)
+	}
+	s, err := f.Clusters[0].Mirrord.MirrordV1alpha1().MirrordSessions(m[1]).Get(ctx, m[2], metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 // buildEcho builds the sample app as a static local binary.
 func buildEcho(t *testing.T) string {

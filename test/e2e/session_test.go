@@ -302,20 +302,9 @@ func testSessions(t *testing.T, f *framework.Framework, tp topology) {
 		if framework.Rig() == "" {
 			t.Skip("needs the local rig (MIRRORD_E2E_RIG) to stop an API server")
 		}
-		if out, err := exec.Command(framework.Rig(), "stop", "c3", "kube-apiserver").CombinedOutput(); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-		started := false
-		defer func() {
-			if !started {
-				_ = exec.Command(framework.Rig(), "start", "c3", "kube-apiserver").Run()
-			}
-		}()
+		start := f.StopAPIServer("c3")
 		waitPhase(t, f, ns, name, mirrordv1alpha1.SessionDegraded, "c3", 30*time.Second)
-		if out, err := exec.Command(framework.Rig(), "start", "c3", "kube-apiserver").CombinedOutput(); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-		started = true
+		start()
 		waitPhase(t, f, ns, name, mirrordv1alpha1.SessionReady, "", 60*time.Second)
 	})
 

@@ -200,3 +200,22 @@ func NetnsTables(pod *corev1.Pod) ([]string, error) {
 	}
 	return tables, nil
 }
+
+// StopAPIServer stops cluster's API server on the local rig and returns the func that starts
+// it again (which the test's end calls too, if the test did not).
+func (f *Framework) StopAPIServer(cluster string) (start func()) {
+	f.t.Helper()
+	if out, err := exec.Command(Rig(), "stop", cluster, "kube-apiserver").CombinedOutput(); err != nil {
+		f.t.Fatalf("stopping %s's API server: %v: %s", cluster, err, out)
+	}
+	var once sync.Once
+	start = func() {
+		once.Do(func() {
+			if out, err := exec.Command(Rig(), "start", cluster, "kube-apiserver").CombinedOutput(); err != nil {
+				f.t.Errorf("starting %s's API server: %v: %s", cluster, err, out)
+			}
+		})
+	}
+	f.t.Cleanup(start)
+	return start
+}
