@@ -91,6 +91,10 @@ func (a *Agent) serveIncoming(ctx context.Context, sess *yamux.Session, st *yamu
 			}
 			_, _ = protocol.Copy(s, c.Data)
 			s.Close()
+			// If the session stopped reading (it closed the delivery, or went away), drain the
+			// rest: the capture writes each connection's bytes synchronously, and an undrained
+			// connection would stall it for every other one.
+			_, _ = io.Copy(io.Discard, c.Data)
 		})
 		if err != nil {
 			return protocol.WriteMessage(st, failure(err))

@@ -188,8 +188,13 @@ func TestAgentIncoming(t *testing.T) {
 			if err != nil {
 				return
 			}
-			b, _ := io.ReadAll(st)
-			mirrored <- string(in.Kind) + " " + string(b)
+			// The request line as soon as it arrives: a delivery stays open until the
+			// mirrored connection ends, and exec's local side also gets bytes as they come.
+			go func() {
+				defer st.Close()
+				line, _ := bufio.NewReader(st).ReadString('\n')
+				mirrored <- string(in.Kind) + " " + line
+			}()
 		}
 	}()
 	ssub := subscribe(sname)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,5 +68,71 @@ func TestMirrorDeliversWhileConnectionLives(t *testing.T) {
 		case <-time.After(3 * time.Second):
 			t.Fatalf("request %s not mirrored while its connection is open", path)
 		}
+	}
+}
+
+// TestMirrorNeverWaitsForASlowHandler: a handler that does not read its connection holds up
+// no other: the next connection is delivered while the first is still unread.
+func TestMirrorNeverWaitsForASlowHandler(t *testing.T) {
+	tg := nstest.Start(t, nstest.Options{})
+	link := nstest.Connect(t, tg)
+	ns, err := netns.OfPID("/proc", tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	seen := make(chan string, 10)
+	release := make(chan struct{})
+	var calls atomic.Int32
+	m, err := Start(ns, []uint16{nstest.HTTPPort}, func(c *Conn) {
+		if calls.Add(1) == 1 {
+			<-release // a session that does not read
+			_, _ = io.Copy(io.Discard, c.Data)
+			return
+		}
+		req, err := http.ReadRequest(bufio.NewReader(c.Data))
+		if err == nil {
+			seen <- req.URL.Path
+		}
+		_, _ = io.Copy(io.Discard, c.Data)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	defer close(release)
+	time.Sleep(100 * time.Millisecond)
+	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
+	nstest.MustGet(t, link.Client, addr, "", "/unread")
+	nstest.MustGet(t, link.Client, addr, "", "/next")
+	select {
+	case p := <-seen:
+		if p != "/next" {
+			t.Errorf("mirrored %q, want /next", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second connection was not mirrored while the first was unread: the capture waited")
+	}
+}
+
+func TestConnBufferDropsAReaderThatFallsBehind(t *testing.T) {
+	b := newConnBuffer()
+	b.write([]byte("hello "))
+	b.write([]byte("world"))
+	buf := make([]byte, 64)
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "hello world" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	b.write(make([]byte, connBufferLimit)) // one byte too many with the next
+	b.write([]byte("x"))
+	if _, err := b.Read(buf); err != ErrFellBehind {
+		t.Fatalf("after falling behind: %v, want ErrFellBehind", err)
+	}
+	ok := newConnBuffer()
+	ok.write([]byte("last"))
+	ok.close()
+	got, err := io.ReadAll(ok)
+	if err != nil || string(got) != "last" {
+		t.Errorf("after close: %q, %v", got, err)
 	}
 }

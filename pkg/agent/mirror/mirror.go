@@ -24,11 +24,13 @@ import (
 // Conn is one mirrored connection: the bytes its client sent to the target, in order.
 type Conn struct {
 	Client, Server netip.AddrPort
-	// Data is closed (io.EOF) when the connection ends.
+	// Data ends with io.EOF when the connection ends, or with ErrFellBehind when the
+	// handler read it too slowly.
 	Data io.Reader
 }
 
-// Handler receives each new mirrored connection; it must consume Data promptly.
+// Handler receives each new mirrored connection. A handler that reads slowly (or not at all)
+// loses that connection, never the capture of the others.
 type Handler func(*Conn)
 
 // Mirror captures on every interface of the target's namespace but loopback.
@@ -175,19 +177,18 @@ func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, _ reassem
 	}
 	src, _ := netip.AddrFromSlice(netFlow.Src().Raw())
 	dst, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
-	pr, pw := io.Pipe()
-	s.w = pw
+	s.buf = newConnBuffer()
 	go f.handler(&Conn{
 		Client: netip.AddrPortFrom(src.Unmap(), uint16(tcp.SrcPort)),
 		Server: netip.AddrPortFrom(dst.Unmap(), uint16(tcp.DstPort)),
-		Data:   pr,
+		Data:   s.buf,
 	})
 	return s
 }
 
 type stream struct {
 	ignore bool
-	w      *io.PipeWriter
+	buf    *connBuffer
 }
 
 func (s *stream) Accept(tcp *layers.TCP, _ gopacket.CaptureInfo, _ reassembly.TCPFlowDirection, _ reassembly.Sequence, _ *bool, _ reassembly.AssemblerContext) bool {
@@ -200,13 +201,13 @@ func (s *stream) ReassembledSG(sg reassembly.ScatterGather, _ reassembly.Assembl
 		return
 	}
 	if n, _ := sg.Lengths(); n > 0 {
-		_, _ = s.w.Write(sg.Fetch(n))
+		s.buf.write(sg.Fetch(n))
 	}
 }
 
 func (s *stream) ReassemblyComplete(reassembly.AssemblerContext) bool {
-	if s.w != nil {
-		_ = s.w.Close()
+	if s.buf != nil {
+		s.buf.close()
 	}
 	return true
 }

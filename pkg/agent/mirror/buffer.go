@@ -1,0 +1,74 @@
+package mirror
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+// connBufferLimit is how far a mirrored connection's reader may fall behind the capture.
+const connBufferLimit = 4 << 20
+
+// ErrFellBehind ends a mirrored connection whose reader fell connBufferLimit behind: the
+// rest of it is dropped so the capture, shared by every connection, never waits.
+var ErrFellBehind = errors.New("mirror: the session fell more than 4 MiB behind this connection; the rest of it is dropped")
+
+// connBuffer carries one mirrored connection's bytes from the capture to its handler. Writes
+// never block (the capture goroutine serves every connection of an interface); a reader
+// that falls too far behind loses the connection instead.
+type connBuffer struct {
+	mu     sync.Mutex
+	ready  sync.Cond
+	data   []byte
+	closed bool
+	err    error // after the data: io.EOF, or ErrFellBehind
+}
+
+func newConnBuffer() *connBuffer {
+	b := &connBuffer{}
+	b.ready.L = &b.mu
+	return b
+}
+
+// write appends p, or ends the connection with ErrFellBehind when the reader is too far
+// behind.
+func (b *connBuffer) write(p []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	if len(b.data)+len(p) > connBufferLimit {
+		b.closed, b.err, b.data = true, ErrFellBehind, nil
+	} else {
+		b.data = append(b.data, p...)
+	}
+	b.ready.Broadcast()
+}
+
+// close ends the connection once the reader has what was written.
+func (b *connBuffer) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.closed, b.err = true, io.EOF
+	}
+	b.ready.Broadcast()
+}
+
+func (b *connBuffer) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.data) == 0 && !b.closed {
+		b.ready.Wait()
+	}
+	if len(b.data) > 0 {
+		n := copy(p, b.data)
+		b.data = b.data[n:]
+		if len(b.data) == 0 {
+			b.data = nil // let a large burst's array go
+		}
+		return n, nil
+	}
+	return 0, b.err
+}
