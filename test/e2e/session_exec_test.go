@@ -264,6 +264,24 @@ s.serve_forever()`, name)
 		}
 	})
 
+	t.Run("sessions kill of a running exec stops its command and says why", func(t *testing.T) {
+		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--incoming", "off", "--", "sh", "-c", "echo started; exec sleep 600")
+		s := execSession(ctx, t, f, out, "started")
+		if o, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "kill", s.Name); err != nil {
+			t.Fatalf("sessions kill: %v\n%s", err, o)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second): // a heartbeat (every TTL/3) notices
+			t.Fatalf("exec still runs 30s after its session was killed:\n%s", out.String())
+		}
+		if !strings.Contains(out.String(), "was ended (by sessions kill") || cmd.ProcessState.ExitCode() == 0 {
+			t.Errorf("exec (exit %d) did not say its session was ended:\n%s", cmd.ProcessState.ExitCode(), out.String())
+		}
+	})
+
 	t.Run("kill -9 of the CLI: the session and everything it made are gone within 30s", func(t *testing.T) {
 		marker := filepath.Join(t.TempDir(), "pid")
 		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--session-ttl", "10", "--", "sh", "-c", "echo $$ > "+marker+"; echo started; exec sleep 600")

@@ -96,7 +96,8 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopKeep()
 	interval := time.Duration(spec.TTLSeconds) * time.Second / 3
-	go func() { _ = session.KeepAlive(keepCtx, mc, ns, s.Name, interval) }()
+	ended := make(chan error, 1) // someone else ended the session
+	go func() { ended <- session.KeepAlive(keepCtx, mc, ns, s.Name, interval) }()
 
 	end := func() {
 		stopKeep()
@@ -128,7 +129,11 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return nil
 	}
 	fmt.Fprintf(o.ErrOut, "session %s ready; heartbeating every %s (Ctrl-C ends it)\n", s.Name, interval)
-	<-ctx.Done()
-	end()
-	return nil
+	select {
+	case <-ctx.Done():
+		end()
+		return nil
+	case err := <-ended:
+		return fmt.Errorf("%w (by sessions kill, or it expired while this machine could not reach the cluster)", err)
+	}
 }
