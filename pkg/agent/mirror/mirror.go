@@ -168,37 +168,58 @@ type factory struct {
 	handler Handler
 }
 
-func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, _ reassembly.AssemblerContext) reassembly.Stream {
-	s := &stream{}
-	// Only connections a client opens to a mirrored port, from their SYN.
-	if !tcp.SYN || tcp.ACK || !f.ports[uint16(tcp.DstPort)] {
-		s.ignore = true
-		return s
-	}
-	src, _ := netip.AddrFromSlice(netFlow.Src().Raw())
-	dst, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
-	s.buf = newConnBuffer()
-	go f.handler(&Conn{
-		Client: netip.AddrPortFrom(src.Unmap(), uint16(tcp.SrcPort)),
-		Server: netip.AddrPortFrom(dst.Unmap(), uint16(tcp.DstPort)),
-		Data:   s.buf,
-	})
+func (f *factory) New(netFlow, _ gopacket.Flow, tcp *layers.TCP, _ reassembly.AssemblerContext) reassembly.Stream {
+	a, _ := netip.AddrFromSlice(netFlow.Src().Raw())
+	b, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
+	s := &stream{f: f,
+		a:      netip.AddrPortFrom(a.Unmap(), uint16(tcp.SrcPort)),
+		b:      netip.AddrPortFrom(b.Unmap(), uint16(tcp.DstPort)),
+		ignore: true}
+	s.startOn(tcp)
 	return s
 }
 
+// stream is one connection (both directions) as the assembler tracks it, by its 4-tuple.
 type stream struct {
-	ignore bool
-	buf    *connBuffer
+	f    *factory
+	a, b netip.AddrPort // the 4-tuple, in the order of the packet that made the stream: the
+	// assembler's "client to server" direction is a to b
+	clientIsB bool // the connection's client is b (the stream was made by a server's packet)
+	ignore    bool // not a connection a client opened to a mirrored port (yet)
+	buf       *connBuffer
 }
 
-func (s *stream) Accept(tcp *layers.TCP, _ gopacket.CaptureInfo, _ reassembly.TCPFlowDirection, _ reassembly.Sequence, _ *bool, _ reassembly.AssemblerContext) bool {
+// startOn starts mirroring when tcp is a client's SYN to a mirrored port: only connections
+// seen from their start are mirrored.
+func (s *stream) startOn(tcp *layers.TCP) bool {
+	if !s.ignore || !tcp.SYN || tcp.ACK || !s.f.ports[uint16(tcp.DstPort)] {
+		return false
+	}
+	client, server := s.a, s.b
+	if uint16(tcp.SrcPort) != client.Port() {
+		client, server = server, client
+		s.clientIsB = true
+	}
+	s.ignore = false
+	s.buf = newConnBuffer()
+	go s.f.handler(&Conn{Client: client, Server: server, Data: s.buf})
+	return true
+}
+
+// Accept takes every packet of a mirrored connection. A stream the assembler made from a
+// stray packet (the last ACK of a connection it had already closed) would otherwise swallow
+// the next connection that reuses the same ports: its SYN starts it.
+func (s *stream) Accept(tcp *layers.TCP, _ gopacket.CaptureInfo, _ reassembly.TCPFlowDirection, _ reassembly.Sequence, start *bool, _ reassembly.AssemblerContext) bool {
+	if s.startOn(tcp) {
+		*start = true
+	}
 	return !s.ignore
 }
 
 func (s *stream) ReassembledSG(sg reassembly.ScatterGather, _ reassembly.AssemblerContext) {
 	dir, _, _, _ := sg.Info()
-	if s.ignore || dir != reassembly.TCPDirClientToServer {
-		return
+	if s.ignore || (dir == reassembly.TCPDirClientToServer) == s.clientIsB {
+		return // the server's bytes
 	}
 	if n, _ := sg.Lengths(); n > 0 {
 		s.buf.write(sg.Fetch(n))
