@@ -200,13 +200,7 @@ func init() {
 // loses a few requests in some runs on a busy machine (see the README's limitations), and
 // the row says how many.
 func TestBenchMirrorShortConnections(t *testing.T) {
-	tg := nstest.Start(t, nstest.Options{})
-	link := nstest.Connect(t, tg)
-	ns, err := netns.OfPID("/proc", tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	_, link, ns := targetWithClient(t)
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	m, err := Start(ns, []uint16{nstest.HTTPPort}, func(c *Conn) {

@@ -13,19 +13,12 @@ import (
 	"time"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 )
 
 // TestMirrorDeliversWhileConnectionLives: each request of a keep-alive connection reaches
 // the handler while the connection is still open, not only when it closes.
 func TestMirrorDeliversWhileConnectionLives(t *testing.T) {
-	tg := nstest.Start(t, nstest.Options{})
-	link := nstest.Connect(t, tg)
-	ns, err := netns.OfPID("/proc", tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	_, link, ns := targetWithClient(t)
 	seen := make(chan string, 10)
 	m, err := Start(ns, []uint16{nstest.HTTPPort}, func(c *Conn) {
 		br := bufio.NewReader(c.Data)
@@ -75,13 +68,7 @@ func TestMirrorDeliversWhileConnectionLives(t *testing.T) {
 // TestMirrorNeverWaitsForASlowHandler: a handler that does not read its connection holds up
 // no other: the next connection is delivered while the first is still unread.
 func TestMirrorNeverWaitsForASlowHandler(t *testing.T) {
-	tg := nstest.Start(t, nstest.Options{})
-	link := nstest.Connect(t, tg)
-	ns, err := netns.OfPID("/proc", tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	_, link, ns := targetWithClient(t)
 	seen := make(chan string, 10)
 	release := make(chan struct{})
 	var unread netip.AddrPort

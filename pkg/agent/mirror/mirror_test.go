@@ -87,16 +87,24 @@ func TestFilter(t *testing.T) {
 	}
 }
 
-// TestMirror sends requests from another namespace and checks that the mirror got every
-// byte of every connection, in order, while the target answered all of them.
-func TestMirror(t *testing.T) {
+// targetWithClient starts a fake target, links a client namespace to it, and opens the
+// target's network namespace (closed when the test ends).
+func targetWithClient(t *testing.T) (*nstest.Target, *nstest.Link, *netns.Handle) {
+	t.Helper()
 	tg := nstest.Start(t, nstest.Options{})
 	link := nstest.Connect(t, tg)
 	ns, err := netns.OfPID("/proc", tg.PID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Close()
+	t.Cleanup(func() { ns.Close() })
+	return tg, link, ns
+}
+
+// TestMirror sends requests from another namespace and checks that the mirror got every
+// byte of every connection, in order, while the target answered all of them.
+func TestMirror(t *testing.T) {
+	tg, link, ns := targetWithClient(t)
 
 	var mu sync.Mutex
 	got := map[string]*bytes.Buffer{}
