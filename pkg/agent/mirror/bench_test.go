@@ -204,17 +204,11 @@ func TestBenchMirrorShortConnections(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	m, err := Start(ns, []uint16{nstest.HTTPPort}, func(c *Conn) {
-		br := bufio.NewReader(c.Data)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
+		eachRequest(c.Data, func(path string) {
 			mu.Lock()
-			seen[req.URL.Path] = true
+			seen[path] = true
 			mu.Unlock()
-		}
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

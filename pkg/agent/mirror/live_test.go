@@ -21,15 +21,7 @@ func TestMirrorDeliversWhileConnectionLives(t *testing.T) {
 	_, link, ns := targetWithClient(t)
 	seen := make(chan string, 10)
 	m, err := Start(ns, []uint16{nstest.HTTPPort}, func(c *Conn) {
-		br := bufio.NewReader(c.Data)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
-			seen <- req.URL.Path
-		}
+		eachRequest(c.Data, func(path string) { seen <- path })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -137,5 +129,19 @@ func TestConnBufferDropsAReaderThatFallsBehind(t *testing.T) {
 	got, err := io.ReadAll(ok)
 	if err != nil || string(got) != "last" {
 		t.Errorf("after close: %q, %v", got, err)
+	}
+}
+
+// eachRequest calls fn with the path of every HTTP request on a mirrored connection, until
+// it ends.
+func eachRequest(r io.Reader, fn func(path string)) {
+	br := bufio.NewReader(r)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		fn(req.URL.Path)
 	}
 }
