@@ -52,7 +52,10 @@ func TestIncomingMirror(t *testing.T) {
 	}
 }
 
-func TestIncomingStealFiltered(t *testing.T) {
+// stealingAlice serves a session stealing the requests with "X-User: alice" and subscribes
+// to it; the subscription ends with the test.
+func stealingAlice(t *testing.T) (*nstest.Target, *nstest.Link, *protocol.Subscription) {
+	t.Helper()
 	c, tg := serving(t, incomingConfig(mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal,
 		HTTPFilter: &mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"}}), nstest.Options{})
 	link := nstest.Connect(t, tg)
@@ -60,7 +63,12 @@ func TestIncomingStealFiltered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Close()
+	t.Cleanup(func() { sub.Close() })
+	return tg, link, sub
+}
+
+func TestIncomingStealFiltered(t *testing.T) {
+	tg, link, sub := stealingAlice(t)
 	// The session: answer each delivered request like a local server would.
 	go func() {
 		for {
@@ -100,14 +108,7 @@ func TestIncomingStealFiltered(t *testing.T) {
 // A keep-alive client's stolen requests share one stream to the session, request after
 // response; a request the filter does not match still reaches the target in between.
 func TestIncomingStealKeepAliveSharesAStream(t *testing.T) {
-	c, tg := serving(t, incomingConfig(mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal,
-		HTTPFilter: &mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"}}), nstest.Options{})
-	link := nstest.Connect(t, tg)
-	sub, err := c.Subscribe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	tg, link, sub := stealingAlice(t)
 	var streams atomic.Int32
 	go func() {
 		for {

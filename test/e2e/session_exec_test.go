@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -286,27 +287,39 @@ s.serve_forever()`, name)
 		marker := filepath.Join(t.TempDir(), "pid")
 		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/api", "--session-ttl", "10", "--", "sh", "-c", "echo $$ > "+marker+"; echo started; exec sleep 600")
 		s := execSession(ctx, t, f, out, "started")
-		b, _ := os.ReadFile(marker)
-		var child int
-		fmt.Sscan(string(b), &child)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
-		took := f.Eventually(ctx, 30*time.Second, "session and its parts gone", func(ctx context.Context) error {
-			if _, err := getSession(ctx, f, ns, s.Name); err == nil {
-				return fmt.Errorf("session %s still exists", s.Name)
-			}
-			if l := leftovers(ctx, f, string(s.UID)); len(l) > 0 {
-				return fmt.Errorf("left: %v", l)
-			}
-			return nil
-		})
+		took := killExecAndWaitGone(ctx, t, f, cmd, s, marker, 30*time.Second, nil)
 		t.Logf("gone %s after kill -9", took)
-		if child > 0 && syscall.Kill(child, 0) == nil {
-			t.Errorf("the local command (pid %d) outlived the CLI", child)
-		}
 	})
+}
+
+// killExecAndWaitGone kill -9s exec (whose command wrote its PID to marker), waits until the
+// session and its children and Jobs are gone from every cluster and also (when set) says
+// nothing else is left, and checks that the command died with exec. It returns how long
+// the cleanup took.
+func killExecAndWaitGone(ctx context.Context, t *testing.T, f *framework.Framework, cmd *exec.Cmd, s *mirrordv1alpha1.MirrordSession, marker string, within time.Duration, also func(context.Context) error) time.Duration {
+	t.Helper()
+	b, _ := os.ReadFile(marker)
+	child, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	took := f.Eventually(ctx, within, "session and its parts gone", func(ctx context.Context) error {
+		if _, err := getSession(ctx, f, s.Namespace, s.Name); err == nil {
+			return fmt.Errorf("session %s still exists", s.Name)
+		}
+		if l := leftovers(ctx, f, string(s.UID)); len(l) > 0 {
+			return fmt.Errorf("left: %v", l)
+		}
+		if also != nil {
+			return also(ctx)
+		}
+		return nil
+	})
+	if child > 0 && syscall.Kill(child, 0) == nil {
+		t.Errorf("the local command (pid %d) outlived the CLI", child)
+	}
+	return took
 }
 
 var sessionRE = regexp.MustCompile(`session ([a-z0-9-]+)/([a-z0-9-]+) for `)

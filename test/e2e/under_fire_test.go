@@ -8,13 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -245,20 +242,8 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("kill -9 of the CLI", func(t *testing.T) {
-		b, _ := os.ReadFile(marker)
-		child, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		pods := []*corev1.Pod{targetPod(ctx, t, c2, ns), targetPod(ctx, t, c3, ns)}
-		if err := cli.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = cli.Wait()
-		took := f.Eventually(ctx, 45*time.Second, "session and its parts gone", func(ctx context.Context) error {
-			if _, err := getSession(ctx, f, ns, s.Name); err == nil {
-				return fmt.Errorf("session %s still exists", s.Name)
-			}
-			if l := leftovers(ctx, f, string(s.UID)); len(l) > 0 {
-				return fmt.Errorf("left: %v", l)
-			}
+		took := killExecAndWaitGone(ctx, t, f, cli, s, marker, 45*time.Second, func(context.Context) error {
 			for _, p := range pods {
 				tables, err := framework.NetnsTables(p)
 				if err != nil {
@@ -271,9 +256,6 @@ func TestFaults(t *testing.T) {
 			return nil
 		})
 		t.Logf("everything gone %s after kill -9 of the CLI (TTL 30s)", took.Round(100*time.Millisecond))
-		if child > 0 && syscall.Kill(child, 0) == nil {
-			t.Errorf("the local command (pid %d) outlived the CLI", child)
-		}
 	})
 }
 
