@@ -44,6 +44,8 @@ func main() {
 	}
 	for _, cmd := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
 		spec.Symlinks["/usr/sbin/"+cmd] = "xtables-nft-multi"
+		nft := strings.Replace(cmd, "tables", "tables-nft", 1)
+		spec.Symlinks["/usr/sbin/"+nft] = "xtables-nft-multi"
 		legacy := strings.Replace(cmd, "tables", "tables-legacy", 1)
 		spec.Symlinks["/usr/sbin/"+legacy] = "xtables-legacy-multi"
 	}

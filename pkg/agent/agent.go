@@ -37,12 +37,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := validateConfig(a.cfg); err != nil {
 		return fmt.Errorf("invalid session features: %w", err)
 	}
-	if err := a.locate(); errors.Is(err, ErrHostNetwork) {
+	if how, err := a.locate(ctx); errors.Is(err, ErrHostNetwork) {
 		return err
 	} else if err != nil {
-		logger.Info("Target not found yet", "err", err)
+		logger.Info("Target not found yet", "err", err, "how", how)
 	} else {
-		logger.Info("Target located", "pid", a.pid())
+		logger.Info("Target located", "pid", a.pid(), "how", how)
 	}
 	defer a.close()
 
@@ -81,21 +81,22 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		case <-t.C:
 			if !a.alive() {
-				if err := a.locate(); err != nil {
+				if how, err := a.locate(ctx); err != nil {
 					if errors.Is(err, ErrHostNetwork) {
 						return err
 					}
-					logger.Info("Target lost", "err", err)
+					logger.Info("Target lost", "err", err, "how", how)
 				} else {
-					logger.Info("Target located", "pid", a.pid())
+					logger.Info("Target located", "pid", a.pid(), "how", how)
 				}
 			}
 		}
 	}
 }
 
-func (a *Agent) locate() error {
-	pid, nsFile, err := openTarget(a.procRoot, a.cfg.ContainerID)
+// locate finds and holds the target's process; how says how it was found, for the log.
+func (a *Agent) locate(ctx context.Context) (how string, err error) {
+	pid, how, nsFile, err := openTarget(ctx, a.procRoot, a.cfg.RuntimeEndpoint, a.cfg.ContainerID)
 	var t *served
 	if err == nil {
 		t, err = a.attach(pid, nsFile)
@@ -104,7 +105,7 @@ func (a *Agent) locate() error {
 	defer a.mu.Unlock()
 	a.target.close()
 	a.target, a.ready = t, err
-	return err
+	return how, err
 }
 
 func (a *Agent) pid() int {

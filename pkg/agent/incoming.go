@@ -113,7 +113,7 @@ func (a *Agent) serveIncoming(ctx context.Context, sess *yamux.Session, st *yamu
 			return protocol.WriteMessage(st, failure(err))
 		}
 		var s *steal.Stealer
-		s, err = steal.Start(ctx, t.ns, a.cfg.Session, func(c net.Conn, orig netip.AddrPort) {
+		s, err = steal.Start(ctx, t.ns, steal.Backend(a.cfg.StealBackend), a.cfg.Session, func(c net.Conn, orig netip.AddrPort) {
 			if filter == nil {
 				stealWhole(c, orig, deliver)
 				return

@@ -95,7 +95,7 @@ func TestOpenTargetRefusesHostNetwork(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "7", "cgroup"), append(cg, []byte("0::/x/"+id+"\n")...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := openTarget(root, "containerd://"+id); !errors.Is(err, ErrHostNetwork) {
+	if _, _, _, err := openTarget(t.Context(), root, "", "containerd://"+id); !errors.Is(err, ErrHostNetwork) {
 		t.Fatalf("openTarget = %v, want ErrHostNetwork", err)
 	}
 }

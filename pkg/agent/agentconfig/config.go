@@ -34,6 +34,12 @@ type Config struct {
 	// "containerd://<id>").
 	Container   string `json:"container"`
 	ContainerID string `json:"containerID"`
+	// RuntimeEndpoint is the node's CRI socket (unix:///run/containerd/containerd.sock), when
+	// the installation names one; otherwise the agent asks the runtime that runs itself, then
+	// the well-known sockets, then scans /proc.
+	RuntimeEndpoint string `json:"runtimeEndpoint,omitempty"`
+	// StealBackend is how stolen ports are redirected: one of StealBackends; "" is auto.
+	StealBackend string `json:"stealBackend,omitempty"`
 	// ProbePorts are the ports of the container's probes: never stolen unless asked for.
 	ProbePorts []int32 `json:"probePorts,omitempty"`
 	// Token must be presented by whoever connects to the agent's session port (the member
@@ -42,6 +48,11 @@ type Config struct {
 	// Features are the session's features with the member's policies applied.
 	Features mirrordv1alpha1.Features `json:"features"`
 }
+
+// StealBackends are the ways an agent can redirect stolen ports. auto takes nftables (a
+// table the kernel removes with the agent) and falls back to iptables where the kernel lacks
+// nftables or its owner flag (Linux < 5.12).
+var StealBackends = []string{"auto", "nftables", "iptables-nft", "iptables-legacy"}
 
 // ConfigFromEnv reads the Config the member controller set.
 func ConfigFromEnv() (Config, error) {

@@ -80,7 +80,7 @@ func TestBenchStealLatency(t *testing.T) {
 	for range reps {
 		add(&direct, roundTrips(t, link, "alice", n))
 		var s *Stealer
-		s, err = Start(t.Context(), ns, "bench", func(c net.Conn, orig netip.AddrPort) {
+		s, err = Start(t.Context(), ns, NFTables, "bench", func(c net.Conn, orig netip.AddrPort) {
 			_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
 		})
 		if err != nil {
@@ -183,7 +183,7 @@ func TestBenchStealSessionsComeAndGo(t *testing.T) {
 		done <- r
 	}()
 	for i := range 40 {
-		s := startFiltered(t, ns, fmt.Sprintf("user%d", i))
+		s := startFiltered(t, ns, NFTables, fmt.Sprintf("user%d", i))
 		time.Sleep(50 * time.Millisecond)
 		if err := s.Close(); err != nil {
 			t.Fatal(err)

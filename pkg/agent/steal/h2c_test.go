@@ -31,7 +31,7 @@ func TestStealH2C(t *testing.T) {
 		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{"X-From": {"local"}}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
 	}
 	var s *Stealer
-	s, err = Start(t.Context(), ns, "h2c", func(c net.Conn, orig netip.AddrPort) {
+	s, err = Start(t.Context(), ns, NFTables, "h2c", func(c net.Conn, orig netip.AddrPort) {
 		_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
 	})
 	if err != nil {

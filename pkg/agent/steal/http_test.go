@@ -70,7 +70,7 @@ func TestStealHTTPFilter(t *testing.T) {
 		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
 	}
 	var s *Stealer
-	s, err = Start(t.Context(), ns, "mirrord-http", func(c net.Conn, orig netip.AddrPort) {
+	s, err = Start(t.Context(), ns, NFTables, "mirrord-http", func(c net.Conn, orig netip.AddrPort) {
 		_ = Serve(t.Context(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
 	})
 	if err != nil {

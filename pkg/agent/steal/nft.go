@@ -105,6 +105,8 @@ func newNFT(nsFd int, session string, to uint16) (*nftRedirector, error) {
 	return nil, fmt.Errorf("%d sessions already steal from this target: end one first", MaxSlots)
 }
 
+func (r *nftRedirector) Slot() int { return r.slot }
+
 // match is "new TCP connection (SYN without ACK) to port, not yet seen by this slot".
 func (r *nftRedirector) match(port uint16) []expr.Any {
 	bit := uint32(1) << (r.slot - 1)

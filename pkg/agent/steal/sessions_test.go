@@ -20,7 +20,7 @@ import (
 
 // startFiltered starts a session that steals the target's HTTP port for the requests whose
 // X-User header is user and answers "<user>'s local <path>".
-func startFiltered(t *testing.T, ns *netns.Handle, user string) *Stealer {
+func startFiltered(t *testing.T, ns *netns.Handle, backend Backend, user string) *Stealer {
 	t.Helper()
 	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: " + user + "$"})
 	if err != nil {
@@ -31,7 +31,7 @@ func startFiltered(t *testing.T, ns *netns.Handle, user string) *Stealer {
 		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
 	}
 	var s *Stealer
-	s, err = Start(t.Context(), ns, user+"-session", func(c net.Conn, orig netip.AddrPort) {
+	s, err = Start(t.Context(), ns, backend, user+"-session", func(c net.Conn, orig netip.AddrPort) {
 		_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
 	})
 	if err != nil {
@@ -47,11 +47,13 @@ func startFiltered(t *testing.T, ns *netns.Handle, user string) *Stealer {
 // TestSessionsShareAPort runs three filtered sessions on one port: on one keep-alive
 // connection each request reaches the session whose filter it matches, the rest the target;
 // when the first session ends, the others keep theirs.
-func TestSessionsShareAPort(t *testing.T) {
+func TestSessionsShareAPort(t *testing.T) { forEachBackend(t, testSessionsShareAPort) }
+
+func testSessionsShareAPort(t *testing.T, backend Backend) {
 	tg, link, ns := targetWithClient(t)
-	alice := startFiltered(t, ns, "alice")
-	bob := startFiltered(t, ns, "bob")
-	carol := startFiltered(t, ns, "carol")
+	alice := startFiltered(t, ns, backend, "alice")
+	bob := startFiltered(t, ns, backend, "bob")
+	carol := startFiltered(t, ns, backend, "carol")
 	if alice.Slot() != 1 || bob.Slot() != 2 || carol.Slot() != 3 {
 		t.Fatalf("slots %d %d %d, want 1 2 3", alice.Slot(), bob.Slot(), carol.Slot())
 	}
@@ -97,7 +99,7 @@ func TestSessionsShareAPort(t *testing.T) {
 		}
 	}
 	// Her slot is free again.
-	again := startFiltered(t, ns, "erin")
+	again := startFiltered(t, ns, backend, "erin")
 	if again.Slot() != 1 {
 		t.Errorf("a new session got slot %d, want the freed 1", again.Slot())
 	}
@@ -105,7 +107,9 @@ func TestSessionsShareAPort(t *testing.T) {
 
 // TestStealConflicts: a whole-port steal shares its port with no one, and says with whom
 // it conflicts.
-func TestStealConflicts(t *testing.T) {
+func TestStealConflicts(t *testing.T) { forEachBackend(t, testStealConflicts) }
+
+func testStealConflicts(t *testing.T, backend Backend) {
 	tg := nstest.Start(t, nstest.Options{})
 	ns, err := netns.OfPID("/proc", tg.PID)
 	if err != nil {
@@ -113,7 +117,7 @@ func TestStealConflicts(t *testing.T) {
 	}
 	defer ns.Close()
 	start := func(name string) *Stealer {
-		s, err := Start(t.Context(), ns, name, func(c net.Conn, _ netip.AddrPort) { c.Close() })
+		s, err := Start(t.Context(), ns, backend, name, func(c net.Conn, _ netip.AddrPort) { c.Close() })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,12 +25,33 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 )
 
-const helperEnv = "MIRRORD_STEAL_HELPER"
+const (
+	helperEnv    = "MIRRORD_STEAL_HELPER"
+	backendEnv   = "MIRRORD_STEAL_HELPER_BACKEND"
+	superviseEnv = "MIRRORD_STEAL_HELPER_SUPERVISE"
+)
+
+// backends are the ways to redirect; the tests that say so run with each.
+var backends = []Backend{NFTables, IPTablesLegacy, IPTablesNFT}
+
+func forEachBackend(t *testing.T, test func(t *testing.T, b Backend)) {
+	for _, b := range backends {
+		t.Run(string(b), func(t *testing.T) { test(t, b) })
+	}
+}
 
 func TestMain(m *testing.M) {
 	if pid := os.Getenv(helperEnv); pid != "" {
-		// A stand-in agent for the SIGKILL test: steal the target's HTTP port, then wait.
-		if err := helper(pid); err != nil {
+		// A stand-in agent for the SIGKILL tests: steal the target's HTTP port, then wait;
+		// under a supervisor when asked.
+		if os.Getenv(superviseEnv) != "" {
+			child := exec.Command(os.Args[0], os.Args[1:]...)
+			child.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, superviseEnv+"=") })
+			child.Stdout, child.Stderr = os.Stdout, os.Stderr
+			_ = Supervise(child)
+			os.Exit(0)
+		}
+		if err := helper(pid, Backend(os.Getenv(backendEnv))); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			os.Exit(1)
 		}
@@ -37,19 +60,19 @@ func TestMain(m *testing.M) {
 	nstest.Main(m)
 }
 
-func helper(pid string) error {
+func helper(pid string, backend Backend) error {
 	ns, err := netns.Open("/proc/" + pid + "/ns/net")
 	if err != nil {
 		return err
 	}
-	s, err := Start(context.Background(), ns, "killed-session", func(c net.Conn, _ netip.AddrPort) { c.Close() })
+	s, err := Start(context.Background(), ns, backend, "killed-session", func(c net.Conn, _ netip.AddrPort) { c.Close() })
 	if err != nil {
 		return err
 	}
 	if err := s.Steal(nstest.HTTPPort, false); err != nil {
 		return err
 	}
-	fmt.Println("stealing")
+	fmt.Println("stealing", os.Getpid())
 	select {}
 }
 
@@ -83,6 +106,33 @@ func tables(t *testing.T, ns *netns.Handle) []string {
 
 // targetWithClient starts a fake target, links a client namespace to it, and opens the
 // target's network namespace (closed when the test ends).
+// leftovers lists what a steal may leave in ns: mirrord's nftables tables, and iptables nat
+// rules and chains of either iptables backend naming a slot chain.
+func leftovers(t *testing.T, ns *netns.Handle) []string {
+	t.Helper()
+	var out []string
+	for _, name := range tables(t, ns) {
+		if strings.HasPrefix(name, "mirrord") {
+			out = append(out, "nftables table "+name)
+		}
+	}
+	for _, b := range []Backend{IPTablesLegacy, IPTablesNFT} {
+		v4, v6 := binaries(b)
+		for _, bin := range []string{v4, v6} {
+			listing, err := xtables{ns, bin}.run("-S")
+			if err != nil {
+				continue
+			}
+			for line := range strings.Lines(listing) {
+				if strings.Contains(line, chainPrefix) {
+					out = append(out, bin+": "+strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+	return out
+}
+
 func targetWithClient(t *testing.T) (*nstest.Target, *nstest.Link, *netns.Handle) {
 	t.Helper()
 	tg := nstest.Start(t, nstest.Options{})
@@ -118,14 +168,16 @@ func redirectedEntries(t *testing.T, ns *netns.Handle) int {
 	return n
 }
 
-func TestStealWholePort(t *testing.T) {
+func TestStealWholePort(t *testing.T) { forEachBackend(t, testStealWholePort) }
+
+func testStealWholePort(t *testing.T, backend Backend) {
 	tg, link, ns := targetWithClient(t)
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
 	if got := nstest.MustGet(t, link.Client, addr, "", "/a"); got != tg.Token+" GET /a" {
 		t.Fatalf("before stealing: %q", got)
 	}
 
-	s, err := Start(t.Context(), ns, "mirrord-test", answer)
+	s, err := Start(t.Context(), ns, backend, "mirrord-test", answer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +237,8 @@ func TestStealWholePort(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ts := tables(t, ns); len(ts) != 0 {
-		t.Errorf("tables left after Close: %v", ts)
+	if left := leftovers(t, ns); len(left) != 0 {
+		t.Errorf("left after Close: %q", left)
 	}
 	if n := redirectedEntries(t, ns); n != 0 {
 		t.Errorf("%d conntrack entries of stolen connections left after Close", n)
@@ -199,21 +251,7 @@ func TestSIGKILLLeavesNoRule(t *testing.T) {
 	tg, link, ns := targetWithClient(t)
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", helperEnv, tg.PID))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if strings.TrimSpace(line) != "stealing" {
-		t.Fatalf("helper: %q", line)
-	}
+	cmd, _ := startHelper(t, tg.PID, NFTables, false)
 	if ts := tables(t, ns); len(ts) != 1 || ts[0] != "mirrord-steal-01" {
 		t.Fatalf("tables while stealing: %v", ts)
 	}
@@ -244,12 +282,91 @@ func TestSIGKILLLeavesNoRule(t *testing.T) {
 	if n := redirectedEntries(t, ns); n == 0 {
 		t.Fatal("the killed agent left no conntrack entry: the sweep check proves nothing")
 	}
-	next, err := Start(t.Context(), ns, "next", func(c net.Conn, _ netip.AddrPort) { c.Close() })
+	next, err := Start(t.Context(), ns, NFTables, "next", func(c net.Conn, _ netip.AddrPort) { c.Close() })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer next.Close()
 	if n := redirectedEntries(t, ns); n != 0 {
 		t.Errorf("%d conntrack entries of the killed agent left after the next one started", n)
+	}
+}
+
+// startHelper starts a stand-in agent stealing the target's HTTP port with backend, under a
+// supervisor when asked; it returns the started process and the agent's PID (the
+// supervisor's child, when supervised).
+func startHelper(t *testing.T, targetPID int, backend Backend, supervise bool) (*exec.Cmd, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", helperEnv, targetPID), backendEnv+"="+string(backend))
+	if supervise {
+		cmd.Env = append(cmd.Env, superviseEnv+"=1")
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	var pid int
+	if _, err := fmt.Sscanf(line, "stealing %d", &pid); err != nil {
+		t.Fatalf("helper: %q", line)
+	}
+	return cmd, pid
+}
+
+// TestIPTablesAgentKilled: nothing removes an iptables backend's rules with a killed agent.
+// Its supervisor removes them at once; when the supervisor died too, the next agent's start
+// does.
+func TestIPTablesAgentKilled(t *testing.T) {
+	for _, backend := range []Backend{IPTablesLegacy, IPTablesNFT} {
+		t.Run(string(backend), func(t *testing.T) {
+			tg, link, ns := targetWithClient(t)
+			addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
+			serving := func() bool {
+				body, err := nstest.Get(link.Client, addr, "", "/", time.Second)
+				return err == nil && strings.HasPrefix(body, tg.Token)
+			}
+
+			// The agent under its supervisor is killed.
+			supervisor, agentPID := startHelper(t, tg.PID, backend, true)
+			if len(leftovers(t, ns)) == 0 || serving() {
+				t.Fatalf("the helper does not steal: %q", leftovers(t, ns))
+			}
+			start := time.Now()
+			if err := syscall.Kill(agentPID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			for left := leftovers(t, ns); len(left) != 0 || !serving(); left = leftovers(t, ns) {
+				if time.Since(start) > 2*time.Second {
+					t.Fatalf("%s after the agent's SIGKILL: left %q, target serving %v", time.Since(start), left, serving())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			t.Logf("rules gone and target serving %s after the agent's SIGKILL", time.Since(start).Round(time.Millisecond))
+			if err := supervisor.Wait(); err != nil {
+				t.Errorf("supervisor: %v", err)
+			}
+
+			// An agent without a supervisor (as after a kill of the whole container).
+			orphan, _ := startHelper(t, tg.PID, backend, false)
+			_ = orphan.Process.Kill()
+			_ = orphan.Wait()
+			if len(leftovers(t, ns)) == 0 || serving() {
+				t.Fatalf("the killed helper left nothing: the sweep check proves nothing")
+			}
+			next, err := Start(t.Context(), ns, backend, "next", func(c net.Conn, _ netip.AddrPort) { c.Close() })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer next.Close()
+			if next.Slot() != 1 || !serving() {
+				t.Errorf("after the next agent's start: slot %d, target serving %v, left %q", next.Slot(), serving(), leftovers(t, ns))
+			}
+		})
 	}
 }

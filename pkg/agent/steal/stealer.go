@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
@@ -26,7 +30,7 @@ type Handler func(conn net.Conn, original netip.AddrPort)
 type Stealer struct {
 	ns    *netns.Handle
 	ln    net.Listener
-	redir *nftRedirector
+	redir redirector
 	wg    sync.WaitGroup // the accept loop
 
 	mu       sync.Mutex
@@ -40,9 +44,34 @@ const backlogDrain = 200 * time.Millisecond
 // drainTimeout is how long Close lets stolen connections finish before closing them.
 const drainTimeout = 2 * time.Second
 
+// Backend is how the redirects are made.
+type Backend string
+
+const (
+	// NFTables keeps a slot's rules in a table the kernel removes with the agent (Linux 5.12+).
+	NFTables Backend = "nftables"
+	// IPTablesNFT and IPTablesLegacy keep them in an iptables chain, removed by the agent's
+	// supervisor or the next agent's sweep (see iptRedirector).
+	IPTablesNFT    Backend = "iptables-nft"
+	IPTablesLegacy Backend = "iptables-legacy"
+)
+
+// redirector is one slot's redirect rules in the target's network namespace.
+type redirector interface {
+	// Slot is the slot's place in the order of the target's stealing sessions (1-16).
+	Slot() int
+	// add starts diverting port, after checking the other slots' steals of it.
+	add(port uint16, filtered bool) error
+	remove(port uint16) error
+	// releaseAll removes every port's rule; close then removes the slot.
+	releaseAll() error
+	close() error
+}
+
 // Start listens in ns on an ephemeral port, takes a slot there for session (named in the
-// errors other sessions get), and serves every diverted connection with h.
-func Start(ctx context.Context, ns *netns.Handle, session string, h Handler) (*Stealer, error) {
+// errors other sessions get) with backend's rules, and serves every diverted connection
+// with h.
+func Start(ctx context.Context, ns *netns.Handle, backend Backend, session string, h Handler) (*Stealer, error) {
 	ln, err := ns.Listen(ctx, "tcp", "[::]:0", nil)
 	if err != nil {
 		return nil, fmt.Errorf("listening in the target's network namespace: %w", err)
@@ -53,7 +82,15 @@ func Start(ctx context.Context, ns *netns.Handle, session string, h Handler) (*S
 	if live, err := ns.ListeningTCPPorts(); err == nil {
 		_, _ = deleteConntrack(ns.Fd(), redirectedTo{other: true, live: live})
 	}
-	redir, err := newNFT(ns.Fd(), session, port)
+	var redir redirector
+	switch backend {
+	case NFTables, "":
+		redir, err = newNFT(ns.Fd(), session, port)
+	case IPTablesNFT, IPTablesLegacy:
+		redir, err = newIPT(ns, backend, session, port)
+	default:
+		err = fmt.Errorf("steal backend %q: want nftables, iptables-nft or iptables-legacy", backend)
+	}
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -95,7 +132,7 @@ func (s *Stealer) Steal(port uint16, filtered bool) error { return s.redir.add(p
 func (s *Stealer) Release(port uint16) error { return s.redir.remove(port) }
 
 // Slot is this session's place in the order of the target's stealing sessions.
-func (s *Stealer) Slot() int { return s.redir.slot }
+func (s *Stealer) Slot() int { return s.redir.Slot() }
 
 // Close removes the rules, stops listening, and removes the conntrack entries of the
 // connections it stole.
@@ -138,7 +175,7 @@ func (s *Stealer) Close() error {
 // namespace, marked so this slot's and earlier slots' redirects let it through: later
 // slots' sessions see the request next, then the target.
 func (s *Stealer) DialOriginal(ctx context.Context, original netip.AddrPort) (net.Conn, error) {
-	mark := int(passthroughMark(s.redir.slot))
+	mark := int(passthroughMark(s.redir.Slot()))
 	return s.ns.Dial(ctx, "tcp", original.String(), func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -183,3 +220,36 @@ func OriginalDst(c net.Conn) (netip.AddrPort, error) {
 
 // ip6tSoOriginalDst is IP6T_SO_ORIGINAL_DST (linux/netfilter_ipv6/ip6_tables.h).
 const ip6tSoOriginalDst = 80
+
+// ResolveBackend turns the installation's choice (auto, or a Backend) into the Backend to
+// use on this node, and says why. auto takes nftables when the kernel has owned tables
+// (Linux 5.12+), else iptables through nf_tables, else legacy iptables.
+func ResolveBackend(requested string) (Backend, string, error) {
+	switch Backend(requested) {
+	case NFTables, IPTablesNFT, IPTablesLegacy:
+		return Backend(requested), "set by the installation", nil
+	case "", "auto":
+	default:
+		return "", "", fmt.Errorf("steal backend %q: want auto, nftables, iptables-nft or iptables-legacy", requested)
+	}
+	ownerErr := probeOwnedTable()
+	if ownerErr == nil {
+		return NFTables, "the kernel has nftables owned tables", nil
+	}
+	out, err := exec.Command("iptables-nft", "-w", "5", "-t", "nat", "-S").CombinedOutput()
+	if err == nil {
+		return IPTablesNFT, fmt.Sprintf("no nftables owned tables (%v)", ownerErr), nil
+	}
+	return IPTablesLegacy, fmt.Sprintf("no nftables owned tables (%v) and iptables-nft fails (%v: %s)", ownerErr, err, strings.TrimSpace(string(out))), nil
+}
+
+// probeOwnedTable makes an owned table in this process's network namespace; the kernel
+// removes it when the probe's netlink socket closes.
+func probeOwnedTable() error {
+	conn, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	conn.CreateTable(&nftables.Table{Name: fmt.Sprintf("mirrord-probe-%d", os.Getpid()), Family: nftables.TableFamilyINet, Flags: nftables.TableFlagOwner})
+	return conn.Flush()
+}

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/klog/v2"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/manager"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
@@ -34,6 +37,9 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !slices.Contains(agentconfig.StealBackends, cfg.AgentStealBackend) {
+				return fmt.Errorf("--agent-steal-backend=%s: want one of %s", cfg.AgentStealBackend, strings.Join(agentconfig.StealBackends, ", "))
+			}
 			fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 			klog.InitFlags(fs)
 			_ = fs.Set("v", strconv.Itoa(verbosity))
@@ -59,6 +65,8 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 	f.BoolVar(&cfg.LeaderElect, "leader-elect", true, "elect one active replica through a Lease")
 	f.StringVar(&cfg.AgentImage, "agent-image", "", "image of agent Jobs (default: this pod's image)")
 	f.DurationVar(&cfg.AgentDeadline, "agent-active-deadline", 24*time.Hour, "longest life of an agent Job")
+	f.StringVar(&cfg.AgentRuntimeEndpoint, "agent-runtime-endpoint", "", "the nodes' CRI socket, e.g. unix:///run/containerd/containerd.sock (default: the runtime that runs the agent, then the well-known sockets, then a /proc scan)")
+	f.StringVar(&cfg.AgentStealBackend, "agent-steal-backend", "auto", "how agents redirect stolen ports: auto (nftables, else iptables), nftables, iptables-nft or iptables-legacy")
 	f.IntVar(&cfg.Workers, "workers", 20, "reconcile workers per controller (each mostly waits on API calls)")
 	f.IntVar(&verbosity, "v", 0, "log verbosity")
 	return cmd

@@ -61,6 +61,10 @@ type Config struct {
 	AgentImage string
 	// AgentDeadline bounds an agent Job's life.
 	AgentDeadline time.Duration
+	// AgentRuntimeEndpoint is the nodes' CRI socket, handed to agents; empty lets them find it.
+	AgentRuntimeEndpoint string
+	// AgentStealBackend is how agents redirect stolen ports (agentconfig.StealBackends).
+	AgentStealBackend string
 	// Workers per controller.
 	Workers int
 }
@@ -135,7 +139,8 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 			}
 			mc, err := member.New(kube, mirrord, kubeAll, kubeOwn, mirrordAll, mirrordOwn, recorder, member.Options{
 				Namespace: cfg.Namespace, Workers: cfg.Workers,
-				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline, Key: key},
+				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline, Key: key,
+					RuntimeEndpoint: cfg.AgentRuntimeEndpoint, StealBackend: cfg.AgentStealBackend},
 			})
 			if err != nil {
 				return err

@@ -25,6 +25,9 @@ type AgentOptions struct {
 	ActiveDeadline time.Duration
 	// Key derives each agent's session token (AgentToken).
 	Key []byte
+	// RuntimeEndpoint and StealBackend are handed to every agent (agentconfig.Config).
+	RuntimeEndpoint string
+	StealBackend    string
 }
 
 // agentCapabilities are all the agent needs: enter the target's namespaces (SYS_ADMIN), read
@@ -63,6 +66,8 @@ func constructAgentJob(child *mirrordv1alpha1.MirrordClusterSession, tp targetPo
 		Container:       tp.Container,
 		ContainerID:     tp.ContainerID,
 		ProbePorts:      tp.ProbePorts,
+		RuntimeEndpoint: opts.RuntimeEndpoint,
+		StealBackend:    opts.StealBackend,
 		Features:        features,
 	}
 	raw, err := json.Marshal(cfg)
