@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,15 +100,7 @@ func shimSocket(args []string) string {
 
 // parentPID is field 4 of /proc/PID/stat; 0 when unreadable.
 func parentPID(procRoot string, pid int) int {
-	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
+	f := statFields(procRoot, pid)
 	if len(f) < 2 {
 		return 0
 	}
