@@ -220,10 +220,10 @@ func TestFaults(t *testing.T) {
 		if n := strings.Count(out.String(), "reconnected to the session after"); n < 2 {
 			t.Errorf("exec said it reconnected %d times, want 2 (the Primary's controller, the network)", n)
 		}
-		// The targets never depended on the session: everyone else's requests were answered.
-		// One was seen once (of ~1500) to hang 5 s while the agent's steal went and came back
-		// with the subscription; not reproduced since (see the issue note), so one is allowed.
-		tr.check(t, mark, 1)
+		// The targets never depended on the session: everyone else's requests were answered,
+		// also those that reached the agent's steal as it went away with the subscription
+		// (its table keeps conntrack on until they are answered: steal.keepConntrack).
+		tr.check(t, mark, 0)
 	})
 
 	t.Run("the developer's network flapping: five 3s cuts in 20s", func(t *testing.T) {

@@ -125,7 +125,8 @@ func (m *Mirror) capture(tp *afpacket.TPacket, ports map[uint16]bool, h Handler)
 		default:
 		}
 		data, ci, err := tp.ZeroCopyReadPacketData()
-		if now := time.Now(); now.Sub(lastFlush) > 10*time.Second {
+		now := time.Now()
+		if now.Sub(lastFlush) > 10*time.Second {
 			asm.FlushCloseOlderThan(now.Add(-idle))
 			lastFlush = now
 		}
@@ -155,6 +156,11 @@ func (m *Mirror) capture(tp *afpacket.TPacket, ports map[uint16]bool, h Handler)
 		}
 		// The assembler keeps references to the payload: copy it out of the ring.
 		tcp.Payload = append([]byte(nil), tcp.Payload...)
+		// The assembler ages streams by their packets' times, which the flush above compares
+		// with now: stamp them with this process's monotonic clock, not the kernel's wall
+		// clock, so a step of the node's clock can neither end live streams nor keep dead
+		// ones.
+		ci.Timestamp = now
 		asm.AssembleWithContext(netFlow, &tcp, &captureContext{ci})
 	}
 }

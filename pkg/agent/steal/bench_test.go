@@ -163,9 +163,9 @@ func answersFrom(ns *netns.Handle, addr, token string) bool {
 
 // TestBenchStealSessionsComeAndGo: filtered sessions start and end over and over while a
 // client sends requests none of them match, each on a new connection: the target should
-// answer every one. Not a unit test: about one request in 40,000 hangs (the client's read
-// times out) on a busy machine, a request that started within a millisecond of a session's
-// end (see the README's limitations); the row counts them.
+// answer every one. About one request in 40,000 hung here until the tables kept conntrack
+// on (keepConntrack; TestStealEndAnswersItsConnections is its unit test); this stress stays
+// a bench row, as it takes a while and wants a busy machine.
 func TestBenchStealSessionsComeAndGo(t *testing.T) {
 	tg, link, ns := targetWithClient(t)
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)

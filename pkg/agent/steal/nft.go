@@ -91,6 +91,7 @@ func newNFT(nsFd int, session string, to uint16) (*nftRedirector, error) {
 		// Connections from inside the pod to its own addresses, and earlier slots' passthroughs.
 		r.out = conn.AddChain(&nftables.Chain{Name: "output", Table: r.table, Type: nftables.ChainTypeNAT,
 			Hooknum: nftables.ChainHookOutput, Priority: &prio})
+		keepConntrack(conn, r.table)
 		err := conn.Flush()
 		if err == nil {
 			return r, nil
@@ -106,6 +107,22 @@ func newNFT(nsFd int, session string, to uint16) (*nftRedirector, error) {
 }
 
 func (r *nftRedirector) Slot() int { return r.slot }
+
+// keepConntrack adds a chain no packet enters, holding one rule that uses conntrack: it
+// keeps the kernel tracking connections in the namespace for as long as the table exists.
+// Without it, removing the last redirect (releaseAll, when a session ends) turned tracking
+// off in a namespace where no one else used it, and the connections stolen and still being
+// answered lost their translation: the answers left from the agent's port and the clients
+// reset them (seen as hung requests when a filtered steal ended).
+func keepConntrack(conn *nftables.Conn, table *nftables.Table) {
+	c := conn.AddChain(&nftables.Chain{Name: "keep-conntrack", Table: table})
+	conn.AddRule(&nftables.Rule{Table: table, Chain: c, Exprs: []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitINVALID), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Counter{},
+	}})
+}
 
 // match is "new TCP connection (SYN without ACK) to port, not yet seen by this slot".
 func (r *nftRedirector) match(port uint16) []expr.Any {
@@ -228,9 +245,8 @@ func (r *nftRedirector) remove(port uint16) error {
 	return nil
 }
 
-// releaseAll removes every rule but keeps the (then empty) chains: while a NAT chain is
-// registered the kernel keeps the translations of the connections already redirected,
-// which deleting the last one would drop, breaking them.
+// releaseAll removes every redirect; the chains and the conntrack keeper stay until close,
+// so the connections already redirected keep their translation while they finish.
 func (r *nftRedirector) releaseAll() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -150,3 +150,37 @@ func testStealConflicts(t *testing.T, backend Backend) {
 		t.Errorf("whole-port steal of a filtered port: %v", err)
 	}
 }
+
+// TestStealEndAnswersItsConnections: a filtered session's end lets the connections it
+// already took finish: a request sent on one after its rules went is passed on to the
+// target and the answer reaches the client (the translation of the connection outlives
+// the rules).
+func TestStealEndAnswersItsConnections(t *testing.T) { forEachBackend(t, testStealEndAnswers) }
+
+func testStealEndAnswers(t *testing.T, backend Backend) {
+	tg, link, ns := targetWithClient(t)
+	s := startFiltered(t, ns, backend, "alice")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, err := link.Client.Dial(ctx, "tcp", fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	time.Sleep(100 * time.Millisecond) // the rules are gone, the connection is not
+	fmt.Fprintf(c, "GET /late HTTP/1.1\r\nHost: api\r\nX-User: bob\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the request sent as the session ended: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if want := tg.Token + " GET /late"; string(b) != want {
+		t.Errorf("answered %q, want %q", b, want)
+	}
+	if err := <-closed; err != nil {
+		t.Error(err)
+	}
+}

@@ -217,6 +217,8 @@ func testStealWholePort(t *testing.T, backend Backend) {
 	if err := s.Release(nstest.HTTPPort); err != nil {
 		t.Fatal(err)
 	}
+	// Long enough for the kernel to have let go of what the removed rules held.
+	time.Sleep(100 * time.Millisecond)
 	fmt.Fprintf(live, "GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(live), nil)
 	if err != nil {
