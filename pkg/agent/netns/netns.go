@@ -128,7 +128,14 @@ func numeric(addr string) error {
 func FromFile(f *os.File) *Handle { return &Handle{f: f} }
 
 // ListeningTCPPorts are the TCP ports something listens on in the namespace.
-func (h *Handle) ListeningTCPPorts() (map[uint16]bool, error) {
+func (h *Handle) ListeningTCPPorts() (map[uint16]bool, error) { return h.tcpPorts(true) }
+
+// TCPPortsInUse are the local ports of the namespace's TCP sockets that listen or have a
+// connection not yet over (not TIME_WAIT): an accepted connection keeps its listener's port
+// after the listener closed.
+func (h *Handle) TCPPortsInUse() (map[uint16]bool, error) { return h.tcpPorts(false) }
+
+func (h *Handle) tcpPorts(listening bool) (map[uint16]bool, error) {
 	ports := map[uint16]bool{}
 	err := h.Do(func() error {
 		for _, f := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
@@ -138,7 +145,7 @@ func (h *Handle) ListeningTCPPorts() (map[uint16]bool, error) {
 			}
 			for _, line := range strings.Split(string(b), "\n")[1:] {
 				fs := strings.Fields(line)
-				if len(fs) < 4 || fs[3] != "0A" { // TCP_LISTEN
+				if len(fs) < 4 || (listening && fs[3] != "0A") || fs[3] == "06" || fs[3] == "07" { // LISTEN; TIME_WAIT and CLOSE are over
 					continue
 				}
 				_, hexPort, ok := strings.Cut(fs[1], ":")

@@ -14,8 +14,8 @@ import (
 // their original destination port differs from the port that answers.
 type redirectedTo struct {
 	port  uint16
-	other bool // match every redirected entry whose answering port is not port instead
-	live  map[uint16]bool
+	other bool            // match every redirected entry whose answering port is not in live instead
+	live  map[uint16]bool // ports still in use (TCPPortsInUse)
 }
 
 func (f redirectedTo) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {

@@ -184,3 +184,35 @@ func testStealEndAnswers(t *testing.T, backend Backend) {
 		t.Error(err)
 	}
 }
+
+// TestStealStartSparesAnEndingSession: a session starting on a target sweeps the conntrack
+// entries dead agents left, but not those of a session still answering what it took after
+// its listener closed.
+func TestStealStartSparesAnEndingSession(t *testing.T) {
+	tg, link, ns := targetWithClient(t)
+	ending := startFiltered(t, ns, NFTables, "alice")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, err := link.Client.Dial(ctx, "tcp", fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	closed := make(chan error, 1)
+	go func() { closed <- ending.Close() }()
+	time.Sleep(backlogDrain + 100*time.Millisecond) // its listener is closed now
+	startFiltered(t, ns, NFTables, "bob")
+	fmt.Fprintf(c, "GET /late HTTP/1.1\r\nHost: api\r\nX-User: carol\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the ending session's connection after another session started: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if want := tg.Token + " GET /late"; string(b) != want {
+		t.Errorf("answered %q, want %q", b, want)
+	}
+	if err := <-closed; err != nil {
+		t.Error(err)
+	}
+}

@@ -78,8 +78,10 @@ func Start(ctx context.Context, ns *netns.Handle, backend Backend, session strin
 	}
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	// Connections a dead agent had stolen left conntrack entries that point at its gone
-	// listener: remove them, so nothing of it stays.
-	if live, err := ns.ListeningTCPPorts(); err == nil {
+	// listener: remove them, so nothing of it stays. Not those of a port still in use: a
+	// session ending in another agent has closed its listener but still answers what it
+	// took, and those connections need their translation.
+	if live, err := ns.TCPPortsInUse(); err == nil {
 		_, _ = deleteConntrack(ns.Fd(), redirectedTo{other: true, live: live})
 	}
 	var redir redirector

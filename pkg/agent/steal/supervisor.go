@@ -111,7 +111,7 @@ func (r chainReport) cleanUp() error {
 		}
 		errs = append(errs, removeChain(x, r.chain))
 	}
-	if live, err := r.ns.ListeningTCPPorts(); err == nil {
+	if live, err := r.ns.TCPPortsInUse(); err == nil {
 		_, err = deleteConntrack(r.ns.Fd(), redirectedTo{other: true, live: live})
 		errs = append(errs, err)
 	}
