@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -268,7 +270,9 @@ type traffic struct {
 	mu       sync.Mutex
 	sent     int
 	failures []string // in order; mark() is an index into it
-	stolen   []string // answered by the local process: never allowed
+	// toGonePods counts the failed requests to a pod deleted meanwhile.
+	toGonePods int
+	stolen     []string // answered by the local process: never allowed
 }
 
 func startTraffic(ctx context.Context, t *testing.T, clusters []*framework.Cluster, ns string) *traffic {
@@ -278,6 +282,7 @@ func startTraffic(ctx context.Context, t *testing.T, clusters []*framework.Clust
 	go func() {
 		defer close(tr.done)
 		addrs := map[string]string{}
+		pods := map[string]*corev1.Pod{} // by cluster, the pod behind addrs
 		refreshed := time.Time{}
 		for n := 0; ctx.Err() == nil; n++ {
 			if time.Since(refreshed) > time.Second {
@@ -286,6 +291,7 @@ func startTraffic(ctx context.Context, t *testing.T, clusters []*framework.Clust
 					// session's fault.
 					if p := targetPodOrNil(ctx, c, ns); p != nil {
 						addrs[c.Name] = net.JoinHostPort(p.Status.PodIP, "8080")
+						pods[c.Name] = p
 					} else {
 						delete(addrs, c.Name)
 					}
@@ -295,10 +301,15 @@ func startTraffic(ctx context.Context, t *testing.T, clusters []*framework.Clust
 			for cluster, addr := range addrs {
 				path := fmt.Sprintf("/everyone-%d", n)
 				body, err := getBody(ctx, client, addr, path, nil)
+				// A pod deleted since the last look (a rollout, the pod-delete fault) stops
+				// answering: not the session's fault.
+				gone := err != nil && podGone(ctx, clusterByName(clusters, cluster), pods[cluster])
 				tr.mu.Lock()
 				tr.sent++
 				switch {
 				case ctx.Err() != nil:
+				case gone:
+					tr.toGonePods++
 				case err != nil:
 					tr.failures = append(tr.failures, fmt.Sprintf("%s %s %s: %v", time.Now().Format("15:04:05.000"), cluster, path, err))
 				case strings.HasPrefix(body, "local "):
@@ -333,7 +344,7 @@ func (tr *traffic) check(t *testing.T, mark, allowed int) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	failed := tr.failures[mark:]
-	t.Logf("traffic: %d requests so far; %d failed during this fault", tr.sent, len(failed))
+	t.Logf("traffic: %d requests so far (%d failed to a pod being deleted); %d failed during this fault", tr.sent, tr.toGonePods, len(failed))
 	if len(failed) > allowed {
 		t.Errorf("%d of everyone else's requests failed (at most %d allowed):\n%s", len(failed), allowed, strings.Join(failed, "\n"))
 	}
@@ -343,13 +354,17 @@ func (tr *traffic) check(t *testing.T, mark, allowed int) {
 }
 
 func getBody(ctx context.Context, client *http.Client, addr, path string, headers map[string]string) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	// The connection's local address goes into errors: a packet capture can then be read
+	// for it.
+	local := "no connection"
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr().String() }}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, "http://"+addr+path, nil)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("from %s: %w", local, err)
 	}
 	defer resp.Body.Close()
 	var b strings.Builder
@@ -407,6 +422,24 @@ func outgoingSince(out string, since time.Time) error {
 }
 
 // targetPodOrNil is c's running, ready, not deleted target pod.
+// podGone says whether p has been deleted, or is being deleted.
+func podGone(ctx context.Context, c *framework.Cluster, p *corev1.Pod) bool {
+	if c == nil || p == nil {
+		return false
+	}
+	now, err := c.Kube.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+	return apierrors.IsNotFound(err) || (err == nil && (now.UID != p.UID || now.DeletionTimestamp != nil))
+}
+
+func clusterByName(cs []*framework.Cluster, name string) *framework.Cluster {
+	for _, c := range cs {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
 func targetPodOrNil(ctx context.Context, c *framework.Cluster, ns string) *corev1.Pod {
 	pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
 	if err != nil {
