@@ -354,24 +354,21 @@ func ownerComment(procRoot string, pid int, session string) (string, error) {
 }
 
 // sweepDead removes the slot chains whose owner process is gone (or a zombie, which will
-// never remove them). A chain without an owner rule is being made by a live agent: it stays.
-func sweepDead(x xtables, procRoot string) error {
+// never remove them). A chain without an owner rule is being made by a live agent: it stays,
+// unless it is one of orphans (chains a dead agent reported it might make).
+func sweepDead(x xtables, procRoot string, orphans ...string) error {
 	out, err := x.run("-S")
 	if err != nil {
 		return fmt.Errorf("listing iptables' nat table (the agent needs NET_ADMIN in the target's namespace): %w", err)
 	}
 	var dead []string
-	for _, line := range strings.Split(out, "\n") {
-		m := ownerRE.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[2])
-		start, _ := strconv.ParseUint(m[3], 10, 64)
-		if !processAlive(procRoot, pid, start) && !slices.Contains(dead, m[1]) {
-			dead = append(dead, m[1])
+	for chain, owned := range slotChains(out) {
+		alive := owned.pid != 0 && processAlive(procRoot, owned.pid, owned.start)
+		if (owned.pid != 0 && !alive) || (owned.pid == 0 && slices.Contains(orphans, chain)) {
+			dead = append(dead, chain)
 		}
 	}
+	slices.Sort(dead)
 	for _, chain := range dead {
 		if err := removeChain(x, chain); err != nil {
 			return fmt.Errorf("removing %s, left by a dead agent: %w", chain, err)
@@ -379,6 +376,33 @@ func sweepDead(x xtables, procRoot string) error {
 		klog.Background().Info("Removed the steal rules of a dead agent", "chain", chain, "iptables", x.bin)
 	}
 	return nil
+}
+
+// owner is the process an owner rule names; pid 0 when the chain has no owner rule.
+type owner struct {
+	pid   int
+	start uint64
+}
+
+var chainRE = regexp.MustCompile(`^-N (` + chainPrefix + `\d+)$`)
+
+// slotChains are the slot chains of a -S listing with their owners.
+func slotChains(listing string) map[string]owner {
+	chains := map[string]owner{}
+	for _, line := range strings.Split(listing, "\n") {
+		line = strings.TrimSpace(line)
+		if m := chainRE.FindStringSubmatch(line); m != nil {
+			if _, ok := chains[m[1]]; !ok {
+				chains[m[1]] = owner{}
+			}
+		}
+		if m := ownerRE.FindStringSubmatch(line); m != nil {
+			pid, _ := strconv.Atoi(m[2])
+			start, _ := strconv.ParseUint(m[3], 10, 64)
+			chains[m[1]] = owner{pid: pid, start: start}
+		}
+	}
+	return chains
 }
 
 // processAlive says whether process pid, started at start, still runs.

@@ -29,6 +29,7 @@ const (
 	helperEnv    = "MIRRORD_STEAL_HELPER"
 	backendEnv   = "MIRRORD_STEAL_HELPER_BACKEND"
 	superviseEnv = "MIRRORD_STEAL_HELPER_SUPERVISE"
+	filteredEnv  = "MIRRORD_STEAL_HELPER_FILTERED" // steal as a filtered session, which may share the port
 )
 
 // backends are the ways to redirect; the tests that say so run with each.
@@ -69,7 +70,7 @@ func helper(pid string, backend Backend) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Steal(nstest.HTTPPort, false); err != nil {
+	if err := s.Steal(nstest.HTTPPort, os.Getenv(filteredEnv) != ""); err != nil {
 		return err
 	}
 	fmt.Println("stealing", os.Getpid())
@@ -297,10 +298,11 @@ func TestSIGKILLLeavesNoRule(t *testing.T) {
 // startHelper starts a stand-in agent stealing the target's HTTP port with backend, under a
 // supervisor when asked; it returns the started process and the agent's PID (the
 // supervisor's child, when supervised).
-func startHelper(t *testing.T, targetPID int, backend Backend, supervise bool) (*exec.Cmd, int) {
+func startHelper(t *testing.T, targetPID int, backend Backend, supervise bool, env ...string) (*exec.Cmd, int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", helperEnv, targetPID), backendEnv+"="+string(backend))
+	cmd.Env = append(cmd.Env, env...)
 	if supervise {
 		cmd.Env = append(cmd.Env, superviseEnv+"=1")
 	}
@@ -353,6 +355,26 @@ func TestIPTablesAgentKilled(t *testing.T) {
 			if err := supervisor.Wait(); err != nil {
 				t.Errorf("supervisor: %v", err)
 			}
+
+			// A supervisor removes its agent's chain only: not the slot another agent holds,
+			// which its agent found taken (and reported) before it took the next one.
+			other, _ := startHelper(t, tg.PID, backend, false, filteredEnv+"=1")
+			_, second := startHelper(t, tg.PID, backend, true, filteredEnv+"=1")
+			if err := syscall.Kill(second, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			start = time.Now()
+			for left := strings.Join(leftovers(t, ns), "\n"); strings.Contains(left, chainPrefix+"02"); left = strings.Join(leftovers(t, ns), "\n") {
+				if time.Since(start) > 2*time.Second {
+					t.Fatalf("the killed second agent's chain is still there:\n%s", left)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if left := strings.Join(leftovers(t, ns), "\n"); !strings.Contains(left, "-N "+chainPrefix+"01") || serving() {
+				t.Fatalf("the first agent's slot went with the second agent:\n%s", left)
+			}
+			_ = other.Process.Kill()
+			_ = other.Wait()
 
 			// An agent without a supervisor (as after a kill of the whole container).
 			orphan, _ := startHelper(t, tg.PID, backend, false)

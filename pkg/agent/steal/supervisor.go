@@ -99,8 +99,11 @@ type chainReport struct {
 	chain   string
 }
 
-// cleanUp removes the chain and the conntrack entries of connections redirected to
-// listeners that are gone.
+// cleanUp removes the chains of dead agents (the supervised one is dead now: its chains
+// are among them), and the reported chain if it exists without an owner (the agent died
+// making it); never another live agent's chain of the same name (a slot the agent found
+// taken, or took after this one left it). Then the conntrack entries of connections
+// redirected to listeners that are gone.
 func (r chainReport) cleanUp() error {
 	v4, v6 := binaries(r.backend)
 	var errs []error
@@ -109,7 +112,7 @@ func (r chainReport) cleanUp() error {
 		if _, err := x.run("-S", "PREROUTING"); err != nil {
 			continue // no such table (IPv6 without nat)
 		}
-		errs = append(errs, removeChain(x, r.chain))
+		errs = append(errs, sweepDead(x, "/proc", r.chain))
 	}
 	if live, err := r.ns.TCPPortsInUse(); err == nil {
 		_, err = deleteConntrack(r.ns.Fd(), redirectedTo{other: true, live: live})
