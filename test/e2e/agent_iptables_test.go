@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +20,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/manager"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
 )
 
@@ -40,6 +43,11 @@ func TestAgentStealsWithIPTables(t *testing.T) {
 	if out, err := f.Kubectl(c, "-n", controllerNS, "rollout", "status", "deploy/mirrord-controller", "--timeout=120s"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
+	// The rollout can end before the old replicas are gone and have handed over the Lease:
+	// an old leader would still make nftables agents.
+	f.Eventually(ctx, 60*time.Second, "the leader is a patched replica", func(ctx context.Context) error {
+		return patchedLeader(ctx, c, "--agent-steal-backend=iptables-legacy")
+	})
 	ns := f.Namespace(c)
 	deployWithConfig(ctx, t, f, c, ns)
 	target := targetPod(ctx, t, c, ns)
@@ -144,4 +152,29 @@ func answerLocally(st io.ReadWriteCloser) {
 	}
 	body := "answered locally: " + req.URL.Path
 	fmt.Fprintf(st, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+}
+
+// patchedLeader is nil when every controller pod runs with arg and one of them holds the
+// Lease.
+func patchedLeader(ctx context.Context, c *framework.Cluster, arg string) error {
+	l, err := c.Kube.CoordinationV1().Leases(controllerNS).Get(ctx, manager.LeaseName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelComponent + "=controller"})
+	if err != nil {
+		return err
+	}
+	holder := ptrString(l.Spec.HolderIdentity)
+	leads := false
+	for _, p := range pods.Items {
+		if !slices.Contains(p.Spec.Containers[0].Args, arg) {
+			return fmt.Errorf("pod %s runs without %s", p.Name, arg)
+		}
+		leads = leads || p.Name == holder
+	}
+	if !leads {
+		return fmt.Errorf("the Lease is held by %q, not a patched pod", holder)
+	}
+	return nil
 }
