@@ -35,7 +35,13 @@ func TestAgentStealsWithIPTables(t *testing.T) {
 	ctx := f.Context(5 * time.Minute)
 	f.InstallAlone(ctx, c)
 	// The next tests get the installation as the overlay has it.
-	t.Cleanup(func() { f.InstallAlone(context.Background(), c) })
+	t.Cleanup(func() {
+		ctx := context.Background()
+		f.InstallAlone(ctx, c)
+		f.Eventually(ctx, 60*time.Second, "the leader is an unpatched replica", func(ctx context.Context) error {
+			return leaderArgs(ctx, c, "--agent-steal-backend=iptables-legacy", false)
+		})
+	})
 	patch := `[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--agent-steal-backend=iptables-legacy"}]`
 	if out, err := f.Kubectl(c, "-n", controllerNS, "patch", "deploy/mirrord-controller", "--type=json", "-p", patch); err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -46,7 +52,7 @@ func TestAgentStealsWithIPTables(t *testing.T) {
 	// The rollout can end before the old replicas are gone and have handed over the Lease:
 	// an old leader would still make nftables agents.
 	f.Eventually(ctx, 60*time.Second, "the leader is a patched replica", func(ctx context.Context) error {
-		return patchedLeader(ctx, c, "--agent-steal-backend=iptables-legacy")
+		return leaderArgs(ctx, c, "--agent-steal-backend=iptables-legacy", true)
 	})
 	ns := f.Namespace(c)
 	deployWithConfig(ctx, t, f, c, ns)
@@ -154,9 +160,9 @@ func answerLocally(st io.ReadWriteCloser) {
 	fmt.Fprintf(st, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
 }
 
-// patchedLeader is nil when every controller pod runs with arg and one of them holds the
-// Lease.
-func patchedLeader(ctx context.Context, c *framework.Cluster, arg string) error {
+// leaderArgs is nil when every controller pod runs with arg (without it, when with is
+// false) and one of them holds the Lease.
+func leaderArgs(ctx context.Context, c *framework.Cluster, arg string, with bool) error {
 	l, err := c.Kube.CoordinationV1().Leases(controllerNS).Get(ctx, manager.LeaseName, metav1.GetOptions{})
 	if err != nil {
 		return err
@@ -168,13 +174,13 @@ func patchedLeader(ctx context.Context, c *framework.Cluster, arg string) error 
 	holder := ptrString(l.Spec.HolderIdentity)
 	leads := false
 	for _, p := range pods.Items {
-		if !slices.Contains(p.Spec.Containers[0].Args, arg) {
-			return fmt.Errorf("pod %s runs without %s", p.Name, arg)
+		if slices.Contains(p.Spec.Containers[0].Args, arg) != with {
+			return fmt.Errorf("pod %s: %s in its arguments is %v", p.Name, arg, !with)
 		}
 		leads = leads || p.Name == holder
 	}
 	if !leads {
-		return fmt.Errorf("the Lease is held by %q, not a patched pod", holder)
+		return fmt.Errorf("the Lease is held by %q, not one of the current pods", holder)
 	}
 	return nil
 }
