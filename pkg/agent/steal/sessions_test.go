@@ -155,42 +155,27 @@ func testStealConflicts(t *testing.T, backend Backend) {
 // already took finish: a request sent on one after its rules went is passed on to the
 // target and the answer reaches the client (the translation of the connection outlives
 // the rules).
-func TestStealEndAnswersItsConnections(t *testing.T) { forEachBackend(t, testStealEndAnswers) }
-
-func testStealEndAnswers(t *testing.T, backend Backend) {
-	tg, link, ns := targetWithClient(t)
-	s := startFiltered(t, ns, backend, "alice")
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	c, err := link.Client.Dial(ctx, "tcp", fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	time.Sleep(100 * time.Millisecond) // the rules are gone, the connection is not
-	fmt.Fprintf(c, "GET /late HTTP/1.1\r\nHost: api\r\nX-User: bob\r\nConnection: close\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("the request sent as the session ended: %v", err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if want := tg.Token + " GET /late"; string(b) != want {
-		t.Errorf("answered %q, want %q", b, want)
-	}
-	if err := <-closed; err != nil {
-		t.Error(err)
-	}
+func TestStealEndAnswersItsConnections(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend Backend) {
+		endWithAStolenConnection(t, backend, 100*time.Millisecond, nil) // the rules are gone, the connection is not
+	})
 }
 
 // TestStealStartSparesAnEndingSession: a session starting on a target sweeps the conntrack
 // entries dead agents left, but not those of a session still answering what it took after
 // its listener closed.
 func TestStealStartSparesAnEndingSession(t *testing.T) {
+	endWithAStolenConnection(t, NFTables, backlogDrain+100*time.Millisecond, func(ns *netns.Handle) {
+		startFiltered(t, ns, NFTables, "bob") // once the ending session's listener is closed
+	})
+}
+
+// endWithAStolenConnection opens a connection a filtered session steals, ends the session,
+// and after wait (and meanwhile, when set) sends a request on the connection that the
+// filter does not match: the target's answer must come back.
+func endWithAStolenConnection(t *testing.T, backend Backend, wait time.Duration, meanwhile func(*netns.Handle)) {
 	tg, link, ns := targetWithClient(t)
-	ending := startFiltered(t, ns, NFTables, "alice")
+	ending := startFiltered(t, ns, backend, "alice")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	c, err := link.Client.Dial(ctx, "tcp", fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), nil)
@@ -201,12 +186,14 @@ func TestStealStartSparesAnEndingSession(t *testing.T) {
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	closed := make(chan error, 1)
 	go func() { closed <- ending.Close() }()
-	time.Sleep(backlogDrain + 100*time.Millisecond) // its listener is closed now
-	startFiltered(t, ns, NFTables, "bob")
+	time.Sleep(wait)
+	if meanwhile != nil {
+		meanwhile(ns)
+	}
 	fmt.Fprintf(c, "GET /late HTTP/1.1\r\nHost: api\r\nX-User: carol\r\nConnection: close\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
-		t.Fatalf("the ending session's connection after another session started: %v", err)
+		t.Fatalf("the request sent as the session ended: %v", err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	if want := tg.Token + " GET /late"; string(b) != want {
