@@ -129,19 +129,29 @@ func (f *Framework) SharedNamespace(cs ...*Cluster) string {
 }
 
 // Eventually polls cond every 200ms until it returns nil or timeout passes, then fails the
-// test with cond's last error.
+// test with cond's last error. When it waited 10 s or more it logs what it waited on: each
+// error cond returned, from when.
 func (f *Framework) Eventually(ctx context.Context, timeout time.Duration, what string, cond func(ctx context.Context) error) time.Duration {
 	f.t.Helper()
 	start := time.Now()
 	var last error
+	var waited []string
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		prev := last
 		last = cond(ctx)
+		if last != nil && (prev == nil || prev.Error() != last.Error()) && len(waited) < 20 {
+			waited = append(waited, fmt.Sprintf("%5.1fs %v", time.Since(start).Seconds(), last))
+		}
 		return last == nil, nil
 	})
 	if err != nil {
 		f.t.Fatalf("%s: not within %s: %v", what, timeout, last)
 	}
-	return time.Since(start)
+	took := time.Since(start)
+	if took >= 10*time.Second {
+		f.t.Logf("%s took %s, waiting on:\n%s", what, took.Round(100*time.Millisecond), strings.Join(waited, "\n"))
+	}
+	return took
 }
 
 // SyncBuffer is an output buffer safe to read while a process writes it.
