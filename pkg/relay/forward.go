@@ -126,7 +126,7 @@ func splice(a, b *yamux.Stream) {
 func subscribe(ctx context.Context, down *yamux.Session, st *yamux.Stream, req protocol.Request, route Route, p *pool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &subscriptions{down: down, req: req, p: p, subs: map[string]*subscription{}}
+	s := &subscriptions{down: down, req: req, p: p, subs: map[string]*subscription{}, adding: map[string]bool{}}
 	defer s.closeAll()
 	ups, err := route.Incoming(ctx)
 	if err == nil && len(ups) == 0 {
@@ -168,8 +168,9 @@ type subscriptions struct {
 	req  protocol.Request
 	p    *pool
 
-	mu   sync.Mutex
-	subs map[string]*subscription
+	mu     sync.Mutex
+	subs   map[string]*subscription
+	adding map[string]bool // upstreams a follow round is subscribing to
 }
 
 type subscription struct {
@@ -188,6 +189,11 @@ func (s *subscriptions) add(ctx context.Context, up Upstream) error {
 		return fmt.Errorf("%s: %w", up.Describe, err)
 	}
 	s.mu.Lock()
+	if ctx.Err() != nil { // the subscriber left while this one was being made
+		s.mu.Unlock()
+		_ = sub.Close()
+		return ctx.Err()
+	}
 	s.subs[up.Key] = &subscription{sub: sub, sess: sess}
 	s.mu.Unlock()
 	go func() {
@@ -225,19 +231,33 @@ func (s *subscriptions) deliver(in protocol.Incoming, c net.Conn) {
 	splice(d, up)
 }
 
-// follow subscribes to new upstreams and drops gone ones.
+// follow subscribes to new upstreams and drops gone ones. New ones are subscribed each on
+// its own: one that does not answer (an agent whose pod went, still listed until its status
+// catches up; a member whose API server is down) waits out its dial timeout without holding
+// up the others.
 func (s *subscriptions) follow(ctx context.Context, ups []Upstream) {
 	want := map[string]bool{}
 	for _, up := range ups {
 		want[up.Key] = true
 		s.mu.Lock()
 		_, have := s.subs[up.Key]
+		busy := s.adding[up.Key]
+		if !have && !busy {
+			s.adding[up.Key] = true
+		}
 		s.mu.Unlock()
-		if !have {
-			if err := s.add(ctx, up); err != nil {
+		if have || busy {
+			continue
+		}
+		go func() {
+			err := s.add(ctx, up)
+			s.mu.Lock()
+			delete(s.adding, up.Key)
+			s.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
 				klog.FromContext(ctx).Info("Subscribing a new upstream", "upstream", up.Describe, "err", err)
 			}
-		}
+		}()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +113,85 @@ func TestServeRoutes(t *testing.T) {
 	if len(got) != 2 || got[0] != "from c2" || got[1] != "from c3" {
 		t.Errorf("deliveries %q, want one from every workload upstream", got)
 	}
+}
+
+// TestFollowIsNotHeldUpByADeadUpstream: a subscription follows new upstreams each on its
+// own: one whose dial hangs (an agent whose pod went away) does not delay the next one.
+func TestFollowIsNotHeldUpByADeadUpstream(t *testing.T) {
+	c2 := upstreamServer(t, "c2")
+	dead := Upstream{Key: "a-dead", Describe: "a dead agent", Dial: func(ctx context.Context) (*yamux.Session, error) {
+		<-ctx.Done() // as a dial to a vanished pod IP: nothing answers until the timeout
+		return nil, ctx.Err()
+	}}
+	route := &changingRoute{}
+	a, b := net.Pipe()
+	go func() {
+		_, sess, err := protocol.Accept(b, nil)
+		if err != nil {
+			return
+		}
+		Serve(t.Context(), sess, route)
+	}()
+	sess, err := protocol.Dial(a, protocol.Hello{Session: "ns/s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := protocol.NewClient(sess)
+	defer client.Close()
+	route.set(upstreamServer(t, "c3"))
+	sub, err := client.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dead one sorts first, as the old pod's agent did.
+	route.set(dead, c2)
+	start := time.Now()
+	got := make(chan string, 4)
+	go func() {
+		for {
+			_, st, err := sub.Accept()
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(st)
+			got <- string(b)
+		}
+	}()
+	for {
+		select {
+		case from := <-got:
+			if from == "from c2" {
+				if d := time.Since(start); d > 2*followInterval+time.Second {
+					t.Errorf("the new upstream was subscribed %s after it appeared, behind the dead one", d)
+				}
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the new upstream was never subscribed")
+		}
+	}
+}
+
+// changingRoute's incoming upstreams change while a subscription follows them.
+type changingRoute struct {
+	mu  sync.Mutex
+	all []Upstream
+}
+
+func (r *changingRoute) set(ups ...Upstream) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.all = ups
+}
+
+func (r *changingRoute) Stateful(context.Context) (Upstream, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.all[0], nil
+}
+
+func (r *changingRoute) Incoming(context.Context) ([]Upstream, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Upstream(nil), r.all...), nil
 }
