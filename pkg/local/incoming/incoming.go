@@ -84,7 +84,7 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 		d.deliverRequests(ctx, st, client, dst)
 		return
 	}
-	c, err := d.Dialer.DialIn(ctx, client, dst)
+	c, err := d.dialIn(ctx, client, dst)
 	if err != nil {
 		d.Undelivered.Add(1)
 		klog.FromContext(ctx).V(2).Info("Not delivered", "kind", in.Kind, "port", port, "err", err)
@@ -181,14 +181,30 @@ func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, req *http.R
 	return false
 }
 
+// listenPatience is how long a delivery waits for the command to listen on its port: the
+// session's traffic flows from the moment the command starts, and a server takes a moment
+// to listen (a request sent then would otherwise be lost, or answered 502).
+const listenPatience = 3 * time.Second
+
 // dialIn dials into the command from client; if that address is still taken by an earlier
-// connection (TIME_WAIT), from the client's IP and another port.
+// connection (TIME_WAIT), from the client's IP and another port. A refused connection is
+// tried again for listenPatience.
 func (d *Deliverer) dialIn(ctx context.Context, client, dst netip.AddrPort) (net.Conn, error) {
-	c, err := d.Dialer.DialIn(ctx, client, dst)
-	if err != nil && client.Port() != 0 && strings.Contains(err.Error(), "port is in use") {
-		c, err = d.Dialer.DialIn(ctx, netip.AddrPortFrom(client.Addr(), 0), dst)
+	deadline := time.Now().Add(listenPatience)
+	for {
+		c, err := d.Dialer.DialIn(ctx, client, dst)
+		if err != nil && client.Port() != 0 && strings.Contains(err.Error(), "port is in use") {
+			c, err = d.Dialer.DialIn(ctx, netip.AddrPortFrom(client.Addr(), 0), dst)
+		}
+		if err == nil || !strings.Contains(err.Error(), "refused") || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return c, err
 }
 
 func (d *Deliverer) takeConn(key string) (*localConn, bool) {
@@ -263,7 +279,7 @@ func (d *Deliverer) mirrorRequests(ctx context.Context, br *bufio.Reader, client
 		delivered := false
 		for attempt := 0; attempt < 2 && !delivered; attempt++ {
 			if c == nil {
-				if c, err = d.Dialer.DialIn(ctx, client, dst); err != nil {
+				if c, err = d.dialIn(ctx, client, dst); err != nil {
 					c = nil
 					break
 				}
