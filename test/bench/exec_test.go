@@ -161,22 +161,10 @@ func startBareJob(ctx context.Context, f *framework.Framework, c *framework.Clus
 		return fmt.Errorf("%s: no target pod to put the Job beside (%v)", c.Name, err)
 	}
 	node := pods.Items[0].Spec.NodeName
-	_, err = c.Kube.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: batchv1.JobSpec{
-			BackoffLimit: ptr.To[int32](0),
-			Template: corev1.PodTemplateSpec{
-				Spec: corev1.PodSpec{
-					NodeName: node, RestartPolicy: corev1.RestartPolicyNever,
-					TerminationGracePeriodSeconds: ptr.To[int64](1),
-					Containers: []corev1.Container{{
-						Name: "server", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever,
-						Args: []string{"serve", "-addr", ":8080"},
-					}},
-				},
-			},
-		},
-	}, metav1.CreateOptions{})
+	job := sampleServerJob(f, name, node)
+	job.Spec.BackoffLimit = ptr.To[int32](0)
+	job.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+	_, err = c.Kube.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.Name, err)
 	}
@@ -192,6 +180,25 @@ func startBareJob(ctx context.Context, f *framework.Framework, c *framework.Clus
 		}
 		return false, nil
 	})
+}
+
+// sampleServerJob is a Job of the sample server pinned to node, as an agent Job is; callers
+// add their labels, probe and limits.
+func sampleServerJob(f *framework.Framework, name, node string) *batchv1.Job {
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: batchv1.JobSpec{
+			Template: corev1.PodTemplateSpec{
+				Spec: corev1.PodSpec{
+					NodeName: node, RestartPolicy: corev1.RestartPolicyNever,
+					Containers: []corev1.Container{{
+						Name: "server", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever,
+						Args: []string{"serve", "-addr", ":8080"},
+					}},
+				},
+			},
+		},
+	}
 }
 
 // stop interrupts a plugin process as Ctrl-C would and waits for it.

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -163,27 +162,16 @@ func bareJobs(ctx context.Context, t *testing.T, f *framework.Framework, c *fram
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, err := c.Kube.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
-				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bare-%d", i), Labels: map[string]string{"bench": "bare-job"}},
-				Spec: batchv1.JobSpec{
-					BackoffLimit: ptr.To[int32](3),
-					Template: corev1.PodTemplateSpec{
-						ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"bench": "bare-job"}},
-						Spec: corev1.PodSpec{
-							NodeName: node, RestartPolicy: corev1.RestartPolicyNever,
-							TerminationGracePeriodSeconds: ptr.To[int64](5),
-							Containers: []corev1.Container{{
-								Name: "server", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever,
-								Args: []string{"serve", "-addr", ":8080"},
-								ReadinessProbe: &corev1.Probe{
-									ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
-									PeriodSeconds: 1,
-								},
-							}},
-						},
-					},
-				},
-			}, metav1.CreateOptions{})
+			job := sampleServerJob(f, fmt.Sprintf("bare-%d", i), node)
+			job.Labels = map[string]string{"bench": "bare-job"}
+			job.Spec.BackoffLimit = ptr.To[int32](3)
+			job.Spec.Template.Labels = map[string]string{"bench": "bare-job"}
+			job.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](5)
+			job.Spec.Template.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+				ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
+				PeriodSeconds: 1,
+			}
+			_, err := c.Kube.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
 			if err != nil {
 				errs <- err
 			}
