@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,7 +49,7 @@ func Supervise(cmd *exec.Cmd) error {
 	theirs.Close()
 	var (
 		mu       sync.Mutex
-		reported []chainReport
+		reported = map[nsKey]*reportedNamespace{}
 		received = make(chan struct{})
 	)
 	go func() {
@@ -59,7 +60,7 @@ func Supervise(cmd *exec.Cmd) error {
 				return // the child is gone
 			}
 			mu.Lock()
-			reported = append(reported, r)
+			r.addTo(reported)
 			mu.Unlock()
 		}
 	}()
@@ -82,9 +83,9 @@ func Supervise(cmd *exec.Cmd) error {
 	mu.Lock()
 	defer mu.Unlock()
 	var errs []error
-	for _, r := range reported {
-		errs = append(errs, r.cleanUp())
-		r.ns.Close()
+	for _, n := range reported {
+		errs = append(errs, n.cleanUp())
+		n.ns.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
 		klog.Background().Error(err, "Removing the agent's steal rules after it exited")
@@ -99,23 +100,58 @@ type chainReport struct {
 	chain   string
 }
 
+// nsKey identifies a network namespace (its file's device and inode) and a backend.
+type nsKey struct {
+	dev, ino uint64
+	backend  Backend
+}
+
+// reportedNamespace is a namespace a supervised agent steals in, held open, with the chains
+// it may have made there.
+type reportedNamespace struct {
+	ns      *netns.Handle
+	backend Backend
+	chains  []string
+}
+
+// addTo files r under its namespace: the agent reports every slot it tries, and each
+// steal it starts again, each time with a new descriptor of the same namespace; one is
+// kept.
+func (r chainReport) addTo(m map[nsKey]*reportedNamespace) {
+	var st unix.Stat_t
+	if err := unix.Fstat(r.ns.Fd(), &st); err != nil {
+		st.Ino = uint64(len(m)) + 1<<63 // unidentifiable: keep it apart
+	}
+	key := nsKey{dev: st.Dev, ino: st.Ino, backend: r.backend}
+	n, ok := m[key]
+	if !ok {
+		n = &reportedNamespace{ns: r.ns, backend: r.backend}
+		m[key] = n
+	} else {
+		r.ns.Close()
+	}
+	if !slices.Contains(n.chains, r.chain) {
+		n.chains = append(n.chains, r.chain)
+	}
+}
+
 // cleanUp removes the chains of dead agents (the supervised one is dead now: its chains
-// are among them), and the reported chain if it exists without an owner (the agent died
+// are among them), and a reported chain that exists without an owner (the agent died
 // making it); never another live agent's chain of the same name (a slot the agent found
 // taken, or took after this one left it). Then the conntrack entries of connections
 // redirected to listeners that are gone.
-func (r chainReport) cleanUp() error {
-	v4, v6 := binaries(r.backend)
+func (n *reportedNamespace) cleanUp() error {
+	v4, v6 := binaries(n.backend)
 	var errs []error
 	for _, bin := range []string{v4, v6} {
-		x := xtables{r.ns, bin}
+		x := xtables{n.ns, bin}
 		if _, err := x.run("-S", "PREROUTING"); err != nil {
 			continue // no such table (IPv6 without nat)
 		}
-		errs = append(errs, sweepDead(x, "/proc", r.chain))
+		errs = append(errs, sweepDead(x, "/proc", n.chains...))
 	}
-	if live, err := r.ns.TCPPortsInUse(); err == nil {
-		_, err = deleteConntrack(r.ns.Fd(), redirectedTo{other: true, live: live})
+	if live, err := n.ns.TCPPortsInUse(); err == nil {
+		_, err = deleteConntrack(n.ns.Fd(), redirectedTo{other: true, live: live})
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
