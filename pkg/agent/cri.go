@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/procfs"
 )
 
 // wellKnownRuntimeSockets are where container runtimes serve CRI on a node, by the scheme of
@@ -100,7 +102,7 @@ func shimSocket(args []string) string {
 
 // parentPID is field 4 of /proc/PID/stat; 0 when unreadable.
 func parentPID(procRoot string, pid int) int {
-	f := statFields(procRoot, pid)
+	f := procfs.StatFields(procRoot, pid)
 	if len(f) < 2 {
 		return 0
 	}

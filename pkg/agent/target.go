@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/procfs"
 )
 
 // ErrHostNetwork refuses a target that shares the node's network namespace.
@@ -86,26 +88,12 @@ func inContainer(procRoot string, pid int, id string) bool {
 // startTime is when process pid started, in clock ticks since boot (field 22 of its stat);
 // 0 when unreadable, which sorts it first only among unreadable ones by PID.
 func startTime(procRoot string, pid int) uint64 {
-	f := statFields(procRoot, pid)
+	f := procfs.StatFields(procRoot, pid)
 	if len(f) < 20 {
 		return 0
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
 	return v
-}
-
-// statFields are the fields of /proc/PID/stat after the command name (state first); nil
-// when unreadable.
-func statFields(procRoot string, pid int) []string {
-	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return nil
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(string(b[i+1:]))
 }
 
 // netnsInode identifies a process's network namespace.

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/procfs"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 )
 
@@ -413,17 +414,9 @@ func processAlive(procRoot string, pid int, start uint64) bool {
 
 // procStat reads a process's start time (clock ticks since boot) and state.
 func procStat(procRoot string, pid int) (start uint64, state string, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("%s/%d/stat", procRoot, pid))
-	if err != nil {
-		return 0, "", err
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, "", fmt.Errorf("%s/%d/stat: unexpected format", procRoot, pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
+	f := procfs.StatFields(procRoot, pid)
 	if len(f) < 20 {
-		return 0, "", fmt.Errorf("%s/%d/stat: unexpected format", procRoot, pid)
+		return 0, "", fmt.Errorf("%s/%d/stat: unreadable or in an unexpected format", procRoot, pid)
 	}
 	start, err = strconv.ParseUint(f[19], 10, 64)
 	return start, f[0], err
