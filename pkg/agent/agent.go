@@ -14,7 +14,8 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Agent serves one session on one target pod.
+// Agent serves every session on one target container: the member controller runs one per
+// target pod and container, and each session's connection names its features.
 type Agent struct {
 	cfg      Config
 	procRoot string
@@ -34,9 +35,6 @@ func New(cfg Config) *Agent {
 // ctx ends. A hostNetwork target is refused at once.
 func (a *Agent) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithValues("pod", a.cfg.TargetNamespace+"/"+a.cfg.TargetPod, "container", a.cfg.Container)
-	if err := validateConfig(a.cfg); err != nil {
-		return fmt.Errorf("invalid session features: %w", err)
-	}
 	if how, err := a.locate(ctx); errors.Is(err, ErrHostNetwork) {
 		return err
 	} else if err != nil {

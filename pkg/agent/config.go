@@ -6,6 +6,7 @@ package agent
 import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/stateful"
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 // Config is everything an agent needs to know (see agentconfig).
@@ -20,11 +21,11 @@ const (
 // ConfigFromEnv reads the Config the member controller set.
 func ConfigFromEnv() (Config, error) { return agentconfig.ConfigFromEnv() }
 
-// validateConfig checks the features the agent will serve, so a bad one ends the agent at
-// once with a message naming it (the member controller shows it in the session's status).
-func validateConfig(c Config) error {
-	if err := stateful.ValidateEnv(c.Features.Env); err != nil {
+// validateFeatures checks the features a session asks the agent to serve, so a bad one is
+// refused at the handshake with a message naming it.
+func validateFeatures(f mirrordv1alpha1.Features) error {
+	if err := stateful.ValidateEnv(f.Env); err != nil {
 		return err
 	}
-	return stateful.ValidateFS(c.Features.FS)
+	return stateful.ValidateFS(f.FS)
 }

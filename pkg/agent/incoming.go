@@ -22,8 +22,7 @@ import (
 
 // incomingPorts are the target ports the session intercepts: its configured ports, or every
 // port the target listens on, less the ignored ones.
-func (a *Agent) incomingPorts(t *served) ([]uint16, error) {
-	in := a.cfg.Features.Network.Incoming
+func (a *Agent) incomingPorts(in mirrordv1alpha1.IncomingFeature, t *served) ([]uint16, error) {
 	var ports []uint16
 	if len(in.Ports) > 0 {
 		for _, p := range in.Ports {
@@ -55,13 +54,13 @@ func (a *Agent) incomingPorts(t *served) ([]uint16, error) {
 
 // serveIncoming subscribes the session to the target's incoming traffic until the
 // subscription's stream closes.
-func (a *Agent) serveIncoming(ctx context.Context, sess *yamux.Session, st *yamux.Stream, t *served) error {
-	in := a.cfg.Features.Network.Incoming
+func (a *Agent) serveIncoming(ctx context.Context, se *session, sess *yamux.Session, st *yamux.Stream, t *served) error {
+	in := se.features.Network.Incoming
 	mode := in.Mode
 	if mode == "" {
 		mode = mirrordv1alpha1.IncomingModeMirror
 	}
-	ports, err := a.incomingPorts(t)
+	ports, err := a.incomingPorts(in, t)
 	if mode == mirrordv1alpha1.IncomingModeOff {
 		err = errors.New("incoming traffic is off for this session")
 	}
@@ -113,7 +112,7 @@ func (a *Agent) serveIncoming(ctx context.Context, sess *yamux.Session, st *yamu
 			return protocol.WriteMessage(st, failure(err))
 		}
 		var s *steal.Stealer
-		s, err = steal.Start(ctx, t.ns, steal.Backend(a.cfg.StealBackend), a.cfg.Session, func(c net.Conn, orig netip.AddrPort) {
+		s, err = steal.Start(ctx, t.ns, steal.Backend(a.cfg.StealBackend), se.name, func(c net.Conn, orig netip.AddrPort) {
 			if filter == nil {
 				stealWhole(c, orig, deliver)
 				return

@@ -16,12 +16,12 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
-func incomingConfig(in mirrordv1alpha1.IncomingFeature) Config {
-	return Config{Session: "mirrord-system/s", Token: "tok", Features: mirrordv1alpha1.Features{Network: mirrordv1alpha1.NetworkFeature{Incoming: in}}}
+func incoming(in mirrordv1alpha1.IncomingFeature) mirrordv1alpha1.Features {
+	return mirrordv1alpha1.Features{Network: mirrordv1alpha1.NetworkFeature{Incoming: in}}
 }
 
 func TestIncomingMirror(t *testing.T) {
-	c, tg := serving(t, incomingConfig(mirrordv1alpha1.IncomingFeature{}), nstest.Options{})
+	c, tg := serving(t, Config{}, incoming(mirrordv1alpha1.IncomingFeature{}), nstest.Options{})
 	link := nstest.Connect(t, tg)
 	sub, err := c.Subscribe()
 	if err != nil {
@@ -56,7 +56,7 @@ func TestIncomingMirror(t *testing.T) {
 // to it; the subscription ends with the test.
 func stealingAlice(t *testing.T) (*nstest.Target, *nstest.Link, *protocol.Subscription) {
 	t.Helper()
-	c, tg := serving(t, incomingConfig(mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal,
+	c, tg := serving(t, Config{}, incoming(mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal,
 		HTTPFilter: &mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"}}), nstest.Options{})
 	link := nstest.Connect(t, tg)
 	sub, err := c.Subscribe()
@@ -102,6 +102,66 @@ func TestIncomingStealFiltered(t *testing.T) {
 			t.Fatal("the port is still stolen after the subscription ended")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// answerLocally answers each request delivered to sub with "NAME PATH", as a local server.
+func answerLocally(sub *protocol.Subscription, name string) {
+	for {
+		_, st, err := sub.Accept()
+		if err != nil {
+			return
+		}
+		go func(st net.Conn) {
+			defer st.Close()
+			br := bufio.NewReader(st)
+			for {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				body := name + " " + req.URL.Path
+				fmt.Fprintf(st, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			}
+		}(st)
+	}
+}
+
+// TestIncomingSessionsShareAnAgent: two sessions on one agent steal by their own header
+// filters; each gets only its own requests, the rest reach the target, and one session
+// ending leaves the other's steal in place.
+func TestIncomingSessionsShareAnAgent(t *testing.T) {
+	addr, tg := startAgent(t, Config{}, nstest.Options{})
+	link := nstest.Connect(t, tg)
+	subscribe := func(name, user string) *protocol.Subscription {
+		c := connect(t, addr, "ns/"+name, incoming(mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal,
+			HTTPFilter: &mirrordv1alpha1.HTTPFilter{Header: "^X-User: " + user + "$"}}))
+		sub, err := c.Subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go answerLocally(sub, name)
+		t.Cleanup(func() { c.Close() })
+		return sub
+	}
+	subscribe("alice-session", "alice")
+	bob := subscribe("bob-session", "bob")
+	target := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
+	for user, want := range map[string]string{"alice": "alice-session /x", "bob": "bob-session /x", "carol": tg.Token + " GET /x"} {
+		if got := nstest.MustGet(t, link.Client, target, user, "/x"); got != want {
+			t.Errorf("%s's request: %q, want %q", user, got, want)
+		}
+	}
+	bob.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for nstest.MustGet(t, link.Client, target, "bob", "/after") != tg.Token+" GET /after" {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's requests are still stolen after his session ended")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := nstest.MustGet(t, link.Client, target, "alice", "/after"); got != "alice-session /after" {
+		t.Errorf("alice's request after bob left: %q", got)
 	}
 }
 
@@ -168,9 +228,7 @@ func TestIncomingRefusals(t *testing.T) {
 		"all ignored": {mirrordv1alpha1.IncomingFeature{IgnorePorts: []int32{8080, 9090, 53}}, "listens on no TCP port"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			cfg := incomingConfig(tc.in)
-			cfg.ProbePorts = []int32{8080}
-			c, _ := serving(t, cfg, nstest.Options{})
+			c, _ := serving(t, Config{ProbePorts: []int32{8080}}, incoming(tc.in), nstest.Options{})
 			if _, err := c.Subscribe(); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("subscribe: %v, want %q", err, tc.want)
 			}

@@ -17,74 +17,121 @@ import (
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/stateful"
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
-// served is what the agent serves from one located target process.
+// served is the located target process: its PID and network namespace.
 type served struct {
 	pid int
 	ns  *netns.Handle
-	fs  *stateful.FS
-	net *stateful.Network
 }
 
 func (s *served) close() {
 	if s == nil {
 		return
 	}
-	_ = s.fs.Close()
 	_ = s.ns.Close()
 }
 
 // attach prepares to serve process pid, whose network namespace nsFile is.
 func (a *Agent) attach(pid int, nsFile *os.File) (*served, error) {
-	ns := netns.FromFile(nsFile)
-	fsys, err := stateful.OpenFS(a.procRoot, pid, a.cfg.Features.FS)
-	if err != nil {
-		_ = ns.Close()
-		return nil, err
-	}
-	return &served{pid: pid, ns: ns, fs: fsys, net: stateful.NewNetwork(ns, fsys)}, nil
+	return &served{pid: pid, ns: netns.FromFile(nsFile)}, nil
 }
 
-// ServeConn speaks the session protocol on conn until it closes: a handshake naming this
-// agent's session, then each stream's operation on the located target.
+// session is one session on one connection: the agent serves every session on its target
+// pod, each with the features its member's Hello names, so files are opened with each
+// session's fs settings.
+type session struct {
+	name     string
+	features mirrordv1alpha1.Features
+
+	mu     sync.Mutex
+	target *served // the process fs and net were opened on
+	fs     *stateful.FS
+	net    *stateful.Network
+}
+
+// view returns the target and this session's files and network on it, opening them again
+// when the agent has located a new process since.
+func (s *session) view(a *Agent) (*served, *stateful.FS, *stateful.Network, error) {
+	t, err := a.current()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.target != t {
+		fsys, err := stateful.OpenFS(a.procRoot, t.pid, s.features.FS)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		s.closeView()
+		s.target, s.fs, s.net = t, fsys, stateful.NewNetwork(t.ns, fsys)
+	}
+	return t, s.fs, s.net, nil
+}
+
+func (s *session) closeView() {
+	if s.fs != nil {
+		_ = s.fs.Close()
+	}
+	s.target, s.fs, s.net = nil, nil, nil
+}
+
+func (s *session) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeView()
+}
+
+// ServeConn speaks the session protocol on conn until it closes: a handshake naming the
+// session and its features, then each stream's operation on the located target.
 func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
 	defer conn.Close()
-	_, sess, err := protocol.Accept(conn, func(h protocol.Hello, _ []byte) error {
-		if h.Session != a.cfg.Session {
-			return fmt.Errorf("this agent serves session %s, not %s", a.cfg.Session, h.Session)
-		}
+	var se *session
+	_, mux, err := protocol.Accept(conn, func(h protocol.Hello, _ []byte) error {
 		if h.Kind != protocol.HelloAgent {
 			return fmt.Errorf("this is an agent: it serves agent sessions, not %s", h.Kind)
 		}
 		if a.cfg.Token == "" || h.Token != a.cfg.Token {
 			return errors.New("wrong session token")
 		}
+		if h.Session == "" {
+			return errors.New("the Hello names no session")
+		}
+		se = &session{name: h.Session}
+		if h.Features != nil {
+			se.features = *h.Features
+		}
+		if err := validateFeatures(se.features); err != nil {
+			return fmt.Errorf("invalid session features: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
+	defer se.close()
+	defer mux.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	go func() {
 		select {
 		case <-ctx.Done():
-		case <-sess.CloseChan():
+		case <-mux.CloseChan():
 		}
-		_ = sess.Close()
+		_ = mux.Close()
 	}()
 	for {
-		st, err := sess.AcceptStream()
+		st, err := mux.AcceptStream()
 		if err != nil {
 			return nil
 		}
 		wg.Go(func() {
 			defer st.Close()
-			if err := a.serveStream(ctx, sess, st); err != nil {
-				klog.FromContext(ctx).V(2).Info("Stream ended", "err", err)
+			if err := a.serveStream(ctx, se, mux, st); err != nil {
+				klog.FromContext(ctx).V(2).Info("Stream ended", "session", se.name, "err", err)
 			}
 		})
 	}
@@ -118,7 +165,7 @@ func failure(err error) protocol.Response {
 	return r
 }
 
-func (a *Agent) serveStream(ctx context.Context, sess *yamux.Session, st *yamux.Stream) error {
+func (a *Agent) serveStream(ctx context.Context, se *session, mux *yamux.Session, st *yamux.Stream) error {
 	var req protocol.Request
 	if err := protocol.ReadMessage(st, &req); err != nil {
 		return err
@@ -126,45 +173,45 @@ func (a *Agent) serveStream(ctx context.Context, sess *yamux.Session, st *yamux.
 	if err := req.Validate(); err != nil {
 		return protocol.WriteMessage(st, failure(err))
 	}
-	t, err := a.current()
+	t, fsys, tnet, err := se.view(a)
 	if err != nil {
 		return protocol.WriteMessage(st, failure(err))
 	}
 	var resp protocol.Response
 	switch req.Op {
 	case protocol.OpEnv:
-		resp.Env, err = stateful.Env(a.procRoot, t.pid, a.cfg.Features.Env)
+		resp.Env, err = stateful.Env(a.procRoot, t.pid, se.features.Env)
 	case protocol.OpStat:
 		var s unix.Stat_t
-		if s, err = t.fs.Stat(req.Path); err == nil {
+		if s, err = fsys.Stat(req.Path); err == nil {
 			resp.Stat = statOf(&s)
 		}
 	case protocol.OpReadDir:
 		var entries []os.DirEntry
-		if entries, err = t.fs.ReadDir(req.Path); err == nil {
+		if entries, err = fsys.ReadDir(req.Path); err == nil {
 			for _, e := range entries {
 				resp.Entries = append(resp.Entries, protocol.DirEntry{Name: e.Name(), Type: e.Type()})
 			}
 		}
 	case protocol.OpReadlink:
-		resp.Link, err = t.fs.Readlink(req.Path)
+		resp.Link, err = fsys.Readlink(req.Path)
 	case protocol.OpMounts:
 		var ms []stateful.Mount
-		if ms, err = stateful.Mounts(a.procRoot, t.pid, t.fs); err == nil {
+		if ms, err = stateful.Mounts(a.procRoot, t.pid, fsys); err == nil {
 			for _, m := range ms {
 				resp.Mounts = append(resp.Mounts, protocol.Mount{Path: m.Path, Dir: m.Dir})
 			}
 		}
 	case protocol.OpResolvConf:
-		resp.Data, err = t.net.ResolvConf()
+		resp.Data, err = tnet.ResolvConf()
 	case protocol.OpDNS:
-		resp.Data, err = t.net.Exchange(ctx, req.Data)
+		resp.Data, err = tnet.Exchange(ctx, req.Data)
 	case protocol.OpOpen:
-		return serveFile(st, t.fs, req)
+		return serveFile(st, fsys, req)
 	case protocol.OpDial:
-		return serveDial(ctx, st, t.net, req)
+		return serveDial(ctx, st, tnet, req)
 	case protocol.OpIncoming:
-		return a.serveIncoming(ctx, sess, st, t)
+		return a.serveIncoming(ctx, se, mux, st, t)
 	}
 	if err != nil {
 		resp = failure(err)

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,10 +20,15 @@ import (
 
 func TestMain(m *testing.M) { nstest.Main(m) }
 
-// serving starts an agent attached to a fake target and returns a protocol client to it.
-func serving(t *testing.T, cfg Config, opts nstest.Options) (*protocol.Client, *nstest.Target) {
+// testToken is the session token of the test agents.
+const testToken = "t0k"
+
+// startAgent starts an agent with cfg (its Token set to testToken) attached to a fake target
+// and returns the address of its session port.
+func startAgent(t *testing.T, cfg Config, opts nstest.Options) (string, *nstest.Target) {
 	t.Helper()
 	tg := nstest.Start(t, opts)
+	cfg.Token = testToken
 	a := New(cfg)
 	nsFile, err := openNetns(tg.PID)
 	if err != nil {
@@ -50,25 +54,39 @@ func serving(t *testing.T, cfg Config, opts nstest.Options) (*protocol.Client, *
 			go func() { _ = a.ServeConn(t.Context(), c) }()
 		}
 	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	return ln.Addr().String(), tg
+}
+
+// connect opens session name with features on the agent at addr, as a member relay does.
+func connect(t *testing.T, addr, name string, features mirrordv1alpha1.Features) *protocol.Client {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := protocol.Dial(conn, protocol.Hello{Session: cfg.Session, Token: cfg.Token}, nil)
+	sess, err := protocol.Dial(conn, protocol.Hello{Session: name, Token: testToken, Features: &features}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := protocol.NewClient(sess)
 	t.Cleanup(func() { c.Close() })
-	return c, tg
+	return c
+}
+
+// serving starts an agent with cfg attached to a fake target and returns a client of one
+// session with features on it.
+func serving(t *testing.T, cfg Config, features mirrordv1alpha1.Features, opts nstest.Options) (*protocol.Client, *nstest.Target) {
+	t.Helper()
+	addr, tg := startAgent(t, cfg, opts)
+	return connect(t, addr, "ns/s1", features), tg
 }
 
 func TestServeStateful(t *testing.T) {
-	cfg := Config{Session: "ns/s1", Token: "t0k", Features: mirrordv1alpha1.Features{
+	features := mirrordv1alpha1.Features{
 		Env: mirrordv1alpha1.EnvFeature{Exclude: []string{"SECRET_*"}},
 		FS:  mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeRead, ReadWrite: []string{"^/tmp/"}},
-	}}
-	c, tg := serving(t, cfg, nstest.Options{
+	}
+	c, tg := serving(t, Config{}, features, nstest.Options{
 		Env:   map[string]string{"DB_HOST": "db", "SECRET_KEY": "x"},
 		Files: map[string]string{"etc/app/config.yaml": strings.Repeat("line\n", 200000), "tmp/.keep": ""},
 		DNS:   map[string]string{"api.demo.svc.cluster.local.": "10.96.1.2"},
@@ -147,26 +165,66 @@ func TestServeStateful(t *testing.T) {
 	}
 }
 
-func TestServeRefusesOtherSessions(t *testing.T) {
-	tg := nstest.Start(t, nstest.Options{})
-	a := New(Config{Session: "ns/mine", Token: "secret"})
-	nsFile, err := openNetns(tg.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, err := a.attach(tg.PID, nsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.target = target
-	defer a.close()
-	for _, h := range []protocol.Hello{{Session: "ns/other", Token: "secret"}, {Session: "ns/mine", Token: "guess"}} {
-		server, client := net.Pipe()
-		go func() { _ = a.ServeConn(context.Background(), server) }()
-		_, err := protocol.Dial(client, h, nil)
-		if err == nil || !strings.Contains(err.Error(), "refused by the peer") {
-			t.Errorf("%+v: %v", h, err)
+// TestServeRefusals: a connection without the token, or naming no session, or with features
+// the agent cannot serve, is refused at the handshake with the reason.
+func TestServeRefusals(t *testing.T) {
+	addr, _ := startAgent(t, Config{}, nstest.Options{})
+	badFS := &mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Local: []string{"/tmp/(x"}}}
+	badMode := &mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "rw"}}
+	for _, tc := range []struct {
+		hello protocol.Hello
+		want  string
+	}{
+		{protocol.Hello{Session: "ns/mine", Token: "guess"}, "wrong session token"},
+		{protocol.Hello{Token: testToken}, "names no session"},
+		{protocol.Hello{Session: "ns/mine", Token: testToken, Kind: protocol.HelloSession}, "serves agent sessions"},
+		{protocol.Hello{Session: "ns/mine", Token: testToken, Features: badFS}, `feature.fs.local: invalid regular expression "/tmp/(x"`},
+		{protocol.Hello{Session: "ns/mine", Token: testToken, Features: badMode}, "want local, read or write"},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
 		}
-		client.Close()
+		_, err = protocol.Dial(conn, tc.hello, nil)
+		if err == nil || !strings.Contains(err.Error(), "refused by the peer") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.hello, err, tc.want)
+		}
+		conn.Close()
+	}
+}
+
+// TestServeSessionsApart: one agent serves two sessions at once, each with its own
+// features: one reads the target's files only, the other may write /tmp; one sees every
+// variable, the other not the secrets.
+func TestServeSessionsApart(t *testing.T) {
+	addr, _ := startAgent(t, Config{}, nstest.Options{
+		Env:   map[string]string{"DB_HOST": "db", "SECRET_KEY": "x"},
+		Files: map[string]string{"tmp/.keep": ""},
+	})
+	reader := connect(t, addr, "ns/reader", mirrordv1alpha1.Features{
+		Env: mirrordv1alpha1.EnvFeature{Exclude: []string{"SECRET_*"}},
+		FS:  mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeRead},
+	})
+	writer := connect(t, addr, "ns/writer", mirrordv1alpha1.Features{
+		FS: mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeRead, ReadWrite: []string{"^/tmp/"}},
+	})
+	if env, err := reader.Env(); err != nil || env["DB_HOST"] != "db" || env["SECRET_KEY"] != "" {
+		t.Errorf("reader's env: %v %v", env, err)
+	}
+	if env, err := writer.Env(); err != nil || env["SECRET_KEY"] != "x" {
+		t.Errorf("writer's env: %v %v", env, err)
+	}
+	if _, err := reader.Open("/tmp/out", unix.O_RDWR|unix.O_CREAT, 0o600); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("reader writing /tmp: %v", err)
+	}
+	w, err := writer.Open("/tmp/out", unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err != nil {
+		t.Fatalf("writer writing /tmp: %v", err)
+	}
+	w.Close()
+	// The writer's session ending leaves the reader's working.
+	writer.Close()
+	if _, err := reader.Do(protocol.Request{Op: protocol.OpStat, Path: "/tmp/out"}); err != nil {
+		t.Errorf("reader after the writer left: %v", err)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 func fakeProc(t *testing.T, cgroups map[string]string) string {
@@ -97,20 +95,5 @@ func TestOpenTargetRefusesHostNetwork(t *testing.T) {
 	}
 	if _, _, _, err := openTarget(t.Context(), root, "", "containerd://"+id); !errors.Is(err, ErrHostNetwork) {
 		t.Fatalf("openTarget = %v, want ErrHostNetwork", err)
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	ok := Config{Features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{ReadOnly: []string{"^/etc/"}}}}
-	if err := validateConfig(ok); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
-	bad := Config{Features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Local: []string{"/tmp/(x"}}}}
-	if err := validateConfig(bad); err == nil || !strings.Contains(err.Error(), `feature.fs.local: invalid regular expression "/tmp/(x"`) {
-		t.Errorf("bad regex: %v", err)
-	}
-	mode := Config{Features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "rw"}}}
-	if err := validateConfig(mode); err == nil || !strings.Contains(err.Error(), "want local, read or write") {
-		t.Errorf("bad mode: %v", err)
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 // Version is this side's protocol version; peers must speak the same major version.
@@ -42,6 +44,10 @@ type Hello struct {
 	Token string `json:"token,omitempty"`
 	// Proof is the session key's signature of the Challenge (the CLI at the Primary).
 	Proof string `json:"proof,omitempty"`
+	// Features are what an agent serves this session (a member at an agent): the session's
+	// features with the member's policies applied. One agent serves every session on its
+	// target pod, each with its own.
+	Features *mirrordv1alpha1.Features `json:"features,omitempty"`
 }
 
 // HelloKind says which kind of session a Hello names.

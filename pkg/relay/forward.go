@@ -153,6 +153,13 @@ func subscribe(ctx context.Context, down *yamux.Session, st *yamux.Stream, req p
 			case <-t.C:
 			}
 			ups, err := route.Incoming(ctx)
+			if errors.Is(err, ErrSessionEnded) {
+				// The whole connection goes: its agents drop the session's rules and captures
+				// now, not when the developer's side notices.
+				klog.FromContext(ctx).V(1).Info("Session ended: closing its relay connection", "err", err)
+				_ = down.Close()
+				return
+			}
 			if err != nil {
 				continue // keep what runs; the next round retries
 			}

@@ -172,10 +172,60 @@ func TestFollowIsNotHeldUpByADeadUpstream(t *testing.T) {
 	}
 }
 
+// TestSessionEndClosesTheConnection: once the route says the session ended, the relay closes
+// the downstream connection and, with it, its upstream connections (an agent serving other
+// sessions drops this one's rules when its connection closes).
+func TestSessionEndClosesTheConnection(t *testing.T) {
+	upClosed := make(chan struct{})
+	c2 := upstreamServer(t, "c2")
+	watched := Upstream{Key: c2.Key, Describe: c2.Describe, Dial: func(ctx context.Context) (*yamux.Session, error) {
+		s, err := c2.Dial(ctx)
+		if err == nil {
+			go func() { <-s.CloseChan(); close(upClosed) }()
+		}
+		return s, err
+	}}
+	route := &changingRoute{}
+	route.set(watched)
+	a, b := net.Pipe()
+	go func() {
+		_, sess, err := protocol.Accept(b, nil)
+		if err != nil {
+			return
+		}
+		Serve(t.Context(), sess, route)
+	}()
+	sess, err := protocol.Dial(a, protocol.Hello{Session: "ns/s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	sub, err := protocol.NewClient(sess).Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	route.end()
+	for name, ch := range map[string]<-chan struct{}{"downstream": sess.CloseChan(), "upstream": upClosed} {
+		select {
+		case <-ch:
+		case <-time.After(2*followInterval + 2*time.Second):
+			t.Fatalf("the %s connection is still open after the session ended", name)
+		}
+	}
+}
+
 // changingRoute's incoming upstreams change while a subscription follows them.
 type changingRoute struct {
-	mu  sync.Mutex
-	all []Upstream
+	mu    sync.Mutex
+	all   []Upstream
+	ended bool
+}
+
+func (r *changingRoute) end() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ended = true
 }
 
 func (r *changingRoute) set(ups ...Upstream) {
@@ -193,5 +243,8 @@ func (r *changingRoute) Stateful(context.Context) (Upstream, error) {
 func (r *changingRoute) Incoming(context.Context) ([]Upstream, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.ended {
+		return nil, ErrSessionEnded
+	}
 	return append([]Upstream(nil), r.all...), nil
 }

@@ -2,12 +2,14 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/yamux"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -15,6 +17,10 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
+
+// ErrSessionEnded says the session a relay connection serves was deleted: the connection is
+// closed, so the agents, which outlive any one session, let go of its traffic at once.
+var ErrSessionEnded = errors.New("the session ended")
 
 // primaryRoute sends a session's operations to its member clusters' relays: stateful ones
 // to the Default cluster, incoming subscriptions to every Workload cluster.
@@ -24,6 +30,7 @@ type primaryRoute struct {
 	mu      sync.Mutex
 	session *mirrordv1alpha1.MirrordSession
 	fetched time.Time
+	ended   bool
 	members map[string]Upstream
 	self    *memberRoute
 }
@@ -31,20 +38,32 @@ type primaryRoute struct {
 // clusters is the session's clusters as its status says now (re-read at most once a
 // second): a Workload cluster whose target gets its first pod while the session runs is
 // subscribed by the next follow round.
-func (r *primaryRoute) clusters(ctx context.Context) []mirrordv1alpha1.SessionClusterStatus {
+func (r *primaryRoute) clusters(ctx context.Context) ([]mirrordv1alpha1.SessionClusterStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if time.Since(r.fetched) > agentsCacheFor {
-		if sess, err := r.s.Mirrord.MirrordV1alpha1().MirrordSessions(r.session.Namespace).Get(ctx, r.session.Name, metav1.GetOptions{}); err == nil {
+	if time.Since(r.fetched) > agentsCacheFor && !r.ended {
+		sess, err := r.s.Mirrord.MirrordV1alpha1().MirrordSessions(r.session.Namespace).Get(ctx, r.session.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err) || (err == nil && sess.UID != r.session.UID):
+			r.ended = true
+		case err == nil:
 			r.session = sess
+			r.ended = sess.DeletionTimestamp != nil
 		}
 		r.fetched = time.Now()
 	}
-	return r.session.Status.Clusters
+	if r.ended {
+		return nil, fmt.Errorf("session %s/%s: %w", r.session.Namespace, r.session.Name, ErrSessionEnded)
+	}
+	return r.session.Status.Clusters, nil
 }
 
 func (r *primaryRoute) Stateful(ctx context.Context) (Upstream, error) {
-	for _, c := range r.clusters(ctx) {
+	clusters, err := r.clusters(ctx)
+	if err != nil {
+		return Upstream{}, err
+	}
+	for _, c := range clusters {
 		if hasRole(c.Roles, mirrordv1alpha1.ClusterRoleDefault) {
 			if self := r.selfRoute(c); self != nil {
 				return self.Stateful(ctx)
@@ -56,8 +75,12 @@ func (r *primaryRoute) Stateful(ctx context.Context) (Upstream, error) {
 }
 
 func (r *primaryRoute) Incoming(ctx context.Context) ([]Upstream, error) {
+	clusters, err := r.clusters(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var ups []Upstream
-	for _, c := range r.clusters(ctx) {
+	for _, c := range clusters {
 		if !hasRole(c.Roles, mirrordv1alpha1.ClusterRoleWorkload) || c.Agents == 0 {
 			continue // a Workload cluster without target pods has nothing to intercept
 		}
@@ -145,41 +168,59 @@ func hasRole(rs []mirrordv1alpha1.ClusterRole, r mirrordv1alpha1.ClusterRole) bo
 }
 
 // memberRoute sends a child session's operations to its agents: stateful ones to the first
-// ready agent, incoming subscriptions to every ready agent.
+// ready agent, incoming subscriptions to every ready agent. Agents serve every session on
+// their pod; each connection's Hello names this child and the features it may use.
 type memberRoute struct {
 	s               *Server
 	namespace, name string
 
-	mu      sync.Mutex
-	agents  []mirrordv1alpha1.Agent
-	fetched time.Time
+	mu       sync.Mutex
+	uid      string // the child's, from the first read: a new child of the same name is another session
+	agents   []mirrordv1alpha1.Agent
+	features *mirrordv1alpha1.Features
+	fetched  time.Time
+	ended    bool
 }
 
 // agentsCacheFor bounds how stale the list of agents may be: file operations do not each
 // cost an API request.
 const agentsCacheFor = time.Second
 
-func (r *memberRoute) readyAgents(ctx context.Context) ([]mirrordv1alpha1.Agent, error) {
+func (r *memberRoute) readyAgents(ctx context.Context) ([]mirrordv1alpha1.Agent, *mirrordv1alpha1.Features, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if time.Since(r.fetched) > agentsCacheFor {
+	if time.Since(r.fetched) > agentsCacheFor && !r.ended {
 		child, err := r.s.Mirrord.MirrordV1alpha1().MirrordClusterSessions(r.namespace).Get(ctx, r.name, metav1.GetOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("child session %s/%s: %w", r.namespace, r.name, err)
-		}
-		r.agents = nil
-		for _, a := range child.Status.Agents {
-			if a.Ready && a.Address != "" && a.Job != "" {
-				r.agents = append(r.agents, a)
+		switch {
+		case apierrors.IsNotFound(err):
+			r.ended = true
+		case err != nil:
+			return nil, nil, fmt.Errorf("child session %s/%s: %w", r.namespace, r.name, err)
+		case r.uid != "" && string(child.UID) != r.uid:
+			r.ended = true
+		default:
+			r.uid = string(child.UID)
+			r.ended = child.DeletionTimestamp != nil
+			r.agents, r.features = nil, child.Status.Features
+			for _, a := range child.Status.Agents {
+				if a.Ready && a.Address != "" && a.Job != "" {
+					r.agents = append(r.agents, a)
+				}
 			}
 		}
 		r.fetched = time.Now()
 	}
-	return r.agents, nil
+	if r.ended {
+		return nil, nil, fmt.Errorf("child session %s/%s: %w", r.namespace, r.name, ErrSessionEnded)
+	}
+	if r.features == nil && len(r.agents) > 0 {
+		return nil, nil, fmt.Errorf("child session %s/%s does not say which features its agents may serve yet", r.namespace, r.name)
+	}
+	return r.agents, r.features, nil
 }
 
-func (r *memberRoute) upstream(a mirrordv1alpha1.Agent) Upstream {
-	hello := protocol.Hello{Session: r.namespace + "/" + r.name}
+func (r *memberRoute) upstream(a mirrordv1alpha1.Agent, features *mirrordv1alpha1.Features) Upstream {
+	hello := protocol.Hello{Session: r.namespace + "/" + r.name, Features: features}
 	return Upstream{
 		Key: a.Pod + "/" + a.Job, Describe: "the agent of pod " + a.Pod,
 		Dial: func(ctx context.Context) (*yamux.Session, error) {
@@ -200,7 +241,7 @@ func (r *memberRoute) upstream(a mirrordv1alpha1.Agent) Upstream {
 }
 
 func (r *memberRoute) Stateful(ctx context.Context) (Upstream, error) {
-	agents, err := r.readyAgents(ctx)
+	agents, features, err := r.readyAgents(ctx)
 	if err != nil {
 		return Upstream{}, err
 	}
@@ -208,17 +249,17 @@ func (r *memberRoute) Stateful(ctx context.Context) (Upstream, error) {
 		return Upstream{}, fmt.Errorf("no agent of child session %s/%s is ready", r.namespace, r.name)
 	}
 	// Agents are sorted by pod: every operation goes to the same one while it lives.
-	return r.upstream(agents[0]), nil
+	return r.upstream(agents[0], features), nil
 }
 
 func (r *memberRoute) Incoming(ctx context.Context) ([]Upstream, error) {
-	agents, err := r.readyAgents(ctx)
+	agents, features, err := r.readyAgents(ctx)
 	if err != nil {
 		return nil, err
 	}
 	ups := make([]Upstream, 0, len(agents))
 	for _, a := range agents {
-		ups = append(ups, r.upstream(a))
+		ups = append(ups, r.upstream(a, features))
 	}
 	return ups, nil
 }

@@ -73,8 +73,8 @@ func TestAgentStealsWithIPTables(t *testing.T) {
 	if _, err := out.WaitFor(ctx, "ready; heartbeating", 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	ag, session, token := agentOf(ctx, t, f, c, ns, name)
-	cl, err := dialAgent(ag.Address, session, token)
+	ag := agentOf(ctx, t, f, c, ns, name)
+	cl, err := ag.dial(ag.token)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,12 +46,11 @@ func TestAgentServesTheTarget(t *testing.T) {
 	if _, err := out.WaitFor(ctx, "ready; heartbeating", 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	ag, session, token := agentOf(ctx, t, f, c, ns, name)
-	connect := func(tok string) (*protocol.Client, error) { return dialAgent(ag.Address, session, tok) }
-	if _, err := connect("not-the-token"); err == nil || !strings.Contains(err.Error(), "wrong session token") {
+	ag := agentOf(ctx, t, f, c, ns, name)
+	if _, err := ag.dial("not-the-token"); err == nil || !strings.Contains(err.Error(), "wrong session token") {
 		t.Errorf("a wrong token: %v", err)
 	}
-	cl, err := connect(token)
+	cl, err := ag.dial(ag.token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,15 +110,23 @@ func TestAgentServesTheTarget(t *testing.T) {
 	}
 }
 
-// agentOf finds the one agent of a session on c, its child session's name and its token.
-func agentOf(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ns, name string) (mirrordv1alpha1.Agent, string, string) {
+// agentAccess is what a member relay knows of a session's agent: its address, the token,
+// and the session's name and features to name in the Hello.
+type agentAccess struct {
+	mirrordv1alpha1.Agent
+	session, token string
+	features       *mirrordv1alpha1.Features
+}
+
+// agentOf returns the access to the agent of session name, alone on c.
+func agentOf(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ns, name string) agentAccess {
 	t.Helper()
 	s, err := getSession(ctx, f, ns, name)
 	if err != nil || len(s.Status.Clusters) != 1 {
 		t.Fatalf("session: %+v %v", s, err)
 	}
 	child, err := c.Mirrord.MirrordV1alpha1().MirrordClusterSessions(controllerNS).Get(ctx, s.Status.Clusters[0].ChildName, metav1.GetOptions{})
-	if err != nil || len(child.Status.Agents) != 1 || child.Status.Agents[0].Address == "" {
+	if err != nil || len(child.Status.Agents) != 1 || child.Status.Agents[0].Address == "" || child.Status.Features == nil {
 		t.Fatalf("child: %+v %v", child.Status, err)
 	}
 	ag := child.Status.Agents[0]
@@ -126,17 +134,17 @@ func agentOf(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ag, controllerNS + "/" + child.Name, member.AgentToken(secret.Data["key"], ag.Job)
+	return agentAccess{Agent: ag, session: controllerNS + "/" + child.Name, token: member.AgentToken(secret.Data["key"], ag.Job), features: child.Status.Features}
 }
 
-// dialAgent speaks the session protocol to an agent (pod IPs are routed from this host on
-// the rig).
-func dialAgent(addr, session, token string) (*protocol.Client, error) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+// dial speaks the session protocol to the agent with token (pod IPs are routed from this
+// host on the rig).
+func (a agentAccess) dial(token string) (*protocol.Client, error) {
+	conn, err := net.DialTimeout("tcp", a.Address, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	sess, err := protocol.Dial(conn, protocol.Hello{Session: session, Token: token}, nil)
+	sess, err := protocol.Dial(conn, protocol.Hello{Session: a.session, Token: token, Features: a.features}, nil)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -160,16 +168,22 @@ func TestAgentIncoming(t *testing.T) {
 	}
 	target := net.JoinHostPort(pods.Items[0].Status.PodIP, "8080")
 
-	_, mout, mname := startSession(t, f, ns, "-t", "deploy/api", "--ports", "8080")
-	_, sout, sname := startSession(t, f, ns, "-t", "deploy/api", "--steal", "--http-header-filter", "^X-User: alice$", "--ports", "8080")
+	mcmd, mout, mname := startSession(t, f, ns, "-t", "deploy/api", "--ports", "8080")
+	scmd, sout, sname := startSession(t, f, ns, "-t", "deploy/api", "--steal", "--http-header-filter", "^X-User: alice$", "--ports", "8080")
 	for _, out := range []*framework.SyncBuffer{mout, sout} {
 		if _, err := out.WaitFor(ctx, "ready; heartbeating", 90*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// One agent serves both sessions.
+	ma, sa := agentOf(ctx, t, f, c, ns, mname), agentOf(ctx, t, f, c, ns, sname)
+	if ma.Job != sa.Job {
+		t.Errorf("two sessions on one pod have two agents: %s and %s", ma.Job, sa.Job)
+	}
+	var stealClient *protocol.Client
 	subscribe := func(name string) *protocol.Subscription {
-		ag, session, token := agentOf(ctx, t, f, c, ns, name)
-		cl, err := dialAgent(ag.Address, session, token)
+		ag := agentOf(ctx, t, f, c, ns, name)
+		cl, err := ag.dial(ag.token)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,6 +191,9 @@ func TestAgentIncoming(t *testing.T) {
 		sub, err := cl.Subscribe()
 		if err != nil {
 			t.Fatalf("subscribing to %s: %v", name, err)
+		}
+		if name == sname {
+			stealClient = cl
 		}
 		return sub
 	}
@@ -255,6 +272,50 @@ func TestAgentIncoming(t *testing.T) {
 			t.Fatalf("the mirroring session saw %v, want both requests", seen)
 		}
 	}
+
+	// The stealing session ends (its relay connection with it, here the test's own): the
+	// agent stays for the mirroring session, and alice's requests reach the target again.
+	if err := scmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	_ = scmd.Wait()
+	stealClient.Close()
+	f.Eventually(ctx, 10*time.Second, "alice's requests back at the target", func(ctx context.Context) error {
+		if got := ask("alice", "/alice-again"); !strings.Contains(got, `"path":"/alice-again"`) {
+			return fmt.Errorf("alice's request answered %q", got)
+		}
+		return nil
+	})
+	if _, err := c.Kube.BatchV1().Jobs(controllerNS).Get(ctx, ma.Job, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the shared agent went with one of its two sessions: %v", err)
+	}
+	timeout = time.After(15 * time.Second)
+	for done := false; !done; {
+		select {
+		case m := <-mirrored:
+			done = strings.HasPrefix(m, "mirror GET /alice-again HTTP/1.1")
+		case <-timeout:
+			t.Fatal("the mirroring session lost its traffic when the other session ended")
+		}
+	}
+
+	// The last session's end takes the agent away within 10 s.
+	if err := mcmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	f.Eventually(ctx, 10*time.Second, "the agent gone with its last session", func(ctx context.Context) error {
+		jobs, err := c.Kube.BatchV1().Jobs(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelComponent + "=" + mirrordv1alpha1.ComponentAgent})
+		if err != nil {
+			return err
+		}
+		if len(jobs.Items) > 0 {
+			return fmt.Errorf("agent Job %s still there", jobs.Items[0].Name)
+		}
+		return nil
+	})
+	_ = mcmd.Wait()
+	t.Logf("the shared agent was removed %s after its last session ended", time.Since(start).Round(100*time.Millisecond))
 }
 
 // deployWithConfig deploys the sample app "api" with an env var, a ConfigMap mounted at

@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -114,7 +116,9 @@ func waitPhase(t *testing.T, f *framework.Framework, ns, name string, phase mirr
 	return s
 }
 
-// leftovers lists the children and agent Jobs of a session in every cluster.
+// leftovers lists, in every cluster, the children of a session, the agent Jobs they own,
+// and agent Jobs no live session owns (agents are shared: a Job outlives a session only while
+// another session uses it).
 func leftovers(ctx context.Context, f *framework.Framework, sessionUID string) []string {
 	var out []string
 	for _, c := range f.Clusters {
@@ -124,15 +128,67 @@ func leftovers(ctx context.Context, f *framework.Framework, sessionUID string) [
 			out = append(out, c.Name+": "+err.Error())
 			continue
 		}
+		ours := map[types.UID]bool{}
 		for _, m := range mcs.Items {
 			out = append(out, c.Name+": MirrordClusterSession "+m.Name)
-			jobs, _ := c.Kube.BatchV1().Jobs(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelClusterSession + "=" + m.Name})
-			for _, j := range jobs.Items {
-				out = append(out, c.Name+": Job "+j.Name)
+			ours[m.UID] = true
+		}
+		jobs, err := c.Kube.BatchV1().Jobs(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelComponent + "=" + mirrordv1alpha1.ComponentAgent})
+		if err != nil {
+			out = append(out, c.Name+": "+err.Error())
+			continue
+		}
+		for _, j := range jobs.Items {
+			live := 0
+			for _, r := range j.OwnerReferences {
+				if ours[r.UID] {
+					out = append(out, c.Name+": Job "+j.Name+" of this session")
+				}
+				if o, err := c.Mirrord.MirrordV1alpha1().MirrordClusterSessions(controllerNS).Get(ctx, r.Name, metav1.GetOptions{}); err == nil && o.UID == r.UID && o.DeletionTimestamp == nil {
+					live++
+				}
+			}
+			if live == 0 {
+				out = append(out, c.Name+": Job "+j.Name+" of no live session")
 			}
 		}
 	}
 	return out
+}
+
+// agentJobs returns the agent Jobs child uses in c.
+func agentJobs(ctx context.Context, c *framework.Cluster, child string) ([]batchv1.Job, error) {
+	jobs, err := c.Kube.BatchV1().Jobs(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelComponent + "=" + mirrordv1alpha1.ComponentAgent})
+	if err != nil {
+		return nil, err
+	}
+	var out []batchv1.Job
+	for _, j := range jobs.Items {
+		for _, r := range j.OwnerReferences {
+			if r.Name == child {
+				out = append(out, j)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// agentPods returns the pods of the agent Jobs child uses in c.
+func agentPods(ctx context.Context, c *framework.Cluster, child string) ([]corev1.Pod, error) {
+	jobs, err := agentJobs(ctx, c, child)
+	if err != nil {
+		return nil, err
+	}
+	var out []corev1.Pod
+	for _, j := range jobs {
+		pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + j.Name})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pods.Items...)
+	}
+	return out, nil
 }
 
 // checkAgents asserts one ready agent per target pod, on the pod's node, in each cluster.
@@ -148,12 +204,12 @@ func checkAgents(ctx context.Context, f *framework.Framework, tp topology, ns st
 		if err != nil {
 			return err
 		}
-		agents, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelClusterSession + "=" + mcs.Items[0].Name})
+		agents, err := agentPods(ctx, c, mcs.Items[0].Name)
 		if err != nil {
 			return err
 		}
 		running := map[string]string{} // target pod UID -> agent node
-		for _, a := range agents.Items {
+		for _, a := range agents {
 			if a.Status.Phase == corev1.PodRunning && a.DeletionTimestamp == nil {
 				running[a.Labels[mirrordv1alpha1.LabelTargetPodUID]] = a.Spec.NodeName
 			}

@@ -491,14 +491,13 @@ func agentPod(ctx context.Context, t *testing.T, c *framework.Cluster, s *mirror
 	if err != nil {
 		t.Fatal(err)
 	}
-	pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: labels.Set{
-		mirrordv1alpha1.LabelTargetPodUID: string(target.UID), mirrordv1alpha1.LabelClusterSession: child}.String()})
+	pods, err := agentPods(ctx, c, child)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, p := range pods.Items {
-		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
-			return &pods.Items[i]
+	for i, p := range pods {
+		if p.Labels[mirrordv1alpha1.LabelTargetPodUID] == string(target.UID) && p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			return &pods[i]
 		}
 	}
 	t.Fatalf("%s: no running agent for %s", c.Name, target.Name)
@@ -583,11 +582,11 @@ func noStrays(ctx context.Context, f *framework.Framework, ns string, s *mirrord
 		if err != nil {
 			return err
 		}
-		jobs, err := c.Kube.BatchV1().Jobs(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelClusterSession + "=" + child})
+		jobs, err := agentJobs(ctx, c, child)
 		if err != nil {
 			return err
 		}
-		for _, j := range jobs.Items {
+		for _, j := range jobs {
 			if uid := j.Labels[mirrordv1alpha1.LabelTargetPodUID]; !live[uid] && j.DeletionTimestamp == nil {
 				return fmt.Errorf("%s: agent Job %s for target pod %s, which is gone", c.Name, j.Name, uid)
 			}

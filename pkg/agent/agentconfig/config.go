@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-
-	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 // The agent's fixed ports on its pod's IP: the session protocol and its health endpoints.
@@ -22,10 +20,10 @@ const (
 // its Config, as JSON.
 const ConfigEnv = "MIRRORD_AGENT_CONFIG"
 
-// Config is everything an agent needs to know, decided by the member controller.
+// Config is everything an agent needs to know, decided by the member controller. It names
+// the target only: the sessions an agent serves, and their features, come with each
+// connection (protocol.Hello).
 type Config struct {
-	// Session is namespace/name of the MirrordClusterSession the agent serves.
-	Session string `json:"session"`
 	// TargetNamespace, TargetPod and TargetPodUID identify the pod.
 	TargetNamespace string `json:"targetNamespace"`
 	TargetPod       string `json:"targetPod"`
@@ -45,8 +43,6 @@ type Config struct {
 	// Token must be presented by whoever connects to the agent's session port (the member
 	// controller derives it from its agent key and the Job's name).
 	Token string `json:"token,omitempty"`
-	// Features are the session's features with the member's policies applied.
-	Features mirrordv1alpha1.Features `json:"features"`
 }
 
 // StealBackends are the ways an agent can redirect stolen ports. auto takes nftables (a

@@ -50,16 +50,16 @@ type targetPod struct {
 	ProbePorts  []int32
 }
 
-// constructAgentJob builds the agent Job of child for one target pod: pinned to the pod's
-// node, in the host PID namespace, owned by the child so deleting the child deletes it.
-func constructAgentJob(child *mirrordv1alpha1.MirrordClusterSession, tp targetPod, features mirrordv1alpha1.Features, opts AgentOptions) (*batchv1.Job, error) {
+// constructAgentJob builds the agent Job of one target pod's container, in namespace ns:
+// pinned to the pod's node, in the host PID namespace. It names the target only; the
+// sessions it serves are its owners (joinAgent), their features come with each connection.
+func constructAgentJob(ns string, tp targetPod, opts AgentOptions) (*batchv1.Job, error) {
 	if len(opts.Key) == 0 {
 		return nil, fmt.Errorf("no agent key: the controller cannot issue the agent's session token")
 	}
-	jobName := naming.AgentJob(child.Name, tp.Pod.UID)
+	jobName := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
 	cfg := agentconfig.Config{
 		Token:           AgentToken(opts.Key, jobName),
-		Session:         child.Namespace + "/" + child.Name,
 		TargetNamespace: tp.Pod.Namespace,
 		TargetPod:       tp.Pod.Name,
 		TargetPodUID:    string(tp.Pod.UID),
@@ -68,32 +68,32 @@ func constructAgentJob(child *mirrordv1alpha1.MirrordClusterSession, tp targetPo
 		ProbePorts:      tp.ProbePorts,
 		RuntimeEndpoint: opts.RuntimeEndpoint,
 		StealBackend:    opts.StealBackend,
-		Features:        features,
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("encoding agent config: %w", err)
 	}
 	labels := map[string]string{
-		mirrordv1alpha1.LabelComponent:      mirrordv1alpha1.ComponentAgent,
-		mirrordv1alpha1.LabelClusterSession: child.Name,
-		mirrordv1alpha1.LabelTargetPodUID:   string(tp.Pod.UID),
+		mirrordv1alpha1.LabelComponent:    mirrordv1alpha1.ComponentAgent,
+		mirrordv1alpha1.LabelTargetPodUID: string(tp.Pod.UID),
 	}
-	annotations := map[string]string{mirrordv1alpha1.GroupName + "/target-pod": tp.Pod.Namespace + "/" + tp.Pod.Name}
+	annotations := map[string]string{
+		mirrordv1alpha1.GroupName + "/target-pod":       tp.Pod.Namespace + "/" + tp.Pod.Name,
+		mirrordv1alpha1.GroupName + "/target-container": tp.Container,
+	}
 	podAnnotations := map[string]string{}
 	for k, v := range sidecarOptOut {
 		podAnnotations[k] = v
 	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            jobName,
-			Namespace:       child.Namespace,
-			Labels:          labels,
-			Annotations:     annotations,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(child, mirrordv1alpha1.SchemeGroupVersion.WithKind("MirrordClusterSession"))},
+			Name:        jobName,
+			Namespace:   ns,
+			Labels:      labels,
+			Annotations: annotations,
 		},
 		Spec: batchv1.JobSpec{
-			// A crashed agent is replaced a few times; the session then shows it failing.
+			// A crashed agent is replaced a few times; its sessions then show it failing.
 			BackoffLimit:            ptr.To[int32](3),
 			ActiveDeadlineSeconds:   ptr.To(int64(opts.ActiveDeadline.Seconds())),
 			TTLSecondsAfterFinished: ptr.To[int32](60),

@@ -1,6 +1,7 @@
-// Package member is the controller of a Workload or Default cluster: it turns each
-// MirrordClusterSession a Primary created here into one agent Job per target pod, follows the
-// target as its pods come and go, enforces this cluster's policies, and reports the agents.
+// Package member is the controller of a Workload or Default cluster: it gives each
+// MirrordClusterSession a Primary created here an agent on every target pod (one Job per pod
+// and container, shared by every session on it), follows the target as its pods come and go,
+// enforces this cluster's policies, and reports the agents.
 package member
 
 import (
@@ -32,7 +33,6 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/steal"
@@ -51,7 +51,8 @@ const ControllerName = "member"
 // Event reasons.
 const (
 	EventAgentCreated  = "AgentCreated"
-	EventAgentDeleted  = "AgentDeleted"
+	EventAgentJoined   = "AgentJoined"
+	EventAgentLeft     = "AgentLeft"
 	EventBlocked       = "BlockedByPolicy"
 	EventTargetInvalid = "TargetInvalid"
 	EventPrimaryGone   = "PrimaryGone"
@@ -88,11 +89,14 @@ type Controller struct {
 	opts     Options
 	recorder record.EventRecorder
 	queue    worker.Queue
+	// agentQueue holds agent Jobs to delete once no session uses them (syncAgentJob).
+	agentQueue worker.Queue
 
 	listers
 	sessions     mirrordlisters.MirrordClusterSessionLister
 	sessionIndex cache.Indexer
 	jobs         batchlisters.JobLister
+	jobIndex     cache.Indexer
 	leases       coordinationlisters.LeaseLister
 	policiesFor  func(namespace string) ([]policy.Policy, error)
 	synced       []cache.InformerSynced
@@ -112,7 +116,8 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	c := &Controller{kube: kube, mirrord: mirrord, opts: opts, recorder: recorder, queue: worker.NewQueue(ControllerName)}
+	c := &Controller{kube: kube, mirrord: mirrord, opts: opts, recorder: recorder,
+		queue: worker.NewQueue(ControllerName), agentQueue: worker.NewQueue(agentsControllerName)}
 
 	sessions := mirrordOwn.Mirrord().V1alpha1().MirrordClusterSessions()
 	if err := sessions.Informer().AddIndexers(cache.Indexers{
@@ -133,7 +138,10 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	jobs, leases := kubeOwn.Batch().V1().Jobs(), kubeOwn.Coordination().V1().Leases()
 	policies, clusterPolicies := mirrordAll.Mirrord().V1alpha1().MirrordPolicies(), mirrordAll.Mirrord().V1alpha1().MirrordClusterPolicies()
 	c.listers = listers{pods: pods.Lister(), deployments: deployments.Lister(), statefulSets: statefulSets.Lister(), replicaSets: replicaSets.Lister(), daemonSets: daemonSets.Lister()}
-	c.jobs, c.leases = jobs.Lister(), leases.Lister()
+	if err := jobs.Informer().AddIndexers(cache.Indexers{indexJobOwner: jobOwnerIndex}); err != nil {
+		return nil, err
+	}
+	c.jobs, c.jobIndex, c.leases = jobs.Lister(), jobs.Informer().GetIndexer(), leases.Lister()
 	c.policiesFor = policy.Lister(policies.Lister(), clusterPolicies.Lister())
 
 	for _, inf := range []cache.SharedIndexInformer{
@@ -146,15 +154,36 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	if _, err := sessions.Informer().AddEventHandler(worker.Handler(c.queue)); err != nil {
 		return nil, err
 	}
-	// Agent objects carry their session's name; anything else in a namespace may be (part
-	// of) a target there.
+	// A child going means its agents may have no session left.
+	if _, err := sessions.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, obj any) {
+			if ch, ok := obj.(*mirrordv1alpha1.MirrordClusterSession); ok && ch.DeletionTimestamp != nil {
+				c.enqueueChildJobs(cache.NewObjectName(ch.Namespace, ch.Name))
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if key, err := cache.DeletionHandlingObjectToName(obj); err == nil {
+				c.enqueueChildJobs(key)
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	// An agent Job concerns the sessions that own it; an agent pod its Job's sessions;
+	// anything else in a namespace may be (part of) a target there.
 	byOwnerOrNamespace := worker.FuncHandler(func(obj any) {
 		o, ok := obj.(metav1.Object)
 		if !ok {
 			return
 		}
-		if s := o.GetLabels()[mirrordv1alpha1.LabelClusterSession]; s != "" && o.GetNamespace() == opts.Namespace {
-			c.queue.Add(cache.NewObjectName(opts.Namespace, s))
+		if o.GetLabels()[mirrordv1alpha1.LabelComponent] == mirrordv1alpha1.ComponentAgent && o.GetNamespace() == opts.Namespace {
+			switch o := o.(type) {
+			case *batchv1.Job:
+				c.enqueueJobOwners(o)
+				c.agentQueue.Add(cache.NewObjectName(o.Namespace, o.Name))
+			case *corev1.Pod:
+				c.enqueueOwners(o.Namespace, o.Labels[batchv1.JobNameLabel])
+			}
 			return
 		}
 		c.enqueueIndexed(indexTargetNamespace, o.GetNamespace())
@@ -198,6 +227,15 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	return c, nil
 }
 
+// agentsControllerName names the loop that deletes unused agent Jobs.
+const agentsControllerName = "member-agents"
+
+func (c *Controller) enqueueChildJobs(key cache.ObjectName) {
+	for _, j := range c.childJobs(key) {
+		c.agentQueue.Add(cache.NewObjectName(j.Namespace, j.Name))
+	}
+}
+
 func primaryOfLease(name string) string {
 	p := naming.PrimaryLease("")
 	if len(name) > len(p) && name[:len(p)] == p {
@@ -229,6 +267,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("%s: caches did not sync", ControllerName)
 	}
 	logger.Info("Started", "namespace", c.opts.Namespace)
+	// Agent Jobs no session used while this controller was away.
+	for _, o := range c.jobIndex.List() {
+		worker.Enqueue(c.agentQueue, o)
+	}
+	go worker.Run(ctx, agentsControllerName, c.agentQueue, 1, c.syncAgentJob)
 	worker.Run(ctx, ControllerName, c.queue, c.opts.Workers, c.sync)
 	return nil
 }
@@ -238,9 +281,10 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	logger := klog.FromContext(ctx)
 	child, err := c.sessions.MirrordClusterSessions(key.Namespace).Get(key.Name)
 	if apierrors.IsNotFound(err) || (err == nil && child.DeletionTimestamp != nil) {
-		// Its Jobs are owned by it, but the garbage collector can lag (after an API server
-		// restart, for one): delete them now.
-		return c.deleteOrphanJobs(ctx, key)
+		// The garbage collector deletes a Job whose owners are all gone, but it can lag
+		// (after an API server restart, for one): look at its agents now.
+		c.enqueueChildJobs(key)
+		return nil
 	}
 	if err != nil {
 		return err
@@ -293,46 +337,36 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 			desired[tp.Pod.UID] = tp
 		}
 	}
-	jobs, err := c.jobs.Jobs(child.Namespace).List(labels.SelectorFromSet(labels.Set{mirrordv1alpha1.LabelClusterSession: child.Name}))
-	if err != nil {
-		return err
+	// Leave the agents of pods no longer wanted (gone, or the session is blocked now).
+	for _, j := range c.childJobs(key) {
+		if !ownedBy(j, child.UID) || j.DeletionTimestamp != nil {
+			continue
+		}
+		if tp, ok := desired[types.UID(j.Labels[mirrordv1alpha1.LabelTargetPodUID])]; ok && j.Name == naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container) {
+			continue
+		}
+		if err := c.leaveAgent(ctx, child, j, "pod "+j.Annotations[mirrordv1alpha1.GroupName+"/target-pod"]+" is no longer a target"); err != nil {
+			return err
+		}
 	}
 	have := map[types.UID]*batchv1.Job{}
-	for _, j := range jobs {
-		if !metav1.IsControlledBy(j, child) {
-			continue // a Job of an older child of the same name: not ours
+	waiting := false
+	for uid, tp := range desired {
+		j, ok, err := c.joinAgent(ctx, child, tp)
+		if err != nil {
+			return err
 		}
-		uid := types.UID(j.Labels[mirrordv1alpha1.LabelTargetPodUID])
-		if _, ok := desired[uid]; !ok || j.DeletionTimestamp != nil {
-			if j.DeletionTimestamp == nil {
-				if err := c.deleteJob(ctx, child, j); err != nil {
-					return err
-				}
-			}
+		if !ok {
+			waiting = true // the pod's last agent is being deleted: a new one after it
 			continue
 		}
 		have[uid] = j
 	}
-	for uid, tp := range desired {
-		if _, ok := have[uid]; ok {
-			continue
-		}
-		job, err := constructAgentJob(child, tp, features, c.opts.Agent)
-		if err != nil {
-			return err
-		}
-		created, err := c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			continue // the cache is behind; the Job event will bring us back
-		}
-		if err != nil {
-			return fmt.Errorf("creating agent Job for pod %s/%s: %w", tp.Pod.Namespace, tp.Pod.Name, err)
-		}
-		have[uid] = created
-		c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentCreated, "Created agent Job %s for pod %s on node %s", created.Name, tp.Pod.Name, tp.Pod.Spec.NodeName)
+	if waiting {
+		defer c.queue.AddAfter(key, 500*time.Millisecond)
 	}
 
-	status := c.computeStatus(child, res, violation, desired, have)
+	status := c.computeStatus(child, res, violation, features, desired, have)
 	if reflect.DeepEqual(child.Status, status) {
 		return nil
 	}
@@ -343,27 +377,6 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		return nil
 	}
 	return err
-}
-
-// deleteOrphanJobs deletes the agent Jobs of a child session that is gone or going.
-func (c *Controller) deleteOrphanJobs(ctx context.Context, key cache.ObjectName) error {
-	jobs, err := c.jobs.Jobs(key.Namespace).List(labels.SelectorFromSet(labels.Set{mirrordv1alpha1.LabelClusterSession: key.Name}))
-	if err != nil {
-		return err
-	}
-	for _, j := range jobs {
-		if j.DeletionTimestamp != nil {
-			continue
-		}
-		err := c.kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{
-			PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
-			Preconditions:     &metav1.Preconditions{UID: &j.UID},
-		})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("deleting agent Job %s of ended session %s: %w", j.Name, key.Name, err)
-		}
-	}
-	return nil
 }
 
 // primaryGone reports whether the Primary that created child stopped renewing its Lease
@@ -391,26 +404,15 @@ func (c *Controller) primaryGone(child *mirrordv1alpha1.MirrordClusterSession) (
 // from it.
 const DefaultPrimaryLeaseDuration = 30 * time.Second
 
-func (c *Controller) deleteJob(ctx context.Context, child *mirrordv1alpha1.MirrordClusterSession, j *batchv1.Job) error {
-	err := c.kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{
-		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
-		Preconditions:     &metav1.Preconditions{UID: &j.UID},
-	})
-	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("deleting agent Job %s: %w", j.Name, err)
-	}
-	c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentDeleted, "Deleted agent Job %s: pod %s is gone", j.Name, j.Annotations[mirrordv1alpha1.GroupName+"/target-pod"])
-	return nil
-}
-
 // computeStatus states the child's phase, conditions and agents.
 func (c *Controller) computeStatus(child *mirrordv1alpha1.MirrordClusterSession, res resolution, violation *policy.Violation,
-	desired map[types.UID]targetPod, have map[types.UID]*batchv1.Job) mirrordv1alpha1.MirrordClusterSessionStatus {
+	features mirrordv1alpha1.Features, desired map[types.UID]targetPod, have map[types.UID]*batchv1.Job) mirrordv1alpha1.MirrordClusterSessionStatus {
 	st := *child.Status.DeepCopy()
 	st.ObservedGeneration = child.Generation
+	st.Features = nil
+	if violation == nil {
+		st.Features = &features
+	}
 	cond := func(t string, ok bool, reason, msg string) {
 		s := metav1.ConditionFalse
 		if ok {
@@ -494,7 +496,7 @@ func (c *Controller) agentStatus(j *batchv1.Job, tp targetPod) mirrordv1alpha1.A
 	case newest == nil:
 		a.Message = "agent pod not created yet"
 	default:
-		a.Ready = podReady(newest) || c.servingEarly(newest, cache.NewObjectName(j.Namespace, j.Labels[mirrordv1alpha1.LabelClusterSession]))
+		a.Ready = podReady(newest) || c.servingEarly(newest, j.Name)
 		if newest.Status.PodIP != "" {
 			a.Address = fmt.Sprintf("%s:%d", newest.Status.PodIP, agentconfig.SessionPort)
 		}
@@ -535,10 +537,10 @@ func podFailure(p *corev1.Pod) string {
 type agentProbe struct{ serving atomic.Bool }
 
 // servingEarly says whether a running agent pod, not Ready yet, already serves: it asks the
-// agent's /readyz itself (every 50 ms for up to 5 s, once per pod) and requeues child when
-// it does, instead of waiting up to a second for the kubelet's next probe.
-func (c *Controller) servingEarly(p *corev1.Pod, child cache.ObjectName) bool {
-	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" || child.Name == "" {
+// agent's /readyz itself (every 50 ms for up to 5 s, once per pod) and requeues the sessions
+// of Job job when it does, instead of waiting up to a second for the kubelet's next probe.
+func (c *Controller) servingEarly(p *corev1.Pod, job string) bool {
+	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
 		return false
 	}
 	v, loaded := c.probes.LoadOrStore(p.UID, &agentProbe{})
@@ -560,7 +562,7 @@ func (c *Controller) servingEarly(p *corev1.Pod, child cache.ObjectName) bool {
 					resp.Body.Close()
 					if resp.StatusCode == http.StatusOK {
 						probe.serving.Store(true)
-						c.queue.Add(child)
+						c.enqueueOwners(p.Namespace, job)
 						return
 					}
 				}

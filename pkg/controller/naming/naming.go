@@ -30,10 +30,11 @@ func ClusterSession(primary, parentNamespace, parentName string, parentUID types
 	return truncate(parentNamespace+"-"+parentName, 50) + "-" + hash(8, primary, string(parentUID))
 }
 
-// AgentJob is the name of the agent Job of a child session for one target pod. It stays
-// under 63 characters because the Job controller copies it into a label.
-func AgentJob(clusterSession string, podUID types.UID) string {
-	return truncate("mirrord-agent-"+clusterSession, 52) + "-" + hash(10, clusterSession, string(podUID))
+// AgentJob is the name of the agent Job of one target pod's container, shared by every
+// session on it. It stays under 63 characters because the Job controller copies it into a
+// label.
+func AgentJob(podName string, podUID types.UID, container string) string {
+	return truncate("mirrord-agent-"+podName, 52) + "-" + hash(10, string(podUID), container)
 }
 
 // PrimaryLease is the Lease a Primary renews in each member to say it is alive.

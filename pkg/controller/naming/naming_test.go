@@ -25,16 +25,20 @@ func TestNamesAreValidAndDistinct(t *testing.T) {
 			t.Errorf("ClusterSession %q repeats", cs)
 		}
 		seen[cs] = true
-		for _, pod := range []string{"p1", "p2"} {
-			j := AgentJob(cs, types.UID(pod))
-			if errs := validation.IsDNS1123Label(j); len(errs) > 0 {
-				t.Errorf("AgentJob %q invalid: %v", j, errs)
-			}
-			if seen[j] {
-				t.Errorf("AgentJob %q repeats", j)
-			}
-			seen[j] = true
+	}
+	// One agent per pod and container: a new pod of the same name, or another container, is
+	// another agent.
+	for _, a := range []struct{ pod, uid, container string }{
+		{"api-7d9f-x2", "u1", "app"}, {"api-7d9f-x2", "u2", "app"}, {"api-7d9f-x2", "u1", "sidecar"}, {long, "u1", "app"},
+	} {
+		j := AgentJob(a.pod, types.UID(a.uid), a.container)
+		if errs := validation.IsDNS1123Label(j); len(errs) > 0 {
+			t.Errorf("AgentJob %q invalid: %v", j, errs)
 		}
+		if seen[j] {
+			t.Errorf("AgentJob %q repeats", j)
+		}
+		seen[j] = true
 	}
 	if ClusterSession("c1", "a", "b", "u") != ClusterSession("c1", "a", "b", "u") {
 		t.Error("ClusterSession is not deterministic")

@@ -25,9 +25,8 @@ const (
 	// LabelParentNamespace and LabelParentName locate the parent on the Primary.
 	LabelParentNamespace = GroupName + "/parent-namespace"
 	LabelParentName      = GroupName + "/parent-name"
-	// LabelClusterSession names the child session an agent Job belongs to.
-	LabelClusterSession = GroupName + "/cluster-session"
-	// LabelTargetPodUID is the UID of the target pod an agent Job serves.
+	// LabelTargetPodUID is the UID of the target pod an agent Job serves. The sessions it
+	// serves are its owners.
 	LabelTargetPodUID = GroupName + "/target-pod-uid"
 	// LabelComponent tells controller and agent pods apart.
 	LabelComponent = GroupName + "/component"

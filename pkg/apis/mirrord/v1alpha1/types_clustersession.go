@@ -105,6 +105,11 @@ type MirrordClusterSessionStatus struct {
 	// +listType=map
 	// +listMapKey=pod
 	Agents []Agent `json:"agents,omitempty"`
+	// features are what the agents serve this session: spec.features with this cluster's
+	// policies applied. The agents are shared by every session on their target pods; the
+	// member's relay hands each agent these when it connects for this session.
+	// +optional
+	Features *Features `json:"features,omitempty"`
 	// conditions of the child: Ready, TargetResolved, PolicyAllowed.
 	// +optional
 	// +listType=map

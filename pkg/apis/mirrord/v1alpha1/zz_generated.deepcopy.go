@@ -416,6 +416,11 @@ func (in *MirrordClusterSessionStatus) DeepCopyInto(out *MirrordClusterSessionSt
 		*out = make([]Agent, len(*in))
 		copy(*out, *in)
 	}
+	if in.Features != nil {
+		in, out := &in.Features, &out.Features
+		*out = new(Features)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))

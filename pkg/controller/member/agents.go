@@ -1,0 +1,241 @@
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
+)
+
+// Agents are shared: one Job per target pod and container serves every session on it, and
+// each child session using it is one of its owners. A child joins a Job by adding its owner
+// reference and leaves by removing it; a Job left with no live owner is deleted (syncAgentJob),
+// so the last session's end takes the agent with it. Owner references are added and removed
+// with strategic merge patches keyed by UID, so children joining and leaving at once never
+// conflict; deleting uses the Job's resourceVersion as a precondition, so a Job someone joined
+// meanwhile is not deleted under them.
+
+// indexJobOwner indexes agent Jobs by the names of the child sessions that own them.
+const indexJobOwner = "owner"
+
+var childKind = mirrordv1alpha1.SchemeGroupVersion.WithKind("MirrordClusterSession")
+
+func jobOwnerIndex(obj any) ([]string, error) {
+	j, ok := obj.(*batchv1.Job)
+	if !ok {
+		return nil, nil
+	}
+	var names []string
+	for _, r := range j.OwnerReferences {
+		if r.Kind == childKind.Kind && r.APIVersion == childKind.GroupVersion().String() {
+			names = append(names, r.Name)
+		}
+	}
+	return names, nil
+}
+
+// ownerRef is child's reference in the Jobs it uses. It neither controls the Job (several
+// children own it) nor blocks its owner's deletion.
+func ownerRef(child *mirrordv1alpha1.MirrordClusterSession) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: childKind.GroupVersion().String(), Kind: childKind.Kind, Name: child.Name, UID: child.UID,
+		Controller: ptr.To(false), BlockOwnerDeletion: ptr.To(false)}
+}
+
+func ownedBy(j *batchv1.Job, uid types.UID) bool {
+	for _, r := range j.OwnerReferences {
+		if r.UID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// ownerPatch adds (or, with remove, removes) one owner reference, merged by UID.
+func ownerPatch(ref metav1.OwnerReference, remove bool) []byte {
+	entry := map[string]any{"apiVersion": ref.APIVersion, "kind": ref.Kind, "name": ref.Name, "uid": ref.UID,
+		"controller": ref.Controller, "blockOwnerDeletion": ref.BlockOwnerDeletion}
+	if remove {
+		entry = map[string]any{"$patch": "delete", "uid": ref.UID}
+	}
+	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": []any{entry}}})
+	return b
+}
+
+// joinAgent returns the shared agent Job of tp with child among its owners: it creates the
+// Job, or joins the one that runs. A Job being deleted cannot be joined: ok is false and the
+// caller looks again shortly.
+func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.MirrordClusterSession, tp targetPod) (j *batchv1.Job, ok bool, err error) {
+	name := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
+	j, err = c.jobs.Jobs(child.Namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		job, err := constructAgentJob(child.Namespace, tp, c.opts.Agent)
+		if err != nil {
+			return nil, false, err
+		}
+		job.OwnerReferences = []metav1.OwnerReference{ownerRef(child)}
+		created, err := c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
+		if err == nil {
+			c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentCreated, "Created agent Job %s for pod %s on node %s", created.Name, tp.Pod.Name, tp.Pod.Spec.NodeName)
+			return created, true, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, false, fmt.Errorf("creating agent Job for pod %s/%s: %w", tp.Pod.Namespace, tp.Pod.Name, err)
+		}
+		// Another session made it a moment ago: join it.
+		if j, err = c.kube.BatchV1().Jobs(child.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			return nil, false, err
+		}
+	} else if err != nil {
+		return nil, false, err
+	}
+	if j.DeletionTimestamp != nil || types.UID(j.Labels[mirrordv1alpha1.LabelTargetPodUID]) != tp.Pod.UID {
+		return nil, false, nil
+	}
+	if ownedBy(j, child.UID) {
+		return j, true, nil
+	}
+	joined, err := c.kube.BatchV1().Jobs(j.Namespace).Patch(ctx, j.Name, types.StrategicMergePatchType, ownerPatch(ownerRef(child), false), metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("joining agent Job %s: %w", j.Name, err)
+	}
+	if joined.DeletionTimestamp != nil { // deleted just before we joined
+		return nil, false, nil
+	}
+	c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentJoined, "Joined agent Job %s of pod %s on node %s, shared with %d other session(s)", joined.Name, tp.Pod.Name, tp.Pod.Spec.NodeName, len(joined.OwnerReferences)-1)
+	return joined, true, nil
+}
+
+// leaveAgent removes child from the owners of j; syncAgentJob deletes j if nobody is left.
+func (c *Controller) leaveAgent(ctx context.Context, child *mirrordv1alpha1.MirrordClusterSession, j *batchv1.Job, why string) error {
+	_, err := c.kube.BatchV1().Jobs(j.Namespace).Patch(ctx, j.Name, types.StrategicMergePatchType, ownerPatch(ownerRef(child), true), metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("leaving agent Job %s: %w", j.Name, err)
+	}
+	c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentLeft, "Left agent Job %s: %s", j.Name, why)
+	c.agentQueue.Add(cache.NewObjectName(j.Namespace, j.Name))
+	return nil
+}
+
+// childJobs returns the agent Jobs that name child (by name) among their owners.
+func (c *Controller) childJobs(key cache.ObjectName) []*batchv1.Job {
+	objs, err := c.jobIndex.ByIndex(indexJobOwner, key.Name)
+	if err != nil {
+		return nil
+	}
+	var jobs []*batchv1.Job
+	for _, o := range objs {
+		if j := o.(*batchv1.Job); j.Namespace == key.Namespace {
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs
+}
+
+// liveOwners counts the children owning j that exist and are not ending. A child our cache
+// has not seen yet (it joined j a moment after it was made) is asked of the API server.
+func (c *Controller) liveOwners(ctx context.Context, j *batchv1.Job) (int, error) {
+	n := 0
+	for _, r := range j.OwnerReferences {
+		if r.Kind != childKind.Kind {
+			continue
+		}
+		child, err := c.sessions.MirrordClusterSessions(j.Namespace).Get(r.Name)
+		if apierrors.IsNotFound(err) {
+			child, err = c.mirrord.MirrordV1alpha1().MirrordClusterSessions(j.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
+		}
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if child.UID == r.UID && child.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// syncAgentJob deletes an agent Job that no live session owns any more, and one that reached
+// its active deadline (its sessions get a new one).
+func (c *Controller) syncAgentJob(ctx context.Context, key cache.ObjectName) error {
+	j, err := c.jobs.Jobs(key.Namespace).Get(key.Name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if j.DeletionTimestamp != nil || j.Labels[mirrordv1alpha1.LabelComponent] != mirrordv1alpha1.ComponentAgent {
+		return nil
+	}
+	live, err := c.liveOwners(ctx, j)
+	if err != nil {
+		return err
+	}
+	why := ""
+	switch {
+	case live == 0:
+		why = "no session uses it"
+	case jobFailedWith(j, batchv1.JobReasonDeadlineExceeded):
+		why = "it reached its active deadline; its sessions get a new agent"
+	default:
+		return nil
+	}
+	err = c.kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{
+		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
+		// A session that joined since our cache saw j changed its resourceVersion.
+		Preconditions: &metav1.Preconditions{UID: &j.UID, ResourceVersion: &j.ResourceVersion},
+	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // gone, or changed: its update event brings it back
+	}
+	if err != nil {
+		return fmt.Errorf("deleting agent Job %s: %w", j.Name, err)
+	}
+	klog.FromContext(ctx).V(1).Info("Deleted agent Job", "job", j.Name, "why", why)
+	return nil
+}
+
+// enqueueOwners reconciles every child that owns Job name.
+func (c *Controller) enqueueOwners(namespace, name string) {
+	j, err := c.jobs.Jobs(namespace).Get(name)
+	if err != nil {
+		return
+	}
+	c.enqueueJobOwners(j)
+}
+
+func (c *Controller) enqueueJobOwners(j *batchv1.Job) {
+	for _, r := range j.OwnerReferences {
+		if r.Kind == childKind.Kind {
+			c.queue.Add(cache.NewObjectName(j.Namespace, r.Name))
+		}
+	}
+}
+
+func jobFailedWith(j *batchv1.Job, reason string) bool {
+	for _, cnd := range j.Status.Conditions {
+		if cnd.Type == batchv1.JobFailed && cnd.Status == corev1.ConditionTrue && cnd.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
