@@ -5,7 +5,6 @@ package agent
 
 import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/stateful"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
@@ -23,9 +22,4 @@ func ConfigFromEnv() (Config, error) { return agentconfig.ConfigFromEnv() }
 
 // validateFeatures checks the features a session asks the agent to serve, so a bad one is
 // refused at the handshake with a message naming it.
-func validateFeatures(f mirrordv1alpha1.Features) error {
-	if err := stateful.ValidateEnv(f.Env); err != nil {
-		return err
-	}
-	return stateful.ValidateFS(f.FS)
-}
+func validateFeatures(f mirrordv1alpha1.Features) error { return agentconfig.ValidateFeatures(f) }

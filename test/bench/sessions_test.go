@@ -26,10 +26,10 @@ import (
 
 // TestBenchSessions creates N sessions at once (default 200) on one cluster with every role,
 // each targeting the same one-pod deployment, and times them from the first create to all
-// Ready, i.e. N agent Jobs running and ready on the target's node. The baseline is the same
-// cluster starting N bare Jobs of a small HTTP server with the same readiness probe: the cost
-// of Kubernetes itself. It also reports the controller's peak resident memory (VmHWM) against
-// its idle memory.
+// Ready: every child joined to the pod's one shared agent, running and ready. The baseline is
+// the same cluster starting N bare Jobs of a small HTTP server with the same readiness probe:
+// what an agent per session would cost in Kubernetes alone. It also reports the controller's
+// peak resident memory (VmHWM) against its idle memory.
 func TestBenchSessions(t *testing.T) {
 	f := framework.New(t)
 	f.RequireClusters(1)

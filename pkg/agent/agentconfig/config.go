@@ -8,6 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
+	"regexp"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 // The agent's fixed ports on its pod's IP: the session protocol and its health endpoints.
@@ -67,4 +71,53 @@ func ConfigFromEnv() (Config, error) {
 		return c, fmt.Errorf("%s lacks the session token: the agent serves only whoever holds it", ConfigEnv)
 	}
 	return c, nil
+}
+
+// ValidateFeatures checks the features a session asks an agent to serve: the env patterns,
+// the fs mode and the fs regular expressions. The member controller fails a session whose
+// features (with its policies applied) do not pass, before it joins an agent; the agent
+// checks again at each connection's handshake.
+func ValidateFeatures(f mirrordv1alpha1.Features) error {
+	if err := ValidateEnv(f.Env); err != nil {
+		return err
+	}
+	switch f.FS.Mode {
+	case "", mirrordv1alpha1.FSModeLocal, mirrordv1alpha1.FSModeRead, mirrordv1alpha1.FSModeWrite:
+	default:
+		return fmt.Errorf("feature.fs.mode %q: want local, read or write", f.FS.Mode)
+	}
+	for _, l := range []struct {
+		key   string
+		exprs []string
+	}{{"readOnly", f.FS.ReadOnly}, {"readWrite", f.FS.ReadWrite}, {"local", f.FS.Local}, {"notFound", f.FS.NotFound}} {
+		if _, err := CompileAll("feature.fs."+l.key, l.exprs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateEnv checks the env feature's patterns. Include and exclude may both be set here: a
+// policy's excludes are added to a user's includes.
+func ValidateEnv(f mirrordv1alpha1.EnvFeature) error {
+	for _, p := range append(append([]string{}, f.Include...), f.Exclude...) {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("feature.env: bad pattern %q (use * and ?): %w", p, err)
+		}
+	}
+	return nil
+}
+
+// CompileAll compiles the regular expressions of setting key; an error names the setting and
+// the expression.
+func CompileAll(key string, exprs []string) ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	for _, e := range exprs {
+		re, err := regexp.Compile(e)
+		if err != nil {
+			return nil, fmt.Errorf("%s: invalid regular expression %q: %w", key, e, err)
+		}
+		out = append(out, re)
+	}
+	return out, nil
 }

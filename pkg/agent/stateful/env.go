@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
@@ -21,7 +22,7 @@ func Env(procRoot string, pid int, f mirrordv1alpha1.EnvFeature) (map[string]str
 	if f.Disabled {
 		return map[string]string{}, nil
 	}
-	if err := ValidateEnv(f); err != nil {
+	if err := agentconfig.ValidateEnv(f); err != nil {
 		return nil, err
 	}
 	raw, err := os.ReadFile(path.Join(procRoot, strconv.Itoa(pid), "environ"))
@@ -44,17 +45,6 @@ func Env(procRoot string, pid int, f mirrordv1alpha1.EnvFeature) (map[string]str
 		env[k] = v
 	}
 	return env, nil
-}
-
-// ValidateEnv checks the env feature's patterns. Include and exclude may both be set here: a
-// policy's excludes are added to a user's includes.
-func ValidateEnv(f mirrordv1alpha1.EnvFeature) error {
-	for _, p := range append(append([]string{}, f.Include...), f.Exclude...) {
-		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("feature.env: bad pattern %q (use * and ?): %w", p, err)
-		}
-	}
-	return nil
 }
 
 func matchAny(patterns []string, name string) bool {

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
@@ -40,12 +41,6 @@ type FS struct {
 	mode                           mirrordv1alpha1.FSMode
 }
 
-// ValidateFS checks the fs feature: its mode and regular expressions.
-func ValidateFS(f mirrordv1alpha1.FSFeature) error {
-	_, err := newFS(f)
-	return err
-}
-
 func newFS(f mirrordv1alpha1.FSFeature) (*FS, error) {
 	fsys := &FS{mode: f.Mode}
 	if fsys.mode == "" {
@@ -62,7 +57,7 @@ func newFS(f mirrordv1alpha1.FSFeature) (*FS, error) {
 		in   []string
 		into *[]*regexp.Regexp
 	}{{"readOnly", f.ReadOnly, &fsys.readOnly}, {"readWrite", f.ReadWrite, &fsys.readWrite}, {"local", f.Local, &fsys.local}, {"notFound", f.NotFound, &fsys.nf}} {
-		if *l.into, err = compileAll("feature.fs."+l.key, l.in); err != nil {
+		if *l.into, err = agentconfig.CompileAll("feature.fs."+l.key, l.in); err != nil {
 			return nil, err
 		}
 	}
@@ -82,18 +77,6 @@ func OpenFS(procRoot string, pid int, f mirrordv1alpha1.FSFeature) (*FS, error) 
 	}
 	fsys.root = root
 	return fsys, nil
-}
-
-func compileAll(key string, exprs []string) ([]*regexp.Regexp, error) {
-	var out []*regexp.Regexp
-	for _, e := range exprs {
-		re, err := regexp.Compile(e)
-		if err != nil {
-			return nil, fmt.Errorf("%s: invalid regular expression %q: %w", key, e, err)
-		}
-		out = append(out, re)
-	}
-	return out, nil
 }
 
 // Close releases the container's root.

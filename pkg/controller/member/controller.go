@@ -66,6 +66,8 @@ const (
 	ReasonAgentsStarting = "AgentsStarting"
 	ReasonAgentFailed    = "AgentFailed"
 	ReasonNothingToDo    = "NothingToIntercept"
+	// ReasonInvalidFeatures: a setting no agent can serve (a bad regular expression).
+	ReasonInvalidFeatures = "InvalidFeatures"
 )
 
 const (
@@ -318,6 +320,11 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	features := child.Spec.Features
 	if violation == nil {
 		features = policy.Restrict(policies, child.Spec.Target, res.Labels, features)
+	}
+	// Features no agent could serve fail the session here, not at its first connection (the
+	// agent checks again at the handshake).
+	if err := agentconfig.ValidateFeatures(features); err != nil && violation == nil && !res.Terminal {
+		res.Reason, res.Terminal, res.Message = ReasonInvalidFeatures, true, err.Error()
 	}
 	// Stealing a port the kubelet probes is refused here, before any agent starts (the
 	// agent checks again; with no ports given it leaves probe ports out by itself).
