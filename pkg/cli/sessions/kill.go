@@ -33,7 +33,7 @@ func NewCmdKill(flags *genericclioptions.ConfigFlags, streams genericiooptions.I
 	o := &KillOptions{ConfigFlags: flags, IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "kill NAME... | --all",
-		Short: "End sessions: their agents, rules and child sessions are removed in every cluster",
+		Short: "End sessions: their rules and child sessions are removed in every cluster, and agents no other session uses",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.Run(cmd.Context(), args)
 		},
