@@ -82,23 +82,22 @@ func (a *Agent) serveIncoming(ctx context.Context, se *session, sess *yamux.Sess
 
 	switch mode {
 	case mirrordv1alpha1.IncomingModeMirror:
-		m, err := mirror.Start(t.ns, ports, func(c *mirror.Conn) {
+		unsubscribe, err := t.mirror.Subscribe(ports, func(c *mirror.Conn) {
 			s, err := deliver(protocol.IncomingMirror, c.Client.String(), c.Server.String())
 			if err != nil {
-				_, _ = io.Copy(io.Discard, c.Data) // the capture must never wait for us
+				_, _ = io.Copy(io.Discard, c.Data) // the capture never waits; drain our copy
 				return
 			}
 			_, _ = protocol.Copy(s, c.Data)
 			s.Close()
 			// If the session stopped reading (it closed the delivery, or went away), drain the
-			// rest: the capture writes each connection's bytes synchronously, and an undrained
-			// connection would stall it for every other one.
+			// rest of our copy, so its buffer does not hold the connection until it ends.
 			_, _ = io.Copy(io.Discard, c.Data)
 		})
 		if err != nil {
 			return protocol.WriteMessage(st, failure(err))
 		}
-		defer m.Close()
+		defer unsubscribe()
 	case mirrordv1alpha1.IncomingModeSteal:
 		p32 := make([]int32, len(ports))
 		for i, p := range ports {

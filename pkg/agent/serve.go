@@ -15,28 +15,33 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/mirror"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/stateful"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
-// served is the located target process: its PID and network namespace.
+// served is the located target process: its PID, its network namespace, and the capture
+// every mirroring session shares.
 type served struct {
-	pid int
-	ns  *netns.Handle
+	pid    int
+	ns     *netns.Handle
+	mirror *mirror.Hub
 }
 
 func (s *served) close() {
 	if s == nil {
 		return
 	}
+	s.mirror.Close()
 	_ = s.ns.Close()
 }
 
 // attach prepares to serve process pid, whose network namespace nsFile is.
 func (a *Agent) attach(pid int, nsFile *os.File) (*served, error) {
-	return &served{pid: pid, ns: netns.FromFile(nsFile)}, nil
+	ns := netns.FromFile(nsFile)
+	return &served{pid: pid, ns: ns, mirror: mirror.NewHub(ns)}, nil
 }
 
 // session is one session on one connection: the agent serves every session on its target

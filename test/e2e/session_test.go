@@ -182,7 +182,7 @@ func agentPods(ctx context.Context, c *framework.Cluster, child string) ([]corev
 	}
 	var out []corev1.Pod
 	for _, j := range jobs {
-		pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + j.Name})
+		pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(j.UID)})
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -38,6 +39,8 @@ type Mirror struct {
 	handles []*afpacket.TPacket
 	wg      sync.WaitGroup
 	stop    chan struct{}
+	// ports are the mirrored ports; SetPorts swaps them while the capture runs.
+	ports atomic.Pointer[map[uint16]bool]
 }
 
 // Start mirrors ports of the target whose namespace is ns. Connections already open are
@@ -78,14 +81,35 @@ func Start(ns *netns.Handle, ports []uint16, h Handler) (*Mirror, error) {
 	if len(m.handles) == 0 {
 		return nil, errors.New("mirror: the target's network namespace has no interface but loopback")
 	}
-	want := map[uint16]bool{}
-	for _, p := range ports {
-		want[p] = true
-	}
+	m.ports.Store(portSet(ports))
 	for _, tp := range m.handles {
-		m.wg.Go(func() { m.capture(tp, want, h) })
+		m.wg.Go(func() { m.capture(tp, h) })
 	}
 	return m, nil
+}
+
+func portSet(ports []uint16) *map[uint16]bool {
+	set := map[uint16]bool{}
+	for _, p := range ports {
+		set[p] = true
+	}
+	return &set
+}
+
+// SetPorts changes the mirrored ports without stopping the capture: the connections being
+// mirrored carry on, new ones are mirrored by the new set.
+func (m *Mirror) SetPorts(ports []uint16) error {
+	filter, err := filterFor(ports)
+	if err != nil {
+		return err
+	}
+	m.ports.Store(portSet(ports))
+	for _, tp := range m.handles {
+		if err := tp.SetBPF(filter); err != nil {
+			return fmt.Errorf("mirror: new filter: %w", err)
+		}
+	}
+	return nil
 }
 
 // Close stops capturing and ends every open stream.
@@ -104,8 +128,8 @@ func (m *Mirror) closeHandles() {
 // idle is how long a stream may see no packet before it is ended.
 const idle = 2 * time.Minute
 
-func (m *Mirror) capture(tp *afpacket.TPacket, ports map[uint16]bool, h Handler) {
-	f := &factory{ports: ports, handler: h}
+func (m *Mirror) capture(tp *afpacket.TPacket, h Handler) {
+	f := &factory{ports: &m.ports, handler: h}
 	asm := reassembly.NewAssembler(reassembly.NewStreamPool(f))
 	defer asm.FlushAll()
 	var (
@@ -170,7 +194,7 @@ type captureContext struct{ ci gopacket.CaptureInfo }
 func (c *captureContext) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
 
 type factory struct {
-	ports   map[uint16]bool
+	ports   *atomic.Pointer[map[uint16]bool]
 	handler Handler
 }
 
@@ -198,7 +222,7 @@ type stream struct {
 // startOn starts mirroring when tcp is a client's SYN to a mirrored port: only connections
 // seen from their start are mirrored.
 func (s *stream) startOn(tcp *layers.TCP) bool {
-	if !s.ignore || !tcp.SYN || tcp.ACK || !s.f.ports[uint16(tcp.DstPort)] {
+	if !s.ignore || !tcp.SYN || tcp.ACK || !(*s.f.ports.Load())[uint16(tcp.DstPort)] {
 		return false
 	}
 	client, server := s.a, s.b

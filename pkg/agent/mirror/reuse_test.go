@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ func TestPortsReusedAfterAStrayPacket(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	var wg sync.WaitGroup
-	f := &factory{ports: map[uint16]bool{8080: true}, handler: func(c *Conn) {
+	var ports atomic.Pointer[map[uint16]bool]
+	ports.Store(portSet([]uint16{8080}))
+	f := &factory{ports: &ports, handler: func(c *Conn) {
 		wg.Add(1)
 		defer wg.Done()
 		b, _ := io.ReadAll(c.Data)

@@ -481,7 +481,9 @@ func (c *Controller) computeStatus(child *mirrordv1alpha1.MirrordClusterSession,
 // agentStatus reads an agent's state from its Job and the Job's newest pod.
 func (c *Controller) agentStatus(j *batchv1.Job, tp targetPod) mirrordv1alpha1.Agent {
 	a := mirrordv1alpha1.Agent{Pod: tp.Pod.Name, Node: tp.Pod.Spec.NodeName, Job: j.Name}
-	pods, _ := c.pods.Pods(j.Namespace).List(labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: j.Name}))
+	// By the Job's UID, not its name: a pod's agent Job gets the same name again after its last
+	// session, and the old Job's pods may still be running while the new one's start.
+	pods, _ := c.pods.Pods(j.Namespace).List(labels.SelectorFromSet(labels.Set{batchv1.ControllerUidLabel: string(j.UID)}))
 	var newest *corev1.Pod
 	for _, p := range pods {
 		if p.DeletionTimestamp == nil && (newest == nil || p.CreationTimestamp.After(newest.CreationTimestamp.Time)) {
