@@ -148,29 +148,21 @@ func (c *Controller) childJobs(key cache.ObjectName) []*batchv1.Job {
 	return jobs
 }
 
-// liveOwners counts the children owning j that exist and are not ending. A child our cache
-// has not seen yet (it joined j a moment after it was made) is asked of the API server.
-func (c *Controller) liveOwners(ctx context.Context, j *batchv1.Job) (int, error) {
-	n := 0
+// inUse says whether a child that owns j exists and is not ending. The session cache is
+// enough: a child joins a Job from its own reconcile, which reads it from that cache, so a
+// child the cache lacks has been deleted (asking the API server instead would cost a request
+// per gone owner each time a Job of many sessions changes while they end).
+func (c *Controller) inUse(j *batchv1.Job) bool {
 	for _, r := range j.OwnerReferences {
 		if r.Kind != childKind.Kind {
 			continue
 		}
 		child, err := c.sessions.MirrordClusterSessions(j.Namespace).Get(r.Name)
-		if apierrors.IsNotFound(err) {
-			child, err = c.mirrord.MirrordV1alpha1().MirrordClusterSessions(j.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
-		}
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if child.UID == r.UID && child.DeletionTimestamp == nil {
-			n++
+		if err == nil && child.UID == r.UID && child.DeletionTimestamp == nil {
+			return true
 		}
 	}
-	return n, nil
+	return false
 }
 
 // syncAgentJob deletes an agent Job that no live session owns any more, and one that reached
@@ -186,13 +178,9 @@ func (c *Controller) syncAgentJob(ctx context.Context, key cache.ObjectName) err
 	if j.DeletionTimestamp != nil || j.Labels[mirrordv1alpha1.LabelComponent] != mirrordv1alpha1.ComponentAgent {
 		return nil
 	}
-	live, err := c.liveOwners(ctx, j)
-	if err != nil {
-		return err
-	}
 	why := ""
 	switch {
-	case live == 0:
+	case !c.inUse(j):
 		why = "no session uses it"
 	case jobFailedWith(j, batchv1.JobReasonDeadlineExceeded):
 		why = "it reached its active deadline; its sessions get a new agent"
