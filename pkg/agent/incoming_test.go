@@ -69,24 +69,7 @@ func stealingAlice(t *testing.T) (*nstest.Target, *nstest.Link, *protocol.Subscr
 
 func TestIncomingStealFiltered(t *testing.T) {
 	tg, link, sub := stealingAlice(t)
-	// The session: answer each delivered request like a local server would.
-	go func() {
-		for {
-			in, st, err := sub.Accept()
-			if err != nil {
-				return
-			}
-			go func(st net.Conn) {
-				defer st.Close()
-				req, err := http.ReadRequest(bufio.NewReader(st))
-				if err != nil || in.Kind != protocol.IncomingRequest {
-					return
-				}
-				body := "local " + req.URL.Path
-				fmt.Fprintf(st, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-			}(st)
-		}
-	}()
+	go answerLocally(sub, "local")
 	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
 	if got := nstest.MustGet(t, link.Client, addr, "alice", "/mine"); got != "local /mine" {
 		t.Errorf("alice's request: %q", got)
@@ -105,15 +88,19 @@ func TestIncomingStealFiltered(t *testing.T) {
 	}
 }
 
-// answerLocally answers each request delivered to sub with "NAME PATH", as a local server.
+// answerLocally answers each request delivered to sub with "NAME PATH", as a local server
+// would; a delivery that is not a filtered request is closed unanswered.
 func answerLocally(sub *protocol.Subscription, name string) {
 	for {
-		_, st, err := sub.Accept()
+		in, st, err := sub.Accept()
 		if err != nil {
 			return
 		}
 		go func(st net.Conn) {
 			defer st.Close()
+			if in.Kind != protocol.IncomingRequest {
+				return
+			}
 			br := bufio.NewReader(st)
 			for {
 				req, err := http.ReadRequest(br)

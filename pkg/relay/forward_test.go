@@ -66,19 +66,7 @@ func (r staticRoute) Incoming(context.Context) ([]Upstream, error) { return r.al
 
 func TestServeRoutes(t *testing.T) {
 	c2, c3 := upstreamServer(t, "c2"), upstreamServer(t, "c3")
-	a, b := net.Pipe()
-	go func() {
-		_, sess, err := protocol.Accept(b, nil)
-		if err != nil {
-			return
-		}
-		Serve(t.Context(), sess, staticRoute{def: c2, all: []Upstream{c2, c3}})
-	}()
-	sess, err := protocol.Dial(a, protocol.Hello{Session: "ns/s"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := protocol.NewClient(sess)
+	client := protocol.NewClient(serving(t, staticRoute{def: c2, all: []Upstream{c2, c3}}))
 	defer client.Close()
 	env, err := client.Env()
 	if err != nil || env["FROM"] != "c2" {
@@ -124,19 +112,7 @@ func TestFollowIsNotHeldUpByADeadUpstream(t *testing.T) {
 		return nil, ctx.Err()
 	}}
 	route := &changingRoute{}
-	a, b := net.Pipe()
-	go func() {
-		_, sess, err := protocol.Accept(b, nil)
-		if err != nil {
-			return
-		}
-		Serve(t.Context(), sess, route)
-	}()
-	sess, err := protocol.Dial(a, protocol.Hello{Session: "ns/s"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := protocol.NewClient(sess)
+	client := protocol.NewClient(serving(t, route))
 	defer client.Close()
 	route.set(upstreamServer(t, "c3"))
 	sub, err := client.Subscribe()
@@ -187,18 +163,7 @@ func TestSessionEndClosesTheConnection(t *testing.T) {
 	}}
 	route := &changingRoute{}
 	route.set(watched)
-	a, b := net.Pipe()
-	go func() {
-		_, sess, err := protocol.Accept(b, nil)
-		if err != nil {
-			return
-		}
-		Serve(t.Context(), sess, route)
-	}()
-	sess, err := protocol.Dial(a, protocol.Hello{Session: "ns/s"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sess := serving(t, route)
 	defer sess.Close()
 	sub, err := protocol.NewClient(sess).Subscribe()
 	if err != nil {
@@ -213,6 +178,24 @@ func TestSessionEndClosesTheConnection(t *testing.T) {
 			t.Fatalf("the %s connection is still open after the session ended", name)
 		}
 	}
+}
+
+// serving relays a new downstream connection with route and returns its client side.
+func serving(t *testing.T, route Route) *yamux.Session {
+	t.Helper()
+	a, b := net.Pipe()
+	go func() {
+		_, sess, err := protocol.Accept(b, nil)
+		if err != nil {
+			return
+		}
+		Serve(t.Context(), sess, route)
+	}()
+	sess, err := protocol.Dial(a, protocol.Hello{Session: "ns/s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess
 }
 
 // changingRoute's incoming upstreams change while a subscription follows them.
