@@ -97,7 +97,7 @@ func (a *Agent) locate(ctx context.Context) (how string, err error) {
 	pid, how, nsFile, err := openTarget(ctx, a.procRoot, a.cfg.RuntimeEndpoint, a.cfg.ContainerID)
 	var t *served
 	if err == nil {
-		t, err = a.attach(pid, nsFile)
+		t = attach(pid, nsFile)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

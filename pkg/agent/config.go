@@ -1,11 +1,10 @@
 // Package agent is the agent that runs, as a Job on the target pod's node, inside the target
-// container's namespaces: it serves the session's env, files, DNS and outgoing connections and
-// intercepts the target's incoming traffic.
+// container's namespaces: it serves every session on that target its env, files, DNS and
+// outgoing connections, and intercepts the target's incoming traffic for them.
 package agent
 
 import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
-	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 // Config is everything an agent needs to know (see agentconfig).
@@ -19,7 +18,3 @@ const (
 
 // ConfigFromEnv reads the Config the member controller set.
 func ConfigFromEnv() (Config, error) { return agentconfig.ConfigFromEnv() }
-
-// validateFeatures checks the features a session asks the agent to serve, so a bad one is
-// refused at the handshake with a message naming it.
-func validateFeatures(f mirrordv1alpha1.Features) error { return agentconfig.ValidateFeatures(f) }

@@ -79,10 +79,17 @@ func TestIncomingStealFiltered(t *testing.T) {
 	}
 	// Ending the subscription gives the port back.
 	sub.Close()
+	waitAnsweredByTarget(t, tg, link, addr, "alice", "the port is still stolen after the subscription ended")
+}
+
+// waitAnsweredByTarget waits up to 5 s until user's requests to addr are answered by the
+// target itself (a steal has ended), failing with why otherwise.
+func waitAnsweredByTarget(t *testing.T, tg *nstest.Target, link *nstest.Link, addr, user, why string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for nstest.MustGet(t, link.Client, addr, "alice", "/after") != tg.Token+" GET /after" {
+	for nstest.MustGet(t, link.Client, addr, user, "/after") != tg.Token+" GET /after" {
 		if time.Now().After(deadline) {
-			t.Fatal("the port is still stolen after the subscription ended")
+			t.Fatal(why)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -140,13 +147,7 @@ func TestIncomingSessionsShareAnAgent(t *testing.T) {
 		}
 	}
 	bob.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for nstest.MustGet(t, link.Client, target, "bob", "/after") != tg.Token+" GET /after" {
-		if time.Now().After(deadline) {
-			t.Fatal("bob's requests are still stolen after his session ended")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitAnsweredByTarget(t, tg, link, target, "bob", "bob's requests are still stolen after his session ended")
 	if got := nstest.MustGet(t, link.Client, target, "alice", "/after"); got != "alice-session /after" {
 		t.Errorf("alice's request after bob left: %q", got)
 	}

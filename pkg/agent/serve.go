@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/mirror"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/stateful"
@@ -39,9 +40,9 @@ func (s *served) close() {
 }
 
 // attach prepares to serve process pid, whose network namespace nsFile is.
-func (a *Agent) attach(pid int, nsFile *os.File) (*served, error) {
+func attach(pid int, nsFile *os.File) *served {
 	ns := netns.FromFile(nsFile)
-	return &served{pid: pid, ns: ns, mirror: mirror.NewHub(ns)}, nil
+	return &served{pid: pid, ns: ns, mirror: mirror.NewHub(ns)}
 }
 
 // session is one session on one connection: the agent serves every session on its target
@@ -109,7 +110,7 @@ func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
 		if h.Features != nil {
 			se.features = *h.Features
 		}
-		if err := validateFeatures(se.features); err != nil {
+		if err := agentconfig.ValidateFeatures(se.features); err != nil {
 			return fmt.Errorf("invalid session features: %w", err)
 		}
 		return nil

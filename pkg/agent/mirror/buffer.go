@@ -56,6 +56,20 @@ func (b *connBuffer) close() {
 	b.ready.Broadcast()
 }
 
+// end ends b after what was written with err: io.EOF, or the capture's ErrFellBehind.
+func (b *connBuffer) end(err error) {
+	if errors.Is(err, io.EOF) {
+		b.close()
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.closed, b.err, b.data = true, err, nil
+	}
+	b.ready.Broadcast()
+}
+
 func (b *connBuffer) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -1,8 +1,6 @@
 package mirror
 
 import (
-	"errors"
-	"io"
 	"slices"
 	"sync"
 
@@ -117,18 +115,4 @@ func (h *Hub) dispatch(c *Conn) {
 			return
 		}
 	}
-}
-
-// end ends b after what was written with err: io.EOF, or the capture's ErrFellBehind.
-func (b *connBuffer) end(err error) {
-	if errors.Is(err, io.EOF) {
-		b.close()
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.closed {
-		b.closed, b.err, b.data = true, err, nil
-	}
-	b.ready.Broadcast()
 }
