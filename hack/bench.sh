@@ -40,6 +40,6 @@ MIRRORD_E2E_KUBECTL=/var/lib/mirrord-rig/bin/kubectl \
 MIRRORD_E2E_RIG="$rig" \
 MIRRORD_E2E_PLUGIN="$root/bin/kubectl-mirrord" \
 MIRRORD_E2E_ARTIFACTS="$artifacts" \
-  go test -tags bench -count=1 -timeout 80m -v -run '^TestBench' ./pkg/agent/... ./test/bench/... 2>&1 | tee "$artifacts/bench.log" || true
+  go test -tags bench -count=1 -timeout 80m -v -run '^TestBench' ./pkg/agent/... ./pkg/local/... ./test/bench/... 2>&1 | tee "$artifacts/bench.log" || true
 
 go run ./test/bench/report/cmd/benchreport "$out" | tee "$artifacts/bench.txt"

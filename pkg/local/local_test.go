@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,6 +47,10 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv("MIRRORD_TEST_COMMAND") == "1" {
 		os.Exit(command())
+	}
+	if os.Getenv("MIRRORD_TEST_SERVE") == "1" { // a server for benchmarks, until killed
+		_ = http.ListenAndServe("127.0.0.1:8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) }))
+		os.Exit(3)
 	}
 	if os.Getenv("MIRRORD_TEST_PARENT") == "1" {
 		os.Exit(parent())
@@ -90,13 +96,20 @@ func command() int {
 
 // parent starts a sandboxed sleep, says its pid, and waits to be killed.
 func parent() int {
-	sb, err := sandbox.Start(sandbox.Options{Command: []string{"/bin/sh", "-c", "exec sleep 300"}, Env: []string{"PATH=/usr/bin:/bin"}})
+	sb, err := sandbox.Start(sandbox.Options{Command: []string{"/bin/sh", "-c", "exec sleep 300"}, Env: []string{"PATH=/usr/bin:/bin"}, Incoming: true})
 	if err != nil {
 		fmt.Println("start:", err)
 		return 1
 	}
 	go func() { _, _ = sb.Run() }()
-	fmt.Println("pid", sb.PID())
+	// The init's children: the socket supplier.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", sb.PID()))
+	var children []string
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		children = append(children, strings.Fields(string(b))...)
+	}
+	fmt.Println("pid", sb.PID(), "children", strings.Join(children, ","))
 	select {}
 }
 
@@ -282,10 +295,19 @@ func answer(q []byte) []byte {
 	return out
 }
 
+// TestSandboxThroughSession runs the command with each way of delivering its incoming
+// connections: kernel sockets made in its namespace (the default) and the netstack (where
+// the namespace cannot route them back).
 func TestSandboxThroughSession(t *testing.T) {
 	if err := sandbox.Supported(); err != nil {
 		t.Skip(err)
 	}
+	for _, delivery := range []string{"kernel", "netstack"} {
+		t.Run(delivery, func(t *testing.T) { sandboxThroughSession(t, delivery) })
+	}
+}
+
+func sandboxThroughSession(t *testing.T, delivery string) {
 	cluster := httpServer(t, "hello from the cluster")
 	answers := make(chan string, 1)
 	client := fakeSession(t, cluster, answers)
@@ -297,6 +319,7 @@ func TestSandboxThroughSession(t *testing.T) {
 		Command:    []string{self},
 		Env:        []string{"MIRRORD_TEST_COMMAND=1", "FROM_TARGET=yes"},
 		ResolvConf: outgoing.SandboxResolvConf([]byte("nameserver 10.96.0.10\nsearch shop.svc.cluster.local svc.cluster.local\noptions ndots:5\n"), h.DNSAddr),
+		Incoming:   true,
 		Stdout:     &out, Stderr: &out,
 	})
 	if err != nil {
@@ -324,7 +347,15 @@ func TestSandboxThroughSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &incoming.Deliverer{Dialer: st, Target: netip.MustParseAddr(sandbox.ChildIP)}
+	var dialer incoming.Dialer = st
+	if delivery == "kernel" {
+		if sb.Delivery == nil {
+			sb.Kill()
+			t.Fatalf("no kernel delivery: %s", sb.NoDelivery)
+		}
+		dialer = sb.Delivery
+	}
+	d := &incoming.Deliverer{Dialer: dialer, Target: netip.MustParseAddr(sandbox.ChildIP)}
 	go func() { _ = d.Serve(context.Background(), sub) }()
 	code, err := sb.Run()
 	t.Logf("command output:\n%s", out.String())
@@ -348,7 +379,8 @@ func TestSandboxThroughSession(t *testing.T) {
 	}
 }
 
-// TestKill9LeavesNoCommand: when kubectl mirrord is killed with SIGKILL, the command dies too.
+// TestKill9LeavesNoCommand: when kubectl mirrord is killed with SIGKILL, the command and the
+// sandbox's socket supplier die too.
 func TestKill9LeavesNoCommand(t *testing.T) {
 	if err := sandbox.Supported(); err != nil {
 		t.Skip(err)
@@ -362,21 +394,38 @@ func TestKill9LeavesNoCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		var pid int
-		if _, err := fmt.Fscanf(out, "pid %d\n", &pid); err != nil {
+		var children string
+		if _, err := fmt.Fscanf(out, "pid %d children %s\n", &pid, &children); err != nil {
 			t.Fatal(err)
+		}
+		supplier, err := strconv.Atoi(children)
+		if err != nil {
+			t.Fatalf("run %d: the sandbox's init has children %q, want one: the socket supplier", i, children)
 		}
 		time.Sleep(time.Duration(i*50) * time.Millisecond)
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		deadline := time.Now().Add(2 * time.Second)
-		for syscall.Kill(pid, 0) == nil {
-			if time.Now().After(deadline) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				t.Fatalf("run %d: the command (pid %d) outlived its kill -9'd parent", i, pid)
+		for what, pid := range map[string]int{"the command": pid, "the socket supplier": supplier} {
+			deadline := time.Now().Add(2 * time.Second)
+			for syscall.Kill(pid, 0) == nil && !zombie(pid) {
+				if time.Now().After(deadline) {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+					t.Fatalf("run %d: %s (pid %d) outlived its kill -9'd parent", i, what, pid)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// zombie says whether pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, after, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(after, "Z")
 }
 
 func httpServer(t *testing.T, body string) string {

@@ -21,8 +21,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/bench/report"
@@ -164,25 +164,31 @@ func startBareJob(ctx context.Context, f *framework.Framework, c *framework.Clus
 	job := sampleServerJob(f, name, node)
 	job.Spec.BackoffLimit = ptr.To[int32](0)
 	job.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
-	_, err = c.Kube.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+	// Watched, not polled: three pollers listing every 20 ms would load the machine they
+	// measure.
+	w, err := c.Kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "job-name=" + name})
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.Name, err)
 	}
-	return wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + name})
-		if err != nil || len(pods.Items) == 0 {
-			return false, nil
-		}
-		for _, cs := range pods.Items[0].Status.ContainerStatuses {
-			if cs.State.Running != nil {
-				return true, nil
+	defer w.Stop()
+	if _, err := c.Kube.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("%s: %w", c.Name, err)
+	}
+	for e := range w.ResultChan() {
+		if p, ok := e.Object.(*corev1.Pod); ok {
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.State.Running != nil {
+					return nil
+				}
 			}
 		}
-		return false, nil
-	})
+	}
+	return fmt.Errorf("%s: the watch of Job %s's pod ended before its container ran", c.Name, name)
 }
 
-// sampleServerJob is a Job of the sample server pinned to node, as an agent Job is; callers
+// sampleServerJob is a Job of the sample server shaped as an agent Job is: pinned to node,
+// in the host PID namespace, with no service-account token and the agent's requests (a
+// token volume alone makes the kubelet wait for its volume manager, 300 ms here). Callers
 // add their labels, probe and limits.
 func sampleServerJob(f *framework.Framework, name, node string) *batchv1.Job {
 	return &batchv1.Job{
@@ -191,9 +197,15 @@ func sampleServerJob(f *framework.Framework, name, node string) *batchv1.Job {
 			Template: corev1.PodTemplateSpec{
 				Spec: corev1.PodSpec{
 					NodeName: node, RestartPolicy: corev1.RestartPolicyNever,
+					HostPID:                      true,
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
 					Containers: []corev1.Container{{
 						Name: "server", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever,
 						Args: []string{"serve", "-addr", ":8080"},
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+						},
 					}},
 				},
 			},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/incoming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/netstack"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/remotefs"
@@ -24,7 +25,8 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 		return -1, err
 	}
 	opts := sandbox.Options{Command: o.Command, Env: env, Hostname: hostname, LocalPorts: o.LocalPorts,
-		Stdin: o.In, Stdout: o.Out, Stderr: o.ErrOut}
+		Incoming: spec.Features.Network.Incoming.Mode != mirrordv1alpha1.IncomingModeOff,
+		Stdin:    o.In, Stdout: o.Out, Stderr: o.ErrOut}
 	if h.DNS {
 		r, err := client.Do(protocol.Request{Op: protocol.OpResolvConf})
 		if err != nil {
@@ -62,7 +64,14 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 	for i, ln := range sb.Listeners {
 		go forwardLocal(ln, o.LocalPorts[i])
 	}
-	unsubscribe, err := subscribe(ctx, client, spec, st, netip.MustParseAddr(sandbox.ChildIP))
+	// Incoming connections through kernel sockets inside the sandbox, or else the netstack.
+	var dialer incoming.Dialer = st
+	if sb.Delivery != nil {
+		dialer = sb.Delivery
+	} else if opts.Incoming {
+		o.logf("incoming connections go through the userspace network stack: %s", sb.NoDelivery)
+	}
+	unsubscribe, err := subscribe(ctx, client, spec, dialer, netip.MustParseAddr(sandbox.ChildIP))
 	if err != nil {
 		sb.Kill()
 		return -1, err

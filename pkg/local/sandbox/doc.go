@@ -19,6 +19,11 @@ const (
 	ChildIP = "198.18.0.1"
 	// DNSIP is the nameserver in the command's resolv.conf; the CLI answers it.
 	DNSIP = "198.18.0.53"
+	// DeliveryMark marks the parent's delivery sockets (SO_MARK) and the command's answers
+	// on them (see deliveryRouting).
+	DeliveryMark  = 0x6d69
+	deliveryTable = 0x6d69
+
 	// ChildIP6 is the command's IPv6 address.
 	ChildIP6 = "fd6d:6972:726f:7264::1"
 	// MTU is large: netstack's throughput falls by 8x at 1500.

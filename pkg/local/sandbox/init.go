@@ -23,6 +23,9 @@ const ctlFD = 3
 // Init is the sandbox's first process: it never returns. It sets the namespaces up, reports
 // to the parent, waits for the go-ahead and becomes the command.
 func Init() {
+	if len(os.Args) > 2 && os.Args[2] == supplierArg {
+		supplySockets(os.NewFile(ctlFD, "sandbox-sockets"))
+	}
 	parentPID := os.Getppid()
 	ctl := os.NewFile(ctlFD, "sandbox-ctl")
 	buf := make([]byte, 1<<20)
@@ -94,6 +97,13 @@ func setup(cfg initConfig) (initReport, []int, error) {
 		return rep, nil, err
 	}
 	fds := []int{tun}
+	if cfg.Incoming {
+		if fd, err := startSupplier(); err != nil {
+			rep.NoDelivery = err.Error()
+		} else {
+			fds = append(fds, fd)
+		}
+	}
 	for _, p := range cfg.LocalPorts {
 		ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
@@ -182,6 +192,7 @@ func network() (int, error) {
 		},
 		loopbackIncoming,
 	}
+
 	for _, step := range steps {
 		if err := step(); err != nil {
 			unix.Close(fd)

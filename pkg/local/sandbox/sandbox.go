@@ -32,9 +32,11 @@ type Options struct {
 	// RemoteDirs are directories of the target (its volumes) to mount with FUSE at the same
 	// paths inside; the parent serves each on the descriptor it gets back (Sandbox.Remote).
 	RemoteDirs []string
-	Stdin      io.Reader
-	Stdout     io.Writer
-	Stderr     io.Writer
+	// Incoming readies Delivery: kernel sockets to dial into the command with.
+	Incoming bool
+	Stdin    io.Reader
+	Stdout   io.Writer
+	Stderr   io.Writer
 }
 
 // initConfig is what the parent tells the init, over the socket.
@@ -45,14 +47,17 @@ type initConfig struct {
 	Hostname   string   `json:"hostname,omitempty"`
 	LocalPorts []uint16 `json:"localPorts,omitempty"`
 	RemoteDirs []string `json:"remoteDirs,omitempty"`
+	Incoming   bool     `json:"incoming,omitempty"`
 }
 
-// initReport is the init's answer: an error, or the descriptors (TUN first, then one
-// listener per local port, then one FUSE device per Mounted directory) in the same
-// message's SCM_RIGHTS.
+// initReport is the init's answer: an error, or the descriptors (TUN first, then the
+// socket supplier's unless NoDelivery says why not, then one listener per local port, then
+// one FUSE device per Mounted directory) in the same message's SCM_RIGHTS.
 type initReport struct {
-	Error   string   `json:"error,omitempty"`
-	Mounted []string `json:"mounted,omitempty"`
+	Error string `json:"error,omitempty"`
+	// NoDelivery says why incoming connections cannot have kernel sockets (Options.Incoming).
+	NoDelivery string   `json:"noDelivery,omitempty"`
+	Mounted    []string `json:"mounted,omitempty"`
 	// Skipped are remote directories not mounted, each with the reason.
 	Skipped []string `json:"skipped,omitempty"`
 }
@@ -79,6 +84,10 @@ type Sandbox struct {
 	Remote []RemoteDir
 	// Skipped says which RemoteDirs could not be mounted and why.
 	Skipped []string
+	// Delivery dials into the command (Options.Incoming); when nil, NoDelivery says why and
+	// the netstack must do.
+	Delivery   *Delivery
+	NoDelivery string
 }
 
 // Supported says whether this machine lets this process create the namespaces, and if not,
@@ -152,12 +161,13 @@ func Start(o Options) (*Sandbox, error) {
 }
 
 func (s *Sandbox) handshake(o Options) error {
-	cfg, _ := json.Marshal(initConfig{Command: o.Command, Env: o.Env, ResolvConf: o.ResolvConf, Hostname: o.Hostname, LocalPorts: o.LocalPorts, RemoteDirs: o.RemoteDirs})
+	cfg, _ := json.Marshal(initConfig{Command: o.Command, Env: o.Env, ResolvConf: o.ResolvConf, Hostname: o.Hostname,
+		LocalPorts: o.LocalPorts, RemoteDirs: o.RemoteDirs, Incoming: o.Incoming})
 	if _, err := s.ctl.Write(cfg); err != nil {
 		return fmt.Errorf("configuring the sandbox: %w", err)
 	}
 	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4*(1+len(o.LocalPorts)+len(o.RemoteDirs))))
+	oob := make([]byte, unix.CmsgSpace(4*(2+len(o.LocalPorts)+len(o.RemoteDirs))))
 	n, oobn, _, _, err := unix.Recvmsg(int(s.ctl.Fd()), buf, oob, 0)
 	if err != nil || n == 0 {
 		select {
@@ -179,15 +189,23 @@ func (s *Sandbox) handshake(o Options) error {
 		return fmt.Errorf("the sandbox sent no descriptors: %v", err)
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
-	if want := 1 + len(o.LocalPorts) + len(rep.Mounted); err != nil || len(fds) != want {
+	delivery := o.Incoming && rep.NoDelivery == ""
+	if want := 1 + btoi(delivery) + len(o.LocalPorts) + len(rep.Mounted); err != nil || len(fds) != want {
 		return fmt.Errorf("the sandbox sent %d descriptors, want %d: %v", len(fds), want, err)
 	}
 	s.TUN = os.NewFile(uintptr(fds[0]), "tun")
-	for i, fd := range fds[1+len(o.LocalPorts):] {
+	fds = fds[1:]
+	if delivery {
+		s.Delivery = &Delivery{supplier: os.NewFile(uintptr(fds[0]), "sandbox-sockets")}
+		fds = fds[1:]
+	} else if o.Incoming {
+		s.NoDelivery = rep.NoDelivery
+	}
+	for i, fd := range fds[len(o.LocalPorts):] {
 		s.Remote = append(s.Remote, RemoteDir{Path: rep.Mounted[i], Device: os.NewFile(uintptr(fd), "fuse:"+rep.Mounted[i])})
 	}
 	s.Skipped = rep.Skipped
-	for i, fd := range fds[1 : 1+len(o.LocalPorts)] {
+	for i, fd := range fds[:len(o.LocalPorts)] {
 		f := os.NewFile(uintptr(fd), fmt.Sprintf("listener-%d", o.LocalPorts[i]))
 		ln, err := net.FileListener(f)
 		f.Close()
@@ -220,6 +238,7 @@ func (s *Sandbox) Wait() (int, error) {
 	for _, ln := range s.Listeners {
 		ln.Close()
 	}
+	s.Delivery.close()
 	return ExitCode(s.err)
 }
 
@@ -234,4 +253,12 @@ func (s *Sandbox) Kill() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
 	s.ctl.Close()
+	s.Delivery.close()
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
