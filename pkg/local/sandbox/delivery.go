@@ -33,35 +33,41 @@ import (
 const supplierArg = "sockets"
 
 // startSupplier routes delivery sockets' answers (deliveryRouting) and starts the supplier;
-// it returns the parent's end of the supplier's socket.
-func startSupplier() (int, error) {
+// it returns the parent's end of the supplier's socket and the supplier's PID.
+func startSupplier() (int, int, error) {
 	if err := deliveryRouting(); err != nil {
-		return -1, err
+		return -1, 0, err
 	}
 	probe, err := deliverySocket() // a kernel without IP_TRANSPARENT says so now, not per connection
 	if err != nil {
-		return -1, err
+		return -1, 0, err
 	}
 	unix.Close(probe)
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, err
+		return -1, 0, err
 	}
 	child := os.NewFile(uintptr(pair[1]), "sandbox-sockets")
 	defer child.Close()
 	cmd := exec.Command("/proc/self/exe", InitArg, supplierArg)
 	cmd.Env = []string{}
 	cmd.ExtraFiles = []*os.File{child}
-	// Its own session: the terminal's signals (Ctrl-C) are the command's alone.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Its own session: the terminal's signals (Ctrl-C) are the command's alone.
+		Setsid: true,
+		// The parent's child, not this process's: this process becomes the command, whose
+		// children are its own business (a program that waits for all of them would wait
+		// for the supplier, which waits for the command to end).
+		Cloneflags: syscall.CLONE_PARENT,
+	}
 	if err := cmd.Start(); err != nil {
 		unix.Close(pair[0])
-		return -1, fmt.Errorf("starting the socket supplier: %w", err)
+		return -1, 0, fmt.Errorf("starting the socket supplier: %w", err)
 	}
-	// Never waited for here: this process becomes the command. The supplier ends when the
-	// parent's end closes (the parent exits, kill -9 included).
+	// The parent reaps it. It ends when the parent's end closes (kill -9 of the parent too).
+	pid := cmd.Process.Pid
 	_ = cmd.Process.Release()
-	return pair[0], nil
+	return pair[0], pid, nil
 }
 
 // supplySockets serves the parent: one delivery socket per request, until it hangs up.
@@ -155,6 +161,7 @@ func deliveryRouting() error {
 type Delivery struct {
 	mu       sync.Mutex // one request at a time on the supplier's socket
 	supplier *os.File
+	pid      int // the supplier, this process's child
 }
 
 // DialIn connects to the command's port dst.Port() on its 127.0.0.1 (where a connection to
@@ -217,6 +224,10 @@ func (d *Delivery) close() {
 	if d.supplier != nil {
 		d.supplier.Close()
 		d.supplier = nil
+		// It exits on the hang-up: reap it.
+		if p, err := os.FindProcess(d.pid); err == nil {
+			go func() { _, _ = p.Wait() }()
+		}
 	}
 }
 

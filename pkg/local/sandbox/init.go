@@ -98,10 +98,11 @@ func setup(cfg initConfig) (initReport, []int, error) {
 	}
 	fds := []int{tun}
 	if cfg.Incoming {
-		if fd, err := startSupplier(); err != nil {
+		if fd, pid, err := startSupplier(); err != nil {
 			rep.NoDelivery = err.Error()
 		} else {
 			fds = append(fds, fd)
+			rep.SupplierPID = pid
 		}
 	}
 	for _, p := range cfg.LocalPorts {
@@ -192,7 +193,6 @@ func network() (int, error) {
 		},
 		loopbackIncoming,
 	}
-
 	for _, step := range steps {
 		if err := step(); err != nil {
 			unix.Close(fd)

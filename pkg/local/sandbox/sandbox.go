@@ -56,8 +56,9 @@ type initConfig struct {
 type initReport struct {
 	Error string `json:"error,omitempty"`
 	// NoDelivery says why incoming connections cannot have kernel sockets (Options.Incoming).
-	NoDelivery string   `json:"noDelivery,omitempty"`
-	Mounted    []string `json:"mounted,omitempty"`
+	NoDelivery  string   `json:"noDelivery,omitempty"`
+	SupplierPID int      `json:"supplierPID,omitempty"`
+	Mounted     []string `json:"mounted,omitempty"`
 	// Skipped are remote directories not mounted, each with the reason.
 	Skipped []string `json:"skipped,omitempty"`
 }
@@ -196,7 +197,7 @@ func (s *Sandbox) handshake(o Options) error {
 	s.TUN = os.NewFile(uintptr(fds[0]), "tun")
 	fds = fds[1:]
 	if delivery {
-		s.Delivery = &Delivery{supplier: os.NewFile(uintptr(fds[0]), "sandbox-sockets")}
+		s.Delivery = &Delivery{supplier: os.NewFile(uintptr(fds[0]), "sandbox-sockets"), pid: rep.SupplierPID}
 		fds = fds[1:]
 	} else if o.Incoming {
 		s.NoDelivery = rep.NoDelivery
