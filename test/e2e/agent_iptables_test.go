@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -106,7 +107,12 @@ func TestAgentStealsWithIPTables(t *testing.T) {
 		t.Errorf("nftables tables in the target's namespace: %v %v", tables, err)
 	}
 
-	agentPods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + ag.Job})
+	// By the Job's UID, as the member finds them: a Job's name comes back with a new Job.
+	job, err := c.Kube.BatchV1().Jobs(controllerNS).Get(ctx, ag.Job, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentPods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(job.UID)})
 	if err != nil || len(agentPods.Items) != 1 {
 		t.Fatalf("agent pods of %s: %v %v", ag.Job, agentPods, err)
 	}

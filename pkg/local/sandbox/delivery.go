@@ -22,8 +22,8 @@ import (
 )
 
 // Incoming connections reach the command through kernel sockets made inside its network
-// namespace: loopback to loopback, half the round trip of the netstack and TUN (a stolen
-// HTTP request's delivery: about 115 µs against 225 µs here). The parent cannot make such
+// namespace: loopback to loopback, half the round trip of the netstack and TUN (an HTTP
+// request on one connection: 0.06 ms against 0.13 ms here, TestBenchDelivery). The parent cannot make such
 // sockets itself (joining the namespace needs privileges it may not have), so a supplier
 // process, started by the init before it becomes the command, makes them on request and
 // passes them over a socket. Each is transparent (IP_TRANSPARENT): the parent binds it to
