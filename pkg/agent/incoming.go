@@ -116,10 +116,10 @@ func (a *Agent) serveIncoming(ctx context.Context, se *session, sess *yamux.Sess
 				stealWhole(c, orig, deliver)
 				return
 			}
-			relay := &requestRelay{client: c.RemoteAddr().String(), orig: orig.String(), deliver: deliver}
+			relay := &requestRelay{conn: c, orig: orig.String(), deliver: deliver}
 			defer relay.close()
 			_ = steal.Serve(ctx, c, filter, relay.roundTrip,
-				func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
+				func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, steal.ClientOf(c)) })
 		})
 		if err != nil {
 			return protocol.WriteMessage(st, failure(err))
@@ -146,7 +146,7 @@ type deliverFunc func(kind protocol.IncomingKind, client, server string) (*yamux
 // stealWhole hands a whole stolen connection to the session.
 func stealWhole(c net.Conn, orig netip.AddrPort, deliver deliverFunc) {
 	defer c.Close()
-	s, err := deliver(protocol.IncomingConn, c.RemoteAddr().String(), orig.String())
+	s, err := deliver(protocol.IncomingConn, steal.ClientOf(c), orig.String())
 	if err != nil {
 		return
 	}
@@ -168,8 +168,12 @@ func stealWhole(c net.Conn, orig netip.AddrPort, deliver deliverFunc) {
 // keep-alive client costs one stream, not one per request (a stream open and its header at
 // every hop). Concurrent requests (h2c) get a stream each.
 type requestRelay struct {
-	client, orig string
-	deliver      deliverFunc
+	// conn is the client connection; its caller is read per request (steal.ClientOf): an
+	// earlier slot that passed it on has registered its caller by the time a request of it
+	// has arrived, though maybe not yet when it was accepted.
+	conn    net.Conn
+	orig    string
+	deliver deliverFunc
 
 	mu   sync.Mutex
 	idle *relayStream
@@ -195,7 +199,7 @@ func (rr *requestRelay) roundTrip(r *http.Request) (*http.Response, error) {
 			}
 		}
 	}
-	s, err := rr.deliver(protocol.IncomingRequest, rr.client, rr.orig)
+	s, err := rr.deliver(protocol.IncomingRequest, steal.ClientOf(rr.conn), rr.orig)
 	if err != nil {
 		return nil, err
 	}

@@ -168,7 +168,7 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 			return fmt.Sprintf(`import http.server
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b"local-%s " + self.path.encode()
+        body = ("local-%s " + self.path + " from " + self.client_address[0]).encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
 s = http.server.HTTPServer(("127.0.0.1", 8080), H)
 print("listening", flush=True)
@@ -183,14 +183,26 @@ s.serve_forever()`, name)
 			}
 		}
 		for cluster, addr := range pods {
+			// The command sees the caller's own address (the agent's client, this host).
+			probe, err := net.Dial("udp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caller := probe.LocalAddr().(*net.UDPAddr).IP.String()
+			probe.Close()
 			for _, user := range []string{"alice", "bob"} {
 				body := getRaw(t, addr, "/"+user, map[string]string{"X-User": user})
-				if want := "local-" + user + " /" + user; body != want {
+				if want := "local-" + user + " /" + user + " from " + caller; body != want {
 					t.Errorf("%s: %s's request answered %q, want %q", cluster, user, body, want)
 				}
 			}
 			if r := get(t, addr, "/nobody", nil); r.Cluster != cluster {
 				t.Errorf("%s: an unfiltered request answered by %+v, want the target", cluster, r)
+			}
+		}
+		for _, out := range []*framework.SyncBuffer{aout, bout} {
+			if strings.Contains(out.String(), "userspace network stack") {
+				t.Errorf("incoming connections were not delivered by kernel sockets:\n%s", out.String())
 			}
 		}
 		if t.Failed() {

@@ -32,7 +32,7 @@ func TestStealH2C(t *testing.T) {
 	}
 	var s *Stealer
 	s, err = Start(t.Context(), ns, NFTables, "h2c", func(c net.Conn, orig netip.AddrPort) {
-		_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
+		_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, ClientOf(c)) })
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func TestStealHTTPFilter(t *testing.T) {
 	}
 	var s *Stealer
 	s, err = Start(t.Context(), ns, NFTables, "mirrord-http", func(c net.Conn, orig netip.AddrPort) {
-		_ = Serve(t.Context(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
+		_ = Serve(t.Context(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, ClientOf(c)) })
 	})
 	if err != nil {
 		t.Fatal(err)

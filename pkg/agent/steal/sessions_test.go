@@ -19,20 +19,23 @@ import (
 )
 
 // startFiltered starts a session that steals the target's HTTP port for the requests whose
-// X-User header is user and answers "<user>'s local <path>".
+// X-User header is user and answers "<user>'s local <path> from <caller's IP>".
 func startFiltered(t *testing.T, ns *netns.Handle, backend Backend, user string) *Stealer {
 	t.Helper()
 	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: " + user + "$"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	session := func(r *http.Request) (*http.Response, error) {
-		msg := fmt.Sprintf("%s's local %s", user, r.URL.Path)
-		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
-	}
 	var s *Stealer
 	s, err = Start(t.Context(), ns, backend, user+"-session", func(c net.Conn, orig netip.AddrPort) {
-		_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig) })
+		// Requests an earlier slot passed on arrive from the target's own address: the
+		// session still learns the real caller (per request, as the agent reads it).
+		session := func(r *http.Request) (*http.Response, error) {
+			caller, _, _ := net.SplitHostPort(ClientOf(c))
+			msg := fmt.Sprintf("%s's local %s from %s", user, r.URL.Path, caller)
+			return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
+		}
+		_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, ClientOf(c)) })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +83,8 @@ func testSessionsShareAPort(t *testing.T, backend Backend) {
 	}
 	for i := range 3 {
 		for _, tc := range []struct{ user, want string }{
-			{"carol", "carol's local /%d"}, {"dave", tg.Token + " GET /%d"}, {"alice", "alice's local /%d"}, {"bob", "bob's local /%d"},
+			{"carol", "carol's local /%d from " + link.ClientIP}, {"dave", tg.Token + " GET /%d"},
+			{"alice", "alice's local /%d from " + link.ClientIP}, {"bob", "bob's local /%d from " + link.ClientIP},
 		} {
 			path := fmt.Sprintf("/%d", i)
 			if got, want := ask(tc.user, path), fmt.Sprintf(tc.want, i); got != want {
@@ -93,7 +97,7 @@ func testSessionsShareAPort(t *testing.T, backend Backend) {
 	if err := alice.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ user, want string }{{"alice", tg.Token + " GET /after"}, {"bob", "bob's local /after"}, {"carol", "carol's local /after"}} {
+	for _, tc := range []struct{ user, want string }{{"alice", tg.Token + " GET /after"}, {"bob", "bob's local /after from " + link.ClientIP}, {"carol", "carol's local /after from " + link.ClientIP}} {
 		if got := nstest.MustGet(t, link.Client, fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort), tc.user, "/after"); got != tc.want {
 			t.Errorf("after alice ended, %s's request: %q, want %q", tc.user, got, tc.want)
 		}

@@ -197,7 +197,7 @@ func testStealWholePort(t *testing.T, backend Backend) {
 		t.Errorf("from inside the pod to localhost: %q", got)
 	}
 	// The agent's own connections to the original port go through: nothing loops.
-	pass, err := s.DialOriginal(t.Context(), netip.MustParseAddrPort(addr))
+	pass, err := s.DialOriginal(t.Context(), netip.MustParseAddrPort(addr), "198.51.100.7:4000")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,15 +176,57 @@ func (s *Stealer) Close() error {
 // DialOriginal connects to where a stolen connection was going, from inside the target's
 // namespace, marked so this slot's and earlier slots' redirects let it through: later
 // slots' sessions see the request next, then the target.
-func (s *Stealer) DialOriginal(ctx context.Context, original netip.AddrPort) (net.Conn, error) {
+// client is the caller whose requests it carries (see ClientOf).
+func (s *Stealer) DialOriginal(ctx context.Context, original netip.AddrPort, client string) (net.Conn, error) {
 	mark := int(passthroughMark(s.redir.Slot()))
-	return s.ns.Dial(ctx, "tcp", original.String(), func(_, _ string, c syscall.RawConn) error {
+	c, err := s.ns.Dial(ctx, "tcp", original.String(), func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, mark)
 		})
 		return errors.Join(err, serr)
 	})
+	if err != nil {
+		return nil, err
+	}
+	p := &passthroughConn{Conn: c, key: c.LocalAddr().String()}
+	passthroughs.Store(p.key, client)
+	return p, nil
+}
+
+// passthroughs maps the local address of each connection DialOriginal made to the client
+// whose requests it carries. A later slot's session sees that connection arrive from the
+// target's own address; ClientOf gives it the real caller instead.
+var passthroughs sync.Map // local address → client address
+
+// ClientOf is the caller of a stolen connection: its peer, or, for a connection an earlier
+// slot of this agent passed on, the client that one came from. Ask once a request of c has
+// arrived: the earlier slot registers the connection after connecting, before writing.
+func ClientOf(c net.Conn) string {
+	peer := c.RemoteAddr().String()
+	if client, ok := passthroughs.Load(peer); ok {
+		return client.(string)
+	}
+	return peer
+}
+
+// passthroughConn forgets its passthroughs entry when closed.
+type passthroughConn struct {
+	net.Conn
+	key  string
+	once sync.Once
+}
+
+func (p *passthroughConn) Close() error {
+	p.once.Do(func() { passthroughs.Delete(p.key) })
+	return p.Conn.Close()
+}
+
+func (p *passthroughConn) CloseWrite() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // OriginalDst is the destination a redirected connection had before NAT (SO_ORIGINAL_DST).
