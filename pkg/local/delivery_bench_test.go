@@ -3,11 +3,8 @@
 package local_test
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -76,21 +73,9 @@ func TestBenchDelivery(t *testing.T) {
 
 // medianRoundTrip sends n GETs one after another on c and returns the median, in ms.
 func medianRoundTrip(t *testing.T, c net.Conn, n int) float64 {
-	r := bufio.NewReader(c)
-	req := []byte("GET /rtt HTTP/1.1\r\nHost: local\r\n\r\n")
-	ms := make([]float64, 0, n)
-	for range n {
-		start := time.Now()
-		if _, err := c.Write(req); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+	d, err := report.KeepAliveRoundTrips(c, []byte("GET /rtt HTTP/1.1\r\nHost: local\r\n\r\n"), n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return report.Median(ms)
+	return float64(d[len(d)/2].Microseconds()) / 1000
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,23 +32,10 @@ func roundTrips(t *testing.T, link *nstest.Link, user string, n int) []time.Dura
 		t.Fatal(err)
 	}
 	defer c.Close()
-	r := bufio.NewReader(c)
-	req := []byte(fmt.Sprintf("GET /bench HTTP/1.1\r\nHost: api\r\nX-User: %s\r\n\r\n", user))
-	out := make([]time.Duration, 0, n)
-	for range n {
-		start := time.Now()
-		if _, err := c.Write(req); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		out = append(out, time.Since(start))
+	out, err := report.KeepAliveRoundTrips(c, []byte(fmt.Sprintf("GET /bench HTTP/1.1\r\nHost: api\r\nX-User: %s\r\n\r\n", user)), n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	slices.Sort(out)
 	return out
 }
 
