@@ -305,12 +305,7 @@ func roundTrips(ctx context.Context, t *testing.T, f *framework.Framework, ns, e
 
 	cmd, buf := f.StartPlugin(c, "-n", ns, "exec", "-t", "deploy/api", "--steal", "--ports", "8080",
 		"--http-header-filter", "^X-Bench: 1$", "--env-override", "CLUSTER_NAME=local", "--", echo, "serve", "-addr", "127.0.0.1:8080")
-	ended := false
-	defer func() {
-		if !ended {
-			stop(cmd)
-		}
-	}()
+	defer stop(cmd) // on failure; stopping again after the stop below does nothing
 	if _, err := buf.WaitFor(ctx, "running ", 2*time.Minute); err != nil {
 		t.Fatalf("exec: %v\n%s", err, buf.String())
 	}
@@ -333,7 +328,6 @@ func roundTrips(ctx context.Context, t *testing.T, f *framework.Framework, ns, e
 	})
 	stolen = timeRequests(t, target, map[string]string{"X-Bench": "1"}, "local")
 	stop(cmd)
-	ended = true
 	time.Sleep(2 * time.Second) // its agent goes away first
 	before := report.Median(forwarded)
 	forwarded = append(forwarded, viaPortForward()...)

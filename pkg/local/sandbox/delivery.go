@@ -204,11 +204,10 @@ func (d *Delivery) socket() (int, error) {
 	if n == 0 {
 		return -1, errors.New("the socket supplier has exited")
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
+	if oobn == 0 { // no socket: the message says why
 		return -1, fmt.Errorf("the socket supplier: %s", buf[:n])
 	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
+	fds, err := receivedFDs(oob[:oobn])
 	if err != nil || len(fds) != 1 {
 		return -1, fmt.Errorf("the socket supplier sent %d descriptors: %v", len(fds), err)
 	}

@@ -185,14 +185,13 @@ func (s *Sandbox) handshake(o Options) error {
 	if rep.Error != "" {
 		return errors.New(rep.Error)
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
+	fds, err := receivedFDs(oob[:oobn])
+	if err != nil {
 		return fmt.Errorf("the sandbox sent no descriptors: %v", err)
 	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
 	delivery := o.Incoming && rep.NoDelivery == ""
-	if want := 1 + btoi(delivery) + len(o.LocalPorts) + len(rep.Mounted); err != nil || len(fds) != want {
-		return fmt.Errorf("the sandbox sent %d descriptors, want %d: %v", len(fds), want, err)
+	if want := 1 + btoi(delivery) + len(o.LocalPorts) + len(rep.Mounted); len(fds) != want {
+		return fmt.Errorf("the sandbox sent %d descriptors, want %d", len(fds), want)
 	}
 	s.TUN = os.NewFile(uintptr(fds[0]), "tun")
 	fds = fds[1:]
@@ -262,4 +261,16 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// receivedFDs are the descriptors of a message's one SCM_RIGHTS control message (oob).
+func receivedFDs(oob []byte) ([]int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) != 1 {
+		return nil, fmt.Errorf("%d control messages, want 1", len(msgs))
+	}
+	return unix.ParseUnixRights(&msgs[0])
 }
