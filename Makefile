@@ -134,6 +134,11 @@ clusters-status: rig ## List the local clusters' components.
 test: ## Unit tests, verify, then e2e on fresh local clusters (the CI command).
 	hack/test.sh
 
+.PHONY: apitest
+apitest: rig ## Admission, RBAC and controller decisions against a real kube-apiserver and etcd without nodes (seconds).
+	$(RIG) binaries > $(BIN)/k8s-binaries.txt
+	MIRRORD_K8S_BINARIES="$$(paste -sd, $(BIN)/k8s-binaries.txt)" go test -count=1 -timeout 10m ./test/apiserver/...
+
 .PHONY: bench
 bench: deps build image rig ## Run every benchmark on local clusters; print one table (medians, ratios vs same-run baselines).
 	hack/bench.sh

@@ -11,13 +11,13 @@ import (
 
 	"github.com/hashicorp/yamux"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
@@ -126,8 +126,7 @@ func (s *Server) acceptSession(ctx context.Context, h protocol.Hello, nonce []by
 	return &primaryRoute{s: s, session: sess, fetched: time.Now(), members: map[string]Upstream{}}, nil
 }
 
-// acceptChild checks the Primary's Hello: a token the API server says may read the child
-// session. (When the Primary is also a member, it goes to its own agents directly.)
+// acceptChild checks the Primary's Hello: a token the API server says is the Primary's. (When the Primary is also a member, it goes to its own agents directly.)
 func (s *Server) acceptChild(ctx context.Context, h protocol.Hello) (Route, error) {
 	if !s.Roles.Workload && !s.Roles.Default {
 		return nil, errors.New("this cluster is not a member (Workload or Default)")
@@ -139,7 +138,7 @@ func (s *Server) acceptChild(ctx context.Context, h protocol.Hello) (Route, erro
 	if ns != s.Namespace {
 		return nil, fmt.Errorf("child sessions live in %s, not %s", s.Namespace, ns)
 	}
-	if err := s.authorizeChild(ctx, h.Token, ns, name); err != nil {
+	if err := s.authorizeChild(ctx, h.Token); err != nil {
 		return nil, err
 	}
 	if _, err := s.Mirrord.MirrordV1alpha1().MirrordClusterSessions(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
@@ -148,9 +147,10 @@ func (s *Server) acceptChild(ctx context.Context, h protocol.Hello) (Route, erro
 	return &memberRoute{s: s, namespace: ns, name: name}, nil
 }
 
-// authorizeChild asks this cluster's API server who token belongs to and whether they may
-// read the child session: the Primary's ServiceAccount may, users may not.
-func (s *Server) authorizeChild(ctx context.Context, token, ns, name string) error {
+// authorizeChild asks this cluster's API server who token belongs to: only the ServiceAccount
+// this member made for its Primary may drive child sessions (authz.RelayPeer). Reading a
+// child session is not enough: other accounts may be granted that.
+func (s *Server) authorizeChild(ctx context.Context, token string) error {
 	if token == "" {
 		return errors.New("no token: only a Primary's controller may connect to a member's relay")
 	}
@@ -161,23 +161,8 @@ func (s *Server) authorizeChild(ctx context.Context, token, ns, name string) err
 	if !tr.Status.Authenticated {
 		return errors.New("the token is not valid in this cluster: register the cluster on the Primary again")
 	}
-	u := tr.Status.User
-	extra := map[string]authorizationv1.ExtraValue{}
-	for k, v := range u.Extra {
-		extra[k] = authorizationv1.ExtraValue(v)
-	}
-	sar, err := s.Kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: u.Username, Groups: u.Groups, UID: u.UID, Extra: extra,
-		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Namespace: ns, Verb: "get", Group: mirrordv1alpha1.SchemeGroupVersion.Group,
-			Resource: "mirrordclustersessions", Name: name,
-		},
-	}}, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("checking access: %w", err)
-	}
-	if !sar.Status.Allowed {
-		return fmt.Errorf("%s may not read child session %s/%s", u.Username, ns, name)
+	if d := authz.RelayPeer(s.Namespace, tr.Status.User.Username); d != nil {
+		return d
 	}
 	return nil
 }

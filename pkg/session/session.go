@@ -28,13 +28,25 @@ import (
 // ErrFailed wraps the reason a session failed.
 var ErrFailed = errors.New("session failed")
 
-// Whoami returns the username the API server knows the caller as: the session's owner.
-func Whoami(ctx context.Context, kube kubernetes.Interface) (string, error) {
+// Owner is who the API server knows the caller as: a session's owner, which admission
+// binds to the creating user.
+type Owner struct {
+	Name   string
+	Groups []string
+}
+
+// Whoami asks the API server who the caller is.
+func Whoami(ctx context.Context, kube kubernetes.Interface) (Owner, error) {
 	r, err := kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
-		return "", fmt.Errorf("asking the API server who you are: %w", err)
+		return Owner{}, fmt.Errorf("asking the API server who you are: %w", err)
 	}
-	return r.Status.UserInfo.Username, nil
+	return Owner{Name: r.Status.UserInfo.Username, Groups: r.Status.UserInfo.Groups}, nil
+}
+
+// Own makes o the owner of spec.
+func (o Owner) Own(spec *mirrordv1alpha1.MirrordSessionSpec) {
+	spec.Owner, spec.OwnerGroups = o.Name, slices.Clone(o.Groups)
 }
 
 // Create creates a session heartbeated from the start, named name, or after its owner and
@@ -45,8 +57,8 @@ func Create(ctx context.Context, c versioned.Interface, namespace, name string, 
 			Name:        name,
 			Namespace:   namespace,
 			Annotations: map[string]string{mirrordv1alpha1.AnnotationHeartbeat: time.Now().UTC().Format(time.RFC3339Nano)},
-			// The Primary's controller adds it too; set here it saves a write per session.
-			Finalizers: []string{mirrordv1alpha1.FinalizerChildren},
+			// No finalizer: the Primary's controller adds it before it creates any child, so a
+			// session made while no controller runs can still be deleted (and its namespace).
 		},
 		Spec: spec,
 	}
@@ -65,12 +77,28 @@ func Create(ctx context.Context, c versioned.Interface, namespace, name string, 
 		return nil, fmt.Errorf("namespace %s does not exist on the Primary: a session lives in the Primary's namespace of the same name as the target's; ask an admin to create it (and bind mirrord-user there), or pick another with -n", namespace)
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("the MirrordSession API is not installed on this cluster: is it the Primary? An admin installs it with `kustomize build kustomize/overlays/single-cluster | kubectl apply -f -`: %w", err)
+	case apierrors.IsForbidden(err) && admissionDenial(err) != "":
+		return nil, fmt.Errorf("the Primary refused the session: %s", admissionDenial(err))
 	case apierrors.IsForbidden(err):
 		return nil, fmt.Errorf("not allowed to create sessions in namespace %s: ask an admin to bind the mirrord-user ClusterRole to you there: %w", namespace, err)
 	case err != nil:
 		return nil, fmt.Errorf("creating the session: %w", err)
 	}
 	return created, nil
+}
+
+// admissionDenial is the message of the admission policy that refused a request (who may
+// target what, README "Security model"), or "" when RBAC refused it.
+func admissionDenial(err error) string {
+	const marker = "denied request: "
+	msg := err.Error()
+	if !strings.Contains(msg, "ValidatingAdmissionPolicy") {
+		return ""
+	}
+	if _, after, ok := strings.Cut(msg, marker); ok {
+		return after
+	}
+	return msg
 }
 
 func isNamespaceNotFound(err error) bool {

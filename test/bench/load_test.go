@@ -108,13 +108,13 @@ const (
 	loadDuration = 15 * time.Second
 )
 
-func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ns, owner string, n int, target, backend string) loadResult {
+func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ns string, owner session.Owner, n int, target, backend string) loadResult {
 	// Sessions as exec makes them: each with its key, connected through the API server.
 	spec := mirrordv1alpha1.MirrordSessionSpec{
 		Target:     mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: ns},
-		Owner:      owner,
 		TTLSeconds: 3600,
 	}
+	owner.Own(&spec)
 	spec.Features.Network.Incoming.Mode = mirrordv1alpha1.IncomingModeMirror
 	clients := make([]*protocol.Client, n)
 	var reconnects atomic.Int64 // connections to the Primary that dropped: a delivery gap each

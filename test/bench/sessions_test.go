@@ -86,13 +86,13 @@ func TestBenchSessions(t *testing.T) {
 
 // readySessions creates n sessions at once and returns the time until all are Ready; then it
 // deletes them and waits until their agents are gone.
-func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns, owner string, n int) time.Duration {
+func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns string, owner session.Owner, n int) time.Duration {
 	spec := mirrordv1alpha1.MirrordSessionSpec{
 		Target: mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: ns},
-		Owner:  owner,
 		// Long enough that the benchmark need not heartbeat.
 		TTLSeconds: 3600,
 	}
+	owner.Own(&spec)
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)

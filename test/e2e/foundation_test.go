@@ -235,8 +235,9 @@ func TestMirrordSessionCRDColumns(t *testing.T) {
 	sess := &mirrordv1alpha1.MirrordSession{
 		ObjectMeta: metav1.ObjectMeta{Name: "alice-api"},
 		Spec: mirrordv1alpha1.MirrordSessionSpec{
-			Target: mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: ns},
-			Owner:  owner,
+			Target:      mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: ns},
+			Owner:       owner.Name,
+			OwnerGroups: owner.Groups,
 			Features: mirrordv1alpha1.Features{Network: mirrordv1alpha1.NetworkFeature{
 				Incoming: mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal},
 			}},
@@ -271,7 +272,7 @@ func TestMirrordSessionCRDColumns(t *testing.T) {
 		if got, want := strings.Fields(lines[0]), []string{"NAME", "OWNER", "TARGET", "MODE", "PHASE", "CLUSTERS", "AGE"}; !equal(got, want) {
 			t.Errorf("kubectl get %s header = %v, want %v", resource, got, want)
 		}
-		if got := strings.Fields(lines[1]); len(got) != 7 || !equal(got[:6], []string{"alice-api", owner, "deploy/api", "steal", "Ready", "2/2"}) {
+		if got := strings.Fields(lines[1]); len(got) != 7 || !equal(got[:6], []string{"alice-api", owner.Name, "deploy/api", "steal", "Ready", "2/2"}) {
 			t.Errorf("kubectl get %s row = %v", resource, got)
 		}
 	}

@@ -20,10 +20,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
 )
 
@@ -451,6 +453,11 @@ func testSessions(t *testing.T, f *framework.Framework, tp topology) {
 			testOwnership(t, framework.New(t), ns)
 		})
 	}
+	if tp.name == "B" {
+		t.Run("who may target what", func(t *testing.T) {
+			testWhoMayTargetWhat(t, framework.New(t), ns)
+		})
+	}
 }
 
 // testOwnership creates ServiceAccounts alice and bob with mirrord-user and has bob try to
@@ -477,11 +484,19 @@ func testOwnership(t *testing.T, f *framework.Framework, ns string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bobKube, err := kubernetes.NewForConfig(&bobCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := session.Whoami(ctx, bobKube)
+	if err != nil {
+		t.Fatal(err)
+	}
 	session := func(owner string) *mirrordv1alpha1.MirrordSession {
 		return &mirrordv1alpha1.MirrordSession{
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "owner-test-"},
 			Spec: mirrordv1alpha1.MirrordSessionSpec{
-				Owner: owner, TTLSeconds: 5,
+				Owner: owner, OwnerGroups: bob.Groups, TTLSeconds: 5,
 				Target: mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: ns},
 			},
 		}

@@ -10,6 +10,7 @@
 //	rig snapshot FILE / rig check FILE     record the host's state / compare with it
 //	rig subreaper -- CMD...                run CMD, reaping every orphan it leaves
 //	rig images DIR                         build the sample app images into DIR (for kind)
+//	rig binaries                           build (or find cached) the Kubernetes binaries; print NAME=PATH lines
 //	rig supervise                          (internal) the components' parent
 package main
 
@@ -17,10 +18,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -79,6 +82,14 @@ func main() {
 		}
 	case "load":
 		err = cmdLoad(ctx, p, args)
+	case "binaries":
+		var bins Binaries
+		if bins, err = ensureBinaries(p, log); err == nil {
+			names := slices.Sorted(maps.Keys(bins))
+			for _, name := range names {
+				fmt.Printf("%s=%s\n", name, bins[name])
+			}
+		}
 	case "subreaper":
 		os.Exit(cmdSubreaper(args))
 	default:

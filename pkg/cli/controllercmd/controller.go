@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/manager"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
@@ -67,6 +68,7 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 	f.DurationVar(&cfg.AgentDeadline, "agent-active-deadline", 24*time.Hour, "longest life of an agent Job")
 	f.StringVar(&cfg.AgentRuntimeEndpoint, "agent-runtime-endpoint", "", "the nodes' CRI socket, e.g. unix:///run/containerd/containerd.sock (default: the runtime that runs the agent, then the well-known sockets, then a /proc scan)")
 	f.StringVar(&cfg.AgentStealBackend, "agent-steal-backend", "auto", "how agents redirect stolen ports: auto (nftables, else iptables), nftables, iptables-nft or iptables-legacy")
+	f.StringSliceVar(&cfg.ExcludedNamespaces, "excluded-namespaces", authz.DefaultExcludedNamespaces, "namespaces whose workloads no session may target in this cluster, whatever the Primary asks (the controller's own namespace is always excluded)")
 	f.IntVar(&cfg.Workers, "workers", 20, "reconcile workers per controller (each mostly waits on API calls)")
 	f.IntVar(&verbosity, "v", 0, "log verbosity")
 	return cmd

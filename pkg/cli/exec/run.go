@@ -46,7 +46,7 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	// Every mistake in the flags is reported before anything is created.
-	if _, err := o.Spec(ns, "-"); err != nil {
+	if _, err := o.Spec(ns, session.Owner{Name: "-"}); err != nil {
 		return err
 	}
 	if !o.ProxyMode {

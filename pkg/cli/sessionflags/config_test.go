@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 )
 
 const configYAML = `
@@ -76,7 +77,7 @@ func TestConfigFileFillsTheSpec(t *testing.T) {
 	if !strings.Contains(warn, "agent.log_level ignored") {
 		t.Errorf("warnings: %q", warn)
 	}
-	spec, err := o.Spec("shop", "me")
+	spec, err := o.Spec("shop", session.Owner{Name: "me"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +107,11 @@ func TestFlagsOverrideTheConfigFile(t *testing.T) {
 		t.Errorf("namespace %q timeout %s", *kube.Namespace, timeout)
 	}
 	// The filter of the file would now contradict the flag's mode: the error names the fix.
-	if _, err := o.Spec("dev", "me"); err == nil || !strings.Contains(err.Error(), "add --steal") {
+	if _, err := o.Spec("dev", session.Owner{Name: "me"}); err == nil || !strings.Contains(err.Error(), "add --steal") {
 		t.Fatalf("want the file's HTTP filter refused with mirror mode, got %v", err)
 	}
 	o.HTTPHeaderFilter = ""
-	spec, err := o.Spec("dev", "me")
+	spec, err := o.Spec("dev", session.Owner{Name: "me"})
 	if err != nil {
 		t.Fatal(err)
 	}

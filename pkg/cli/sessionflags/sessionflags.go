@@ -15,6 +15,7 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/config"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
@@ -84,13 +85,14 @@ func (o *Flags) AddFlags(f *pflag.FlagSet) {
 
 // Spec builds the session spec for namespace, owned by owner. Every bad value is an error
 // that names the flag.
-func (o *Flags) Spec(namespace, owner string) (mirrordv1alpha1.MirrordSessionSpec, error) {
+func (o *Flags) Spec(namespace string, owner session.Owner) (mirrordv1alpha1.MirrordSessionSpec, error) {
 	var spec mirrordv1alpha1.MirrordSessionSpec
 	t, err := target.Parse(o.Target, o.Container, namespace)
 	if err != nil {
 		return spec, fmt.Errorf("--target: %w", err)
 	}
-	spec.Target, spec.Owner = t, owner
+	spec.Target = t
+	owner.Own(&spec)
 	if o.SessionTTL < 5 || o.SessionTTL > 3600 {
 		return spec, fmt.Errorf("--session-ttl %d: use 5 to 3600 seconds", o.SessionTTL)
 	}

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +69,21 @@ type Config struct {
 	AgentStealBackend string
 	// Workers per controller.
 	Workers int
+	// ExcludedNamespaces are refused as targets' namespaces in this cluster, with the
+	// controller's own namespace, which is always refused.
+	ExcludedNamespaces []string
+}
+
+// excludedNamespaces is the configured list with the controller's own namespace first: its
+// pods hold this cluster's and the Primary's credentials.
+func excludedNamespaces(cfg Config) []string {
+	out := []string{cfg.Namespace}
+	for _, ns := range cfg.ExcludedNamespaces {
+		if ns = strings.TrimSpace(ns); ns != "" && !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out
 }
 
 // LeaseName is the leader election Lease in the controller's namespace.
@@ -139,6 +156,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 			}
 			mc, err := member.New(kube, mirrord, kubeAll, kubeOwn, mirrordAll, mirrordOwn, recorder, member.Options{
 				Namespace: cfg.Namespace, Workers: cfg.Workers,
+				ExcludedNamespaces: excludedNamespaces(cfg),
 				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline, Key: key,
 					RuntimeEndpoint: cfg.AgentRuntimeEndpoint, StealBackend: cfg.AgentStealBackend},
 			})

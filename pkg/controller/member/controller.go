@@ -37,6 +37,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/steal"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
@@ -56,6 +57,7 @@ const (
 	EventBlocked       = "BlockedByPolicy"
 	EventTargetInvalid = "TargetInvalid"
 	EventPrimaryGone   = "PrimaryGone"
+	EventTargetRefused = "TargetRefused"
 )
 
 // Reasons of conditions set by this controller.
@@ -79,9 +81,12 @@ const (
 type Options struct {
 	// Namespace is where child sessions and agent Jobs live (the controller's own).
 	Namespace string
-	Agent     AgentOptions
-	Workers   int
-	Clock     clock.PassiveClock
+	// ExcludedNamespaces are namespaces whose workloads this cluster never lets a session
+	// target, whatever the Primary asks (authz.Member).
+	ExcludedNamespaces []string
+	Agent              AgentOptions
+	Workers            int
+	Clock              clock.PassiveClock
 }
 
 // Controller reconciles MirrordClusterSessions into agent Jobs.
@@ -305,8 +310,15 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		defer c.queue.AddAfter(key, wait)
 	}
 
-	res, err := c.resolveTarget(child.Spec.Target)
-	if err != nil {
+	// What the Primary asks is checked here again: this cluster's admin has the last word on
+	// what a session may target in it. A refused target is not even looked up.
+	var res resolution
+	if d := authz.Member(c.opts.ExcludedNamespaces, child.Spec); d != nil {
+		if !meta.IsStatusConditionFalse(child.Status.Conditions, mirrordv1alpha1.ConditionAuthorized) {
+			c.recorder.Event(child, corev1.EventTypeWarning, EventTargetRefused, d.Message)
+		}
+		res = resolution{Reason: d.Reason, Message: d.Message, Terminal: true, refused: true}
+	} else if res, err = c.resolveTarget(child.Spec.Target); err != nil {
 		return err
 	}
 	policies, err := c.policiesFor(child.Spec.Target.Namespace)
@@ -428,6 +440,11 @@ func (c *Controller) computeStatus(child *mirrordv1alpha1.MirrordClusterSession,
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: child.Generation})
 	}
 
+	if res.refused {
+		cond(mirrordv1alpha1.ConditionAuthorized, false, res.Reason, res.Message)
+	} else {
+		cond(mirrordv1alpha1.ConditionAuthorized, true, mirrordv1alpha1.ReasonAuthorized, "this cluster allows sessions on the target's namespace")
+	}
 	if violation != nil {
 		cond(mirrordv1alpha1.ConditionPolicyAllowed, false, ReasonBlocked, violation.Error())
 	} else {

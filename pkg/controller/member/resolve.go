@@ -45,6 +45,8 @@ type resolution struct {
 	// Reason and Message explain the result; Terminal means the session cannot work here.
 	Reason, Message string
 	Terminal        bool
+	// refused: the target was not looked up because this cluster refuses it (authz.Member).
+	refused bool
 }
 
 // listers are the caches target resolution reads.

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -30,6 +31,7 @@ import (
 	"k8s.io/utils/clock"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
@@ -100,7 +102,22 @@ type Controller struct {
 	mu        sync.RWMutex
 	members   map[string]*member
 	topoError error
+
+	// accessMu guards access: RBAC's last answer per session (see accessOf).
+	accessMu sync.Mutex
+	access   map[cache.ObjectName]accessAnswer
 }
+
+// accessAnswer is RBAC's answer for one session, and when it was given.
+type accessAnswer struct {
+	uid    types.UID
+	access *authz.Access
+	at     time.Time
+}
+
+// accessRecheck is how often RBAC is asked again whether a running session's owner may still
+// target it: revoking a user's grant ends their sessions within this time.
+const accessRecheck = time.Minute
 
 var membersKey = cache.ObjectName{Name: "members"}
 
@@ -118,7 +135,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	c := &Controller{
 		kube: kube, mirrord: mirrord, roles: opts.Roles, opts: opts, clock: opts.Clock, recorder: recorder,
 		queue: worker.NewQueue(ControllerName), clusterQueue: worker.NewQueue(ControllerName + "-clusters"),
-		labelsOf: labelsOf, members: map[string]*member{},
+		labelsOf: labelsOf, members: map[string]*member{}, access: map[cache.ObjectName]accessAnswer{},
 	}
 	sessions := mirrordAll.Mirrord().V1alpha1().MirrordSessions()
 	clusters := mirrordAll.Mirrord().V1alpha1().MirrordClusters()
@@ -303,6 +320,7 @@ func (c *Controller) sortedMembers() []*member {
 func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	s, err := c.sessions.MirrordSessions(key.Namespace).Get(key.Name)
 	if apierrors.IsNotFound(err) {
+		c.forgetAccess(key)
 		return nil // children are removed by the finalizer, or by the orphan sweep
 	}
 	if err != nil {
@@ -334,7 +352,15 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	}
 	requeue := &worker.Requeue{After: last.Add(ttl).Sub(now) + 100*time.Millisecond}
 
-	status, recheck := c.reconcileChildren(ctx, s)
+	var access *authz.Access
+	if s.Status.Phase != mirrordv1alpha1.SessionFailed {
+		var askAgain time.Duration
+		if access, askAgain, err = c.accessOf(ctx, key, s); err != nil {
+			return err
+		}
+		requeue.After = min(requeue.After, askAgain)
+	}
+	status, recheck := c.reconcileChildren(ctx, s, access)
 	if err := c.writeStatus(ctx, s, status); err != nil {
 		return err
 	}
@@ -342,6 +368,48 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		requeue.After = recheck
 	}
 	return requeue
+}
+
+// accessOf is RBAC's answer to whether the session's owner may run it on its target
+// (authz.AccessReview), asked of this API server once per session and again every
+// accessRecheck; nil for a target kind RBAC cannot name. askAgain is when to ask again. A
+// failed review of a session already answered keeps the last answer: an API server blip
+// must not end sessions.
+func (c *Controller) accessOf(ctx context.Context, key cache.ObjectName, s *mirrordv1alpha1.MirrordSession) (access *authz.Access, askAgain time.Duration, err error) {
+	now := c.clock.Now()
+	c.accessMu.Lock()
+	last, ok := c.access[key]
+	c.accessMu.Unlock()
+	ok = ok && last.uid == s.UID
+	if ok && now.Sub(last.at) < accessRecheck {
+		return last.access, last.at.Add(accessRecheck).Sub(now), nil
+	}
+	review, reviewable := authz.AccessReview(s.Spec)
+	if reviewable {
+		got, err := c.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		switch {
+		case err != nil && ok:
+			klog.FromContext(ctx).Error(err, "Asking RBAC again whether the session's owner may target it; keeping the last answer")
+			return last.access, 5 * time.Second, nil
+		case err != nil:
+			return nil, 0, fmt.Errorf("asking RBAC whether %s may target %s: %w", s.Spec.Owner, target.String(s.Spec.Target), err)
+		}
+		why := got.Status.Reason
+		if got.Status.EvaluationError != "" {
+			why = strings.TrimSpace(why + " " + got.Status.EvaluationError)
+		}
+		access = &authz.Access{Allowed: got.Status.Allowed && !got.Status.Denied, Why: why}
+	}
+	c.accessMu.Lock()
+	c.access[key] = accessAnswer{uid: s.UID, access: access, at: now}
+	c.accessMu.Unlock()
+	return access, accessRecheck, nil
+}
+
+func (c *Controller) forgetAccess(key cache.ObjectName) {
+	c.accessMu.Lock()
+	delete(c.access, key)
+	c.accessMu.Unlock()
 }
 
 func ignoreGone(err error) error {
@@ -379,7 +447,7 @@ const noPodsGrace = 10 * time.Second
 // reconcileChildren decides the session's status and makes the children match it: created
 // while the session can proceed, deleted once it has failed. recheck, when set, is when the
 // decision may change without any event (a grace period ending).
-func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession) (st mirrordv1alpha1.MirrordSessionStatus, recheck time.Duration) {
+func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession, access *authz.Access) (st mirrordv1alpha1.MirrordSessionStatus, recheck time.Duration) {
 	st = *s.Status.DeepCopy()
 	st.ObservedGeneration = s.Generation
 	st.TargetDescription = target.String(s.Spec.Target)
@@ -408,6 +476,14 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		c.deleteChildren(ctx, s)
 		return st, 0
 	}
+	// Admission checked the same; a Primary installed without it, or RBAC revoked since,
+	// must not let the session reach further than its owner.
+	if d := authz.Primary(s.Namespace, s.Spec, access); d != nil {
+		cond(mirrordv1alpha1.ConditionAuthorized, false, d.Reason, d.Message)
+		return fail(d.Reason, d.Message)
+	}
+	cond(mirrordv1alpha1.ConditionAuthorized, true, mirrordv1alpha1.ReasonAuthorized,
+		fmt.Sprintf("%s may run sessions on %s", s.Spec.Owner, target.String(s.Spec.Target)))
 	if err := c.TopologyError(); err != nil {
 		msg := "this Primary's cluster roles are invalid: " + err.Error()
 		if s.Status.Phase == mirrordv1alpha1.SessionReady || s.Status.Phase == mirrordv1alpha1.SessionDegraded {
@@ -434,7 +510,7 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 	}
 	st.Clusters = nil
 	var unreachable, notReady, noPods []string
-	var failure, defaultMissing string
+	var failure, defaultMissing, refusedReason string
 	workloads, found, ready := 0, 0, 0
 	var noPodsSince time.Time
 	// Every member at once: creating a child is a request to that member's API server.
@@ -480,6 +556,9 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		case mirrordv1alpha1.SessionFailed:
 			if failure == "" {
 				failure = fmt.Sprintf("cluster %s: %s", m.name, readyMessage(child))
+				if a := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionAuthorized); a != nil && a.Status == metav1.ConditionFalse {
+					refusedReason = a.Reason
+				}
 			}
 		case mirrordv1alpha1.SessionReady:
 			ready++
@@ -497,6 +576,9 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 	allReported := len(notReady) == 0 && len(unreachable) == 0
 	switch {
 	case failure != "":
+		if refusedReason != "" {
+			cond(mirrordv1alpha1.ConditionAuthorized, false, refusedReason, failure)
+		}
 		if strings.Contains(failure, "blocked by") {
 			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, ReasonBlockedByPolicy, failure)
 		}

@@ -40,6 +40,11 @@ const (
 	FinalizerChildren = GroupName + "/children"
 )
 
+// PrimaryServiceAccount is the ServiceAccount a member creates for its Primary, in the
+// member controller's namespace: the only identity its relay serves and the only one that
+// may create child sessions and renew a Primary's Lease there.
+const PrimaryServiceAccount = "mirrord-primary"
+
 // Component values of LabelComponent.
 const (
 	ComponentController = "controller"

@@ -48,6 +48,30 @@ type Target struct {
 	Container string `json:"container,omitempty"`
 }
 
+// VerbMirrord is the RBAC verb that lets a user run sessions on a target workload: the
+// creating user needs it on the target's resource and name in the target's namespace
+// (`kubectl create role dev-api --verb=mirrord --resource=deployments --resource-name=api`).
+// The aggregated mirrord-user ClusterRole grants it on every workload of a namespace.
+const VerbMirrord = "mirrord"
+
+// GroupResource is the API group and resource of a target kind, as RBAC names them; ok is
+// false for a kind this version does not know.
+func (k TargetKind) GroupResource() (group, resource string, ok bool) {
+	switch k {
+	case TargetKindPod:
+		return "", "pods", true
+	case TargetKindDeployment:
+		return "apps", "deployments", true
+	case TargetKindStatefulSet:
+		return "apps", "statefulsets", true
+	case TargetKindReplicaSet:
+		return "apps", "replicasets", true
+	case TargetKindDaemonSet:
+		return "apps", "daemonsets", true
+	}
+	return "", "", false
+}
+
 // ClusterRole is a part a member cluster plays in sessions.
 // +kubebuilder:validation:Enum=Workload;Default
 type ClusterRole string
@@ -290,4 +314,20 @@ const (
 	ConditionClustersReachable = "ClustersReachable"
 	// ConditionReachable is MirrordCluster's: true when the last probe of its API server succeeded.
 	ConditionReachable = "Reachable"
+	// ConditionAuthorized is true when the session's owner may run it on its target: the
+	// target is in the session's namespace, RBAC grants the owner VerbMirrord on it, and no
+	// member excludes its namespace.
+	ConditionAuthorized = "Authorized"
+)
+
+// Reasons of the Authorized condition; a session denied for one of them fails.
+const (
+	// ReasonAuthorized: the owner may run the session on its target.
+	ReasonAuthorized = "Authorized"
+	// ReasonTargetOutsideNamespace: the target is not in the session's namespace.
+	ReasonTargetOutsideNamespace = "TargetOutsideNamespace"
+	// ReasonTargetForbidden: RBAC does not grant the owner VerbMirrord on the target.
+	ReasonTargetForbidden = "TargetForbidden"
+	// ReasonNamespaceExcluded: a member's admin excludes the target's namespace from sessions.
+	ReasonNamespaceExcluded = "NamespaceExcluded"
 )

@@ -57,6 +57,12 @@ type MirrordSessionSpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	Owner string `json:"owner"`
+	// ownerGroups are the groups of the user that created the session; admission binds them
+	// to the requesting user's groups. Controllers ask RBAC whether owner, with these groups,
+	// may run a session on the target.
+	// +optional
+	// +listType=atomic
+	OwnerGroups []string `json:"ownerGroups,omitempty"`
 	// publicKey is the session key's public half (base64 ed25519); only its holder can attach.
 	// +optional
 	PublicKey string `json:"publicKey,omitempty"`

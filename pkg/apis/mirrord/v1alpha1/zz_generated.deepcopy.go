@@ -610,6 +610,11 @@ func (in *MirrordSessionList) DeepCopyObject() runtime.Object {
 func (in *MirrordSessionSpec) DeepCopyInto(out *MirrordSessionSpec) {
 	*out = *in
 	out.Target = in.Target
+	if in.OwnerGroups != nil {
+		in, out := &in.OwnerGroups, &out.OwnerGroups
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	in.Features.DeepCopyInto(&out.Features)
 	return
 }
