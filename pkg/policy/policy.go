@@ -177,7 +177,10 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 func enabled(b *bool) bool { return b == nil || *b }
 
 // Restrict applies the non-blocking parts of the policies that cover the target (forced env
-// excludes, fs overrides) to a copy of the session's features.
+// excludes, fs overrides, required header filters) to a copy of the session's features. What
+// it adds only narrows: a policy's required header filter joins a steal's filter as a
+// required header, so the steal takes only requests the policy's pattern matches, whatever
+// the session's own filter says (`x-user: a|.*` passes Check's look at its text).
 func Restrict(ps []Policy, t mirrordv1alpha1.Target, targetLabels map[string]string, f mirrordv1alpha1.Features) mirrordv1alpha1.Features {
 	out := *f.DeepCopy()
 	for _, p := range ps {
@@ -186,6 +189,12 @@ func Restrict(ps []Policy, t mirrordv1alpha1.Target, targetLabels map[string]str
 		}
 		if p.Spec.Env != nil {
 			out.Env.Exclude = append(out.Env.Exclude, p.Spec.Env.Exclude...)
+		}
+		if in := &out.Network.Incoming; p.Spec.RequiredHeaderFilter != "" && in.Mode == mirrordv1alpha1.IncomingModeSteal {
+			if in.HTTPFilter == nil {
+				in.HTTPFilter = &mirrordv1alpha1.HTTPFilter{}
+			}
+			in.HTTPFilter.RequiredHeaders = append(in.HTTPFilter.RequiredHeaders, p.Spec.RequiredHeaderFilter)
 		}
 		if p.Spec.FS != nil {
 			out.FS.ReadOnly = append(out.FS.ReadOnly, p.Spec.FS.ReadOnly...)

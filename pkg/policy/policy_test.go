@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -80,5 +82,36 @@ func TestRestrict(t *testing.T) {
 	}
 	if len(in.Env.Exclude) != 1 {
 		t.Fatalf("Restrict changed its input: %v", in.Env.Exclude)
+	}
+}
+
+// TestRestrictRequiredHeader: a policy's required header filter is enforced on what is
+// stolen, not on the text of the session's filter.
+func TestRestrictRequiredHeader(t *testing.T) {
+	tg := mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: "shop"}
+	ps := []Policy{
+		{Ref: "a", Spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^X-User: .+"}},
+		{Ref: "b", Spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^X-Env: dev$"}},
+		{Ref: "c", Spec: mirrordv1alpha1.PolicySpec{TargetPath: "deploy/web", RequiredHeaderFilter: "^X-Web: .+"}},
+	}
+	for name, tc := range map[string]struct {
+		in   mirrordv1alpha1.Features
+		want *mirrordv1alpha1.HTTPFilter
+	}{
+		"a permissive filter gets every applying policy's pattern": {
+			in:   steal("X-User: a|.*"),
+			want: &mirrordv1alpha1.HTTPFilter{Header: "X-User: a|.*", RequiredHeaders: []string{"^X-User: .+", "^X-Env: dev$"}},
+		},
+		"a mirror is not filtered": {in: mirrordv1alpha1.Features{}, want: nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := Restrict(ps, tg, nil, tc.in).Network.Incoming.HTTPFilter
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("httpFilter (-want,+got):\n%s", diff)
+			}
+			if f := tc.in.Network.Incoming.HTTPFilter; f != nil && len(f.RequiredHeaders) != 0 {
+				t.Errorf("Restrict changed its input: %+v", f)
+			}
+		})
 	}
 }

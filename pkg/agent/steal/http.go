@@ -16,14 +16,18 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
-// Filter matches HTTP requests: every set expression must match (header: one "Name: value"
-// line; path: the request path; method: the method).
-type Filter struct{ header, path, method *regexp.Regexp }
+// Filter matches HTTP requests: every set expression must match (header and each required
+// header: one "Name: value" line; path: the request path; method: the method).
+type Filter struct {
+	header, path, method *regexp.Regexp
+	required             []*regexp.Regexp
+}
 
 // CompileFilter compiles a session's httpFilter; an invalid expression is an error naming
-// its key. A nil or empty filter is nil: steal whole ports.
+// its key. A nil or empty filter is nil: steal whole ports. Required headers alone (a
+// policy's, on a session that gave no filter) still filter: they are never dropped.
 func CompileFilter(f *mirrordv1alpha1.HTTPFilter) (*Filter, error) {
-	if f == nil || (f.Header == "" && f.Path == "" && f.Method == "") {
+	if f == nil || (f.Header == "" && f.Path == "" && f.Method == "" && len(f.RequiredHeaders) == 0) {
 		return nil, nil
 	}
 	var out Filter
@@ -40,6 +44,13 @@ func CompileFilter(f *mirrordv1alpha1.HTTPFilter) (*Filter, error) {
 		}
 		*e.into = re
 	}
+	for i, expr := range f.RequiredHeaders {
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return nil, fmt.Errorf("feature.network.incoming.httpFilter.requiredHeaders[%d]: invalid regular expression %q: %w", i, expr, err)
+		}
+		out.required = append(out.required, re)
+	}
 	return &out, nil
 }
 
@@ -51,19 +62,30 @@ func (f *Filter) Match(r *http.Request) bool {
 	if f.path != nil && !f.path.MatchString(r.URL.Path) {
 		return false
 	}
-	if f.header != nil {
-		lines := []string{"Host: " + r.Host}
-		for k, vs := range r.Header {
-			for _, v := range vs {
-				lines = append(lines, k+": "+v)
-			}
+	if f.header == nil && len(f.required) == 0 {
+		return true
+	}
+	lines := []string{"Host: " + r.Host}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			lines = append(lines, k+": "+v)
 		}
+	}
+	anyLine := func(re *regexp.Regexp) bool {
 		for _, l := range lines {
-			if f.header.MatchString(l) {
+			if re.MatchString(l) {
 				return true
 			}
 		}
 		return false
+	}
+	if f.header != nil && !anyLine(f.header) {
+		return false
+	}
+	for _, re := range f.required {
+		if !anyLine(re) {
+			return false
+		}
 	}
 	return true
 }

@@ -29,6 +29,15 @@ func TestCompileFilter(t *testing.T) {
 		{f: mirrordv1alpha1.HTTPFilter{Path: "^/api/v2/"}, req: "GET /api/v2/items?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", match: true},
 		{f: mirrordv1alpha1.HTTPFilter{Path: "^/api/v2/", Method: "^POST$"}, req: "GET /api/v2/items HTTP/1.1\r\nHost: a\r\n\r\n", match: false},
 		{f: mirrordv1alpha1.HTTPFilter{Header: "^Host: shop"}, req: "GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n", match: true},
+		// A policy's required header narrows what a permissive filter takes: `.*` matches the
+		// Host line of every request, the policy's pattern only requests that carry X-User.
+		{f: mirrordv1alpha1.HTTPFilter{Header: "X-User: a|.*", RequiredHeaders: []string{"^X-User: .+"}}, req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", match: false},
+		{f: mirrordv1alpha1.HTTPFilter{Header: "X-User: a|.*", RequiredHeaders: []string{"^X-User: .+"}}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: b\r\n\r\n", match: true},
+		{f: mirrordv1alpha1.HTTPFilter{Header: "X-User: a|.*"}, req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", match: true},
+		// Every required header must match, each on some line.
+		{f: mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"^X-User: .+", "^X-Env: dev$"}}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: b\r\n\r\n", match: false},
+		{f: mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"^X-User: .+", "^X-Env: dev$"}}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: b\r\nX-Env: dev\r\n\r\n", match: true},
+		{f: mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"("}}, wantErr: "httpFilter.requiredHeaders[0]: invalid regular expression"},
 		{f: mirrordv1alpha1.HTTPFilter{Header: "(unclosed"}, wantErr: `feature.network.incoming.httpFilter.header: invalid regular expression "(unclosed"`},
 		{f: mirrordv1alpha1.HTTPFilter{Method: "*GET"}, wantErr: "httpFilter.method: invalid regular expression"},
 	} {

@@ -217,6 +217,12 @@ type HTTPFilter struct {
 	// method matches the request's method.
 	// +optional
 	Method string `json:"method,omitempty"`
+	// requiredHeaders are set by policies (requiredHeaderFilter), not by users: each must
+	// also match one "Name: value" line, so a steal only ever takes requests its policies let
+	// it take, whatever header says.
+	// +optional
+	// +listType=atomic
+	RequiredHeaders []string `json:"requiredHeaders,omitempty"`
 }
 
 // PortMapping maps a port of the target to a port of the local process.
