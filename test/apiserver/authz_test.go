@@ -271,11 +271,10 @@ func TestControllersRefuse(t *testing.T) {
 	}{
 		"a target in another namespace":    {alice, session("hc", "Deployment", "coredns", "kube-system"), mirrordv1alpha1.ReasonTargetOutsideNamespace},
 		"a deployment RBAC does not grant": {bob, session("shop", "Deployment", "web", "shop"), mirrordv1alpha1.ReasonTargetForbidden},
-		"a group the owner is not in": {alice, func() *mirrordv1alpha1.MirrordSession {
-			// Without admission the groups are the client's word: RBAC is asked with them,
-			// and a group that grants nothing here grants nothing.
+		// RBAC is asked about the owner, not about whoever wrote the object.
+		"an admin's object in the name of a user without the grant": {"", func() *mirrordv1alpha1.MirrordSession {
 			x := session("shop", "Deployment", "api", "shop")
-			x.Spec.Owner, x.Spec.OwnerGroups = alice, []string{"developers"}
+			x.Spec.Owner, x.Spec.OwnerGroups = "carol", []string{"system:authenticated"}
 			return x
 		}(), mirrordv1alpha1.ReasonTargetForbidden},
 		"a member's excluded namespace, with RBAC's blessing": {"", session("kube-system", "Deployment", "coredns", "kube-system"), mirrordv1alpha1.ReasonNamespaceExcluded},

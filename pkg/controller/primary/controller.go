@@ -103,9 +103,11 @@ type Controller struct {
 	members   map[string]*member
 	topoError error
 
-	// accessMu guards access: RBAC's last answer per session (see accessOf).
-	accessMu sync.Mutex
-	access   map[cache.ObjectName]accessAnswer
+	// stateMu guards what this controller remembers of each session between reconciles:
+	// RBAC's last answer (accessOf) and the last heartbeat it saw (observeHeartbeat).
+	stateMu    sync.Mutex
+	access     map[cache.ObjectName]accessAnswer
+	heartbeats map[cache.ObjectName]heartbeat
 }
 
 // accessAnswer is RBAC's answer for one session, and when it was given.
@@ -135,7 +137,8 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	c := &Controller{
 		kube: kube, mirrord: mirrord, roles: opts.Roles, opts: opts, clock: opts.Clock, recorder: recorder,
 		queue: worker.NewQueue(ControllerName), clusterQueue: worker.NewQueue(ControllerName + "-clusters"),
-		labelsOf: labelsOf, members: map[string]*member{}, access: map[cache.ObjectName]accessAnswer{},
+		labelsOf: labelsOf, members: map[string]*member{},
+		access: map[cache.ObjectName]accessAnswer{}, heartbeats: map[cache.ObjectName]heartbeat{},
 	}
 	sessions := mirrordAll.Mirrord().V1alpha1().MirrordSessions()
 	clusters := mirrordAll.Mirrord().V1alpha1().MirrordClusters()
@@ -320,7 +323,7 @@ func (c *Controller) sortedMembers() []*member {
 func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	s, err := c.sessions.MirrordSessions(key.Namespace).Get(key.Name)
 	if apierrors.IsNotFound(err) {
-		c.forgetAccess(key)
+		c.forget(key)
 		return nil // children are removed by the finalizer, or by the orphan sweep
 	}
 	if err != nil {
@@ -337,20 +340,19 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		}
 	}
 
-	// Liveness: the owner heartbeats; silence for the TTL ends the session everywhere.
-	last := lastHeartbeat(s)
-	ttl := time.Duration(s.Spec.TTLSeconds) * time.Second
-	if ttl <= 0 {
-		ttl = 30 * time.Second
-	}
+	// Liveness: the owner heartbeats; silence for the TTL, by this controller's clock, ends
+	// the session everywhere.
 	now := c.clock.Now()
-	if now.Sub(last) > ttl {
-		klog.FromContext(ctx).Info("No heartbeat within the session's TTL: ending it", "lastHeartbeat", last, "ttl", ttl)
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventHeartbeatExpired, "No heartbeat since %s (TTL %s): ending the session", last.UTC().Format(time.RFC3339), ttl)
+	hb := c.observeHeartbeat(key, s, now)
+	if gone, _ := expiry(hb.seen, s.Spec.TTLSeconds, now); gone {
+		ttl := time.Duration(s.Spec.TTLSeconds) * time.Second
+		klog.FromContext(ctx).Info("No heartbeat within the session's TTL: ending it", "lastHeartbeatSeen", hb.seen, "ttl", ttl)
+		c.recorder.Eventf(s, corev1.EventTypeNormal, EventHeartbeatExpired, "No heartbeat seen since %s (TTL %s): ending the session", hb.seen.UTC().Format(time.RFC3339), ttl)
 		err := c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
 		return ignoreGone(err)
 	}
-	requeue := &worker.Requeue{After: last.Add(ttl).Sub(now) + 100*time.Millisecond}
+	_, left := expiry(hb.seen, s.Spec.TTLSeconds, now)
+	requeue := &worker.Requeue{After: left + 100*time.Millisecond}
 
 	var access *authz.Access
 	if s.Status.Phase != mirrordv1alpha1.SessionFailed {
@@ -360,7 +362,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		}
 		requeue.After = min(requeue.After, askAgain)
 	}
-	status, recheck := c.reconcileChildren(ctx, s, access)
+	status, recheck := c.reconcileChildren(ctx, s, access, hb.seen)
 	if err := c.writeStatus(ctx, s, status); err != nil {
 		return err
 	}
@@ -377,9 +379,9 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 // must not end sessions.
 func (c *Controller) accessOf(ctx context.Context, key cache.ObjectName, s *mirrordv1alpha1.MirrordSession) (access *authz.Access, askAgain time.Duration, err error) {
 	now := c.clock.Now()
-	c.accessMu.Lock()
+	c.stateMu.Lock()
 	last, ok := c.access[key]
-	c.accessMu.Unlock()
+	c.stateMu.Unlock()
 	ok = ok && last.uid == s.UID
 	if ok && now.Sub(last.at) < accessRecheck {
 		return last.access, last.at.Add(accessRecheck).Sub(now), nil
@@ -400,16 +402,28 @@ func (c *Controller) accessOf(ctx context.Context, key cache.ObjectName, s *mirr
 		}
 		access = &authz.Access{Allowed: got.Status.Allowed && !got.Status.Denied, Why: why}
 	}
-	c.accessMu.Lock()
+	c.stateMu.Lock()
 	c.access[key] = accessAnswer{uid: s.UID, access: access, at: now}
-	c.accessMu.Unlock()
+	c.stateMu.Unlock()
 	return access, accessRecheck, nil
 }
 
-func (c *Controller) forgetAccess(key cache.ObjectName) {
-	c.accessMu.Lock()
+// observeHeartbeat records and returns what this controller knows of the session's heartbeats.
+func (c *Controller) observeHeartbeat(key cache.ObjectName, s *mirrordv1alpha1.MirrordSession, now time.Time) heartbeat {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	prev, ok := c.heartbeats[key]
+	hb := observeHeartbeat(prev, ok, s, now)
+	c.heartbeats[key] = hb
+	return hb
+}
+
+// forget drops what this controller remembers of a session that is gone.
+func (c *Controller) forget(key cache.ObjectName) {
+	c.stateMu.Lock()
 	delete(c.access, key)
-	c.accessMu.Unlock()
+	delete(c.heartbeats, key)
+	c.stateMu.Unlock()
 }
 
 func ignoreGone(err error) error {
@@ -428,17 +442,6 @@ func hasFinalizer(s *mirrordv1alpha1.MirrordSession) bool {
 	return false
 }
 
-// lastHeartbeat is the owner's last heartbeat, or the creation time before the first.
-func lastHeartbeat(s *mirrordv1alpha1.MirrordSession) time.Time {
-	last := s.CreationTimestamp.Time
-	if v := s.Annotations[mirrordv1alpha1.AnnotationHeartbeat]; v != "" {
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.After(last) {
-			last = t
-		}
-	}
-	return last
-}
-
 // noPodsGrace is how long a target with no pods at all (in every cluster where it exists) may
 // stay so before the session fails: long enough for a just-created or just-scaled workload
 // to get its pods, short enough that a target scaled to zero is a quick, clear error.
@@ -447,12 +450,12 @@ const noPodsGrace = 10 * time.Second
 // reconcileChildren decides the session's status and makes the children match it: created
 // while the session can proceed, deleted once it has failed. recheck, when set, is when the
 // decision may change without any event (a grace period ending).
-func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession, access *authz.Access) (st mirrordv1alpha1.MirrordSessionStatus, recheck time.Duration) {
+func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession, access *authz.Access, heartbeatSeen time.Time) (st mirrordv1alpha1.MirrordSessionStatus, recheck time.Duration) {
 	st = *s.Status.DeepCopy()
 	st.ObservedGeneration = s.Generation
 	st.TargetDescription = target.String(s.Spec.Target)
-	if st.LastHeartbeatTime == nil || !st.LastHeartbeatTime.Time.Equal(lastHeartbeat(s)) {
-		st.LastHeartbeatTime = &metav1.Time{Time: lastHeartbeat(s)}
+	if st.LastHeartbeatTime == nil || !st.LastHeartbeatTime.Time.Equal(heartbeatSeen) {
+		st.LastHeartbeatTime = &metav1.Time{Time: heartbeatSeen}
 	}
 	cond := func(t string, ok bool, reason, msg string) {
 		status := metav1.ConditionFalse
