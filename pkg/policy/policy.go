@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -153,8 +154,9 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 				return "reading the target's environment is blocked; use --no-env"
 			}
 		case mirrordv1alpha1.BlockFS:
-			if f.FS.Mode != mirrordv1alpha1.FSModeLocal {
-				return "reading the target's files is blocked; use --fs-mode local"
+			// Local mode with remote overrides still reads the target (--fs-read-only '.*').
+			if f.FS.Mode != mirrordv1alpha1.FSModeLocal || len(f.FS.ReadOnly) > 0 || len(f.FS.ReadWrite) > 0 {
+				return "reading the target's files is blocked; use --fs-mode local without --fs-read-only or --fs-read-write"
 			}
 		case mirrordv1alpha1.BlockOutgoing:
 			if enabled(f.Network.Outgoing.TCP) || enabled(f.Network.Outgoing.UDP) {
@@ -197,9 +199,15 @@ func Restrict(ps []Policy, t mirrordv1alpha1.Target, targetLabels map[string]str
 			in.HTTPFilter.RequiredHeaders = append(in.HTTPFilter.RequiredHeaders, p.Spec.RequiredHeaderFilter)
 		}
 		if p.Spec.FS != nil {
-			out.FS.ReadOnly = append(out.FS.ReadOnly, p.Spec.FS.ReadOnly...)
-			out.FS.Local = append(out.FS.Local, p.Spec.FS.Local...)
+			// As the policy's own rules, which the agent applies before the session's.
+			out.FS.PolicyReadOnly = append(out.FS.PolicyReadOnly, p.Spec.FS.ReadOnly...)
+			out.FS.PolicyLocal = append(out.FS.PolicyLocal, p.Spec.FS.Local...)
 			out.FS.NotFound = append(out.FS.NotFound, p.Spec.FS.NotFound...)
+		}
+		if slices.Contains(p.Spec.Block, mirrordv1alpha1.BlockFS) {
+			// Check refuses a session that asks for remote files; this is the same for what
+			// reaches the agent, whatever asked.
+			out.FS.Mode, out.FS.ReadOnly, out.FS.ReadWrite = mirrordv1alpha1.FSModeLocal, nil, nil
 		}
 	}
 	return out

@@ -34,16 +34,21 @@ func TestCheck(t *testing.T) {
 		features   mirrordv1alpha1.Features
 		wantReason string // "" = allowed
 	}{
-		"steal blocked for all":                {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal(""), wantReason: "stealing traffic is blocked"},
-		"steal blocked, mirror passes":         {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: mirror},
-		"kubectl-style path matches":           {spec: mirrordv1alpha1.PolicySpec{TargetPath: "deploy/ap*", Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal(""), wantReason: "blocked"},
-		"other path ignored":                   {spec: mirrordv1alpha1.PolicySpec{TargetPath: "deployment/web", Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal("")},
-		"selector matches":                     {spec: mirrordv1alpha1.PolicySpec{Selector: &metav1.LabelSelector{MatchLabels: appLabels}, Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal(""), wantReason: "blocked"},
-		"selector misses":                      {spec: mirrordv1alpha1.PolicySpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}, Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal("")},
-		"unfiltered steal blocked":             {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: steal(""), wantReason: "without an HTTP filter"},
-		"filtered steal allowed":               {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: steal("x-user: a")},
-		"mirror blocked (default mode)":        {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"mirror"}}, features: mirrordv1alpha1.Features{}, wantReason: "mirroring"},
-		"env blocked":                          {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"env"}}, features: steal("x"), wantReason: "environment"},
+		"steal blocked for all":         {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal(""), wantReason: "stealing traffic is blocked"},
+		"steal blocked, mirror passes":  {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: mirror},
+		"kubectl-style path matches":    {spec: mirrordv1alpha1.PolicySpec{TargetPath: "deploy/ap*", Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal(""), wantReason: "blocked"},
+		"other path ignored":            {spec: mirrordv1alpha1.PolicySpec{TargetPath: "deployment/web", Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal("")},
+		"selector matches":              {spec: mirrordv1alpha1.PolicySpec{Selector: &metav1.LabelSelector{MatchLabels: appLabels}, Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal(""), wantReason: "blocked"},
+		"selector misses":               {spec: mirrordv1alpha1.PolicySpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}, Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: steal("")},
+		"unfiltered steal blocked":      {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: steal(""), wantReason: "without an HTTP filter"},
+		"filtered steal allowed":        {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: steal("x-user: a")},
+		"mirror blocked (default mode)": {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"mirror"}}, features: mirrordv1alpha1.Features{}, wantReason: "mirroring"},
+		"env blocked":                   {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"env"}}, features: steal("x"), wantReason: "environment"},
+		"fs blocked, local mode reading remotely anyway": {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"fs"}}, features: func() mirrordv1alpha1.Features {
+			f := mirror
+			f.FS = mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeLocal, ReadOnly: []string{".*"}}
+			return f
+		}(), wantReason: "without --fs-read-only"},
 		"fs blocked, default read":             {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"fs"}}, features: steal("x"), wantReason: "files"},
 		"outgoing blocked, nil means on":       {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"outgoing"}}, features: steal("x"), wantReason: "outgoing"},
 		"everything off passes every block":    {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"env", "fs", "outgoing", "steal"}}, features: mirror},
@@ -111,6 +116,36 @@ func TestRestrictRequiredHeader(t *testing.T) {
 			}
 			if f := tc.in.Network.Incoming.HTTPFilter; f != nil && len(f.RequiredHeaders) != 0 {
 				t.Errorf("Restrict changed its input: %+v", f)
+			}
+		})
+	}
+}
+
+// TestRestrictFS: a policy's file rules reach the agent as policy rules, which it applies
+// before the session's own; a blocked fs is local whatever the session asked.
+func TestRestrictFS(t *testing.T) {
+	tg := mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: "shop"}
+	for name, tc := range map[string]struct {
+		policy mirrordv1alpha1.PolicySpec
+		in     mirrordv1alpha1.FSFeature
+		want   mirrordv1alpha1.FSFeature
+	}{
+		"rules go to the policy's lists": {
+			policy: mirrordv1alpha1.PolicySpec{FS: &mirrordv1alpha1.PolicyFS{ReadOnly: []string{"^/etc/"}, Local: []string{"^/secrets/"}, NotFound: []string{"^/root/"}}},
+			in:     mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeWrite, ReadWrite: []string{".*"}},
+			want: mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeWrite, ReadWrite: []string{".*"}, NotFound: []string{"^/root/"},
+				PolicyReadOnly: []string{"^/etc/"}, PolicyLocal: []string{"^/secrets/"}},
+		},
+		"a blocked fs is local": {
+			policy: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{mirrordv1alpha1.BlockFS}},
+			in:     mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeLocal, ReadOnly: []string{".*"}, ReadWrite: []string{"^/data"}},
+			want:   mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeLocal},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := Restrict([]Policy{{Ref: "p", Spec: tc.policy}}, tg, nil, mirrordv1alpha1.Features{FS: tc.in}).FS
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("fs (-want,+got):\n%s", diff)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -89,15 +90,16 @@ func testWhoMayTargetWhat(t *testing.T, f *framework.Framework, ns string) {
 			}
 		}
 	})
-	f.Eventually(context.Background(), 30*time.Second, "the detached sessions expired", func(ctx context.Context) error {
+	f.Eventually(context.Background(), 30*time.Second, "alice's and bob's detached sessions expired", func(ctx context.Context) error {
 		list, err := primary.Mirrord.MirrordV1alpha1().MirrordSessions(ns).List(ctx, metav1.ListOptions{})
-		if err == nil && len(list.Items) > 0 {
-			return errString("sessions left: " + list.Items[0].Name)
+		if err != nil {
+			return err
 		}
-		return err
+		for _, s := range list.Items {
+			if s.Spec.Owner == "alice" || s.Spec.Owner == "bob" {
+				return fmt.Errorf("session %s of %s still there", s.Name, s.Spec.Owner)
+			}
+		}
+		return nil
 	})
 }
-
-type errString string
-
-func (e errString) Error() string { return string(e) }

@@ -89,7 +89,8 @@ func ValidateFeatures(f mirrordv1alpha1.Features) error {
 	for _, l := range []struct {
 		key   string
 		exprs []string
-	}{{"readOnly", f.FS.ReadOnly}, {"readWrite", f.FS.ReadWrite}, {"local", f.FS.Local}, {"notFound", f.FS.NotFound}} {
+	}{{"readOnly", f.FS.ReadOnly}, {"readWrite", f.FS.ReadWrite}, {"local", f.FS.Local}, {"notFound", f.FS.NotFound},
+		{"policyReadOnly", f.FS.PolicyReadOnly}, {"policyLocal", f.FS.PolicyLocal}} {
 		if _, err := CompileAll("feature.fs."+l.key, l.exprs); err != nil {
 			return err
 		}

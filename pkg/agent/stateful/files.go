@@ -38,7 +38,9 @@ var ErrLocal = errors.New("this path is served by the developer's machine (featu
 type FS struct {
 	root                           *os.File
 	readOnly, readWrite, local, nf []*regexp.Regexp
-	mode                           mirrordv1alpha1.FSMode
+	// Policies' rules, which the session's own settings cannot widen.
+	policyReadOnly, policyLocal []*regexp.Regexp
+	mode                        mirrordv1alpha1.FSMode
 }
 
 func newFS(f mirrordv1alpha1.FSFeature) (*FS, error) {
@@ -56,7 +58,8 @@ func newFS(f mirrordv1alpha1.FSFeature) (*FS, error) {
 		key  string
 		in   []string
 		into *[]*regexp.Regexp
-	}{{"readOnly", f.ReadOnly, &fsys.readOnly}, {"readWrite", f.ReadWrite, &fsys.readWrite}, {"local", f.Local, &fsys.local}, {"notFound", f.NotFound, &fsys.nf}} {
+	}{{"readOnly", f.ReadOnly, &fsys.readOnly}, {"readWrite", f.ReadWrite, &fsys.readWrite}, {"local", f.Local, &fsys.local}, {"notFound", f.NotFound, &fsys.nf},
+		{"policyReadOnly", f.PolicyReadOnly, &fsys.policyReadOnly}, {"policyLocal", f.PolicyLocal, &fsys.policyLocal}} {
 		if *l.into, err = agentconfig.CompileAll("feature.fs."+l.key, l.in); err != nil {
 			return nil, err
 		}
@@ -82,12 +85,27 @@ func OpenFS(procRoot string, pid int, f mirrordv1alpha1.FSFeature) (*FS, error) 
 // Close releases the container's root.
 func (f *FS) Close() error { return f.root.Close() }
 
-// Access says what the session may do with path (absolute). Overrides are checked in the
-// order mirrord documents: notFound, readWrite, readOnly, local, then the mode.
+// Access says what the session may do with path (absolute). Policies come first and only
+// narrow: notFound, a policy's local, then the session's overrides in the order mirrord
+// documents (readWrite, readOnly, local, then the mode), and a policy's readOnly takes
+// writing away from whatever those allowed.
 func (f *FS) Access(p string) Access {
 	switch {
 	case matchRE(f.nf, p):
 		return AccessNotFound
+	case matchRE(f.policyLocal, p):
+		return AccessLocal
+	}
+	a := f.sessionAccess(p)
+	if a == AccessWrite && matchRE(f.policyReadOnly, p) {
+		a = AccessRead
+	}
+	return a
+}
+
+// sessionAccess is what the session's own settings allow for p.
+func (f *FS) sessionAccess(p string) Access {
+	switch {
 	case matchRE(f.readWrite, p):
 		return AccessWrite
 	case matchRE(f.readOnly, p):

@@ -150,6 +150,16 @@ type FSFeature struct {
 	// +optional
 	// +listType=atomic
 	NotFound []string `json:"notFound,omitempty"`
+	// policyReadOnly paths are set by policies, not users: they are never written, whatever
+	// mode and the overrides above say.
+	// +optional
+	// +listType=atomic
+	PolicyReadOnly []string `json:"policyReadOnly,omitempty"`
+	// policyLocal paths are set by policies, not users: they are never read from the target,
+	// whatever mode and the overrides above say.
+	// +optional
+	// +listType=atomic
+	PolicyLocal []string `json:"policyLocal,omitempty"`
 }
 
 // IncomingMode is what happens to traffic arriving at the target's ports.

@@ -114,6 +114,16 @@ func (in *FSFeature) DeepCopyInto(out *FSFeature) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.PolicyReadOnly != nil {
+		in, out := &in.PolicyReadOnly, &out.PolicyReadOnly
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
+	if in.PolicyLocal != nil {
+		in, out := &in.PolicyLocal, &out.PolicyLocal
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	return
 }
 
