@@ -165,6 +165,8 @@ func failure(err error) protocol.Response {
 		r.Errno = int(unix.ENOENT)
 	case errors.Is(err, os.ErrPermission):
 		r.Errno = int(unix.EACCES)
+	case errors.Is(err, stateful.ErrKernelFile):
+		r.Errno = int(unix.EACCES)
 	case errors.Is(err, stateful.ErrLocal):
 		r.Errno = int(unix.EXDEV) // the local side serves it
 	}
@@ -177,6 +179,9 @@ func (a *Agent) serveStream(ctx context.Context, se *session, mux *yamux.Session
 		return err
 	}
 	if err := req.Validate(); err != nil {
+		return protocol.WriteMessage(st, failure(err))
+	}
+	if err := permit(se.features, req); err != nil {
 		return protocol.WriteMessage(st, failure(err))
 	}
 	t, fsys, tnet, err := se.view(a)

@@ -166,7 +166,48 @@ func (f *FS) openat2(p string, flags, mode, resolve uint64) (*os.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
+	if err := containerFile(fd, flags&unix.O_PATH != 0); err != nil {
+		_ = unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
 	return os.NewFile(uintptr(fd), p), nil
+}
+
+// kernelFS are file systems that are the kernel's views, not the container's files: through
+// them a session would read around its env excludes (/proc/1/environ), another process's
+// memory (/proc/N/mem), or the node's devices and settings. They are refused wherever the
+// path leads, symlinks included (the check is on what was opened).
+var kernelFS = map[int64]string{
+	unix.PROC_SUPER_MAGIC: "procfs", unix.SYSFS_MAGIC: "sysfs", unix.DEVPTS_SUPER_MAGIC: "devpts",
+	unix.CGROUP_SUPER_MAGIC: "cgroupfs", unix.CGROUP2_SUPER_MAGIC: "cgroup2", unix.SECURITYFS_MAGIC: "securityfs",
+	unix.DEBUGFS_MAGIC: "debugfs", unix.TRACEFS_MAGIC: "tracefs", unix.BPF_FS_MAGIC: "bpffs", unix.NSFS_MAGIC: "nsfs",
+	unix.PSTOREFS_MAGIC: "pstore", unix.EFIVARFS_MAGIC: "efivarfs", unix.SELINUX_MAGIC: "selinuxfs", unix.BINFMTFS_MAGIC: "binfmt_misc",
+}
+
+// ErrKernelFile is the reason a path that leads to a kernel file system or a device is refused.
+var ErrKernelFile = errors.New("not one of the container's files (a kernel file system or a device): refused")
+
+// containerFile refuses fd when it is on a kernel file system, or a device node unless only
+// its metadata is wanted (pathOnly: stat, readlink).
+func containerFile(fd int, pathOnly bool) error {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return err
+	}
+	if name, ok := kernelFS[int64(sfs.Type)]; ok {
+		return fmt.Errorf("%w (%s)", ErrKernelFile, name)
+	}
+	if pathOnly {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if t := st.Mode & unix.S_IFMT; t == unix.S_IFCHR || t == unix.S_IFBLK {
+		return fmt.Errorf("%w (a device)", ErrKernelFile)
+	}
+	return nil
 }
 
 // Stat is lstat(2) of p in the container (a final symlink is not followed).
