@@ -31,20 +31,20 @@ func TestPermit(t *testing.T) {
 		req     protocol.Request
 		wantErr string
 	}{
-		"env on":                    {f: all, req: protocol.Request{Op: protocol.OpEnv}},
-		"env off":                   {f: none, req: protocol.Request{Op: protocol.OpEnv}, wantErr: "feature.env"},
-		"mounts with files":         {f: all, req: protocol.Request{Op: protocol.OpMounts}},
-		"mounts with fs local":      {f: none, req: protocol.Request{Op: protocol.OpMounts}, wantErr: "feature.fs.mode local"},
-		"mounts, local + override":  {f: localWithOverride, req: protocol.Request{Op: protocol.OpMounts}},
-		"dns on":                    {f: all, req: protocol.Request{Op: protocol.OpDNS}},
-		"dns off":                   {f: none, req: protocol.Request{Op: protocol.OpDNS}, wantErr: "feature.network.dns"},
-		"resolv.conf with dns off":  {f: none, req: protocol.Request{Op: protocol.OpResolvConf}, wantErr: "feature.network.dns"},
-		"tcp dial on":               {f: tcpOnly, req: protocol.Request{Op: protocol.OpDial, Network: "tcp", Address: "10.0.0.1:80"}},
-		"udp dial off, tcp on":      {f: tcpOnly, req: protocol.Request{Op: protocol.OpDial, Network: "udp", Address: "10.0.0.1:53"}, wantErr: "outgoing.udp"},
-		"tcp dial off":              {f: none, req: protocol.Request{Op: protocol.OpDial, Network: "tcp", Address: "10.0.0.1:80"}, wantErr: "outgoing.tcp"},
-		"incoming on":               {f: all, req: protocol.Request{Op: protocol.OpIncoming}},
-		"incoming off":              {f: none, req: protocol.Request{Op: protocol.OpIncoming}, wantErr: "incoming.mode off"},
-		"file ops are per path":     {f: none, req: protocol.Request{Op: protocol.OpStat, Path: "/etc/passwd"}},
+		"env on":                   {f: all, req: protocol.Request{Op: protocol.OpEnv}},
+		"env off":                  {f: none, req: protocol.Request{Op: protocol.OpEnv}, wantErr: "feature.env"},
+		"mounts with files":        {f: all, req: protocol.Request{Op: protocol.OpMounts}},
+		"mounts with fs local":     {f: none, req: protocol.Request{Op: protocol.OpMounts}, wantErr: "feature.fs.mode local"},
+		"mounts, local + override": {f: localWithOverride, req: protocol.Request{Op: protocol.OpMounts}},
+		"dns on":                   {f: all, req: protocol.Request{Op: protocol.OpDNS}},
+		"dns off":                  {f: none, req: protocol.Request{Op: protocol.OpDNS}, wantErr: "feature.network.dns"},
+		"resolv.conf with dns off": {f: none, req: protocol.Request{Op: protocol.OpResolvConf}, wantErr: "feature.network.dns"},
+		"tcp dial on":              {f: tcpOnly, req: protocol.Request{Op: protocol.OpDial, Network: "tcp", Address: "10.0.0.1:80"}},
+		"udp dial off, tcp on":     {f: tcpOnly, req: protocol.Request{Op: protocol.OpDial, Network: "udp", Address: "10.0.0.1:53"}, wantErr: "outgoing.udp"},
+		"tcp dial off":             {f: none, req: protocol.Request{Op: protocol.OpDial, Network: "tcp", Address: "10.0.0.1:80"}, wantErr: "outgoing.tcp"},
+		"incoming on":              {f: all, req: protocol.Request{Op: protocol.OpIncoming}},
+		"incoming off":             {f: none, req: protocol.Request{Op: protocol.OpIncoming}, wantErr: "incoming.mode off"},
+		"file ops are per path":    {f: none, req: protocol.Request{Op: protocol.OpStat, Path: "/etc/passwd"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := permit(tc.f, tc.req)
