@@ -58,6 +58,9 @@ const (
 	HelloAgent          HelloKind = ""
 	HelloSession        HelloKind = "MirrordSession"
 	HelloClusterSession HelloKind = "MirrordClusterSession"
+	// HelloHeartbeat: the CLI says its session is alive. The Primary's relay checks the
+	// session key's proof, records the heartbeat by its own clock and closes the connection.
+	HelloHeartbeat HelloKind = "Heartbeat"
 )
 
 // Challenge is the server's first message: a fresh nonce the session key signs, so a

@@ -12,12 +12,14 @@ import (
 	"github.com/hashicorp/yamux"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
@@ -75,6 +77,8 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 			route, err = s.acceptSession(cctx, h, nonce)
 		case protocol.HelloClusterSession:
 			route, err = s.acceptChild(cctx, h)
+		case protocol.HelloHeartbeat:
+			err = s.acceptHeartbeat(cctx, h, nonce)
 		default:
 			err = fmt.Errorf("a relay serves sessions and child sessions, not %q", h.Kind)
 		}
@@ -82,6 +86,10 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	})
 	if err != nil {
 		logger.V(2).Info("Refused a relay connection", "session", hello.Session, "kind", hello.Kind, "err", err)
+		return
+	}
+	if hello.Kind == protocol.HelloHeartbeat {
+		_ = sess.Close() // recorded in the handshake: nothing more to serve
 		return
 	}
 	logger.V(2).Info("Relaying", "session", hello.Session, "kind", hello.Kind)
@@ -124,6 +132,65 @@ func (s *Server) acceptSession(ctx context.Context, h protocol.Hello, nonce []by
 		return nil, fmt.Errorf("session %s is %s, not Ready", h.Session, sess.Status.Phase)
 	}
 	return &primaryRoute{s: s, session: sess, fetched: time.Now(), members: map[string]Upstream{}}, nil
+}
+
+// acceptHeartbeat checks a CLI's heartbeat, which proves possession of the session's key, and
+// renews the session's Lease with this server's time: the Primary's controller ends a session
+// whose Lease it has not seen renewed for its TTL. The client's clock plays no part.
+func (s *Server) acceptHeartbeat(ctx context.Context, h protocol.Hello, nonce []byte) error {
+	if !s.Roles.Primary {
+		return errors.New("this cluster is not the Primary: use the Primary's kubeconfig context")
+	}
+	ns, name, err := splitName(h.Session)
+	if err != nil {
+		return err
+	}
+	sess, err := s.Mirrord.MirrordV1alpha1().MirrordSessions(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("session %s: %w", h.Session, err)
+	}
+	if err := protocol.VerifyProof(sess.Spec.PublicKey, nonce, h.Session, h.Proof); err != nil {
+		return err
+	}
+	if sess.DeletionTimestamp != nil {
+		return fmt.Errorf("session %s: %w", h.Session, errEnded)
+	}
+	lease := coordinationv1ac.Lease(naming.SessionLease(sess.UID), s.Namespace).
+		WithLabels(map[string]string{
+			mirrordv1alpha1.LabelParentUID:       string(sess.UID),
+			mirrordv1alpha1.LabelParentNamespace: sess.Namespace,
+			mirrordv1alpha1.LabelParentName:      sess.Name,
+		}).
+		WithSpec(coordinationv1ac.LeaseSpec().
+			WithHolderIdentity(sess.Namespace + "/" + sess.Name).
+			WithLeaseDurationSeconds(sess.Spec.TTLSeconds).
+			WithRenewTime(metav1.NewMicroTime(time.Now())))
+	if _, err := s.Kube.CoordinationV1().Leases(s.Namespace).Apply(ctx, lease, metav1.ApplyOptions{FieldManager: "kubectl-mirrord-relay", Force: true}); err != nil {
+		return fmt.Errorf("recording the heartbeat: %w", err)
+	}
+	return nil
+}
+
+// errEnded is a heartbeat's refusal for a session being removed.
+var errEnded = errors.New("the session is being ended")
+
+// Heartbeat tells the Primary's relay that the session whose key is key is alive: path is
+// ServicePath of the Primary controller's namespace (through the API server cfg names), or
+// Path straight to a relay.
+func Heartbeat(ctx context.Context, cfg *rest.Config, path string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey) error {
+	conn, err := Dial(ctx, cfg, path)
+	if err != nil {
+		return fmt.Errorf("connecting to the Primary's relay: %w", err)
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	sess, err := protocol.Dial(conn, protocol.Hello{Kind: protocol.HelloHeartbeat, Session: session.Namespace + "/" + session.Name}, key)
+	if err != nil {
+		return err
+	}
+	return sess.Close()
 }
 
 // acceptChild checks the Primary's Hello: a token the API server says is the Primary's. (When the Primary is also a member, it goes to its own agents directly.)

@@ -4,7 +4,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	toolswatch "k8s.io/client-go/tools/watch"
@@ -49,14 +47,13 @@ func (o Owner) Own(spec *mirrordv1alpha1.MirrordSessionSpec) {
 	spec.Owner, spec.OwnerGroups = o.Name, slices.Clone(o.Groups)
 }
 
-// Create creates a session heartbeated from the start, named name, or after its owner and
-// target when name is empty.
+// Create creates a session named name, or after its owner and target when name is empty. Its
+// creation counts as its first heartbeat.
 func Create(ctx context.Context, c versioned.Interface, namespace, name string, spec mirrordv1alpha1.MirrordSessionSpec) (*mirrordv1alpha1.MirrordSession, error) {
 	s := &mirrordv1alpha1.MirrordSession{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
-			Namespace:   namespace,
-			Annotations: map[string]string{mirrordv1alpha1.AnnotationHeartbeat: time.Now().UTC().Format(time.RFC3339Nano)},
+			Name:      name,
+			Namespace: namespace,
 			// No finalizer: the Primary's controller adds it before it creates any child, so a
 			// session made while no controller runs can still be deleted (and its namespace).
 		},
@@ -139,20 +136,12 @@ func generateName(spec mirrordv1alpha1.MirrordSessionSpec) string {
 	return name + "-"
 }
 
-// Heartbeat records that the owner is still there.
-func Heartbeat(ctx context.Context, c versioned.Interface, namespace, name string) error {
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
-		mirrordv1alpha1.AnnotationHeartbeat: time.Now().UTC().Format(time.RFC3339Nano),
-	}}})
-	_, err := c.MirrordV1alpha1().MirrordSessions(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
-	return err
-}
-
-// KeepAlive heartbeats every interval until ctx ends. It returns early only if the session is
-// gone (someone ended it, or it expired). A failed heartbeat (a network blip, the API server
-// restarting) is retried every second until one gets through: the session dies only when
-// none does for its whole TTL.
-func KeepAlive(ctx context.Context, c versioned.Interface, namespace, name string, interval time.Duration) error {
+// KeepAlive heartbeats every interval until ctx ends, with beat (relay.Heartbeat: the
+// Primary's relay checks the session key and records the heartbeat by its own clock). It
+// returns early only if the session is gone (someone ended it, or it expired). A failed
+// heartbeat (a network blip, the Primary's controller restarting) is retried every second
+// until one gets through: the session dies only when none does for its whole TTL.
+func KeepAlive(ctx context.Context, c versioned.Interface, namespace, name string, interval time.Duration, beat func(context.Context) error) error {
 	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
@@ -163,14 +152,19 @@ func KeepAlive(ctx context.Context, c versioned.Interface, namespace, name strin
 		}
 		// Bounded: through a dead network a request can hang for minutes.
 		hctx, cancel := context.WithTimeout(ctx, min(interval, 5*time.Second))
-		err := Heartbeat(hctx, c, namespace, name)
+		err := beat(hctx)
+		if err != nil && ctx.Err() == nil {
+			// Refused, or the relay could not be reached: is the session still there?
+			_, gerr := c.MirrordV1alpha1().MirrordSessions(namespace).Get(hctx, name, metav1.GetOptions{})
+			if apierrors.IsNotFound(gerr) {
+				cancel()
+				return fmt.Errorf("session %s/%s was ended", namespace, name)
+			}
+		}
 		cancel()
-		switch {
-		case apierrors.IsNotFound(err):
-			return fmt.Errorf("session %s/%s was ended", namespace, name)
-		case err != nil:
+		if err != nil {
 			t.Reset(min(interval, time.Second))
-		default:
+		} else {
 			t.Reset(interval)
 		}
 	}

@@ -331,8 +331,9 @@ func TestControllersRefuse(t *testing.T) {
 }
 
 // runController runs the controller with every role against s until t ends, as the
-// single-cluster overlay would (its agents would never start: there are no nodes).
-func runController(t *testing.T, s *Server) {
+// single-cluster overlay would (its agents would never start: there are no nodes). It
+// returns the address of its relay.
+func runController(t *testing.T, s *Server) string {
 	t.Helper()
 	roles := t.TempDir()
 	for _, k := range []string{"primary", "workload", "default"} {
@@ -341,10 +342,11 @@ func runController(t *testing.T, s *Server) {
 		}
 	}
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background()))
+	relayAddr := "127.0.0.1:" + freePort(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- manager.Run(ctx, rest.CopyConfig(s.Config), manager.Config{
-			RolesDir: roles, Namespace: "mirrord-system", MetricsAddr: "0", ProbeAddr: "0", RelayAddr: "127.0.0.1:0",
+			RolesDir: roles, Namespace: "mirrord-system", MetricsAddr: "0", ProbeAddr: "0", RelayAddr: relayAddr,
 			AgentImage: "mirrord.local/kubectl-mirrord:dev", AgentDeadline: time.Hour, AgentStealBackend: "auto",
 			Workers: 4, ExcludedNamespaces: authz.DefaultExcludedNamespaces,
 		})
@@ -355,6 +357,7 @@ func runController(t *testing.T, s *Server) {
 			t.Errorf("controller: %v", err)
 		}
 	})
+	return relayAddr
 }
 
 func waitFor(t *testing.T, what string, f func(context.Context) error) {

@@ -2,6 +2,8 @@ package sessions
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +19,7 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
@@ -37,6 +40,8 @@ type CreateOptions struct {
 
 	Detach  bool
 	Timeout time.Duration
+	// MirrordNamespace is the Primary controller's, whose relay takes the heartbeats.
+	MirrordNamespace string
 }
 
 // NewCmdCreate returns `sessions create`: a session without local traffic, which shows the
@@ -61,6 +66,7 @@ func NewCmdCreate(flags *genericclioptions.ConfigFlags, streams genericiooptions
 	sessionflags.RegisterCompletions(cmd, flags)
 	cmd.Flags().BoolVar(&o.Detach, "detach", false, "print the session's name once it is ready and exit without ending it (it expires one TTL later)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long to wait for the session to become ready")
+	cmd.Flags().StringVar(&o.MirrordNamespace, "mirrord-namespace", "mirrord-system", "namespace of kubectl-mirrord's controller on the Primary")
 	return cmd
 }
 
@@ -70,7 +76,11 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cs, err := clients.ForFlags(o.ConfigFlags)
+	restCfg, err := o.ConfigFlags.ToRESTConfig()
+	if err != nil {
+		return err
+	}
+	cs, err := clients.ForConfig(restCfg)
 	if err != nil {
 		return err
 	}
@@ -86,6 +96,12 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The key proves each heartbeat is this process's.
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	spec.PublicKey = base64.StdEncoding.EncodeToString(pub)
 	s, err := session.Create(ctx, mc, ns, o.Name, spec)
 	if err != nil {
 		return err
@@ -97,7 +113,8 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	defer stopKeep()
 	interval := time.Duration(spec.TTLSeconds) * time.Second / 3
 	ended := make(chan error, 1) // someone else ended the session
-	go func() { ended <- session.KeepAlive(keepCtx, mc, ns, s.Name, interval) }()
+	beat := func(ctx context.Context) error { return relay.Heartbeat(ctx, restCfg, relay.ServicePath(o.MirrordNamespace), s, key) }
+	go func() { ended <- session.KeepAlive(keepCtx, mc, ns, s.Name, interval, beat) }()
 
 	end := func() {
 		stopKeep()

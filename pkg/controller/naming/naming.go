@@ -37,6 +37,12 @@ func AgentJob(podName string, podUID types.UID, container string) string {
 	return truncate("mirrord-agent-"+podName, 52) + "-" + hash(10, string(podUID), container)
 }
 
+// SessionLease is the Lease, in the Primary controller's namespace, whose renewals are a
+// session's heartbeats (written by the relay that checked them, so by a server's clock).
+func SessionLease(sessionUID types.UID) string {
+	return "kubectl-mirrord-session-" + string(sessionUID)
+}
+
 // PrimaryLease is the Lease a Primary renews in each member to say it is alive.
 func PrimaryLease(primary string) string {
 	return "kubectl-mirrord-primary-" + primary

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -94,6 +96,7 @@ type Controller struct {
 	sessions    mirrordlisters.MirrordSessionLister
 	clusters    mirrordlisters.MirrordClusterLister
 	secrets     corelisters.SecretLister
+	leases      coordinationlisters.LeaseLister // sessions' heartbeats, in Namespace
 	policiesFor func(namespace string) ([]policy.Policy, error)
 	labelsOf    func(mirrordv1alpha1.Target) map[string]string
 	synced      []cache.InformerSynced
@@ -103,11 +106,12 @@ type Controller struct {
 	members   map[string]*member
 	topoError error
 
-	// stateMu guards what this controller remembers of each session between reconciles:
-	// RBAC's last answer (accessOf) and the last heartbeat it saw (observeHeartbeat).
-	stateMu    sync.Mutex
-	access     map[cache.ObjectName]accessAnswer
-	heartbeats map[cache.ObjectName]heartbeat
+	// started is when this controller started: no session expires within a TTL of it.
+	started time.Time
+
+	// stateMu guards RBAC's last answer per session (accessOf).
+	stateMu sync.Mutex
+	access  map[cache.ObjectName]accessAnswer
 }
 
 // accessAnswer is RBAC's answer for one session, and when it was given.
@@ -138,15 +142,15 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 		kube: kube, mirrord: mirrord, roles: opts.Roles, opts: opts, clock: opts.Clock, recorder: recorder,
 		queue: worker.NewQueue(ControllerName), clusterQueue: worker.NewQueue(ControllerName + "-clusters"),
 		labelsOf: labelsOf, members: map[string]*member{},
-		access: map[cache.ObjectName]accessAnswer{}, heartbeats: map[cache.ObjectName]heartbeat{},
+		access: map[cache.ObjectName]accessAnswer{}, started: opts.Clock.Now(),
 	}
 	sessions := mirrordAll.Mirrord().V1alpha1().MirrordSessions()
 	clusters := mirrordAll.Mirrord().V1alpha1().MirrordClusters()
 	policies, clusterPolicies := mirrordAll.Mirrord().V1alpha1().MirrordPolicies(), mirrordAll.Mirrord().V1alpha1().MirrordClusterPolicies()
-	secrets := kubeOwn.Core().V1().Secrets()
-	c.sessions, c.clusters, c.secrets = sessions.Lister(), clusters.Lister(), secrets.Lister()
+	secrets, leases := kubeOwn.Core().V1().Secrets(), kubeOwn.Coordination().V1().Leases()
+	c.sessions, c.clusters, c.secrets, c.leases = sessions.Lister(), clusters.Lister(), secrets.Lister(), leases.Lister()
 	c.policiesFor = policy.Lister(policies.Lister(), clusterPolicies.Lister())
-	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), policies.Informer(), clusterPolicies.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), leases.Informer(), policies.Informer(), clusterPolicies.Informer()} {
 		c.synced = append(c.synced, inf.HasSynced)
 	}
 	if _, err := sessions.Informer().AddEventHandler(worker.Handler(c.queue)); err != nil {
@@ -169,6 +173,19 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 		return nil, err
 	}
 	if _, err := secrets.Informer().AddEventHandler(worker.FuncHandler(rebuild)); err != nil {
+		return nil, err
+	}
+	// A heartbeat only pushes a deadline each session already waits for (sync reads the
+	// Lease then), so renewals wake nothing; a first heartbeat or a deleted Lease does.
+	byLease := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if l, ok := obj.(*coordinationv1.Lease); ok {
+			c.enqueueParent(l.Labels)
+		}
+	}
+	if _, err := leases.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: byLease, DeleteFunc: byLease}); err != nil {
 		return nil, err
 	}
 	everything := worker.FuncHandler(func(any) { c.enqueueAllSessions() })
@@ -324,7 +341,9 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	s, err := c.sessions.MirrordSessions(key.Namespace).Get(key.Name)
 	if apierrors.IsNotFound(err) {
 		c.forget(key)
-		return nil // children are removed by the finalizer, or by the orphan sweep
+		// Children are removed by the finalizer, or by the orphan sweep; a heartbeat Lease
+		// left by a session deleted without its finalizer goes here.
+		return c.deleteLeasesOf(ctx, key)
 	}
 	if err != nil {
 		return err
@@ -340,18 +359,19 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		}
 	}
 
-	// Liveness: the owner heartbeats; silence for the TTL, by this controller's clock, ends
-	// the session everywhere.
+	// Liveness: the owner heartbeats through the relay, which renews the session's Lease;
+	// silence for the TTL, by servers' clocks, ends the session everywhere.
 	now := c.clock.Now()
-	hb := c.observeHeartbeat(key, s, now)
-	if gone, _ := expiry(hb.seen, s.Spec.TTLSeconds, now); gone {
+	lease, _ := c.leases.Leases(c.opts.Namespace).Get(naming.SessionLease(s.UID))
+	last := lastHeartbeat(s, lease, c.started)
+	if gone, _ := expiry(last, s.Spec.TTLSeconds, now); gone {
 		ttl := time.Duration(s.Spec.TTLSeconds) * time.Second
-		klog.FromContext(ctx).Info("No heartbeat within the session's TTL: ending it", "lastHeartbeatSeen", hb.seen, "ttl", ttl)
-		c.recorder.Eventf(s, corev1.EventTypeNormal, EventHeartbeatExpired, "No heartbeat seen since %s (TTL %s): ending the session", hb.seen.UTC().Format(time.RFC3339), ttl)
+		klog.FromContext(ctx).Info("No heartbeat within the session's TTL: ending it", "lastHeartbeat", last, "ttl", ttl)
+		c.recorder.Eventf(s, corev1.EventTypeNormal, EventHeartbeatExpired, "No heartbeat since %s (TTL %s): ending the session", last.UTC().Format(time.RFC3339), ttl)
 		err := c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
 		return ignoreGone(err)
 	}
-	_, left := expiry(hb.seen, s.Spec.TTLSeconds, now)
+	_, left := expiry(last, s.Spec.TTLSeconds, now)
 	requeue := &worker.Requeue{After: left + 100*time.Millisecond}
 
 	var access *authz.Access
@@ -362,7 +382,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		}
 		requeue.After = min(requeue.After, askAgain)
 	}
-	status, recheck := c.reconcileChildren(ctx, s, access, hb.seen)
+	status, recheck := c.reconcileChildren(ctx, s, access)
 	if err := c.writeStatus(ctx, s, status); err != nil {
 		return err
 	}
@@ -408,21 +428,26 @@ func (c *Controller) accessOf(ctx context.Context, key cache.ObjectName, s *mirr
 	return access, accessRecheck, nil
 }
 
-// observeHeartbeat records and returns what this controller knows of the session's heartbeats.
-func (c *Controller) observeHeartbeat(key cache.ObjectName, s *mirrordv1alpha1.MirrordSession, now time.Time) heartbeat {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	prev, ok := c.heartbeats[key]
-	hb := observeHeartbeat(prev, ok, s, now)
-	c.heartbeats[key] = hb
-	return hb
+// deleteLeasesOf deletes the heartbeat Leases of the session key names.
+func (c *Controller) deleteLeasesOf(ctx context.Context, key cache.ObjectName) error {
+	sel := labels.SelectorFromSet(labels.Set{mirrordv1alpha1.LabelParentNamespace: key.Namespace, mirrordv1alpha1.LabelParentName: key.Name})
+	leases, err := c.leases.Leases(c.opts.Namespace).List(sel)
+	if err != nil {
+		return err
+	}
+	for _, l := range leases {
+		err := c.kube.CoordinationV1().Leases(l.Namespace).Delete(ctx, l.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &l.UID}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // forget drops what this controller remembers of a session that is gone.
 func (c *Controller) forget(key cache.ObjectName) {
 	c.stateMu.Lock()
 	delete(c.access, key)
-	delete(c.heartbeats, key)
 	c.stateMu.Unlock()
 }
 
@@ -450,13 +475,10 @@ const noPodsGrace = 10 * time.Second
 // reconcileChildren decides the session's status and makes the children match it: created
 // while the session can proceed, deleted once it has failed. recheck, when set, is when the
 // decision may change without any event (a grace period ending).
-func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession, access *authz.Access, heartbeatSeen time.Time) (st mirrordv1alpha1.MirrordSessionStatus, recheck time.Duration) {
+func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession, access *authz.Access) (st mirrordv1alpha1.MirrordSessionStatus, recheck time.Duration) {
 	st = *s.Status.DeepCopy()
 	st.ObservedGeneration = s.Generation
 	st.TargetDescription = target.String(s.Spec.Target)
-	if st.LastHeartbeatTime == nil || !st.LastHeartbeatTime.Time.Equal(heartbeatSeen) {
-		st.LastHeartbeatTime = &metav1.Time{Time: heartbeatSeen}
-	}
 	cond := func(t string, ok bool, reason, msg string) {
 		status := metav1.ConditionFalse
 		if ok {
@@ -752,6 +774,10 @@ func (c *Controller) finalize(ctx context.Context, s *mirrordv1alpha1.MirrordSes
 	if err := c.deleteChildren(ctx, s); err != nil {
 		return err
 	}
+	err := c.kube.CoordinationV1().Leases(c.opts.Namespace).Delete(ctx, naming.SessionLease(s.UID), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting the session's heartbeat Lease: %w", err)
+	}
 	updated := s.DeepCopy()
 	updated.Finalizers = nil
 	for _, f := range s.Finalizers {
@@ -759,7 +785,7 @@ func (c *Controller) finalize(ctx context.Context, s *mirrordv1alpha1.MirrordSes
 			updated.Finalizers = append(updated.Finalizers, f)
 		}
 	}
-	_, err := c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Update(ctx, updated, metav1.UpdateOptions{})
+	_, err = c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Update(ctx, updated, metav1.UpdateOptions{})
 	return ignoreGone(err)
 }
 

@@ -19,37 +19,35 @@ package primary
 import (
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
-// heartbeat is the last heartbeat this controller saw of a session, by its own clock: the
-// value a client writes is only compared for change, never read as a time, so a laptop an
-// hour behind or ahead keeps its session exactly as long as its heartbeats arrive.
-type heartbeat struct {
-	// value is the session's heartbeat annotation when it last changed.
-	value string
-	// seen is when this controller saw it change (or first saw the session).
-	seen time.Time
-}
-
-// observeHeartbeat is what this controller knows of s's heartbeats at now, given what it knew
-// (prev; ok false when it never saw s, for example after a restart or a leader change: the
-// session then gets one TTL from now, as if it had just heartbeated).
-func observeHeartbeat(prev heartbeat, ok bool, s *mirrordv1alpha1.MirrordSession, now time.Time) heartbeat {
-	value := s.Annotations[mirrordv1alpha1.AnnotationHeartbeat]
-	if ok && prev.value == value {
-		return prev
+// lastHeartbeat is when session s last proved it is alive, by servers' clocks only: its
+// creation (the API server's), the last renewal of its Lease (nil if none yet; a relay renews
+// it, with its own clock, for each heartbeat whose key proof it checked), or this
+// controller's start (a controller that was away gives every session one TTL from its
+// return, as the clients could not reach it either). No time a client writes is read: a
+// laptop an hour behind or ahead keeps its session exactly as long as its heartbeats arrive.
+func lastHeartbeat(s *mirrordv1alpha1.MirrordSession, lease *coordinationv1.Lease, started time.Time) time.Time {
+	last := s.CreationTimestamp.Time
+	if lease != nil && lease.Spec.RenewTime != nil && lease.Spec.RenewTime.After(last) {
+		last = lease.Spec.RenewTime.Time
 	}
-	return heartbeat{value: value, seen: now}
+	if started.After(last) {
+		last = started
+	}
+	return last
 }
 
-// expiry says whether a session whose last heartbeat was seen at seen has outlived its TTL at
+// expiry says whether a session whose last heartbeat was at last has outlived its TTL at
 // now, and if not, how long it has left.
-func expiry(seen time.Time, ttlSeconds int32, now time.Time) (expired bool, left time.Duration) {
+func expiry(last time.Time, ttlSeconds int32, now time.Time) (expired bool, left time.Duration) {
 	ttl := time.Duration(ttlSeconds) * time.Second
 	if ttl <= 0 {
 		ttl = 30 * time.Second
 	}
-	left = seen.Add(ttl).Sub(now)
+	left = last.Add(ttl).Sub(now)
 	return left < 0, left
 }

@@ -31,10 +31,6 @@ const (
 	// LabelComponent tells controller and agent pods apart.
 	LabelComponent = GroupName + "/component"
 
-	// AnnotationHeartbeat holds the RFC 3339 time of the session owner's last heartbeat. A
-	// session without one for spec.ttlSeconds ends.
-	AnnotationHeartbeat = GroupName + "/heartbeat"
-
 	// FinalizerChildren keeps a MirrordSession until its child sessions in every member are
 	// deleted: owner references do not cross clusters.
 	FinalizerChildren = GroupName + "/children"

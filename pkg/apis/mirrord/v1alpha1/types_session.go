@@ -91,9 +91,6 @@ type MirrordSessionStatus struct {
 	// clustersReady is "ready/total" member clusters, for display.
 	// +optional
 	ClustersReady string `json:"clustersReady,omitempty"`
-	// lastHeartbeatTime is when the owner last proved it is alive.
-	// +optional
-	LastHeartbeatTime *metav1.Time `json:"lastHeartbeatTime,omitempty"`
 	// clusters has one entry per member cluster taking part in the session.
 	// +optional
 	// +listType=map
