@@ -81,7 +81,9 @@ func (o *Options) Run(ctx context.Context) error {
 	// this machine could not reach the cluster): the command is stopped then.
 	ended := make(chan struct{})
 	go func() {
-		beat := func(ctx context.Context) error { return relay.Heartbeat(ctx, restCfg, relay.ServicePath(o.MirrordNamespace), s, key) }
+		beat := func(ctx context.Context) error {
+			return relay.Heartbeat(ctx, restCfg, relay.ServicePath(o.MirrordNamespace), s, key)
+		}
 		if err := session.KeepAlive(keepCtx, cs.Mirrord, ns, s.Name, time.Duration(spec.TTLSeconds)*time.Second/3, beat); err != nil {
 			o.logf("%v (by sessions kill, or it expired while this machine could not reach the cluster): stopping the command", err)
 			close(ended)

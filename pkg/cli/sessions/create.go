@@ -113,7 +113,9 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	defer stopKeep()
 	interval := time.Duration(spec.TTLSeconds) * time.Second / 3
 	ended := make(chan error, 1) // someone else ended the session
-	beat := func(ctx context.Context) error { return relay.Heartbeat(ctx, restCfg, relay.ServicePath(o.MirrordNamespace), s, key) }
+	beat := func(ctx context.Context) error {
+		return relay.Heartbeat(ctx, restCfg, relay.ServicePath(o.MirrordNamespace), s, key)
+	}
 	go func() { ended <- session.KeepAlive(keepCtx, mc, ns, s.Name, interval, beat) }()
 
 	end := func() {
