@@ -5,6 +5,10 @@ SHELL := /usr/bin/env bash -o pipefail
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+# Evaluated once: a commit during a long build must not give its binaries two versions
+# (make dist substitutes VERSION inside LDFLAGS).
+VERSION := $(VERSION)
+COMMIT  := $(COMMIT)
 IMAGE   ?= mirrord.local/kubectl-mirrord:dev
 CLUSTERS ?= 3
 GOOS    ?= $(shell go env GOOS)
