@@ -73,6 +73,37 @@ func TestAgentServesTheTarget(t *testing.T) {
 	if _, err := cl.Open("/etc/app/config.yaml", unix.O_WRONLY, 0); !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("writing in the default read mode: %v", err)
 	}
+	// The container's files, never the kernel's views of it: its environment is not to be
+	// read around the session's env settings, nor another process's memory.
+	for _, p := range []string{"/proc/1/environ", "/proc/self/environ", "/proc/1/status", "/sys/kernel/uevent_seqnum"} {
+		if f, err := cl.Open(p, unix.O_RDONLY, 0); err == nil || !strings.Contains(err.Error(), "not one of the container's files") {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("opening %s in the target: %v, want it refused", p, err)
+		}
+	}
+
+	// The agent refuses what a session's features switch off, whatever its client asks.
+	off := *ag.features.DeepCopy()
+	off.Env.Disabled, off.Network.DNS.Disabled = true, true
+	off.Network.Outgoing.TCP, off.Network.Outgoing.UDP = ptr.To(false), ptr.To(false)
+	offAgent := ag
+	offAgent.features = &off
+	clOff, err := offAgent.dial(ag.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clOff.Env(); err == nil || !strings.Contains(err.Error(), "switched off") {
+		t.Errorf("env of a session without env: %v, want it refused", err)
+	}
+	if _, err := clOff.Dial("tcp", "10.96.0.1:443"); err == nil || !strings.Contains(err.Error(), "switched off") {
+		t.Errorf("dial of a session without outgoing TCP: %v, want it refused", err)
+	}
+	if _, err := clOff.Do(protocol.Request{Op: protocol.OpResolvConf}); err == nil || !strings.Contains(err.Error(), "switched off") {
+		t.Errorf("resolv.conf of a session without DNS: %v, want it refused", err)
+	}
+	clOff.Close()
 
 	svc, err := c.Kube.CoreV1().Services(ns).Get(ctx, "api", metav1.GetOptions{})
 	if err != nil {

@@ -454,6 +454,28 @@ func testSessions(t *testing.T, f *framework.Framework, tp topology) {
 		})
 	}
 	if tp.name == "B" {
+		t.Run("a policy blocking files refuses local mode with remote overrides", func(t *testing.T) {
+			f := framework.New(t)
+			c2 := f.Clusters[1]
+			_, err := c2.Mirrord.MirrordV1alpha1().MirrordPolicies(ns).Create(ctx, &mirrordv1alpha1.MirrordPolicy{
+				ObjectMeta: metav1.ObjectMeta{Name: "no-files"},
+				Spec:       mirrordv1alpha1.PolicySpec{TargetPath: "deploy/api", Block: []mirrordv1alpha1.BlockedFeature{mirrordv1alpha1.BlockFS}},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				_ = c2.Mirrord.MirrordV1alpha1().MirrordPolicies(ns).Delete(context.Background(), "no-files", metav1.DeleteOptions{})
+			}()
+			out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "create", "-t", "deploy/api", "--fs-mode", "local", "--fs-read-only", ".*", "--timeout", "60s")
+			if err == nil || !strings.Contains(out, "cluster c2: blocked by MirrordPolicy "+ns+"/no-files: reading the target's files is blocked; use --fs-mode local without --fs-read-only") {
+				t.Fatalf("want the session refused by the policy, got %v:\n%s", err, out)
+			}
+			out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "create", "-t", "deploy/api", "--fs-mode", "local", "--detach", "--session-ttl", "5", "--timeout", "60s")
+			if err != nil {
+				t.Fatalf("local files only, under the policy: %v\n%s", err, out)
+			}
+		})
 		t.Run("who may target what", func(t *testing.T) {
 			testWhoMayTargetWhat(t, framework.New(t), ns)
 		})
