@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
@@ -83,5 +85,64 @@ func TestKernelFilesRefused(t *testing.T) {
 	// A device's metadata is not the device.
 	if _, err := fsys.Stat("/dev/null"); err != nil {
 		t.Errorf("stat /dev/null: %v", err)
+	}
+}
+
+// TestRulesAfterSymlinks: a path's rules are those of the path as asked and of the path its
+// symlinks lead to inside the container, whichever is narrower.
+func TestRulesAfterSymlinks(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"run/secrets", "etc/secret/..2026_12_04", "var"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"run/secrets/db", "etc/secret/..2026_12_04/token", "etc/plain"} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		"var/run":           "../run",                     // as Debian's /var/run
+		"etc/secret/..data": "..2026_12_04",               // as a projected volume's
+		"etc/secret/token":  "..data/token",               //
+		"etc/escape":        "../../../../../run/secrets", // ".." stops at the root
+		"etc/absolute":      "/run/secrets/db",
+		"loop":              "loop",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeRead,
+		PolicyLocal: []string{`^/run/secrets/`, `^/etc/secret/\.\.2026_12_04/`}}
+	fsys, err := newFS(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fsys.root, err = os.Open(root); err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	for p, want := range map[string]Access{
+		"/run/secrets/db":     AccessLocal,
+		"/var/run/secrets/db": AccessLocal, // through var/run -> ../run
+		"/etc/secret/token":   AccessLocal, // through ..data -> ..2026_12_04
+		"/etc/escape/db":      AccessLocal,
+		"/etc/absolute":       AccessLocal,
+		"/etc/plain":          AccessRead,
+		"/etc/missing/x":      AccessRead,
+	} {
+		got, err := fsys.access(p)
+		if err != nil || got != want {
+			t.Errorf("access(%s) = %v, %v; want %v", p, got, err, want)
+		}
+	}
+	if _, err := fsys.access("/loop/x"); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("a symlink loop: %v, want ELOOP", err)
+	}
+	// And what a read of a covered path returns.
+	if _, err := fsys.ReadFile("/var/run/secrets/db"); !errors.Is(err, ErrLocal) {
+		t.Errorf("reading /var/run/secrets/db: %v, want %v", err, ErrLocal)
 	}
 }

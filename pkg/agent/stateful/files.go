@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"strings"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -131,13 +132,109 @@ func matchRE(res []*regexp.Regexp, p string) bool {
 	return false
 }
 
+// narrowest is the more restrictive of two accesses: absent, then local, read, write.
+func narrowest(a, b Access) Access {
+	rank := func(x Access) int {
+		switch x {
+		case AccessNotFound:
+			return 0
+		case AccessLocal:
+			return 1
+		case AccessRead:
+			return 2
+		}
+		return 3
+	}
+	if rank(b) < rank(a) {
+		return b
+	}
+	return a
+}
+
+// maxSymlinks bounds the symlinks one path may go through, as the kernel's MAXSYMLINKS.
+const maxSymlinks = 40
+
+// resolve returns p with every symlink resolved inside the container's root, as the kernel
+// resolves it there (RESOLVE_IN_ROOT: ".." and absolute links stop at the root). A component
+// that does not exist ends the walk: the rest is kept as written.
+func (f *FS) resolve(p string) (string, error) {
+	resolved := "/"
+	rest := strings.Split(strings.TrimPrefix(path.Clean(p), "/"), "/")
+	for links := 0; len(rest) > 0; {
+		comp := rest[0]
+		rest = rest[1:]
+		switch comp {
+		case "", ".":
+			continue
+		case "..":
+			resolved = path.Dir(resolved)
+			continue
+		}
+		next := path.Join(resolved, comp)
+		how := unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS}
+		fd, err := unix.Openat2(int(f.root.Fd()), next, &how)
+		if err != nil {
+			// Absent (or not reachable): nothing further to resolve.
+			return path.Join(append([]string{next}, rest...)...), nil
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			buf := make([]byte, unix.PathMax)
+			var n int
+			if n, err = unix.Readlinkat(fd, "", buf); err == nil {
+				if links++; links > maxSymlinks {
+					_ = unix.Close(fd)
+					return "", unix.ELOOP
+				}
+				target := string(buf[:n])
+				if path.IsAbs(target) {
+					resolved = "/"
+				}
+				rest = append(strings.Split(strings.TrimPrefix(target, "/"), "/"), rest...)
+				_ = unix.Close(fd)
+				continue
+			}
+		}
+		_ = unix.Close(fd)
+		if err != nil {
+			return "", err
+		}
+		resolved = next
+	}
+	return resolved, nil
+}
+
+// access is what the session may do with p: the rules are applied to p as asked and to p
+// with its symlinks resolved inside the container, and the narrower answer holds, so a rule
+// on /run/secrets also covers /var/run/secrets when /var/run links to /run, and a rule on a
+// projected volume's file covers the ..data/ link it goes through.
+func (f *FS) access(p string) (Access, error) {
+	a := f.Access(p)
+	if a == AccessNotFound {
+		return a, nil
+	}
+	resolved, err := f.resolve(p)
+	if err != nil {
+		return a, err
+	}
+	if resolved != p {
+		a = narrowest(a, f.Access(resolved))
+	}
+	return a, nil
+}
+
 // check cleans p and enforces the session's access for an operation that writes or not.
 func (f *FS) check(p string, write bool) (string, error) {
 	if !path.IsAbs(p) {
 		return "", &fs.PathError{Op: "open", Path: p, Err: errors.New("path must be absolute")}
 	}
 	p = path.Clean(p)
-	switch f.Access(p) {
+	access, err := f.access(p)
+	if err != nil {
+		return "", &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	switch access {
 	case AccessNotFound:
 		return "", &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
 	case AccessLocal:
