@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/manager"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
@@ -363,7 +364,21 @@ func testSessions(t *testing.T, f *framework.Framework, tp topology) {
 		start := f.StopAPIServer("c3")
 		waitPhase(t, f, ns, name, mirrordv1alpha1.SessionDegraded, "c3", 30*time.Second)
 		start()
+		restarted := time.Now()
 		waitPhase(t, f, ns, name, mirrordv1alpha1.SessionReady, "", 60*time.Second)
+		// The session is Ready again as soon as the Primary reaches c3; c3's own controller
+		// may still lose its leadership to a request that hung across the restart, and lead
+		// again (its controllers restarted) only seconds later. The next subtests need it.
+		f.Eventually(ctx, 60*time.Second, "c3's controller leading again", func(ctx context.Context) error {
+			l, err := f.Clusters[2].Kube.CoordinationV1().Leases(controllerNS).Get(ctx, manager.LeaseName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if l.Spec.RenewTime == nil || !l.Spec.RenewTime.After(restarted.Add(2*time.Second)) {
+				return fmt.Errorf("leader Lease last renewed %v", l.Spec.RenewTime)
+			}
+			return nil
+		})
 	})
 
 	t.Run("ending the session removes everything within 10s", func(t *testing.T) {
