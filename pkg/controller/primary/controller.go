@@ -364,14 +364,14 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	now := c.clock.Now()
 	lease, _ := c.leases.Leases(c.opts.Namespace).Get(naming.SessionLease(s.UID))
 	last := lastHeartbeat(s, lease, c.started)
-	if gone, _ := expiry(last, s.Spec.TTLSeconds, now); gone {
+	gone, left := expiry(last, s.Spec.TTLSeconds, now)
+	if gone {
 		ttl := time.Duration(s.Spec.TTLSeconds) * time.Second
 		klog.FromContext(ctx).Info("No heartbeat within the session's TTL: ending it", "lastHeartbeat", last, "ttl", ttl)
 		c.recorder.Eventf(s, corev1.EventTypeNormal, EventHeartbeatExpired, "No heartbeat since %s (TTL %s): ending the session", last.UTC().Format(time.RFC3339), ttl)
 		err := c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
 		return ignoreGone(err)
 	}
-	_, left := expiry(last, s.Spec.TTLSeconds, now)
 	requeue := &worker.Requeue{After: left + 100*time.Millisecond}
 
 	var access *authz.Access
