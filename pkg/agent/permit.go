@@ -38,7 +38,7 @@ func permit(f mirrordv1alpha1.Features, req protocol.Request) error {
 		}
 	case protocol.OpIncoming:
 		if f.Network.Incoming.Mode == mirrordv1alpha1.IncomingModeOff {
-			return off("the target's incoming traffic", "feature.network.incoming.mode off")
+			return fmt.Errorf("incoming traffic is off for this session (feature.network.incoming.mode off)")
 		}
 	}
 	return nil
