@@ -8,8 +8,8 @@ import (
 	"os"
 	"path"
 	"regexp"
-	"strings"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
