@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // Agent serves every session on one target container: the member controller runs one per
@@ -19,6 +21,8 @@ import (
 type Agent struct {
 	cfg      Config
 	procRoot string
+	// handshakes bounds the connections on the session port that have not authenticated yet.
+	handshakes *protocol.Handshakes
 
 	mu     sync.Mutex
 	target *served // the located target process, nil until found
@@ -28,7 +32,8 @@ type Agent struct {
 
 // New returns an agent for cfg.
 func New(cfg Config) *Agent {
-	return &Agent{cfg: cfg, procRoot: "/proc", ready: errors.New("target not located yet")}
+	return &Agent{cfg: cfg, procRoot: "/proc", ready: errors.New("target not located yet"),
+		handshakes: protocol.NewHandshakes(protocol.MaxConcurrentHandshakes)}
 }
 
 // Run locates the target, serves health endpoints, and follows the target's process until

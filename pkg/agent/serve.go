@@ -96,7 +96,7 @@ func (s *session) close() {
 func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
 	defer conn.Close()
 	var se *session
-	_, mux, err := protocol.Accept(conn, func(h protocol.Hello, _ []byte) error {
+	_, mux, err := a.handshakes.Accept(conn, func(h protocol.Hello, _ []byte) error {
 		if h.Kind != protocol.HelloAgent {
 			return fmt.Errorf("this is an agent: it serves agent sessions, not %s", h.Kind)
 		}

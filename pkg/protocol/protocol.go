@@ -33,6 +33,10 @@ const magic = "MIRRORD\x00"
 // MaxMessage bounds one message: a peer cannot make the other allocate more.
 const MaxMessage = 1 << 20
 
+// MaxHello bounds the Hello, the one message a server reads before the peer has proved
+// anything: a session's features, regular expressions included, fit many times over.
+const MaxHello = 64 << 10
+
 // Hello is what the connecting side says, after the server's Challenge.
 type Hello struct {
 	// Kind is what Session names: a MirrordSession (the CLI at the Primary), a
@@ -127,19 +131,26 @@ func WriteBuffered(w io.Writer, write func(io.Writer) error) error {
 }
 
 // ReadMessage reads one message written by WriteMessage into v, refusing unknown fields.
-func ReadMessage(r io.Reader, v any) error {
+func ReadMessage(r io.Reader, v any) error { return readMessage(r, v, MaxMessage) }
+
+// readMessage reads one message of at most max bytes. Memory grows with the bytes that
+// arrive, not with the length the peer declares: a peer that declares a megabyte and sends
+// nothing costs nothing.
+func readMessage(r io.Reader, v any, max uint32) error {
 	var l [4]byte
 	if _, err := io.ReadFull(r, l[:]); err != nil {
 		return err
 	}
 	n := binary.BigEndian.Uint32(l[:])
-	if n > MaxMessage {
-		return fmt.Errorf("protocol: message of %d bytes exceeds %d", n, MaxMessage)
+	if n > max {
+		return fmt.Errorf("protocol: message of %d bytes exceeds %d", n, max)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	var buf bytes.Buffer
+	buf.Grow(int(min(n, 4<<10)))
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
 		return fmt.Errorf("protocol: short message: %w", err)
 	}
+	b := buf.Bytes()
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -235,7 +246,7 @@ func Accept(conn net.Conn, check func(h Hello, nonce []byte) error) (Hello, *yam
 	if err := WriteMessage(conn, Challenge{Nonce: nonce}); err != nil {
 		return hello, nil, err
 	}
-	if err := ReadMessage(br, &hello); err != nil {
+	if err := readMessage(br, &hello, MaxHello); err != nil {
 		return hello, nil, err
 	}
 	var refuse error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -37,7 +38,16 @@ type Server struct {
 	AgentKey func(ctx context.Context) ([]byte, error)
 	// Addr is the listen address; its port is also how the Primary reaches itself.
 	Addr string
+
+	handshakes *protocol.Handshakes
 }
+
+// handshakesRefused counts, for the controller's metrics, the relay connections refused for
+// being over protocol.MaxConcurrentHandshakes.
+var handshakesRefused atomic.Int64
+
+// HandshakesRefused is the relay connections refused so far for being over the limit.
+func HandshakesRefused() int64 { return handshakesRefused.Load() }
 
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
@@ -45,6 +55,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.handshakes = protocol.NewHandshakes(protocol.MaxConcurrentHandshakes)
 	mux := http.NewServeMux()
 	mux.Handle("GET "+InfoPath, s.infoHandler(infoOf(s.Roles, s.Namespace)))
 	mux.Handle("/", upgradeHandler(func(c net.Conn) { s.serveConn(ctx, c) }))
@@ -68,7 +79,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	logger := klog.FromContext(ctx)
 	var route Route
-	hello, sess, err := protocol.Accept(conn, func(h protocol.Hello, nonce []byte) error {
+	hello, sess, err := s.handshakes.Accept(conn, func(h protocol.Hello, nonce []byte) error {
 		var err error
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -84,6 +95,12 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		}
 		return err
 	})
+	if errors.Is(err, protocol.ErrBusy) {
+		if handshakesRefused.Add(1)%100 == 1 { // a flood: say so, not once per connection
+			logger.Info("Refusing relay connections: too many handshakes at once", "limit", protocol.MaxConcurrentHandshakes, "refused", handshakesRefused.Load())
+		}
+		return
+	}
 	if err != nil {
 		logger.V(2).Info("Refused a relay connection", "session", hello.Session, "kind", hello.Kind, "err", err)
 		return

@@ -6,6 +6,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 // newRegistry returns the controller's metrics registry: Go and process metrics, reconcile
@@ -15,6 +16,10 @@ func newRegistry() *prometheus.Registry {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(worker.Collectors()...)
 	reg.MustRegister(leaderGauge, peakRSS)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "kubectl_mirrord_relay_handshakes_refused_total",
+		Help: "Relay connections refused because protocol.MaxConcurrentHandshakes handshakes were running.",
+	}, func() float64 { return float64(relay.HandshakesRefused()) }))
 	p := &queueMetrics{
 		depth:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "workqueue_depth", Help: "Current depth of the workqueue."}, []string{"name"}),
 		adds:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workqueue_adds_total", Help: "Adds handled by the workqueue."}, []string{"name"}),
