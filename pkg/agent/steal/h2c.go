@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // h2Preface opens every HTTP/2 connection with prior knowledge.
@@ -16,17 +17,21 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // apart by the HTTP/2 preface): those f matches to session, the rest to the original
 // destination, which dial reaches.
 func Serve(ctx context.Context, client net.Conn, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
-	cr := bufio.NewReaderSize(client, 64<<10)
+	lim := newReadLimit(client)
+	cr := bufio.NewReaderSize(lim, readBuffer)
+	// A client that connects and says nothing is closed after IdleTimeout.
+	_ = client.SetReadDeadline(time.Now().Add(IdleTimeout))
 	for n := 1; n <= len(h2Preface); n++ {
 		b, err := cr.Peek(n)
 		if err != nil {
 			client.Close()
-			return nil // closed before a request
+			return nil // closed (or silent) before a request
 		}
 		if b[n-1] != h2Preface[n-1] {
-			return serveHTTP1(ctx, client, cr, f, session, dial)
+			return serveHTTP1(ctx, client, cr, lim, f, session, dial)
 		}
 	}
+	_ = client.SetReadDeadline(time.Time{}) // the HTTP/2 server keeps its own
 	return serveH2C(ctx, &bufferedConn{Conn: client, r: cr}, f, session, dial)
 }
 
@@ -65,7 +70,8 @@ func serveH2C(ctx context.Context, client net.Conn, f *Filter, session RoundTrip
 			w.Header()[k] = vs
 		}
 	})
-	srv := &http.Server{Protocols: new(http.Protocols), Handler: handler, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{Protocols: new(http.Protocols), Handler: handler, BaseContext: func(net.Listener) context.Context { return ctx },
+		MaxHeaderBytes: MaxHeaderBytes, ReadHeaderTimeout: HeaderTimeout, IdleTimeout: IdleTimeout}
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	l := &oneConnListener{conn: client, done: make(chan struct{})}
 	srv.ConnState = func(_ net.Conn, s http.ConnState) {

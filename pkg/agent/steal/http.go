@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
@@ -97,8 +98,10 @@ type RoundTripFunc func(*http.Request) (*http.Response, error)
 // those f matches to session, the rest unchanged to the original destination over one
 // passthrough connection opened by dial when first needed. A 101 answer from the original
 // turns the connection into a tunnel to it. It returns when either side closes. cr reads
-// client (Serve has peeked at it).
-func serveHTTP1(ctx context.Context, client net.Conn, cr *bufio.Reader, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
+// client through lim (Serve has peeked at it). Each request waits at most IdleTimeout for
+// its first byte, then HeaderTimeout and MaxHeaderBytes for its headers; its body is not
+// timed (uploads may be slow).
+func serveHTTP1(ctx context.Context, client net.Conn, cr *bufio.Reader, lim *readLimit, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
 	defer client.Close()
 	var pass net.Conn
 	var pr *bufio.Reader
@@ -108,10 +111,27 @@ func serveHTTP1(ctx context.Context, client net.Conn, cr *bufio.Reader, f *Filte
 		}
 	}()
 	for {
+		_ = client.SetReadDeadline(time.Now().Add(IdleTimeout))
+		if _, err := cr.Peek(1); err != nil {
+			return nil // closed, or idle too long
+		}
+		_ = client.SetReadDeadline(time.Now().Add(HeaderTimeout))
+		lim.limit(MaxHeaderBytes + readBuffer - int64(cr.Buffered()))
 		req, err := http.ReadRequest(cr)
+		lim.limit(-1)
+		_ = client.SetReadDeadline(time.Time{})
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			switch {
+			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
 				return nil
+			case errors.Is(err, errHeaderTooLarge):
+				tooLarge := &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1}
+				resp := errorResponse(tooLarge, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("mirrord: request headers larger than %d bytes", MaxHeaderBytes))
+				resp.Close = true
+				_ = protocol.WriteBuffered(client, resp.Write)
+				return fmt.Errorf("reading a request: %w", err)
+			case isTimeout(err):
+				return fmt.Errorf("reading a request: its headers took longer than %s", HeaderTimeout)
 			}
 			return fmt.Errorf("reading a request: %w", err)
 		}

@@ -1,0 +1,119 @@
+package steal
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+)
+
+// serveLoopback serves stolen connections on a loopback listener with a filter taking
+// every request, answered "local".
+func serveLoopback(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	f, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Path: "^/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: 5, Body: io.NopCloser(strings.NewReader("local"))}, nil
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_ = Serve(t.Context(), c, f, session, func(context.Context) (net.Conn, error) { return nil, io.EOF })
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// closedWithin reports whether the server closes c within d (reading and discarding).
+func closedWithin(c net.Conn, d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c)
+	return err == nil // EOF: closed by the server; a timeout is an error
+}
+
+// TestStealLimits: what any client of a stolen port sends is bounded in size and time.
+func TestStealLimits(t *testing.T) {
+	idle, header := IdleTimeout, HeaderTimeout
+	IdleTimeout, HeaderTimeout = 300*time.Millisecond, 300*time.Millisecond
+	t.Cleanup(func() { IdleTimeout, HeaderTimeout = idle, header })
+	addr := serveLoopback(t)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	t.Run("a request within the limits is routed", func(t *testing.T) {
+		c := dial()
+		_, _ = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\nX-Ok: "+strings.Repeat("a", 100<<10)+"\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("response: %v %v", resp, err)
+		}
+	})
+	t.Run("headers over MaxHeaderBytes are answered 431 and the connection closed", func(t *testing.T) {
+		c := dial()
+		go func() {
+			_, _ = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ")
+			big := strings.Repeat("a", 64<<10)
+			for range 64 { // 4 MiB, more than the limit, in one header line
+				if _, err := io.WriteString(c, big); err != nil {
+					return
+				}
+			}
+		}()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("response: %v %v, want 431", resp, err)
+		}
+	})
+	t.Run("a client that says nothing is closed after IdleTimeout", func(t *testing.T) {
+		if !closedWithin(dial(), 3*time.Second) {
+			t.Fatal("a silent connection was kept")
+		}
+	})
+	t.Run("headers slower than HeaderTimeout close the connection", func(t *testing.T) {
+		c := dial()
+		_, _ = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n") // and never the blank line
+		if !closedWithin(c, 3*time.Second) {
+			t.Fatal("a connection stuck in its headers was kept")
+		}
+	})
+	t.Run("a keep-alive connection idle after a request is closed after IdleTimeout", func(t *testing.T) {
+		c := dial()
+		_, _ = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("response: %v %v", resp, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("after the idle time: %v, want the server's close", err)
+		}
+	})
+}
