@@ -21,7 +21,7 @@ func permit(f mirrordv1alpha1.Features, req protocol.Request) error {
 			return off("the target's environment", "feature.env")
 		}
 	case protocol.OpMounts:
-		if fs := f.FS; fs.Mode == mirrordv1alpha1.FSModeLocal && len(fs.ReadOnly) == 0 && len(fs.ReadWrite) == 0 {
+		if !f.FS.ReadsRemotely() {
 			return off("the target's files", "feature.fs.mode local")
 		}
 	case protocol.OpResolvConf, protocol.OpDNS:

@@ -155,7 +155,7 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 			}
 		case mirrordv1alpha1.BlockFS:
 			// Local mode with remote overrides still reads the target (--fs-read-only '.*').
-			if f.FS.Mode != mirrordv1alpha1.FSModeLocal || len(f.FS.ReadOnly) > 0 || len(f.FS.ReadWrite) > 0 {
+			if f.FS.ReadsRemotely() {
 				return "reading the target's files is blocked; use --fs-mode local without --fs-read-only or --fs-read-write"
 			}
 		case mirrordv1alpha1.BlockOutgoing:

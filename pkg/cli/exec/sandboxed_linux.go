@@ -87,7 +87,7 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 // remoteDirs are the target's volume directories to show the command (none with fs mode
 // local and no overrides that read remotely).
 func (o *Options) remoteDirs(client *protocol.Client, fs mirrordv1alpha1.FSFeature) ([]string, error) {
-	if fs.Mode == mirrordv1alpha1.FSModeLocal && len(fs.ReadOnly) == 0 && len(fs.ReadWrite) == 0 {
+	if !fs.ReadsRemotely() {
 		return nil, nil
 	}
 	r, err := client.Do(protocol.Request{Op: protocol.OpMounts})

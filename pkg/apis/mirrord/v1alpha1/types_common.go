@@ -162,6 +162,12 @@ type FSFeature struct {
 	PolicyLocal []string `json:"policyLocal,omitempty"`
 }
 
+// ReadsRemotely reports whether any file may be served from the target: a mode other than
+// local (the default is read), or a readOnly or readWrite override.
+func (f FSFeature) ReadsRemotely() bool {
+	return f.Mode != FSModeLocal || len(f.ReadOnly) > 0 || len(f.ReadWrite) > 0
+}
+
 // IncomingMode is what happens to traffic arriving at the target's ports.
 // +kubebuilder:validation:Enum=mirror;steal;off
 type IncomingMode string
