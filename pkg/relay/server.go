@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -38,16 +37,14 @@ type Server struct {
 	AgentKey func(ctx context.Context) ([]byte, error)
 	// Addr is the listen address; its port is also how the Primary reaches itself.
 	Addr string
-
-	handshakes *protocol.Handshakes
 }
 
-// handshakesRefused counts, for the controller's metrics, the relay connections refused for
-// being over protocol.MaxConcurrentHandshakes.
-var handshakesRefused atomic.Int64
+// handshakes bounds the relay's unauthenticated connections, across every Server of the
+// process (there is one), so the controller's metrics can read what it refused.
+var handshakes = protocol.NewHandshakes(protocol.MaxConcurrentHandshakes)
 
 // HandshakesRefused is the relay connections refused so far for being over the limit.
-func HandshakesRefused() int64 { return handshakesRefused.Load() }
+func HandshakesRefused() int64 { return handshakes.Refused() }
 
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
@@ -55,7 +52,6 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.handshakes = protocol.NewHandshakes(protocol.MaxConcurrentHandshakes)
 	mux := http.NewServeMux()
 	mux.Handle("GET "+InfoPath, s.infoHandler(infoOf(s.Roles, s.Namespace)))
 	mux.Handle("/", upgradeHandler(func(c net.Conn) { s.serveConn(ctx, c) }))
@@ -79,7 +75,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	logger := klog.FromContext(ctx)
 	var route Route
-	hello, sess, err := s.handshakes.Accept(conn, func(h protocol.Hello, nonce []byte) error {
+	hello, sess, err := handshakes.Accept(conn, func(h protocol.Hello, nonce []byte) error {
 		var err error
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -96,8 +92,8 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		return err
 	})
 	if errors.Is(err, protocol.ErrBusy) {
-		if handshakesRefused.Add(1)%100 == 1 { // a flood: say so, not once per connection
-			logger.Info("Refusing relay connections: too many handshakes at once", "limit", protocol.MaxConcurrentHandshakes, "refused", handshakesRefused.Load())
+		if n := handshakes.Refused(); n%100 == 1 { // a flood: say so, not once per connection
+			logger.Info("Refusing relay connections: too many handshakes at once", "limit", protocol.MaxConcurrentHandshakes, "refused", n)
 		}
 		return
 	}
