@@ -428,7 +428,8 @@ func (c *Controller) accessOf(ctx context.Context, key cache.ObjectName, s *mirr
 	return access, accessRecheck, nil
 }
 
-// deleteLeasesOf deletes the heartbeat Leases of the session key names.
+// deleteLeasesOf deletes the heartbeat Leases of the session key names, as the cache shows
+// them: a session that never heartbeated costs no call.
 func (c *Controller) deleteLeasesOf(ctx context.Context, key cache.ObjectName) error {
 	sel := labels.SelectorFromSet(labels.Set{mirrordv1alpha1.LabelParentNamespace: key.Namespace, mirrordv1alpha1.LabelParentName: key.Name})
 	leases, err := c.leases.Leases(c.opts.Namespace).List(sel)
@@ -774,8 +775,9 @@ func (c *Controller) finalize(ctx context.Context, s *mirrordv1alpha1.MirrordSes
 	if err := c.deleteChildren(ctx, s); err != nil {
 		return err
 	}
-	err := c.kube.CoordinationV1().Leases(c.opts.Namespace).Delete(ctx, naming.SessionLease(s.UID), metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	// A Lease the cache does not show yet brings its session back here (or to the NotFound
+	// path) when it does.
+	if err := c.deleteLeasesOf(ctx, cache.NewObjectName(s.Namespace, s.Name)); err != nil {
 		return fmt.Errorf("deleting the session's heartbeat Lease: %w", err)
 	}
 	updated := s.DeepCopy()
@@ -785,7 +787,7 @@ func (c *Controller) finalize(ctx context.Context, s *mirrordv1alpha1.MirrordSes
 			updated.Finalizers = append(updated.Finalizers, f)
 		}
 	}
-	_, err = c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Update(ctx, updated, metav1.UpdateOptions{})
+	_, err := c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Update(ctx, updated, metav1.UpdateOptions{})
 	return ignoreGone(err)
 }
 
