@@ -187,6 +187,12 @@ func (s *Server) acceptHeartbeat(ctx context.Context, h protocol.Hello, nonce []
 // errEnded is a heartbeat's refusal for a session being removed.
 var errEnded = errors.New("the session is being ended")
 
+// Heartbeater is session.KeepAlive's heartbeat for a CLI: Heartbeat through the API server
+// cfg names to the relay of the Primary controller in controllerNS.
+func Heartbeater(cfg *rest.Config, controllerNS string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey) func(context.Context) error {
+	return func(ctx context.Context) error { return Heartbeat(ctx, cfg, ServicePath(controllerNS), session, key) }
+}
+
 // Heartbeat tells the Primary's relay that the session whose key is key is alive: path is
 // ServicePath of the Primary controller's namespace (through the API server cfg names), or
 // Path straight to a relay.

@@ -4,6 +4,8 @@ package session
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -40,6 +42,17 @@ func Whoami(ctx context.Context, kube kubernetes.Interface) (Owner, error) {
 		return Owner{}, fmt.Errorf("asking the API server who you are: %w", err)
 	}
 	return Owner{Name: r.Status.UserInfo.Username, Groups: r.Status.UserInfo.Groups}, nil
+}
+
+// NewKey makes the session's key: its public half goes into spec, and only the process that
+// holds the private half can attach to the session or heartbeat it.
+func NewKey(spec *mirrordv1alpha1.MirrordSessionSpec) (ed25519.PrivateKey, error) {
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	spec.PublicKey = base64.StdEncoding.EncodeToString(pub)
+	return key, nil
 }
 
 // Own makes o the owner of spec.

@@ -2,8 +2,6 @@ package exec
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -63,11 +61,10 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pub, key, err := ed25519.GenerateKey(nil)
+	key, err := session.NewKey(&spec)
 	if err != nil {
 		return err
 	}
-	spec.PublicKey = base64.StdEncoding.EncodeToString(pub)
 
 	start := time.Now()
 	s, err := session.Create(ctx, cs.Mirrord, ns, o.Name, spec)
@@ -81,9 +78,7 @@ func (o *Options) Run(ctx context.Context) error {
 	// this machine could not reach the cluster): the command is stopped then.
 	ended := make(chan struct{})
 	go func() {
-		beat := func(ctx context.Context) error {
-			return relay.Heartbeat(ctx, restCfg, relay.ServicePath(o.MirrordNamespace), s, key)
-		}
+		beat := relay.Heartbeater(restCfg, o.MirrordNamespace, s, key)
 		if err := session.KeepAlive(keepCtx, cs.Mirrord, ns, s.Name, time.Duration(spec.TTLSeconds)*time.Second/3, beat); err != nil {
 			o.logf("%v (by sessions kill, or it expired while this machine could not reach the cluster): stopping the command", err)
 			close(ended)

@@ -2,8 +2,6 @@ package sessions
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -96,12 +94,10 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The key proves each heartbeat is this process's.
-	pub, key, err := ed25519.GenerateKey(nil)
+	key, err := session.NewKey(&spec)
 	if err != nil {
 		return err
 	}
-	spec.PublicKey = base64.StdEncoding.EncodeToString(pub)
 	s, err := session.Create(ctx, mc, ns, o.Name, spec)
 	if err != nil {
 		return err
@@ -113,9 +109,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	defer stopKeep()
 	interval := time.Duration(spec.TTLSeconds) * time.Second / 3
 	ended := make(chan error, 1) // someone else ended the session
-	beat := func(ctx context.Context) error {
-		return relay.Heartbeat(ctx, restCfg, relay.ServicePath(o.MirrordNamespace), s, key)
-	}
+	beat := relay.Heartbeater(restCfg, o.MirrordNamespace, s, key)
 	go func() { ended <- session.KeepAlive(keepCtx, mc, ns, s.Name, interval, beat) }()
 
 	end := func() {
