@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,10 +10,12 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/klog/v2"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -23,6 +26,9 @@ type Agent struct {
 	procRoot string
 	// handshakes bounds the connections on the session port that have not authenticated yet.
 	handshakes *protocol.Handshakes
+	// tls serves the session port; key authenticates its peers (protocol.AcceptAgent).
+	tls *tls.Config
+	key atomic.Pointer[[]byte]
 
 	mu     sync.Mutex
 	target *served // the located target process, nil until found
@@ -32,8 +38,25 @@ type Agent struct {
 
 // New returns an agent for cfg.
 func New(cfg Config) *Agent {
+	tlsConfig, err := protocol.AgentServerTLS()
+	if err != nil {
+		panic(fmt.Sprintf("making the agent's TLS certificate: %v", err)) // crypto/rand failed
+	}
 	return &Agent{cfg: cfg, procRoot: "/proc", ready: errors.New("target not located yet"),
-		handshakes: protocol.NewHandshakes(protocol.MaxConcurrentHandshakes)}
+		handshakes: protocol.NewHandshakes(protocol.MaxConcurrentHandshakes), tls: tlsConfig}
+}
+
+// loadKey reads the agent key once the member controller has written this Job's.
+func (a *Agent) loadKey() error {
+	if a.key.Load() != nil {
+		return nil
+	}
+	key, err := agentconfig.ReadKey(a.cfg.KeyDir, a.cfg.JobUID)
+	if err != nil {
+		return err
+	}
+	a.key.Store(&key)
+	return nil
 }
 
 // Run locates the target, serves health endpoints, and follows the target's process until
@@ -48,6 +71,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		logger.Info("Target located", "pid", a.pid(), "how", how)
 	}
 	defer a.close()
+	keyErr := a.loadKey()
+	if keyErr != nil {
+		logger.Info("No agent key yet", "err", keyErr)
+	}
 
 	srv := &http.Server{Addr: ":" + strconv.Itoa(HealthPort), Handler: a.healthMux(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
@@ -83,6 +110,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		case err := <-errc:
 			return err
 		case <-t.C:
+			if keyErr != nil {
+				if keyErr = a.loadKey(); keyErr == nil {
+					logger.Info("Agent key loaded")
+				}
+			}
 			if !a.alive() {
 				if how, err := a.locate(ctx); err != nil {
 					if errors.Is(err, ErrHostNetwork) {
@@ -145,6 +177,9 @@ func (a *Agent) healthMux() *http.ServeMux {
 		a.mu.Lock()
 		err := a.ready
 		a.mu.Unlock()
+		if err == nil && a.key.Load() == nil {
+			err = errors.New("no agent key yet")
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return

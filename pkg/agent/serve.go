@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -96,24 +97,28 @@ func (s *session) close() {
 func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
 	defer conn.Close()
 	var se *session
-	_, mux, err := a.handshakes.Accept(conn, func(h protocol.Hello, _ []byte) error {
-		if h.Kind != protocol.HelloAgent {
-			return fmt.Errorf("this is an agent: it serves agent sessions, not %s", h.Kind)
-		}
-		if a.cfg.Token == "" || h.Token != a.cfg.Token {
-			return errors.New("wrong session token")
-		}
-		if h.Session == "" {
-			return errors.New("the Hello names no session")
-		}
-		se = &session{name: h.Session}
-		if h.Features != nil {
-			se.features = *h.Features
-		}
-		if err := agentconfig.ValidateFeatures(se.features); err != nil {
-			return fmt.Errorf("invalid session features: %w", err)
-		}
-		return nil
+	var key []byte
+	if k := a.key.Load(); k != nil {
+		key = *k
+	}
+	tc := tls.Server(conn, a.tls)
+	_, mux, err := a.handshakes.Run(conn, func() (protocol.Hello, *yamux.Session, error) {
+		return protocol.AcceptAgent(tc, key, func(h protocol.Hello) error {
+			if h.Kind != protocol.HelloAgent {
+				return fmt.Errorf("this is an agent: it serves agent sessions, not %s", h.Kind)
+			}
+			if h.Session == "" {
+				return errors.New("the Hello names no session")
+			}
+			se = &session{name: h.Session}
+			if h.Features != nil {
+				se.features = *h.Features
+			}
+			if err := agentconfig.ValidateFeatures(se.features); err != nil {
+				return fmt.Errorf("invalid session features: %w", err)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return err

@@ -1,11 +1,15 @@
 package agent
 
 import (
+	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
@@ -20,16 +25,20 @@ import (
 
 func TestMain(m *testing.M) { nstest.Main(m) }
 
-// testToken is the session token of the test agents.
-const testToken = "t0k"
+// testKey is the agent key of the test agents.
+var testKey = bytes.Repeat([]byte{'k'}, protocol.AgentKeySize)
 
-// startAgent starts an agent with cfg (its Token set to testToken) attached to a fake target
-// and returns the address of its session port.
+// startAgent starts an agent with cfg (its key testKey) attached to a fake target and
+// returns the address of its session port.
 func startAgent(t *testing.T, cfg Config, opts nstest.Options) (string, *nstest.Target) {
 	t.Helper()
 	tg := nstest.Start(t, opts)
-	cfg.Token = testToken
+	cfg.KeyDir, cfg.JobUID = t.TempDir(), "job-1"
+	writeKey(t, cfg.KeyDir, "job-1", testKey)
 	a := New(cfg)
+	if err := a.loadKey(); err != nil {
+		t.Fatal(err)
+	}
 	nsFile, err := openNetns(tg.PID)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +69,7 @@ func connect(t *testing.T, addr, name string, features mirrordv1alpha1.Features)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := protocol.Dial(conn, protocol.Hello{Session: name, Token: testToken, Features: &features}, nil)
+	sess, err := protocol.DialAgent(tls.Client(conn, protocol.AgentClientTLS()), protocol.Hello{Session: name, Features: &features}, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,31 +170,73 @@ func TestServeStateful(t *testing.T) {
 	}
 }
 
-// TestServeRefusals: a connection without the token, or naming no session, or with features
-// the agent cannot serve, is refused at the handshake with the reason.
+// TestServeRefusals: a connection without the agent's key, or naming no session, or with
+// features the agent cannot serve, is refused at the handshake with the reason.
 func TestServeRefusals(t *testing.T) {
 	addr, _ := startAgent(t, Config{}, nstest.Options{})
 	badFS := &mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Local: []string{"/tmp/(x"}}}
 	badMode := &mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "rw"}}
+	otherKey := bytes.Repeat([]byte{'o'}, protocol.AgentKeySize)
 	for _, tc := range []struct {
 		hello protocol.Hello
+		key   []byte
 		want  string
 	}{
-		{protocol.Hello{Session: "ns/mine", Token: "guess"}, "wrong session token"},
-		{protocol.Hello{Token: testToken}, "names no session"},
-		{protocol.Hello{Session: "ns/mine", Token: testToken, Kind: protocol.HelloSession}, "serves agent sessions"},
-		{protocol.Hello{Session: "ns/mine", Token: testToken, Features: badFS}, `feature.fs.local: invalid regular expression "/tmp/(x"`},
-		{protocol.Hello{Session: "ns/mine", Token: testToken, Features: badMode}, "want local, read or write"},
+		{protocol.Hello{Session: "ns/mine"}, otherKey, "not signed with this agent's key"},
+		{protocol.Hello{}, testKey, "names no session"},
+		{protocol.Hello{Session: "ns/mine", Kind: protocol.HelloSession}, testKey, "serves agent sessions"},
+		{protocol.Hello{Session: "ns/mine", Features: badFS}, testKey, `feature.fs.local: invalid regular expression "/tmp/(x"`},
+		{protocol.Hello{Session: "ns/mine", Features: badMode}, testKey, "want local, read or write"},
 	} {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = protocol.Dial(conn, tc.hello, nil)
+		_, err = protocol.DialAgent(tls.Client(conn, protocol.AgentClientTLS()), tc.hello, tc.key)
 		if err == nil || !strings.Contains(err.Error(), "refused by the peer") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.hello, err, tc.want)
 		}
 		conn.Close()
+	}
+	// The plain protocol, as before agents spoke TLS, is not even understood.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := protocol.Dial(conn, protocol.Hello{Session: "ns/mine"}, nil); err == nil {
+		t.Error("a handshake without TLS was accepted")
+	}
+}
+
+// TestAgentKeyOfItsJob: an agent takes only its own Job's key, so a Secret left by an
+// earlier Job of the same name is never used; it is ready once the right key is there.
+func TestAgentKeyOfItsJob(t *testing.T) {
+	dir := t.TempDir()
+	a := New(Config{KeyDir: dir, JobUID: "new-job"})
+	if err := a.loadKey(); err == nil {
+		t.Fatal("a key loaded from an empty directory")
+	}
+	writeKey(t, dir, "old-job", testKey)
+	if err := a.loadKey(); err == nil || !strings.Contains(err.Error(), "Job old-job's, not this Job's (new-job)") {
+		t.Fatalf("the earlier Job's key: %v", err)
+	}
+	writeKey(t, dir, "new-job", testKey[:16])
+	if err := a.loadKey(); err == nil || !strings.Contains(err.Error(), "has 16 bytes") {
+		t.Fatalf("a short key: %v", err)
+	}
+	writeKey(t, dir, "new-job", testKey)
+	if err := a.loadKey(); err != nil || !bytes.Equal(*a.key.Load(), testKey) {
+		t.Fatalf("this Job's key: %v", err)
+	}
+}
+
+func writeKey(t *testing.T, dir, jobUID string, key []byte) {
+	t.Helper()
+	for name, b := range map[string][]byte{agentconfig.KeyJobUIDFile: []byte(jobUID), agentconfig.KeyFile: key} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -28,9 +28,14 @@ func NewHandshakes(n int) *Handshakes {
 	return &Handshakes{slots: make(chan struct{}, n)}
 }
 
-// Accept runs the server side of the handshake (Accept) if fewer than the limit are running;
-// otherwise it closes conn at once and returns ErrBusy.
+// Accept runs the server side of the handshake (Accept) within the limit (Run).
 func (h *Handshakes) Accept(conn net.Conn, check func(h Hello, nonce []byte) error) (Hello, *yamux.Session, error) {
+	return h.Run(conn, func() (Hello, *yamux.Session, error) { return Accept(conn, check) })
+}
+
+// Run runs handshake, the server side of a handshake on conn, if fewer than the limit are
+// running; otherwise it closes conn at once and returns ErrBusy.
+func (h *Handshakes) Run(conn net.Conn, handshake func() (Hello, *yamux.Session, error)) (Hello, *yamux.Session, error) {
 	select {
 	case h.slots <- struct{}{}:
 	default:
@@ -39,7 +44,7 @@ func (h *Handshakes) Accept(conn net.Conn, check func(h Hello, nonce []byte) err
 		return Hello{}, nil, ErrBusy
 	}
 	defer func() { <-h.slots }()
-	return Accept(conn, check)
+	return handshake()
 }
 
 // Refused counts the connections refused for being over the limit.

@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -103,6 +102,8 @@ func VerifyProof(publicKey string, nonce []byte, session, proof string) error {
 type Welcome struct {
 	Version uint16 `json:"version"`
 	Error   string `json:"error,omitempty"`
+	// Proof is an agent's MAC of the Hello by the agent key (DialAgent).
+	Proof []byte `json:"proof,omitempty"`
 }
 
 // WriteMessage writes v as a 4-byte big-endian length and its JSON.
@@ -111,11 +112,16 @@ func WriteMessage(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeRaw(w, b)
+}
+
+// writeRaw writes the message b, already encoded.
+func writeRaw(w io.Writer, b []byte) error {
 	if len(b) > MaxMessage {
 		return fmt.Errorf("protocol: message of %d bytes exceeds %d", len(b), MaxMessage)
 	}
 	buf := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
-	_, err = w.Write(append(buf, b...))
+	_, err := w.Write(append(buf, b...))
 	return err
 }
 
@@ -133,24 +139,37 @@ func WriteBuffered(w io.Writer, write func(io.Writer) error) error {
 // ReadMessage reads one message written by WriteMessage into v, refusing unknown fields.
 func ReadMessage(r io.Reader, v any) error { return readMessage(r, v, MaxMessage) }
 
-// readMessage reads one message of at most max bytes. Memory grows with the bytes that
-// arrive, not with the length the peer declares: a peer that declares a megabyte and sends
-// nothing costs nothing.
+// readMessage reads one message of at most max bytes into v.
 func readMessage(r io.Reader, v any, max uint32) error {
+	b, err := readRaw(r, max)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(b, v)
+}
+
+// readRaw reads one message of at most max bytes. Memory grows with the bytes that arrive,
+// not with the length the peer declares: a peer that declares a megabyte and sends nothing
+// costs nothing.
+func readRaw(r io.Reader, max uint32) ([]byte, error) {
 	var l [4]byte
 	if _, err := io.ReadFull(r, l[:]); err != nil {
-		return err
+		return nil, err
 	}
 	n := binary.BigEndian.Uint32(l[:])
 	if n > max {
-		return fmt.Errorf("protocol: message of %d bytes exceeds %d", n, max)
+		return nil, fmt.Errorf("protocol: message of %d bytes exceeds %d", n, max)
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(min(n, 4<<10)))
 	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
-		return fmt.Errorf("protocol: short message: %w", err)
+		return nil, fmt.Errorf("protocol: short message: %w", err)
 	}
-	b := buf.Bytes()
+	return buf.Bytes(), nil
+}
+
+// decodeStrict decodes one JSON message, refusing unknown fields and trailing data.
+func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -187,23 +206,12 @@ func readHead(r io.Reader) (uint16, error) {
 // When key is set, the Hello carries its proof of the server's challenge.
 func Dial(conn net.Conn, hello Hello, key ed25519.PrivateKey) (*yamux.Session, error) {
 	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	if err := writeHead(conn); err != nil {
-		return nil, err
-	}
-	br := bufio.NewReader(conn)
-	v, err := readHead(br)
+	br, nonce, err := clientOpen(conn)
 	if err != nil {
 		return nil, err
 	}
-	if v != Version {
-		return nil, fmt.Errorf("protocol version %d here, %d at the peer: use the same kubectl-mirrord version on both", Version, v)
-	}
-	var ch Challenge
-	if err := ReadMessage(br, &ch); err != nil {
-		return nil, err
-	}
 	if key != nil {
-		hello.Proof = Prove(key, ch.Nonce, hello.Session)
+		hello.Proof = Prove(key, nonce, hello.Session)
 	}
 	if err := WriteMessage(conn, hello); err != nil {
 		return nil, err
@@ -229,21 +237,9 @@ func (e *RefusedError) Error() string { return "refused by the peer: " + e.Reaso
 // and the multiplexed session.
 func Accept(conn net.Conn, check func(h Hello, nonce []byte) error) (Hello, *yamux.Session, error) {
 	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	br := bufio.NewReader(conn)
 	var hello Hello
-	v, err := readHead(br)
+	br, nonce, err := serverOpen(conn)
 	if err != nil {
-		return hello, nil, err
-	}
-	if err := writeHead(conn); err != nil {
-		return hello, nil, err
-	}
-	if v != Version {
-		return hello, nil, fmt.Errorf("protocol version %d at the client, %d here", v, Version)
-	}
-	nonce := make([]byte, 32)
-	_, _ = rand.Read(nonce)
-	if err := WriteMessage(conn, Challenge{Nonce: nonce}); err != nil {
 		return hello, nil, err
 	}
 	if err := readMessage(br, &hello, MaxHello); err != nil {

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,8 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
@@ -224,7 +225,7 @@ func (r *memberRoute) upstream(a mirrordv1alpha1.Agent, features *mirrordv1alpha
 	return Upstream{
 		Key: a.Pod + "/" + a.Job, Describe: "the agent of pod " + a.Pod,
 		Dial: func(ctx context.Context) (*yamux.Session, error) {
-			key, err := r.s.AgentKey(ctx)
+			key, err := r.agentKey(ctx, a.Job)
 			if err != nil {
 				return nil, err
 			}
@@ -233,11 +234,28 @@ func (r *memberRoute) upstream(a mirrordv1alpha1.Agent, features *mirrordv1alpha
 			if err != nil {
 				return nil, err
 			}
-			h := hello
-			h.Token = member.AgentToken(key, a.Job)
-			return dialProtocol(conn, h)
+			sess, err := protocol.DialAgent(tls.Client(conn, protocol.AgentClientTLS()), hello, key)
+			if err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return sess, nil
 		},
 	}
+}
+
+// agentKey reads the key of agent Job job from its Secret (agentconfig.ReadKey's other
+// side), once per connection to the agent.
+func (r *memberRoute) agentKey(ctx context.Context, job string) ([]byte, error) {
+	s, err := r.s.Kube.CoreV1().Secrets(r.s.Namespace).Get(ctx, job, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("the key of agent Job %s: %w", job, err)
+	}
+	key := s.Data[agentconfig.KeyFile]
+	if len(key) != protocol.AgentKeySize {
+		return nil, fmt.Errorf("the key of agent Job %s has %d bytes, not %d", job, len(key), protocol.AgentKeySize)
+	}
+	return key, nil
 }
 
 func (r *memberRoute) Stateful(ctx context.Context) (Upstream, error) {

@@ -33,8 +33,6 @@ type Server struct {
 	Mirrord   versioned.Interface
 	Namespace string
 	Roles     roles.Roles
-	// AgentKey returns the key agents' tokens derive from (members only).
-	AgentKey func(ctx context.Context) ([]byte, error)
 	// Addr is the listen address; its port is also how the Primary reaches itself.
 	Addr string
 }

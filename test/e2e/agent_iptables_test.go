@@ -75,7 +75,7 @@ func TestAgentStealsWithIPTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	ag := agentOf(ctx, t, f, c, ns, name)
-	cl, err := ag.dial(ag.token)
+	cl, err := ag.dial(ag.key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,11 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,12 +25,16 @@ import (
 	"golang.org/x/sys/unix"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
 )
@@ -47,10 +55,8 @@ func TestAgentServesTheTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	ag := agentOf(ctx, t, f, c, ns, name)
-	if _, err := ag.dial("not-the-token"); err == nil || !strings.Contains(err.Error(), "wrong session token") {
-		t.Errorf("a wrong token: %v", err)
-	}
-	cl, err := ag.dial(ag.token)
+	testAgentCredentials(ctx, t, f, c, ag)
+	cl, err := ag.dial(ag.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +96,7 @@ func TestAgentServesTheTarget(t *testing.T) {
 	off.Network.Outgoing.TCP, off.Network.Outgoing.UDP = ptr.To(false), ptr.To(false)
 	offAgent := ag
 	offAgent.features = &off
-	clOff, err := offAgent.dial(ag.token)
+	clOff, err := offAgent.dial(ag.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,12 +147,13 @@ func TestAgentServesTheTarget(t *testing.T) {
 	}
 }
 
-// agentAccess is what a member relay knows of a session's agent: its address, the token,
-// and the session's name and features to name in the Hello.
+// agentAccess is what a member relay knows of a session's agent: its address, its key, and
+// the session's name and features to name in the Hello.
 type agentAccess struct {
 	mirrordv1alpha1.Agent
-	session, token string
-	features       *mirrordv1alpha1.Features
+	session  string
+	key      []byte
+	features *mirrordv1alpha1.Features
 }
 
 // agentOf returns the access to the agent of session name, alone on c.
@@ -161,26 +168,87 @@ func agentOf(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 		t.Fatalf("child: %+v %v", child.Status, err)
 	}
 	ag := child.Status.Agents[0]
-	secret, err := c.Kube.CoreV1().Secrets(controllerNS).Get(ctx, member.AgentKeySecret, metav1.GetOptions{})
+	secret, err := c.Kube.CoreV1().Secrets(controllerNS).Get(ctx, ag.Job, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return agentAccess{Agent: ag, session: controllerNS + "/" + child.Name, token: member.AgentToken(secret.Data["key"], ag.Job), features: child.Status.Features}
+	return agentAccess{Agent: ag, session: controllerNS + "/" + child.Name, key: secret.Data[agentconfig.KeyFile], features: child.Status.Features}
 }
 
-// dial speaks the session protocol to the agent with token (pod IPs are routed from this
-// host on the rig).
-func (a agentAccess) dial(token string) (*protocol.Client, error) {
+// dial speaks the session protocol to the agent with key (pod IPs are routed from this host
+// on the rig).
+func (a agentAccess) dial(key []byte) (*protocol.Client, error) {
 	conn, err := net.DialTimeout("tcp", a.Address, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	sess, err := protocol.Dial(conn, protocol.Hello{Session: a.session, Token: token, Features: a.features}, nil)
+	sess, err := protocol.DialAgent(tls.Client(conn, protocol.AgentClientTLS()), protocol.Hello{Session: a.session, Features: a.features}, key)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return protocol.NewClient(sess), nil
+}
+
+// testAgentCredentials: whoever may read everything but Secrets in the controller's
+// namespace (the built-in view role) finds no agent credential in any Job or Pod, and
+// cannot open a session on the agent, least of all one with features the child lacks.
+func testAgentCredentials(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ag agentAccess) {
+	t.Helper()
+	if out, err := f.Kubectl(c, "-n", controllerNS, "create", "rolebinding", "e2e-viewer", "--clusterrole=view", "--user=viewer"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() { _, _ = f.Kubectl(c, "-n", controllerNS, "delete", "rolebinding", "e2e-viewer") })
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "viewer"}
+	viewer, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []byte
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		jobs, err := viewer.BatchV1().Jobs(controllerNS).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil // the binding is not in the authorizer's cache yet
+		}
+		pods, err := viewer.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		jb, _ := json.Marshal(jobs)
+		pb, _ := json.Marshal(pods)
+		seen = append(jb, pb...)
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("the viewer lists nothing: %v", err)
+	}
+	if !bytes.Contains(seen, []byte(ag.Job)) {
+		t.Fatalf("the viewer's lists lack agent Job %s: the check below would prove nothing", ag.Job)
+	}
+	for _, enc := range []string{string(ag.key), base64.StdEncoding.EncodeToString(ag.key), hex.EncodeToString(ag.key)} {
+		if bytes.Contains(seen, []byte(enc)) {
+			t.Errorf("the agent key is readable by a viewer in a Job or Pod of %s", controllerNS)
+		}
+	}
+	if _, err := viewer.CoreV1().Secrets(controllerNS).Get(ctx, ag.Job, metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("a viewer reading the agent's key Secret: %v, want Forbidden", err)
+	}
+	// A hand-made Hello with every feature the child never had, without the key, is refused.
+	wide := ag
+	wide.features = &mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "write"}}
+	if _, err := wide.dial(bytes.Repeat([]byte{1}, protocol.AgentKeySize)); err == nil || !strings.Contains(err.Error(), "not signed with this agent's key") {
+		t.Errorf("a Hello with a guessed key: %v, want it refused", err)
+	}
+	// So is the protocol in clear.
+	conn, err := net.DialTimeout("tcp", ag.Address, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := protocol.Dial(conn, protocol.Hello{Session: ag.session, Features: wide.features}, nil); err == nil {
+		t.Error("the agent accepted a handshake without TLS")
+	}
 }
 
 // TestAgentIncoming subscribes to a real agent's incoming traffic: a mirroring session sees
@@ -214,7 +282,7 @@ func TestAgentIncoming(t *testing.T) {
 	var stealClient *protocol.Client
 	subscribe := func(name string) *protocol.Subscription {
 		ag := agentOf(ctx, t, f, c, ns, name)
-		cl, err := ag.dial(ag.token)
+		cl, err := ag.dial(ag.key)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"regexp"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // The agent's fixed ports on its pod's IP: the session protocol and its health endpoints.
@@ -44,9 +45,49 @@ type Config struct {
 	StealBackend string `json:"stealBackend,omitempty"`
 	// ProbePorts are the ports of the container's probes: never stolen unless asked for.
 	ProbePorts []int32 `json:"probePorts,omitempty"`
-	// Token must be presented by whoever connects to the agent's session port (the member
-	// controller derives it from its agent key and the Job's name).
-	Token string `json:"token,omitempty"`
+	// KeyDir holds the agent key (KeyFile, KeyJobUIDFile), mounted from the Secret the
+	// member controller made for this agent's Job; "" is DefaultKeyDir.
+	KeyDir string `json:"keyDir,omitempty"`
+	// JobUID is the agent's Job's UID, from JobUIDEnv when not set.
+	JobUID string `json:"jobUID,omitempty"`
+}
+
+// The agent key: one per agent Job, in a Secret named after the Job (owned by it) that only
+// the member controller and the agent's pod read; no Job or Pod spec holds it. The Secret
+// also names the Job's UID, so an agent never takes the key of an earlier Job of its name.
+const (
+	// DefaultKeyDir is where the agent's pod mounts its key Secret.
+	DefaultKeyDir = "/var/run/kubectl-mirrord/agent-key"
+	// KeyFile and KeyJobUIDFile are the Secret's keys, and the files in KeyDir.
+	KeyFile       = "key"
+	KeyJobUIDFile = "job-uid"
+	// JobUIDEnv is the agent's own Job's UID (the downward API, from the label the Job
+	// controller puts on its pods).
+	JobUIDEnv = "MIRRORD_AGENT_JOB_UID"
+	// JobUIDLabel is that label.
+	JobUIDLabel = "batch.kubernetes.io/controller-uid"
+)
+
+// ReadKey reads the agent key in dir, which must be the key of Job jobUID.
+func ReadKey(dir, jobUID string) ([]byte, error) {
+	if dir == "" {
+		dir = DefaultKeyDir
+	}
+	uid, err := os.ReadFile(path.Join(dir, KeyJobUIDFile))
+	if err != nil {
+		return nil, fmt.Errorf("the agent key: %w", err)
+	}
+	if jobUID == "" || string(uid) != jobUID {
+		return nil, fmt.Errorf("the agent key in %s is Job %s's, not this Job's (%s): waiting for the member controller to write this Job's", dir, uid, jobUID)
+	}
+	key, err := os.ReadFile(path.Join(dir, KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("the agent key: %w", err)
+	}
+	if len(key) != protocol.AgentKeySize {
+		return nil, fmt.Errorf("the agent key in %s has %d bytes, not %d", dir, len(key), protocol.AgentKeySize)
+	}
+	return key, nil
 }
 
 // StealBackends are the ways an agent can redirect stolen ports. auto takes nftables (a
@@ -64,11 +105,11 @@ func ConfigFromEnv() (Config, error) {
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
 		return c, fmt.Errorf("parsing %s: %w", ConfigEnv, err)
 	}
+	if c.JobUID == "" {
+		c.JobUID = os.Getenv(JobUIDEnv)
+	}
 	if c.ContainerID == "" || c.TargetPodUID == "" {
 		return c, fmt.Errorf("%s lacks the target container: containerID and targetPodUID are required", ConfigEnv)
-	}
-	if c.Token == "" {
-		return c, fmt.Errorf("%s lacks the session token: the agent serves only whoever holds it", ConfigEnv)
 	}
 	return c, nil
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -135,8 +134,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	serve(ctx, g, cfg.MetricsAddr, metrics)
 	serve(ctx, g, cfg.ProbeAddr, h.mux())
 	if cfg.RelayAddr != "" && cfg.RelayAddr != "0" {
-		rs := &relay.Server{Kube: kube, Mirrord: mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr,
-			AgentKey: agentKeyLoader(kube, cfg.Namespace)}
+		rs := &relay.Server{Kube: kube, Mirrord: mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr}
 		g.Go(func() error { return rs.Run(ctx) })
 	}
 
@@ -150,14 +148,10 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		var runs []func(context.Context) error
 		var labelsOf func(mirrordv1alpha1.Target) map[string]string
 		if rs.Workload || rs.Default {
-			key, err := member.LoadAgentKey(ctx, kube, cfg.Namespace)
-			if err != nil {
-				return err
-			}
 			mc, err := member.New(kube, mirrord, kubeAll, kubeOwn, mirrordAll, mirrordOwn, recorder, member.Options{
 				Namespace: cfg.Namespace, Workers: cfg.Workers,
 				ExcludedNamespaces: excludedNamespaces(cfg),
-				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline, Key: key,
+				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline,
 					RuntimeEndpoint: cfg.AgentRuntimeEndpoint, StealBackend: cfg.AgentStealBackend},
 			})
 			if err != nil {
@@ -260,24 +254,6 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		}
 	})
 	return ignoreCanceled(g.Wait())
-}
-
-// agentKeyLoader reads the agent key once it is first needed (the leader creates it).
-func agentKeyLoader(kube kubernetes.Interface, ns string) func(context.Context) ([]byte, error) {
-	var mu sync.Mutex
-	var key []byte
-	return func(ctx context.Context) ([]byte, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if key != nil {
-			return key, nil
-		}
-		k, err := member.LoadAgentKey(ctx, kube, ns)
-		if err == nil {
-			key = k
-		}
-		return k, err
-	}
 }
 
 func ignoreCanceled(err error) error {

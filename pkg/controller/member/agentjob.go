@@ -23,8 +23,6 @@ type AgentOptions struct {
 	Image string
 	// ActiveDeadline bounds an agent's life even if everything else fails.
 	ActiveDeadline time.Duration
-	// Key derives each agent's session token (AgentToken).
-	Key []byte
 	// RuntimeEndpoint and StealBackend are handed to every agent (agentconfig.Config).
 	RuntimeEndpoint string
 	StealBackend    string
@@ -54,12 +52,8 @@ type targetPod struct {
 // pinned to the pod's node, in the host PID namespace. It names the target only; the
 // sessions it serves are its owners (joinAgent), their features come with each connection.
 func constructAgentJob(ns string, tp targetPod, opts AgentOptions) (*batchv1.Job, error) {
-	if len(opts.Key) == 0 {
-		return nil, fmt.Errorf("no agent key: the controller cannot issue the agent's session token")
-	}
 	jobName := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
 	cfg := agentconfig.Config{
-		Token:           AgentToken(opts.Key, jobName),
 		TargetNamespace: tp.Pod.Namespace,
 		TargetPod:       tp.Pod.Name,
 		TargetPodUID:    string(tp.Pod.UID),
@@ -108,11 +102,20 @@ func constructAgentJob(ns string, tp targetPod, opts AgentOptions) (*batchv1.Job
 					EnableServiceLinks:            ptr.To(false),
 					TerminationGracePeriodSeconds: ptr.To[int64](5),
 					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+					Volumes: []corev1.Volume{{Name: "agent-key", VolumeSource: corev1.VolumeSource{
+						Secret: &corev1.SecretVolumeSource{SecretName: jobName, DefaultMode: ptr.To[int32](0o400)}}}},
 					Containers: []corev1.Container{{
 						Name:  "agent",
 						Image: opts.Image,
 						Args:  []string{"agent"},
-						Env:   []corev1.EnvVar{{Name: agentconfig.ConfigEnv, Value: string(raw)}},
+						Env: []corev1.EnvVar{
+							{Name: agentconfig.ConfigEnv, Value: string(raw)},
+							{Name: agentconfig.JobUIDEnv, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
+								FieldPath: "metadata.labels['" + agentconfig.JobUIDLabel + "']"}}},
+						},
+						// The agent key: a Secret the controller writes once the Job has a UID
+						// (ensureAgentKey); the kubelet starts the agent once it is there.
+						VolumeMounts: []corev1.VolumeMount{{Name: "agent-key", MountPath: agentconfig.DefaultKeyDir, ReadOnly: true}},
 						Ports: []corev1.ContainerPort{
 							{Name: "session", ContainerPort: agentconfig.SessionPort},
 							{Name: "health", ContainerPort: agentconfig.HealthPort},

@@ -86,6 +86,9 @@ func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.Mirro
 		job.OwnerReferences = []metav1.OwnerReference{ownerRef(child)}
 		created, err := c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
 		if err == nil {
+			if err := c.ensureAgentKey(ctx, created); err != nil {
+				return nil, false, err // syncAgentJob writes it when this reconcile does not
+			}
 			c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentCreated, "Created agent Job %s for pod %s on node %s", created.Name, tp.Pod.Name, tp.Pod.Spec.NodeName)
 			return created, true, nil
 		}
@@ -180,6 +183,9 @@ func (c *Controller) syncAgentJob(ctx context.Context, key cache.ObjectName) err
 	}
 	why := ""
 	switch {
+	case c.inUse(j) && !isJobFailed(j):
+		// Its key, if the controller that made the Job stopped before writing it.
+		return c.ensureAgentKey(ctx, j)
 	case !c.inUse(j):
 		why = "no session uses it"
 	case jobFailedWith(j, batchv1.JobReasonDeadlineExceeded):

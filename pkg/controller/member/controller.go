@@ -108,6 +108,9 @@ type Controller struct {
 	policiesFor  func(namespace string) ([]policy.Policy, error)
 	synced       []cache.InformerSynced
 
+	// keyed are the agent Jobs (by UID) whose key Secret this controller knows exists.
+	keyed sync.Map
+
 	// probes are agent pods this controller asks directly whether they serve (pod UID →
 	// *agentProbe): the kubelet's readiness probe runs once a second, which would be most of
 	// a session's start.
@@ -199,6 +202,17 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 		if _, err := inf.AddEventHandler(byOwnerOrNamespace); err != nil {
 			return nil, err
 		}
+	}
+	// A gone agent Job's key is forgotten (the Secret goes with the Job).
+	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if j, ok := obj.(*batchv1.Job); ok {
+			c.keyed.Delete(j.UID)
+		}
+	}}); err != nil {
+		return nil, err
 	}
 	// A gone agent pod's direct probe is forgotten.
 	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {

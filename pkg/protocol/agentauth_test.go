@@ -1,0 +1,254 @@
+package protocol
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+)
+
+var (
+	agentKey = bytes.Repeat([]byte{7}, AgentKeySize)
+	otherKey = bytes.Repeat([]byte{8}, AgentKeySize)
+)
+
+// agentServer serves AcceptAgent with key on a loopback port; each accepted Hello (or the
+// refusal) is sent on the returned channel.
+func agentServer(t *testing.T, key []byte) (string, chan error, chan Hello) {
+	t.Helper()
+	cfg, err := AgentServerTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	errs, hellos := make(chan error, 10), make(chan Hello, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				h, s, err := AcceptAgent(tls.Server(c, cfg), key, nil)
+				errs <- err
+				if err == nil {
+					hellos <- h
+					_ = s.Close()
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), errs, hellos
+}
+
+func dialTLS(t *testing.T, addr string) *tls.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return tls.Client(c, AgentClientTLS())
+}
+
+// TestAgentHandshake: only the holder of the agent's key opens a session, with the
+// features it signed; the agent proves the key back.
+func TestAgentHandshake(t *testing.T) {
+	features := &mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "read"}}
+	hello := Hello{Session: "ns/child", Features: features}
+
+	t.Run("the key holder", func(t *testing.T) {
+		addr, errs, hellos := agentServer(t, agentKey)
+		s, err := DialAgent(dialTLS(t, addr), hello, agentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if got := <-hellos; got.Session != "ns/child" || got.Features == nil || got.Features.FS.Mode != "read" {
+			t.Errorf("the agent heard %+v", got)
+		}
+	})
+	t.Run("another Job's key", func(t *testing.T) {
+		addr, errs, _ := agentServer(t, agentKey)
+		_, err := DialAgent(dialTLS(t, addr), hello, otherKey)
+		if err == nil || !strings.Contains(err.Error(), "not signed with this agent's key") {
+			t.Errorf("dial: %v", err)
+		}
+		if err := <-errs; !errors.Is(err, ErrAgentKey) {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	t.Run("an impostor agent", func(t *testing.T) {
+		addr, _, _ := agentServer(t, otherKey)
+		// The impostor cannot even check the Hello; a fake one that answers without a proof
+		// is the same to the client as one that answers with a wrong one.
+		_, err := DialAgent(dialTLS(t, addr), hello, agentKey)
+		if err == nil {
+			t.Fatal("a session with an agent holding another key")
+		}
+		addr = fakeWelcome(t)
+		_, err = DialAgent(dialTLS(t, addr), hello, agentKey)
+		if err == nil || !strings.Contains(err.Error(), "did not prove the agent's key") {
+			t.Errorf("dial to a fake agent: %v", err)
+		}
+	})
+	t.Run("features changed on the way", func(t *testing.T) {
+		addr, errs, _ := agentServer(t, agentKey)
+		conn := dialTLS(t, addr)
+		binding, err := channelBinding(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br, nonce, err := clientOpen(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, _ := json.Marshal(hello)
+		widened := hello
+		widened.Features = &mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "write"}}
+		sent, _ := json.Marshal(widened)
+		_ = writeRaw(conn, sent)
+		_ = WriteMessage(conn, AgentProof{MAC: agentMAC(agentKey, agentClientMAC, nonce, binding, signed)})
+		var w Welcome
+		if err := ReadMessage(br, &w); err != nil || !strings.Contains(w.Error, "not signed") || w.Proof != nil {
+			t.Errorf("welcome %+v, %v", w, err)
+		}
+		if err := <-errs; !errors.Is(err, ErrAgentKey) {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	t.Run("a recorded Hello replayed", func(t *testing.T) {
+		addr, errs, _ := agentServer(t, agentKey)
+		raw, _ := json.Marshal(hello)
+		// A genuine Hello and proof, as the member sends them on one connection ...
+		conn := dialTLS(t, addr)
+		binding, err := channelBinding(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br, nonce, err := clientOpen(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof := AgentProof{MAC: agentMAC(agentKey, agentClientMAC, nonce, binding, raw)}
+		_ = writeRaw(conn, raw)
+		_ = WriteMessage(conn, proof)
+		var w Welcome
+		if err := ReadMessage(br, &w); err != nil || w.Error != "" {
+			t.Fatalf("genuine Hello: %+v %v", w, err)
+		}
+		<-errs
+		// ... replayed on a new connection: another nonce and another TLS session.
+		conn = dialTLS(t, addr)
+		if _, err := channelBinding(conn); err != nil {
+			t.Fatal(err)
+		}
+		if br, _, err = clientOpen(conn); err != nil {
+			t.Fatal(err)
+		}
+		_ = writeRaw(conn, raw)
+		_ = WriteMessage(conn, proof)
+		if err := ReadMessage(br, &w); err != nil || !strings.Contains(w.Error, "not signed") {
+			t.Errorf("replayed Hello: %+v %v", w, err)
+		}
+		if err := <-errs; !errors.Is(err, ErrAgentKey) {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	t.Run("a man in the middle", func(t *testing.T) {
+		addr, errs, _ := agentServer(t, agentKey)
+		// It terminates the client's TLS and opens its own to the agent, passing every byte:
+		// the two TLS sessions' bindings differ, so the MAC does not hold.
+		mitm := mitmProxy(t, addr)
+		_, err := DialAgent(dialTLS(t, mitm), hello, agentKey)
+		if err == nil {
+			t.Fatal("a session through a man in the middle")
+		}
+		if err := <-errs; !errors.Is(err, ErrAgentKey) {
+			t.Errorf("agent: %v", err)
+		}
+	})
+}
+
+// fakeWelcome answers every handshake with a Welcome carrying no proof.
+func fakeWelcome(t *testing.T) string {
+	t.Helper()
+	cfg, err := AgentServerTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tc := tls.Server(c, cfg)
+				br, _, err := serverOpen(tc)
+				if err != nil {
+					return
+				}
+				_, _ = readRaw(br, MaxHello)
+				_, _ = readRaw(br, maxAgentProof)
+				_ = WriteMessage(tc, Welcome{Version: Version})
+				_, _ = io.Copy(io.Discard, tc)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// mitmProxy terminates TLS and relays the plaintext to addr over its own TLS session.
+func mitmProxy(t *testing.T, addr string) string {
+	t.Helper()
+	cfg, err := AgentServerTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := tls.Dial("tcp", addr, AgentClientTLS())
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				down := tls.Server(c, cfg)
+				go func() { _, _ = io.Copy(up, down) }()
+				_, _ = io.Copy(down, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
