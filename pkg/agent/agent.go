@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/klog/v2"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
@@ -30,10 +32,12 @@ type Agent struct {
 	tls *tls.Config
 	key atomic.Pointer[[]byte]
 
-	mu     sync.Mutex
-	target *served // the located target process, nil until found
-	ready  error   // nil when the target is found and held
-	closed bool
+	mu sync.Mutex
+	// incoming counts each session's incoming subscriptions (MaxIncomingPerSession).
+	incoming map[string]int
+	target   *served // the located target process, nil until found
+	ready    error   // nil when the target is found and held
+	closed   bool
 }
 
 // New returns an agent for cfg.
@@ -44,6 +48,33 @@ func New(cfg Config) *Agent {
 	}
 	return &Agent{cfg: cfg, procRoot: "/proc", ready: errors.New("target not located yet"),
 		handshakes: protocol.NewHandshakes(protocol.MaxConcurrentHandshakes), tls: tlsConfig}
+}
+
+// holdIncoming counts one more incoming subscription of session, refused beyond
+// MaxIncomingPerSession: a steal takes one of the target's slots, which one session must not
+// take from the others.
+func (a *Agent) holdIncoming(session string) (release func(), err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.incoming[session] >= protocol.MaxIncomingPerSession {
+		protocol.CountLimitHit(protocol.LimitIncoming)
+		return nil, &protocol.LimitError{Name: protocol.LimitIncoming, Max: protocol.MaxIncomingPerSession,
+			Hint: "this session already subscribes to the target's incoming traffic; end that subscription first"}
+	}
+	if a.incoming == nil {
+		a.incoming = map[string]int{}
+	}
+	a.incoming[session]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if a.incoming[session]--; a.incoming[session] <= 0 {
+				delete(a.incoming, session)
+			}
+		})
+	}, nil
 }
 
 // loadKey reads the agent key once the member controller has written this Job's.
@@ -173,6 +204,13 @@ func (a *Agent) close() {
 func (a *Agent) healthMux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(protocol.LimitCollectors()...)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "kubectl_mirrord_agent_handshakes_refused_total",
+		Help: "Session connections refused because protocol.MaxConcurrentHandshakes handshakes were running.",
+	}, func() float64 { return float64(a.handshakes.Refused()) }))
+	m.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		a.mu.Lock()
 		err := a.ready

@@ -67,6 +67,11 @@ func (a *Agent) serveIncoming(ctx context.Context, se *session, sess *yamux.Sess
 	if err != nil {
 		return protocol.WriteMessage(st, failure(err))
 	}
+	release, err := a.holdIncoming(se.name)
+	if err != nil {
+		return protocol.WriteMessage(st, failure(err))
+	}
+	defer release()
 	// deliver opens a stream back to the session for one connection or request.
 	deliver := func(kind protocol.IncomingKind, client, server string) (*yamux.Stream, error) {
 		s, err := sess.OpenStream()

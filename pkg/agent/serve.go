@@ -52,6 +52,8 @@ func attach(pid int, nsFile *os.File) *served {
 type session struct {
 	name     string
 	features mirrordv1alpha1.Features
+	// dials bounds the connections this session dials from the target at once.
+	dials *protocol.Limit
 
 	mu     sync.Mutex
 	target *served // the process fs and net were opened on
@@ -110,7 +112,8 @@ func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
 			if h.Session == "" {
 				return errors.New("the Hello names no session")
 			}
-			se = &session{name: h.Session}
+			se = &session{name: h.Session, dials: protocol.NewLimit(protocol.LimitDials, protocol.MaxDialsPerSession,
+				"the session is dialling too many connections from the target at once; the newest is refused")}
 			if h.Features != nil {
 				se.features = *h.Features
 			}
@@ -125,8 +128,6 @@ func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
 	}
 	defer se.close()
 	defer mux.Close()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -134,18 +135,12 @@ func (a *Agent) ServeConn(ctx context.Context, conn net.Conn) error {
 		}
 		_ = mux.Close()
 	}()
-	for {
-		st, err := mux.AcceptStream()
-		if err != nil {
-			return nil
+	protocol.AcceptStreams(mux, func(st *yamux.Stream) {
+		if err := a.serveStream(ctx, se, mux, st); err != nil {
+			klog.FromContext(ctx).V(2).Info("Stream ended", "session", se.name, "err", err)
 		}
-		wg.Go(func() {
-			defer st.Close()
-			if err := a.serveStream(ctx, se, mux, st); err != nil {
-				klog.FromContext(ctx).V(2).Info("Stream ended", "session", se.name, "err", err)
-			}
-		})
-	}
+	})
+	return nil
 }
 
 func (a *Agent) current() (*served, error) {
@@ -166,6 +161,8 @@ func failure(err error) protocol.Response {
 	switch {
 	case errors.As(err, &errno):
 		r.Errno = int(errno)
+	case errors.As(err, new(*protocol.LimitError)):
+		r.Errno = int(unix.EAGAIN)
 	case errors.Is(err, os.ErrNotExist):
 		r.Errno = int(unix.ENOENT)
 	case errors.Is(err, os.ErrPermission):
@@ -225,7 +222,7 @@ func (a *Agent) serveStream(ctx context.Context, se *session, mux *yamux.Session
 	case protocol.OpOpen:
 		return serveFile(st, fsys, req)
 	case protocol.OpDial:
-		return serveDial(ctx, st, tnet, req)
+		return serveDial(ctx, st, tnet, req, se.dials)
 	case protocol.OpIncoming:
 		return a.serveIncoming(ctx, se, mux, st, t)
 	}
@@ -295,8 +292,13 @@ func serveFile(st *yamux.Stream, fsys *stateful.FS, req protocol.Request) error 
 }
 
 // serveDial connects from the target's network and splices the stream with it.
-func serveDial(ctx context.Context, st *yamux.Stream, n *stateful.Network, req protocol.Request) error {
+func serveDial(ctx context.Context, st *yamux.Stream, n *stateful.Network, req protocol.Request, dials *protocol.Limit) error {
+	release, err := dials.Acquire()
+	if err != nil {
+		return protocol.WriteMessage(st, failure(err))
+	}
 	c, err := n.Dial(ctx, req.Network, req.Address)
+	release() // in flight only: a connected one holds no thread
 	if err != nil {
 		return protocol.WriteMessage(st, failure(err))
 	}

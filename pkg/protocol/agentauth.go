@@ -77,14 +77,20 @@ func channelBinding(conn *tls.Conn) ([]byte, error) {
 
 // AgentServerTLS is the agent's TLS configuration, with a certificate made up now: the
 // peers authenticate each other with the agent key, bound to the session (see above).
-func AgentServerTLS() (*tls.Config, error) {
+func AgentServerTLS() (*tls.Config, error) { return SelfSignedTLS("kubectl-mirrord-agent") }
+
+// SelfSignedTLS is a server's TLS 1.3 configuration with a certificate made up now, for
+// peers that do not authenticate the server by its certificate: an agent's member (see
+// above), the API server's proxy in front of a relay (it checks no certificate of what it
+// proxies to; the relay authenticates its clients itself).
+func SelfSignedTLS(commonName string) (*tls.Config, error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "kubectl-mirrord-agent"},
+		Subject:      pkix.Name{CommonName: commonName},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,

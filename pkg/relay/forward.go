@@ -57,20 +57,11 @@ func Serve(ctx context.Context, down *yamux.Session, route Route) {
 		_ = down.Close()
 		cancel()
 	}()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		st, err := down.AcceptStream()
-		if err != nil {
-			return
+	protocol.AcceptStreams(down, func(st *yamux.Stream) {
+		if err := serveStream(ctx, down, st, route, p); err != nil {
+			klog.FromContext(ctx).V(2).Info("Relayed stream ended", "err", err)
 		}
-		wg.Go(func() {
-			defer st.Close()
-			if err := serveStream(ctx, down, st, route, p); err != nil {
-				klog.FromContext(ctx).V(2).Info("Relayed stream ended", "err", err)
-			}
-		})
-	}
+	})
 }
 
 func fail(st io.Writer, err error) error {

@@ -68,7 +68,7 @@ func (s *Server) infoHandler(info Info) http.Handler {
 // GetInfo asks the relay of namespace through the API server's service proxy.
 func GetInfo(ctx context.Context, kube kubernetes.Interface, namespace string) (Info, error) {
 	var info Info
-	b, err := kube.CoreV1().Services(namespace).ProxyGet("", ServiceName, PortName, InfoPath, nil).DoRaw(ctx)
+	b, err := kube.CoreV1().Services(namespace).ProxyGet(ProxyScheme, ServiceName, PortName, InfoPath, nil).DoRaw(ctx)
 	if err != nil {
 		return info, err
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/yamux"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -117,7 +119,9 @@ func (r *primaryRoute) selfRoute(c mirrordv1alpha1.SessionClusterStatus) *member
 	return r.self
 }
 
-// member builds (once) the upstream of one member cluster's relay.
+// member builds (once) the upstream of one member cluster's relay. Each dial reads the
+// cluster's credentials afresh (the Primary renews them) and shows the member's relay a
+// token of its own, for the relay's audience only and for minutes.
 func (r *primaryRoute) member(ctx context.Context, c mirrordv1alpha1.SessionClusterStatus) (Upstream, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -127,36 +131,51 @@ func (r *primaryRoute) member(ctx context.Context, c mirrordv1alpha1.SessionClus
 	if c.ChildName == "" {
 		return Upstream{}, fmt.Errorf("cluster %s has no child session yet", c.Name)
 	}
-	mc, err := r.s.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, c.Name, metav1.GetOptions{})
-	if err != nil {
-		return Upstream{}, fmt.Errorf("cluster %s: %w", c.Name, err)
-	}
-	secret, err := r.s.Kube.CoreV1().Secrets(r.s.Namespace).Get(ctx, mc.Spec.SecretRef.Name, metav1.GetOptions{})
-	if err != nil {
-		return Upstream{}, fmt.Errorf("cluster %s's credentials: %w", c.Name, err)
-	}
-	cfg, err := primary.RESTConfigFor(mc, secret)
-	if err != nil {
-		return Upstream{}, err
-	}
-	ns, token := mc.Spec.Namespace, cfg.BearerToken
-	if ns == "" {
-		ns = "mirrord-system"
-	}
-	path := ServicePath(ns)
-	hello := protocol.Hello{Kind: protocol.HelloClusterSession, Session: ns + "/" + c.ChildName, Token: token}
 	up := Upstream{
 		Key: c.Name, Describe: "cluster " + c.Name,
 		Dial: func(ctx context.Context) (*yamux.Session, error) {
-			conn, err := Dial(ctx, cfg, path)
+			cfg, ns, err := r.memberConfig(ctx, c.Name)
 			if err != nil {
 				return nil, err
 			}
-			return dialProtocol(conn, hello)
+			kube, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return nil, err
+			}
+			token, _, _, err := primary.RequestToken(ctx, kube, ns, primary.RelayTokenLifetime, primary.RelayAudience)
+			if err != nil {
+				return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+			}
+			conn, err := Dial(ctx, cfg, ServicePath(ns))
+			if err != nil {
+				return nil, err
+			}
+			return dialProtocol(conn, protocol.Hello{Kind: protocol.HelloClusterSession, Session: ns + "/" + c.ChildName, Token: token})
 		},
 	}
 	r.members[c.Name] = up
 	return up, nil
+}
+
+// memberConfig is the client config of member cluster name and its controller's namespace.
+func (r *primaryRoute) memberConfig(ctx context.Context, name string) (*rest.Config, string, error) {
+	mc, err := r.s.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("cluster %s: %w", name, err)
+	}
+	secret, err := r.s.Kube.CoreV1().Secrets(r.s.Namespace).Get(ctx, mc.Spec.SecretRef.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("cluster %s's credentials: %w", name, err)
+	}
+	cfg, err := primary.RESTConfigFor(mc, secret)
+	if err != nil {
+		return nil, "", err
+	}
+	ns := mc.Spec.Namespace
+	if ns == "" {
+		ns = "mirrord-system"
+	}
+	return cfg, ns, nil
 }
 
 func hasRole(rs []mirrordv1alpha1.ClusterRole, r mirrordv1alpha1.ClusterRole) bool {
@@ -244,16 +263,24 @@ func (r *memberRoute) upstream(a mirrordv1alpha1.Agent, features *mirrordv1alpha
 	}
 }
 
-// agentKey reads the key of agent Job job from its Secret (agentconfig.ReadKey's other
-// side), once per connection to the agent.
+// agentKey reads the key of agent Job job from the Secret its pod mounts
+// (agentconfig.ReadKey's other side), once per connection to the agent.
 func (r *memberRoute) agentKey(ctx context.Context, job string) ([]byte, error) {
-	s, err := r.s.Kube.CoreV1().Secrets(r.s.Namespace).Get(ctx, job, metav1.GetOptions{})
+	j, err := r.s.Kube.BatchV1().Jobs(r.s.Namespace).Get(ctx, job, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("agent Job %s: %w", job, err)
+	}
+	name := agentconfig.KeySecretOf(j.Spec.Template.Spec)
+	if name == "" {
+		return nil, fmt.Errorf("agent Job %s mounts no key", job)
+	}
+	s, err := r.s.Kube.CoreV1().Secrets(r.s.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("the key of agent Job %s: %w", job, err)
 	}
 	key := s.Data[agentconfig.KeyFile]
-	if len(key) != protocol.AgentKeySize {
-		return nil, fmt.Errorf("the key of agent Job %s has %d bytes, not %d", job, len(key), protocol.AgentKeySize)
+	if len(key) != protocol.AgentKeySize || string(s.Data[agentconfig.KeyJobUIDFile]) != string(j.UID) {
+		return nil, fmt.Errorf("Secret %s holds no key of agent Job %s", name, job)
 	}
 	return key, nil
 }

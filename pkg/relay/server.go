@@ -3,10 +3,12 @@ package relay
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -20,6 +22,7 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
@@ -46,10 +49,16 @@ func HandshakesRefused() int64 { return handshakes.Refused() }
 
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
+	tlsConfig, err := protocol.SelfSignedTLS("kubectl-mirrord-relay")
+	if err != nil {
+		return err
+	}
+	tlsConfig.NextProtos = []string{"http/1.1"} // upgrades are HTTP/1.1
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return err
 	}
+	ln = tls.NewListener(ln, tlsConfig)
 	mux := http.NewServeMux()
 	mux.Handle("GET "+InfoPath, s.infoHandler(infoOf(s.Roles, s.Namespace)))
 	mux.Handle("/", upgradeHandler(func(c net.Conn) { s.serveConn(ctx, c) }))
@@ -238,12 +247,15 @@ func (s *Server) authorizeChild(ctx context.Context, token string) error {
 	if token == "" {
 		return errors.New("no token: only a Primary's controller may connect to a member's relay")
 	}
-	tr, err := s.Kube.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	// Only a token for the relay's audience (primary.RelayAudience): one the Primary shows
+	// its API server is refused here, and one shown here is refused there.
+	tr, err := s.Kube.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
+		Token: token, Audiences: []string{primary.RelayAudience}}}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("reviewing the token: %w", err)
 	}
-	if !tr.Status.Authenticated {
-		return errors.New("the token is not valid in this cluster: register the cluster on the Primary again")
+	if !tr.Status.Authenticated || !slices.Contains(tr.Status.Audiences, primary.RelayAudience) {
+		return fmt.Errorf("the token is not valid for this relay (%s): a Primary shows a token for audience %s, made for this connection; register the cluster on the Primary again if this persists", tr.Status.Error, primary.RelayAudience)
 	}
 	if d := authz.RelayPeer(s.Namespace, tr.Status.User.Username); d != nil {
 		return d

@@ -30,9 +30,13 @@ const (
 	Path = "/session"
 )
 
+// ProxyScheme is how the API server's service proxy reaches a relay: the relay serves TLS,
+// so the hop from the API server to its pod carries tokens and traffic encrypted.
+const ProxyScheme = "https"
+
 // ServicePath is the API server path that proxies to the relay Service in namespace ns.
 func ServicePath(ns string) string {
-	return fmt.Sprintf("/api/v1/namespaces/%s/services/%s:%s/proxy%s", url.PathEscape(ns), ServiceName, PortName, Path)
+	return fmt.Sprintf("/api/v1/namespaces/%s/services/%s:%s:%s/proxy%s", url.PathEscape(ns), ProxyScheme, ServiceName, PortName, Path)
 }
 
 // Dial opens an upgraded connection to path on the server cfg points at, with cfg's

@@ -168,7 +168,11 @@ func agentOf(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 		t.Fatalf("child: %+v %v", child.Status, err)
 	}
 	ag := child.Status.Agents[0]
-	secret, err := c.Kube.CoreV1().Secrets(controllerNS).Get(ctx, ag.Job, metav1.GetOptions{})
+	job, err := c.Kube.BatchV1().Jobs(controllerNS).Get(ctx, ag.Job, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := c.Kube.CoreV1().Secrets(controllerNS).Get(ctx, agentconfig.KeySecretOf(job.Spec.Template.Spec), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +235,7 @@ func testAgentCredentials(ctx context.Context, t *testing.T, f *framework.Framew
 			t.Errorf("the agent key is readable by a viewer in a Job or Pod of %s", controllerNS)
 		}
 	}
-	if _, err := viewer.CoreV1().Secrets(controllerNS).Get(ctx, ag.Job, metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+	if _, err := viewer.CoreV1().Secrets(controllerNS).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("a viewer reading the agent's key Secret: %v, want Forbidden", err)
 	}
 	// A hand-made Hello with every feature the child never had, without the key, is refused.

@@ -11,6 +11,8 @@ import (
 	"path"
 	"regexp"
 
+	corev1 "k8s.io/api/core/v1"
+
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
@@ -67,6 +69,19 @@ const (
 	// JobUIDLabel is that label.
 	JobUIDLabel = "batch.kubernetes.io/controller-uid"
 )
+
+// KeyVolume is the agent pod's volume of its key Secret.
+const KeyVolume = "agent-key"
+
+// KeySecretOf is the name of the key Secret an agent pod spec mounts ("" if none).
+func KeySecretOf(spec corev1.PodSpec) string {
+	for _, v := range spec.Volumes {
+		if v.Name == KeyVolume && v.Secret != nil {
+			return v.Secret.SecretName
+		}
+	}
+	return ""
+}
 
 // ReadKey reads the agent key in dir, which must be the key of Job jobUID.
 func ReadKey(dir, jobUID string) ([]byte, error) {

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // connBufferLimit is how far a mirrored connection's reader may fall behind the capture.
@@ -12,6 +15,17 @@ const connBufferLimit = 4 << 20
 // ErrFellBehind ends a mirrored connection whose reader fell connBufferLimit behind: the
 // rest of it is dropped so the capture, shared by every connection, never waits.
 var ErrFellBehind = errors.New("mirror: the session fell more than 4 MiB behind this connection; the rest of it is dropped")
+
+// MaxBufferedBytes bounds what every mirrored connection's buffer holds altogether (the
+// capture's copy and each session's): a connection whose bytes would go beyond loses the
+// rest of them (ErrBuffersFull), as one that falls behind does, whoever sends the traffic.
+const MaxBufferedBytes = 64 << 20
+
+// ErrBuffersFull ends a mirrored connection when the agent's mirror buffers are full.
+var ErrBuffersFull = errors.New("mirror: the agent's mirror buffers are full (64 MiB): the rest of this connection is dropped")
+
+// buffered is what every connBuffer holds, against MaxBufferedBytes.
+var buffered atomic.Int64
 
 // connBuffer carries one mirrored connection's bytes from the capture to its handler. Writes
 // never block (the capture goroutine serves every connection of an interface); a reader
@@ -38,12 +52,23 @@ func (b *connBuffer) write(p []byte) {
 	if b.closed {
 		return
 	}
-	if len(b.data)+len(p) > connBufferLimit {
-		b.closed, b.err, b.data = true, ErrFellBehind, nil
-	} else {
+	switch {
+	case len(b.data)+len(p) > connBufferLimit:
+		b.drop(ErrFellBehind)
+	case buffered.Add(int64(len(p))) > MaxBufferedBytes:
+		buffered.Add(-int64(len(p)))
+		protocol.CountLimitHit(protocol.LimitMirrorBytes)
+		b.drop(ErrBuffersFull)
+	default:
 		b.data = append(b.data, p...)
 	}
 	b.ready.Broadcast()
+}
+
+// drop ends the connection with err, giving back what it held.
+func (b *connBuffer) drop(err error) {
+	buffered.Add(-int64(len(b.data)))
+	b.closed, b.err, b.data = true, err, nil
 }
 
 // close ends the connection once the reader has what was written.
@@ -65,7 +90,7 @@ func (b *connBuffer) end(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.closed {
-		b.closed, b.err, b.data = true, err, nil
+		b.drop(err)
 	}
 	b.ready.Broadcast()
 }
@@ -79,6 +104,7 @@ func (b *connBuffer) Read(p []byte) (int, error) {
 	if len(b.data) > 0 {
 		n := copy(p, b.data)
 		b.data = b.data[n:]
+		buffered.Add(-int64(n))
 		if len(b.data) == 0 {
 			b.data = nil // let a large burst's array go
 		}

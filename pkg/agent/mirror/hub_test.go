@@ -22,7 +22,6 @@ func TestHubSharesOneCapture(t *testing.T) {
 		t.Helper()
 		unsub, err := hub.Subscribe(ports, func(c *Conn) {
 			if c.Server.Port() != nstest.HTTPPort {
-				// A refused connection: its SYN is all there is.
 				got <- seen{who, fmt.Sprintf("port %d", c.Server.Port())}
 				_, _ = io.Copy(io.Discard, c.Data)
 				return
@@ -69,12 +68,25 @@ func TestHubSharesOneCapture(t *testing.T) {
 	nstest.MustGet(t, link.Client, addr, "", "/both")
 	expect(seen{"a", "/both"}, seen{"b", "/both"})
 
-	// c's port widens the running capture: a SYN to a port nobody serves is still a
-	// connection the client opened.
-	leaveC := subscribe("c", 9999)
-	if c, err := link.Client.Dial(t.Context(), "tcp", fmt.Sprintf("%s:9999", link.TargetIP), nil); err == nil {
-		c.Close()
+	// c's port widens the running capture.
+	ln, err := ns.Listen(t.Context(), "tcp", ":9999", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			_, _ = io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	leaveC := subscribe("c", 9999)
+	c, err := link.Client.Dial(t.Context(), "tcp", fmt.Sprintf("%s:9999", link.TargetIP), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte("hello"))
+	c.Close()
 	expect(seen{"c", "port 9999"})
 
 	leaveB()

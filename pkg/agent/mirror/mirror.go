@@ -20,6 +20,7 @@ import (
 	"github.com/gopacket/gopacket/reassembly"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // Conn is one mirrored connection: the bytes its client sent to the target, in order.
@@ -128,9 +129,22 @@ func (m *Mirror) closeHandles() {
 // idle is how long a stream may see no packet before it is ended.
 const idle = 2 * time.Minute
 
+// Bounds on what any client of the target (spoofed packets included) can make the capture
+// hold: every mirrored port is reachable by anyone who can reach the target.
+const (
+	// MaxConns is how many connections one interface's capture tracks at once; a SYN
+	// beyond starts nothing (protocol.LimitMirrorConns counts it).
+	MaxConns = 4096
+	// Out-of-order segments the reassembly holds before it skips ahead: per connection, and
+	// for the whole capture (pages of 1900 bytes: 120 KiB and 15 MiB).
+	maxOutOfOrderPagesPerConn = 64
+	maxOutOfOrderPages        = 8192
+)
+
 func (m *Mirror) capture(tp *afpacket.TPacket, h Handler) {
-	f := &factory{ports: &m.ports, handler: h}
+	f := newFactory(&m.ports, h)
 	asm := reassembly.NewAssembler(reassembly.NewStreamPool(f))
+	asm.MaxBufferedPagesPerConnection, asm.MaxBufferedPagesTotal = maxOutOfOrderPagesPerConn, maxOutOfOrderPages
 	defer asm.FlushAll()
 	var (
 		eth    layers.Ethernet
@@ -175,7 +189,7 @@ func (m *Mirror) capture(tp *afpacket.TPacket, h Handler) {
 				isTCP = true
 			}
 		}
-		if !isTCP {
+		if !isTCP || !f.admit(netFlow, &tcp) {
 			continue
 		}
 		// The assembler keeps references to the payload: copy it out of the ring.
@@ -193,18 +207,56 @@ type captureContext struct{ ci gopacket.CaptureInfo }
 
 func (c *captureContext) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
 
+// factory makes the streams of one capture; everything in it runs on the capture's goroutine.
 type factory struct {
 	ports   *atomic.Pointer[map[uint16]bool]
 	handler Handler
+	// tracked are the connections being mirrored: only their packets, and a client's SYN to
+	// a mirrored port while fewer than MaxConns are tracked, reach the reassembly, so stray
+	// or spoofed packets make it hold nothing.
+	tracked map[flowKey]bool
+}
+
+func newFactory(ports *atomic.Pointer[map[uint16]bool], h Handler) *factory {
+	return &factory{ports: ports, handler: h, tracked: map[flowKey]bool{}}
+}
+
+// flowKey is a connection's 4-tuple, the same for both directions.
+type flowKey struct{ lo, hi netip.AddrPort }
+
+func keyOf(a, b netip.AddrPort) flowKey {
+	if b.Compare(a) < 0 {
+		a, b = b, a
+	}
+	return flowKey{a, b}
+}
+
+func endpoints(netFlow gopacket.Flow, tcp *layers.TCP) (src, dst netip.AddrPort) {
+	a, _ := netip.AddrFromSlice(netFlow.Src().Raw())
+	b, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
+	return netip.AddrPortFrom(a.Unmap(), uint16(tcp.SrcPort)), netip.AddrPortFrom(b.Unmap(), uint16(tcp.DstPort))
+}
+
+// admit says whether a packet goes to the reassembly: one of a tracked connection, or a
+// client's SYN to a mirrored port that may start one.
+func (f *factory) admit(netFlow gopacket.Flow, tcp *layers.TCP) bool {
+	src, dst := endpoints(netFlow, tcp)
+	if f.tracked[keyOf(src, dst)] {
+		return true
+	}
+	if !tcp.SYN || tcp.ACK || !(*f.ports.Load())[uint16(tcp.DstPort)] {
+		return false
+	}
+	if len(f.tracked) >= MaxConns {
+		protocol.CountLimitHit(protocol.LimitMirrorConns)
+		return false
+	}
+	return true
 }
 
 func (f *factory) New(netFlow, _ gopacket.Flow, tcp *layers.TCP, _ reassembly.AssemblerContext) reassembly.Stream {
-	a, _ := netip.AddrFromSlice(netFlow.Src().Raw())
-	b, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
-	s := &stream{f: f,
-		a:      netip.AddrPortFrom(a.Unmap(), uint16(tcp.SrcPort)),
-		b:      netip.AddrPortFrom(b.Unmap(), uint16(tcp.DstPort)),
-		ignore: true}
+	a, b := endpoints(netFlow, tcp)
+	s := &stream{f: f, a: a, b: b, ignore: true}
 	s.startOn(tcp)
 	return s
 }
@@ -216,7 +268,10 @@ type stream struct {
 	// assembler's "client to server" direction is a to b
 	clientIsB bool // the connection's client is b (the stream was made by a server's packet)
 	ignore    bool // not a connection a client opened to a mirrored port (yet)
-	buf       *connBuffer
+	// buf carries the client's bytes to the handler, from the first of them: a connection
+	// that never sends any (a SYN flood) is never delivered to anyone.
+	buf            *connBuffer
+	client, server netip.AddrPort
 }
 
 // startOn starts mirroring when tcp is a client's SYN to a mirrored port: only connections
@@ -230,9 +285,8 @@ func (s *stream) startOn(tcp *layers.TCP) bool {
 		client, server = server, client
 		s.clientIsB = true
 	}
-	s.ignore = false
-	s.buf = newConnBuffer()
-	go s.f.handler(&Conn{Client: client, Server: server, Data: s.buf})
+	s.ignore, s.client, s.server = false, client, server
+	s.f.tracked[keyOf(s.a, s.b)] = true
 	return true
 }
 
@@ -252,11 +306,18 @@ func (s *stream) ReassembledSG(sg reassembly.ScatterGather, _ reassembly.Assembl
 		return // the server's bytes
 	}
 	if n, _ := sg.Lengths(); n > 0 {
+		if s.buf == nil {
+			s.buf = newConnBuffer()
+			go s.f.handler(&Conn{Client: s.client, Server: s.server, Data: s.buf})
+		}
 		s.buf.write(sg.Fetch(n))
 	}
 }
 
 func (s *stream) ReassemblyComplete(reassembly.AssemblerContext) bool {
+	if !s.ignore {
+		delete(s.f.tracked, keyOf(s.a, s.b))
+	}
 	if s.buf != nil {
 		s.buf.close()
 	}

@@ -3,6 +3,7 @@ package mirror
 import (
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,51 +24,26 @@ func TestPortsReusedAfterAStrayPacket(t *testing.T) {
 	var wg sync.WaitGroup
 	var ports atomic.Pointer[map[uint16]bool]
 	ports.Store(portSet([]uint16{8080}))
-	f := &factory{ports: &ports, handler: func(c *Conn) {
+	f := newFactory(&ports, func(c *Conn) {
 		wg.Add(1)
 		defer wg.Done()
 		b, _ := io.ReadAll(c.Data)
 		mu.Lock()
 		got = append(got, string(b))
 		mu.Unlock()
-	}}
+	})
 	asm := reassembly.NewAssembler(reassembly.NewStreamPool(f))
 	client, server := net.IPv4(10, 0, 0, 1).To4(), net.IPv4(10, 0, 0, 2).To4()
 	now := time.Now()
+	c, sv := netip.AddrPortFrom(netip.AddrFrom4([4]byte(client)), 40000), netip.AddrPortFrom(netip.AddrFrom4([4]byte(server)), 8080)
 	send := func(fromClient bool, flags string, seq, ack uint32, payload string) {
-		ip := &layers.IPv4{SrcIP: server, DstIP: client, Protocol: layers.IPProtocolTCP}
-		tcp := &layers.TCP{SrcPort: 8080, DstPort: 40000, Seq: seq, Ack: ack, Window: 65535}
+		src, dst := sv, c
 		if fromClient {
-			ip.SrcIP, ip.DstIP = client, server
-			tcp.SrcPort, tcp.DstPort = 40000, 8080
+			src, dst = c, sv
 		}
-		for _, c := range flags {
-			switch c {
-			case 'S':
-				tcp.SYN = true
-			case 'A':
-				tcp.ACK = true
-			case 'F':
-				tcp.FIN = true
-			}
-		}
-		// Serialized and decoded, as captured packets are (the flows come from the bytes).
-		_ = tcp.SetNetworkLayerForChecksum(ip)
-		ip.Version, ip.IHL, ip.TTL = 4, 5, 64
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, tcp, gopacket.Payload(payload)); err != nil {
-			t.Fatal(err)
-		}
-		var dip layers.IPv4
-		var dtcp layers.TCP
-		var decoded []gopacket.LayerType
-		parser := gopacket.NewDecodingLayerParser(layers.LayerTypeIPv4, &dip, &dtcp)
-		parser.IgnoreUnsupported = true // the payload after TCP
-		if err := parser.DecodeLayers(buf.Bytes(), &decoded); err != nil {
-			t.Fatal(err)
-		}
+		flow, tcp := packet(t, src, dst, flags, seq, ack, payload)
 		now = now.Add(time.Millisecond)
-		asm.AssembleWithContext(dip.NetworkFlow(), &dtcp, &captureContext{gopacket.CaptureInfo{Timestamp: now}})
+		asm.AssembleWithContext(flow, tcp, &captureContext{gopacket.CaptureInfo{Timestamp: now}})
 	}
 	connection := func(isn uint32, request string) {
 		c, s := isn, uint32(5000)
@@ -91,4 +67,36 @@ func TestPortsReusedAfterAStrayPacket(t *testing.T) {
 	if len(got) != 2 || got[0] != "GET /first HTTP/1.1\r\n\r\n" || got[1] != "GET /second HTTP/1.1\r\n\r\n" {
 		t.Errorf("mirrored %q, want both connections' requests", got)
 	}
+}
+
+// packet is a TCP segment from src to dst, serialized and decoded as captured packets are
+// (the flows come from the bytes). flags: S(YN), A(CK), F(IN).
+func packet(t testing.TB, src, dst netip.AddrPort, flags string, seq, ack uint32, payload string) (gopacket.Flow, *layers.TCP) {
+	t.Helper()
+	ip := &layers.IPv4{SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice(), Protocol: layers.IPProtocolTCP, Version: 4, IHL: 5, TTL: 64}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()), Seq: seq, Ack: ack, Window: 65535}
+	for _, c := range flags {
+		switch c {
+		case 'S':
+			tcp.SYN = true
+		case 'A':
+			tcp.ACK = true
+		case 'F':
+			tcp.FIN = true
+		}
+	}
+	_ = tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, tcp, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	var dip layers.IPv4
+	var dtcp layers.TCP
+	var decoded []gopacket.LayerType
+	parser := gopacket.NewDecodingLayerParser(layers.LayerTypeIPv4, &dip, &dtcp)
+	parser.IgnoreUnsupported = true // the payload after TCP
+	if err := parser.DecodeLayers(buf.Bytes(), &decoded); err != nil {
+		t.Fatal(err)
+	}
+	return dip.NetworkFlow(), &dtcp
 }

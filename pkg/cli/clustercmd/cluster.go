@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,9 +25,6 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
 )
-
-// MemberTokenSecret is the Secret the workload overlay creates in a member for the Primary.
-const MemberTokenSecret = "mirrord-primary-token"
 
 var registerExample = templates.Examples(`
 	# With the Primary as the current context, register the cluster of context eu-1 as a
@@ -67,9 +65,12 @@ func newCmdRegister(flags *genericclioptions.ConfigFlags, streams genericiooptio
 		Long: templates.LongDesc(`
 			Registers a member cluster with the Primary of the current context. The member must
 			already run the workload (or workload-default) overlay, which creates the
-			mirrord-primary ServiceAccount and its token Secret; this command copies that token
-			and the member's CA into a Secret on the Primary and creates the MirrordCluster.
-			Running it again updates both.`),
+			mirrord-primary ServiceAccount; this command asks the member for a 24-hour token of
+			that account (TokenRequest), stores it with the member's CA in a Secret on the
+			Primary and creates the MirrordCluster. The Primary renews the token itself before
+			a third of its life is left. Running the command again re-keys the member: the new
+			token is used at once, the old one expires on its own (delete and re-create the
+			ServiceAccount in the member to end it sooner).`),
 		Example: registerExample,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,7 +86,7 @@ func newCmdRegister(flags *genericclioptions.ConfigFlags, streams genericiooptio
 	f.StringVar(&o.Server, "server", "", "API server URL the Primary's pods use to reach the member (default: the member context's server)")
 	f.BoolVar(&o.Workload, "workload", true, "the member runs workloads (agents intercept traffic there)")
 	f.BoolVar(&o.Default, "default", false, "the member answers env, files, DNS and outgoing traffic (exactly one cluster is the Default)")
-	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "how long to wait for the member's token")
+	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "how long to wait for the member's ServiceAccount")
 	return cmd
 }
 
@@ -114,20 +115,28 @@ func (o *RegisterOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var token, ca []byte
+	// The first token of the Primary's account there, asked with the admin's credentials: the
+	// Primary renews it itself from then on (primary.RequestToken). Waits for the workload
+	// overlay's ServiceAccount, which may have been applied a moment ago.
+	var token string
+	var issued, expiry time.Time
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, o.Timeout, true, func(ctx context.Context) (bool, error) {
-		s, err := member.CoreV1().Secrets(o.MemberNamespace).Get(ctx, MemberTokenSecret, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
+		token, issued, expiry, err = primary.RequestToken(ctx, member, o.MemberNamespace, primary.MemberTokenLifetime)
+		if apierrors.IsNotFound(errors.Unwrap(err)) {
 			return false, nil
 		}
-		if err != nil {
-			return false, err
-		}
-		token, ca = s.Data[corev1.ServiceAccountTokenKey], s.Data[corev1.ServiceAccountRootCAKey]
-		return len(token) > 0, nil
+		return err == nil, err
 	})
 	if err != nil {
-		return fmt.Errorf("reading Secret %s/%s in the member (install the workload overlay there first): %w", o.MemberNamespace, MemberTokenSecret, err)
+		return fmt.Errorf("asking the member for a token of %s/%s (install the workload overlay there first; registering needs create on serviceaccounts/token there): %w", o.MemberNamespace, primary.MemberServiceAccount, err)
+	}
+	ca := memberCfg.CAData
+	if cm, err := member.CoreV1().ConfigMaps(o.MemberNamespace).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{}); err == nil && cm.Data["ca.crt"] != "" {
+		ca = []byte(cm.Data["ca.crt"])
+	} else if len(ca) == 0 && memberCfg.CAFile != "" {
+		if ca, err = os.ReadFile(memberCfg.CAFile); err != nil {
+			return fmt.Errorf("the member's CA: %w", err)
+		}
 	}
 	server := o.Server
 	if server == "" {
@@ -141,7 +150,7 @@ func (o *RegisterOptions) Run(ctx context.Context) error {
 	kube, mc := primaryClients.Kube, primaryClients.Mirrord
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "mirrord-cluster-" + o.Name, Namespace: o.ControllerNamespace},
-		Data:       map[string][]byte{primary.SecretKeyToken: token, primary.SecretKeyCA: ca},
+		Data:       primary.CredentialsData(token, ca, issued, expiry),
 	}
 	if _, err := kube.CoreV1().Secrets(o.ControllerNamespace).Create(ctx, secret, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
 		_, err = kube.CoreV1().Secrets(o.ControllerNamespace).Update(ctx, secret, metav1.UpdateOptions{})

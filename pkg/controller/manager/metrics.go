@@ -6,6 +6,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
@@ -20,6 +21,7 @@ func newRegistry() *prometheus.Registry {
 		Name: "kubectl_mirrord_relay_handshakes_refused_total",
 		Help: "Relay connections refused because protocol.MaxConcurrentHandshakes handshakes were running.",
 	}, func() float64 { return float64(relay.HandshakesRefused()) }))
+	reg.MustRegister(protocol.LimitCollectors()...)
 	p := &queueMetrics{
 		depth:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "workqueue_depth", Help: "Current depth of the workqueue."}, []string{"name"}),
 		adds:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workqueue_adds_total", Help: "Adds handled by the workqueue."}, []string{"name"}),

@@ -51,7 +51,9 @@ type targetPod struct {
 // constructAgentJob builds the agent Job of one target pod's container, in namespace ns:
 // pinned to the pod's node, in the host PID namespace. It names the target only; the
 // sessions it serves are its owners (joinAgent), their features come with each connection.
-func constructAgentJob(ns string, tp targetPod, opts AgentOptions) (*batchv1.Job, error) {
+// keySecret names the Secret its key will be in (ensureAgentKey writes it once the Job has a
+// UID): a new name for every Job, as a Job's name comes back for the same pod.
+func constructAgentJob(ns string, tp targetPod, opts AgentOptions, keySecret string) (*batchv1.Job, error) {
 	jobName := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
 	cfg := agentconfig.Config{
 		TargetNamespace: tp.Pod.Namespace,
@@ -102,8 +104,8 @@ func constructAgentJob(ns string, tp targetPod, opts AgentOptions) (*batchv1.Job
 					EnableServiceLinks:            ptr.To(false),
 					TerminationGracePeriodSeconds: ptr.To[int64](5),
 					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-					Volumes: []corev1.Volume{{Name: "agent-key", VolumeSource: corev1.VolumeSource{
-						Secret: &corev1.SecretVolumeSource{SecretName: jobName, DefaultMode: ptr.To[int32](0o400)}}}},
+					Volumes: []corev1.Volume{{Name: agentconfig.KeyVolume, VolumeSource: corev1.VolumeSource{
+						Secret: &corev1.SecretVolumeSource{SecretName: keySecret, DefaultMode: ptr.To[int32](0o400)}}}},
 					Containers: []corev1.Container{{
 						Name:  "agent",
 						Image: opts.Image,
@@ -115,7 +117,7 @@ func constructAgentJob(ns string, tp targetPod, opts AgentOptions) (*batchv1.Job
 						},
 						// The agent key: a Secret the controller writes once the Job has a UID
 						// (ensureAgentKey); the kubelet starts the agent once it is there.
-						VolumeMounts: []corev1.VolumeMount{{Name: "agent-key", MountPath: agentconfig.DefaultKeyDir, ReadOnly: true}},
+						VolumeMounts: []corev1.VolumeMount{{Name: agentconfig.KeyVolume, MountPath: agentconfig.DefaultKeyDir, ReadOnly: true}},
 						Ports: []corev1.ContainerPort{
 							{Name: "session", ContainerPort: agentconfig.SessionPort},
 							{Name: "health", ContainerPort: agentconfig.HealthPort},

@@ -20,13 +20,16 @@ import (
 // ComponentAgentKey labels agent key Secrets.
 const ComponentAgentKey = "agent-key"
 
-// agentKeySecret is the Secret holding key, the agent key of Job j: named after the Job and
-// owned by it, so it goes with the Job; it names the Job's UID so that neither the agent nor
-// the relay takes an earlier Job's key (agentconfig.ReadKey).
+// AgentKeySecretName is the name of the Secret holding agent Job j's key ("" if j has none).
+func AgentKeySecretName(j *batchv1.Job) string { return agentconfig.KeySecretOf(j.Spec.Template.Spec) }
+
+// agentKeySecret is the Secret holding key, the agent key of Job j: owned by the Job, so it
+// goes with it, and naming the Job's UID, so that the agent checks it has its own Job's
+// (agentconfig.ReadKey).
 func agentKeySecret(j *batchv1.Job, key []byte) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      j.Name,
+			Name:      AgentKeySecretName(j),
 			Namespace: j.Namespace,
 			Labels:    map[string]string{mirrordv1alpha1.LabelComponent: ComponentAgentKey},
 			OwnerReferences: []metav1.OwnerReference{{
@@ -44,42 +47,31 @@ func agentKeySecret(j *batchv1.Job, key []byte) *corev1.Secret {
 }
 
 // ensureAgentKey makes sure agent Job j has its key Secret: once per Job (by UID) for the
-// life of this controller. A Secret of the same name left by an earlier Job (the garbage
-// collector has not removed it yet) is replaced.
+// life of this controller.
 func (c *Controller) ensureAgentKey(ctx context.Context, j *batchv1.Job) error {
 	if _, ok := c.keyed.Load(j.UID); ok {
 		return nil
 	}
+	name := AgentKeySecretName(j)
+	if name == "" {
+		return fmt.Errorf("agent Job %s names no key Secret: it was made by an older controller; it is replaced when its sessions end", j.Name)
+	}
+	key := make([]byte, protocol.AgentKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
 	secrets := c.kube.CoreV1().Secrets(j.Namespace)
-	for range 2 {
-		key := make([]byte, protocol.AgentKeySize)
-		if _, err := rand.Read(key); err != nil {
-			return err
-		}
-		_, err := secrets.Create(ctx, agentKeySecret(j, key), metav1.CreateOptions{})
-		if err == nil {
-			c.keyed.Store(j.UID, true)
-			return nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating the key of agent Job %s: %w", j.Name, err)
-		}
-		old, err := secrets.Get(ctx, j.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("reading the key of agent Job %s: %w", j.Name, err)
-		}
-		if string(old.Data[agentconfig.KeyJobUIDFile]) == string(j.UID) {
-			c.keyed.Store(j.UID, true)
-			return nil
-		}
-		klog.FromContext(ctx).V(1).Info("Replacing an earlier agent Job's key", "secret", old.Name, "job", j.Name)
-		err = secrets.Delete(ctx, old.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &old.UID}})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("removing an earlier key of agent Job %s: %w", j.Name, err)
+	_, err := secrets.Create(ctx, agentKeySecret(j, key), metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		var old *corev1.Secret
+		if old, err = secrets.Get(ctx, name, metav1.GetOptions{}); err == nil && string(old.Data[agentconfig.KeyJobUIDFile]) != string(j.UID) {
+			err = fmt.Errorf("Secret %s/%s holds another Job's key", j.Namespace, name)
 		}
 	}
-	return fmt.Errorf("the key of agent Job %s could not be written: another writer keeps replacing it", j.Name)
+	if err != nil {
+		return fmt.Errorf("writing the key of agent Job %s: %w", j.Name, err)
+	}
+	c.keyed.Store(j.UID, true)
+	klog.FromContext(ctx).V(2).Info("Wrote the agent key", "job", j.Name, "secret", name)
+	return nil
 }

@@ -20,7 +20,7 @@ func TestAgentJobHoldsNoSecret(t *testing.T) {
 		Container:   "app",
 		ContainerID: "containerd://abc",
 	}
-	job, err := constructAgentJob("mirrord-system", tp, AgentOptions{Image: "img"})
+	job, err := constructAgentJob("mirrord-system", tp, AgentOptions{Image: "img"}, "key-abcde")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +33,8 @@ func TestAgentJobHoldsNoSecret(t *testing.T) {
 		t.Errorf("the Job holds a credential: %s", raw)
 	}
 	spec := job.Spec.Template.Spec
-	if len(spec.Volumes) != 1 || spec.Volumes[0].Secret == nil || spec.Volumes[0].Secret.SecretName != job.Name {
-		t.Errorf("volumes %+v: want the Secret named after the Job", spec.Volumes)
+	if len(spec.Volumes) != 1 || spec.Volumes[0].Secret == nil || spec.Volumes[0].Secret.SecretName != "key-abcde" || AgentKeySecretName(job) != "key-abcde" {
+		t.Errorf("volumes %+v: want the key Secret", spec.Volumes)
 	}
 	c := spec.Containers[0]
 	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != agentconfig.DefaultKeyDir || !c.VolumeMounts[0].ReadOnly {
@@ -50,7 +50,7 @@ func TestAgentJobHoldsNoSecret(t *testing.T) {
 		t.Errorf("the agent's Job UID: %+v", uidEnv)
 	}
 
-	if secret.Name != job.Name || secret.Namespace != job.Namespace {
+	if secret.Name != "key-abcde" || secret.Namespace != job.Namespace {
 		t.Errorf("secret %s/%s for Job %s/%s", secret.Namespace, secret.Name, job.Namespace, job.Name)
 	}
 	if o := secret.OwnerReferences; len(o) != 1 || o[0].UID != "job-uid" || o[0].Kind != "Job" || o[0].APIVersion != batchv1.SchemeGroupVersion.String() {

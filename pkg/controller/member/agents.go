@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -79,7 +80,7 @@ func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.Mirro
 	name := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
 	j, err = c.jobs.Jobs(child.Namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		job, err := constructAgentJob(child.Namespace, tp, c.opts.Agent)
+		job, err := constructAgentJob(child.Namespace, tp, c.opts.Agent, name+"-"+utilrand.String(5))
 		if err != nil {
 			return nil, false, err
 		}

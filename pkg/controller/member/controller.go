@@ -285,6 +285,9 @@ func (c *Controller) enqueueAll() {
 func (c *Controller) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithValues("controller", ControllerName)
 	if !cache.WaitForNamedCacheSync(ControllerName, ctx.Done(), c.synced...) {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return fmt.Errorf("%s: caches did not sync", ControllerName)
 	}
 	logger.Info("Started", "namespace", c.opts.Namespace)

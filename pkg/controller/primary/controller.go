@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"reflect"
 	"slices"
 	"sort"
@@ -216,6 +217,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	ctx = klog.NewContext(ctx, logger)
 	c.runCtx = ctx
 	if !cache.WaitForNamedCacheSync(ControllerName, ctx.Done(), c.synced...) {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return fmt.Errorf("%s: caches did not sync", ControllerName)
 	}
 	if err := c.syncMembers(ctx, membersKey); err != nil {
@@ -270,23 +274,29 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 			want[mc.Name] = &member{name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), probeErr: msg, identity: "broken:" + msg}
 			continue
 		}
+		ns := mc.Spec.Namespace
+		if ns == "" {
+			ns = "mirrord-system"
+		}
+		m := &member{
+			name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), namespace: ns,
+			identity: identityOf(mc, secret), secretName: secret.Name,
+		}
+		token := string(secret.Data[SecretKeyToken])
+		m.token.Store(&token)
 		cfg, err := RESTConfigFor(mc, secret)
 		var cs clients.Set
 		if err == nil {
+			cfg.BearerToken = "" // the member's current one, on each request
+			cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return &bearer{token: &m.token, rt: rt} }
 			cs, err = clients.ForConfig(cfg)
 		}
 		if err != nil {
 			want[mc.Name] = &member{name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), probeErr: err.Error(), identity: "broken:" + err.Error()}
 			continue
 		}
-		ns := mc.Spec.Namespace
-		if ns == "" {
-			ns = "mirrord-system"
-		}
-		want[mc.Name] = &member{
-			name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), namespace: ns,
-			identity: identityOf(mc, secret), kube: cs.Kube, mirrord: cs.Mirrord,
-		}
+		m.kube, m.mirrord = cs.Kube, cs.Mirrord
+		want[mc.Name] = m
 	}
 
 	c.mu.Lock()
@@ -295,6 +305,9 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 		if w, ok := want[name]; ok && w.identity == old.identity {
 			changed = changed || !slices.Equal(old.roles, w.roles)
 			old.roles = w.roles
+			if t := w.token.Load(); t != nil {
+				old.token.Store(t) // registered again, or renewed
+			}
 			want[name] = old
 			continue
 		}

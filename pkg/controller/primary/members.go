@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -53,6 +54,10 @@ type member struct {
 	roles     []mirrordv1alpha1.ClusterRole
 	namespace string
 	identity  string // what the member was built from; a change rebuilds it
+	// secretName names its credentials Secret; token is the one its clients use now
+	// (renewToken replaces it).
+	secretName string
+	token      atomic.Pointer[string]
 
 	kube     kubernetes.Interface
 	mirrord  versioned.Interface
@@ -113,11 +118,12 @@ func RESTConfigFor(mc *mirrordv1alpha1.MirrordCluster, secret *corev1.Secret) (*
 	return cfg, nil
 }
 
+// identityOf is what a member's clients are built from; its token is not part of it (a new
+// token replaces the old in place, see bearer).
 func identityOf(mc *mirrordv1alpha1.MirrordCluster, secret *corev1.Secret) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s|%v|%v|%s|", mc.Spec.Server, mc.Spec.Namespace, mc.Spec.Workload, mc.Spec.Default, mc.UID)
 	if secret != nil {
-		h.Write(secret.Data[SecretKeyToken])
 		h.Write(secret.Data[SecretKeyCA])
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -186,6 +192,9 @@ func (c *Controller) probeLoop(ctx context.Context, m *member) {
 		}
 		if err == nil && slow && m.synced() {
 			c.sweepOrphans(ctx, m)
+		}
+		if err == nil && slow && !m.self {
+			c.renewToken(ctx, m)
 		}
 		select {
 		case <-ctx.Done():
