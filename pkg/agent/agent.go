@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -165,7 +164,7 @@ func (a *Agent) locate(ctx context.Context) (how string, err error) {
 	pid, how, nsFile, err := openTarget(ctx, a.procRoot, a.cfg.RuntimeEndpoint, a.cfg.ContainerID)
 	var t *served
 	if err == nil {
-		t = attach(pid, nsFile)
+		t = attach(pid, startTime(a.procRoot, pid), nsFile)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -183,14 +182,16 @@ func (a *Agent) pid() int {
 	return a.target.pid
 }
 
-// alive reports whether the located process still exists.
+// alive reports whether the located process still exists: its PID, with the start time it
+// had (a PID the kernel gave another process since is not the target).
 func (a *Agent) alive() bool {
-	pid := a.pid()
-	if pid == 0 {
+	a.mu.Lock()
+	t := a.target
+	a.mu.Unlock()
+	if t == nil {
 		return false
 	}
-	_, err := os.Stat(a.procRoot + "/" + strconv.Itoa(pid))
-	return err == nil
+	return startTime(a.procRoot, t.pid) == t.start && t.start != 0
 }
 
 func (a *Agent) close() {

@@ -27,7 +27,9 @@ import (
 // served is the located target process: its PID, its network namespace, and the capture
 // every mirroring session shares.
 type served struct {
-	pid    int
+	pid int
+	// start is the process's start time: a PID reused by another process is not the target.
+	start  uint64
 	ns     *netns.Handle
 	mirror *mirror.Hub
 }
@@ -40,10 +42,11 @@ func (s *served) close() {
 	_ = s.ns.Close()
 }
 
-// attach prepares to serve process pid, whose network namespace nsFile is.
-func attach(pid int, nsFile *os.File) *served {
+// attach prepares to serve process pid, started at start (startTime), whose network
+// namespace nsFile is.
+func attach(pid int, start uint64, nsFile *os.File) *served {
 	ns := netns.FromFile(nsFile)
-	return &served{pid: pid, ns: ns, mirror: mirror.NewHub(ns)}
+	return &served{pid: pid, start: start, ns: ns, mirror: mirror.NewHub(ns)}
 }
 
 // session is one session on one connection: the agent serves every session on its target

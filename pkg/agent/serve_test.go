@@ -43,7 +43,7 @@ func startAgent(t *testing.T, cfg Config, opts nstest.Options) (string, *nstest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.target, a.ready = attach(tg.PID, nsFile), nil
+	a.target, a.ready = attach(tg.PID, startTime("/proc", tg.PID), nsFile), nil
 	t.Cleanup(a.close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -97,3 +97,24 @@ func TestOpenTargetRefusesHostNetwork(t *testing.T) {
 		t.Fatalf("openTarget = %v, want ErrHostNetwork", err)
 	}
 }
+
+// TestAliveByStartTime: the target is its PID and the start time it had; a PID the kernel
+// gave another process since is a lost target.
+func TestAliveByStartTime(t *testing.T) {
+	pid := os.Getpid()
+	a := New(Config{})
+	for _, tc := range []struct {
+		start uint64
+		want  bool
+	}{
+		{startTime("/proc", pid), true},
+		{startTime("/proc", pid) + 1, false}, // the same PID, another process
+		{0, false},
+	} {
+		a.target = &served{pid: pid, start: tc.start}
+		if got := a.alive(); got != tc.want {
+			t.Errorf("start %d: alive = %v, want %v", tc.start, got, tc.want)
+		}
+	}
+	a.target = nil
+}

@@ -254,6 +254,9 @@ func (f *FS) Open(p string, flags int, perm uint32) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The agent creates as root: a setuid or setgid bit would hand the session's file the
+	// target's root, or a group it does not have.
+	perm &^= unix.S_ISUID | unix.S_ISGID
 	return f.openat2(p, uint64(flags), uint64(perm), 0)
 }
 

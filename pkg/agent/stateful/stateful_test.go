@@ -120,6 +120,15 @@ func TestFiles(t *testing.T) {
 	if b, _ := os.ReadFile(tg.Root + "/tmp/out.txt"); string(b) != "written" {
 		t.Errorf("write did not land in the target's root: %q", b)
 	}
+	// The agent creates files as root: never a setuid or setgid one, whatever a session asks.
+	x, err := fsys.Open("/tmp/suid", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o6755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	if st, err := os.Stat(tg.Root + "/tmp/suid"); err != nil || st.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 || st.Mode().Perm() != 0o755 {
+		t.Errorf("created with mode %v (%v), want 0755 without setuid/setgid", st.Mode(), err)
+	}
 	if _, err := fsys.ReadFile("relative/path"); err == nil {
 		t.Error("a relative path must be refused")
 	}
