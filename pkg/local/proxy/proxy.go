@@ -3,19 +3,28 @@
 // both SOCKS5 and HTTP proxy (CONNECT and absolute-form requests). The command finds it
 // through HTTP_PROXY, HTTPS_PROXY and ALL_PROXY; names it is given are resolved as the
 // target resolves them, and connections are made from the target's network (or locally, as
-// the outgoing filter says).
+// the outgoing filter says). Every other user of the machine can reach a port on 127.0.0.1,
+// so the proxy serves only whoever shows its credential, which only the command's
+// environment holds: Basic Proxy-Authorization for HTTP, RFC 1929 for SOCKS5, both from the
+// user:password in the *_PROXY URLs.
 package proxy
 
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,12 +45,21 @@ type Server struct {
 	Dialer     Dialer
 	ResolvConf outgoing.ResolvConf
 
-	ln net.Listener
-	wg sync.WaitGroup
+	ln       net.Listener
+	wg       sync.WaitGroup
+	password string // made up by Listen; the user is proxyUser
 }
+
+// proxyUser is the user name of the proxy's credential.
+const proxyUser = "mirrord"
 
 // Listen starts serving on 127.0.0.1 (a port of the system's choosing).
 func (s *Server) Listen(ctx context.Context) error {
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	s.password = hex.EncodeToString(secret)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -68,8 +86,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Env are the variables that point programs at the proxy. ALL_PROXY is socks5h: names go to
 // the proxy unresolved, so they are resolved as the target resolves them.
 func (s *Server) Env() []string {
-	http := "http://" + s.Addr()
-	socks := "socks5h://" + s.Addr()
+	cred := url.UserPassword(proxyUser, s.password).String() + "@"
+	http := "http://" + cred + s.Addr()
+	socks := "socks5h://" + cred + s.Addr()
 	noProxy := "localhost,127.0.0.1,::1"
 	var env []string
 	for _, kv := range [][2]string{{"HTTP_PROXY", http}, {"HTTPS_PROXY", http}, {"ALL_PROXY", socks}, {"NO_PROXY", noProxy}} {
@@ -109,7 +128,14 @@ func (s *Server) dial(ctx context.Context, host string, port uint16) (net.Conn, 
 	return s.Dialer.DialTCP(ctx, netip.AddrPortFrom(ip, port))
 }
 
-// SOCKS5 (RFC 1928): no authentication, CONNECT only.
+// authorized says whether user and password are the proxy's credential.
+func (s *Server) authorized(user, password string) bool {
+	u := subtle.ConstantTimeCompare([]byte(user), []byte(proxyUser))
+	p := subtle.ConstantTimeCompare([]byte(password), []byte(s.password))
+	return u&p == 1 && s.password != ""
+}
+
+// SOCKS5 (RFC 1928) with username/password authentication (RFC 1929), CONNECT only.
 func (s *Server) serveSOCKS5(ctx context.Context, c net.Conn, br *bufio.Reader) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(br, hdr[:]); err != nil {
@@ -119,15 +145,34 @@ func (s *Server) serveSOCKS5(ctx context.Context, c net.Conn, br *bufio.Reader) 
 	if _, err := io.ReadFull(br, methods); err != nil {
 		return
 	}
-	noAuth := false
-	for _, m := range methods {
-		noAuth = noAuth || m == 0
-	}
-	if !noAuth {
+	if !slices.Contains(methods, 2) { // username/password
 		_, _ = c.Write([]byte{5, 0xff})
 		return
 	}
-	if _, err := c.Write([]byte{5, 0}); err != nil {
+	if _, err := c.Write([]byte{5, 2}); err != nil {
+		return
+	}
+	var ver [2]byte
+	if _, err := io.ReadFull(br, ver[:]); err != nil || ver[0] != 1 {
+		return
+	}
+	user := make([]byte, ver[1])
+	if _, err := io.ReadFull(br, user); err != nil {
+		return
+	}
+	pl, err := br.ReadByte()
+	if err != nil {
+		return
+	}
+	password := make([]byte, pl)
+	if _, err := io.ReadFull(br, password); err != nil {
+		return
+	}
+	if !s.authorized(string(user), string(password)) {
+		_, _ = c.Write([]byte{1, 1})
+		return
+	}
+	if _, err := c.Write([]byte{1, 0}); err != nil {
 		return
 	}
 	var req [4]byte
@@ -204,6 +249,11 @@ func (s *Server) serveHTTP(ctx context.Context, c net.Conn, br *bufio.Reader) {
 		if err != nil {
 			return
 		}
+		if user, password, ok := proxyAuth(req); !ok || !s.authorized(user, password) {
+			msg := "kubectl-mirrord: this proxy serves only the command it was started for (its *_PROXY variables carry the credential)"
+			_, _ = fmt.Fprintf(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"kubectl-mirrord\"\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
+			return
+		}
 		host, port, err := hostPort(req)
 		if err != nil {
 			writeError(c, req, http.StatusBadRequest, err.Error())
@@ -250,6 +300,21 @@ func (s *Server) serveHTTP(ctx context.Context, c net.Conn, br *bufio.Reader) {
 			return
 		}
 	}
+}
+
+// proxyAuth reads the Basic credential of a Proxy-Authorization header.
+func proxyAuth(req *http.Request) (user, password string, ok bool) {
+	h := req.Header.Get("Proxy-Authorization")
+	scheme, enc, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Basic") {
+		return "", "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(enc))
+	if err != nil {
+		return "", "", false
+	}
+	user, password, ok = strings.Cut(string(b), ":")
+	return user, password, ok
 }
 
 type upstream struct {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -67,7 +68,7 @@ func get(t *testing.T, c *http.Client, u string) (int, string) {
 
 func TestHTTPProxy(t *testing.T) {
 	s, d := start(t)
-	pu, _ := url.Parse("http://" + s.Addr())
+	pu, _ := url.Parse("http://" + proxyUser + ":" + s.password + "@" + s.Addr())
 	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
 	for i := range 2 { // the second request reuses the proxy's upstream connection
 		if code, body := get(t, c, fmt.Sprintf("http://api/path%d", i)); code != 200 || body != fmt.Sprintf("backend saw api /path%d", i) {
@@ -89,7 +90,7 @@ func TestCONNECT(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "CONNECT api:80 HTTP/1.1\r\nHost: api:80\r\n\r\nGET /tunnel HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
+	fmt.Fprintf(c, "CONNECT api:80 HTTP/1.1\r\nHost: api:80\r\nProxy-Authorization: Basic %s\r\n\r\nGET /tunnel HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n", basic(proxyUser, s.password))
 	b, _ := io.ReadAll(c)
 	if !strings.HasPrefix(string(b), "HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK") || !strings.HasSuffix(string(b), "backend saw api /tunnel") {
 		t.Errorf("CONNECT tunnel answered %q", b)
@@ -98,7 +99,7 @@ func TestCONNECT(t *testing.T) {
 
 func TestSOCKS5(t *testing.T) {
 	s, d := start(t)
-	dialer, err := xproxy.SOCKS5("tcp", s.Addr(), nil, xproxy.Direct)
+	dialer, err := xproxy.SOCKS5("tcp", s.Addr(), &xproxy.Auth{User: proxyUser, Password: s.password}, xproxy.Direct)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,9 +118,53 @@ func TestSOCKS5(t *testing.T) {
 func TestEnv(t *testing.T) {
 	s, _ := start(t)
 	env := strings.Join(s.Env(), " ")
-	for _, want := range []string{"HTTP_PROXY=http://" + s.Addr(), "https_proxy=http://" + s.Addr(), "ALL_PROXY=socks5h://" + s.Addr(), "NO_PROXY=localhost,127.0.0.1,::1"} {
+	cred := proxyUser + ":" + s.password + "@"
+	for _, want := range []string{"HTTP_PROXY=http://" + cred + s.Addr(), "https_proxy=http://" + cred + s.Addr(), "ALL_PROXY=socks5h://" + cred + s.Addr(), "NO_PROXY=localhost,127.0.0.1,::1"} {
 		if !strings.Contains(env, want) {
 			t.Errorf("env lacks %s: %s", want, env)
 		}
+	}
+}
+
+func basic(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+// TestProxyCredential: another local user, who can reach 127.0.0.1 but has not the
+// command's environment, gets nothing through the proxy: no credential, a wrong one, or
+// SOCKS5 without authentication.
+func TestProxyCredential(t *testing.T) {
+	s, d := start(t)
+	for name, header := range map[string]string{
+		"no credential":    "",
+		"a wrong password": "Proxy-Authorization: Basic " + basic(proxyUser, "guess") + "\r\n",
+		"another user":     "Proxy-Authorization: Basic " + basic("root", s.password) + "\r\n",
+		"another scheme":   "Proxy-Authorization: Bearer " + s.password + "\r\n",
+	} {
+		for _, req := range []string{"CONNECT api:80 HTTP/1.1\r\nHost: api:80\r\n", "GET http://api/x HTTP/1.1\r\nHost: api\r\n"} {
+			c, err := net.Dial("tcp", s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "%s%s\r\n", req, header)
+			b, _ := io.ReadAll(c)
+			c.Close()
+			if !strings.HasPrefix(string(b), "HTTP/1.1 407 Proxy Authentication Required\r\n") {
+				t.Errorf("%s, %q: answered %q", name, strings.Fields(req)[0], b)
+			}
+		}
+	}
+	for name, auth := range map[string]*xproxy.Auth{"SOCKS5 without authentication": nil, "SOCKS5 with a wrong password": {User: proxyUser, Password: "guess"}} {
+		dialer, err := xproxy.SOCKS5("tcp", s.Addr(), auth, xproxy.Direct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := dialer.Dial("tcp", "api:80"); err == nil {
+			c.Close()
+			t.Errorf("%s: connected", name)
+		}
+	}
+	if len(d.looked) != 0 {
+		t.Errorf("refused clients made the proxy resolve %v", d.looked)
 	}
 }
