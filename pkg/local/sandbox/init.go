@@ -117,7 +117,7 @@ func setup(cfg initConfig) (initReport, []int, error) {
 		fds = append(fds, int(f.Fd()))
 	}
 	// Remote directories before resolv.conf: shadowing /etc would hide its bind mount.
-	m := &mounter{shadowed: map[string]bool{}}
+	m := &mounter{shadowed: map[string]bool{}, protected: protectedDirs(cfg.Command, cfg.Env)}
 	for _, dir := range cfg.RemoteDirs {
 		fd, err := m.mountRemote(dir)
 		if err != nil {

@@ -12,14 +12,67 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// keptLocal are directories of the developer's machine a remote volume never covers: the
-// command's own binaries, libraries, home and scratch space.
-var keptLocal = []string{"/", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/usr", "/home", "/root", "/tmp", "/proc", "/sys", "/dev", "/etc", "/var", "/run"}
+// keptLocal are directories of the developer's machine a remote volume never is: the
+// machine's scratch space and its kernel's views.
+var keptLocal = []string{"/", "/home", "/root", "/tmp", "/proc", "/sys", "/dev", "/etc", "/var", "/run"}
+
+// systemTrees are where the command's programs and libraries come from: a remote volume is
+// never at, in or above one of them (a target could otherwise hand the developer's machine
+// its own binaries to run).
+var systemTrees = []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr"}
+
+// keptLocalReason says why dir must stay this machine's ("" when a remote volume may cover
+// it): one of keptLocal, or at, in or above a protected directory (systemTrees, the user's
+// home, the directories on the command's PATH and the command's own).
+func keptLocalReason(dir string, protected []string) string {
+	dir = filepath.Clean(dir)
+	for _, l := range keptLocal {
+		if dir == l {
+			return "kept local: a volume there would hide this machine's own files"
+		}
+	}
+	for _, p := range protected {
+		if p == "" || !filepath.IsAbs(p) {
+			continue
+		}
+		p = filepath.Clean(p)
+		if dir == p || strings.HasPrefix(dir, p+"/") || strings.HasPrefix(p, dir+"/") {
+			return "kept local: a volume there would cover " + p + ", where the command's programs, libraries or home are"
+		}
+	}
+	return ""
+}
+
+// protectedDirs are the directories keptLocalReason protects for a command run with env:
+// systemTrees, the user's home and PATH (as this process and the command see them) and the
+// command's own directory.
+func protectedDirs(command, env []string) []string {
+	dirs := append([]string(nil), systemTrees...)
+	add := func(kv []string) {
+		for _, e := range kv {
+			if v, ok := strings.CutPrefix(e, "HOME="); ok {
+				dirs = append(dirs, v)
+			}
+			if v, ok := strings.CutPrefix(e, "PATH="); ok {
+				dirs = append(dirs, filepath.SplitList(v)...)
+			}
+		}
+	}
+	add(os.Environ())
+	add(env)
+	if len(command) > 0 && strings.Contains(command[0], "/") {
+		if abs, err := filepath.Abs(command[0]); err == nil {
+			dirs = append(dirs, filepath.Dir(abs))
+		}
+	}
+	return dirs
+}
 
 // mounter mounts the target's volumes inside the sandbox's mount namespace.
 type mounter struct {
-	mounted  []string
-	shadowed map[string]bool
+	mounted   []string
+	shadowed  map[string]bool
+	protected []string // protectedDirs
 }
 
 // mountRemote mounts a FUSE file system at dir and returns its device, for the parent to
@@ -27,10 +80,8 @@ type mounter struct {
 // shadow), so the developer's disk is never touched.
 func (m *mounter) mountRemote(dir string) (int, error) {
 	dir = filepath.Clean(dir)
-	for _, l := range keptLocal {
-		if dir == l {
-			return -1, errors.New("kept local: a volume there would hide this machine's own files")
-		}
+	if why := keptLocalReason(dir, m.protected); why != "" {
+		return -1, errors.New(why)
 	}
 	for _, p := range m.mounted {
 		if strings.HasPrefix(dir, p+"/") {
