@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -156,12 +157,18 @@ func DialAgent(conn *tls.Conn, hello Hello, key []byte) (*yamux.Session, error) 
 // Hello must be signed with key (compared in constant time) before check sees it; the
 // Welcome proves the key back.
 func AcceptAgent(conn *tls.Conn, key []byte, check func(Hello) error) (Hello, *yamux.Session, error) {
-	var hello Hello
 	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	binding, err := channelBinding(conn)
 	if err != nil {
-		return hello, nil, err
+		return Hello{}, nil, err
 	}
+	return acceptAgent(conn, binding, key, check)
+}
+
+// acceptAgent is AcceptAgent once TLS is up and binding known: everything a peer that has not
+// proved the key can make the agent read.
+func acceptAgent(conn net.Conn, binding, key []byte, check func(Hello) error) (Hello, *yamux.Session, error) {
+	var hello Hello
 	br, nonce, err := serverOpen(conn)
 	if err != nil {
 		return hello, nil, err

@@ -252,3 +252,23 @@ func mitmProxy(t *testing.T, addr string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// FuzzAcceptAgent: whatever a peer without the key sends after TLS, the agent reads at most
+// the bounded Hello and proof, and never opens a session.
+func FuzzAcceptAgent(f *testing.F) {
+	var b bytes.Buffer
+	_ = writeHead(&b)
+	raw, _ := json.Marshal(Hello{Session: "ns/s", Features: &mirrordv1alpha1.Features{}})
+	_ = writeRaw(&b, raw)
+	_ = WriteMessage(&b, AgentProof{MAC: bytes.Repeat([]byte{1}, 32)})
+	f.Add(b.Bytes())
+	f.Add([]byte("MIRRORD\x00\x00\x01\x00\x00\x00\x02{}\x00\x00\x00\x02{}"))
+	binding := bytes.Repeat([]byte{9}, 32)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		_, s, err := acceptAgent(&scriptedConn{in: bytes.NewReader(in)}, binding, agentKey, func(Hello) error { return nil })
+		if err == nil {
+			s.Close()
+			t.Fatal("a session without the key's MAC")
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/reassembly"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
@@ -116,4 +117,67 @@ func TestMirrorBuffersBounded(t *testing.T) {
 	if n := buffered.Load(); n != 0 {
 		t.Errorf("%d bytes still counted after every buffer ended", n)
 	}
+}
+
+// FuzzMirrorPackets: whatever packets reach the capture (any client of the target can send
+// them, spoofed or not), decoding and reassembly neither crash nor track more than MaxConns
+// connections, and only a client's SYN to a mirrored port starts one.
+func FuzzMirrorPackets(f *testing.F) {
+	server := netip.MustParseAddrPort("10.0.0.2:8080")
+	client := netip.MustParseAddrPort("10.0.0.1:40000")
+	for _, p := range []struct {
+		src, dst netip.AddrPort
+		flags    string
+		payload  string
+	}{{client, server, "S", ""}, {server, client, "SA", ""}, {client, server, "A", "GET / HTTP/1.1\r\n\r\n"}, {client, server, "FA", ""}} {
+		_, tcp := packet(f, p.src, p.dst, p.flags, 1, 1, p.payload)
+		buf := gopacket.NewSerializeBuffer()
+		ip := &layers.IPv4{SrcIP: p.src.Addr().AsSlice(), DstIP: p.dst.Addr().AsSlice(), Protocol: layers.IPProtocolTCP, Version: 4, IHL: 5, TTL: 64}
+		_ = tcp.SetNetworkLayerForChecksum(ip)
+		_ = gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, &layers.Ethernet{EthernetType: layers.EthernetTypeIPv4, SrcMAC: make([]byte, 6), DstMAC: make([]byte, 6)}, ip, tcp, gopacket.Payload(p.payload))
+		f.Add(buf.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ports atomic.Pointer[map[uint16]bool]
+		ports.Store(portSet([]uint16{8080}))
+		fac := newFactory(&ports, func(c *Conn) { _, _ = io.Copy(io.Discard, c.Data) })
+		asm := reassembly.NewAssembler(reassembly.NewStreamPool(fac))
+		asm.MaxBufferedPagesPerConnection, asm.MaxBufferedPagesTotal = maxOutOfOrderPagesPerConn, maxOutOfOrderPages
+		var (
+			eth    layers.Ethernet
+			ip4    layers.IPv4
+			ip6    layers.IPv6
+			tcp    layers.TCP
+			decode []gopacket.LayerType
+		)
+		parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &ip6, &tcp)
+		parser.IgnoreUnsupported = true
+		// The input, and each of its halves, as packets: several segments of one flow.
+		for _, pkt := range [][]byte{data, data[:len(data)/2], data[len(data)/2:], data} {
+			if parser.DecodeLayers(pkt, &decode) != nil {
+				continue
+			}
+			var netFlow gopacket.Flow
+			isTCP := false
+			for _, lt := range decode {
+				switch lt {
+				case layers.LayerTypeIPv4:
+					netFlow = ip4.NetworkFlow()
+				case layers.LayerTypeIPv6:
+					netFlow = ip6.NetworkFlow()
+				case layers.LayerTypeTCP:
+					isTCP = true
+				}
+			}
+			if !isTCP || !fac.admit(netFlow, &tcp) {
+				continue
+			}
+			tcp.Payload = append([]byte(nil), tcp.Payload...)
+			asm.AssembleWithContext(netFlow, &tcp, &captureContext{gopacket.CaptureInfo{Timestamp: time.Now()}})
+		}
+		asm.FlushAll()
+		if len(fac.tracked) > MaxConns {
+			t.Fatalf("%d connections tracked", len(fac.tracked))
+		}
+	})
 }

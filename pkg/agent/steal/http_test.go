@@ -154,3 +154,51 @@ func FuzzFilter(f *testing.F) {
 		_ = filter.Match(req)
 	})
 }
+
+// scripted is a connection that reads in and then EOF, and takes every write.
+type scripted struct {
+	net.Conn
+	in io.Reader
+}
+
+func (c *scripted) Read(p []byte) (int, error)       { return c.in.Read(p) }
+func (c *scripted) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *scripted) Close() error                     { return nil }
+func (c *scripted) SetDeadline(time.Time) error      { return nil }
+func (c *scripted) SetReadDeadline(time.Time) error  { return nil }
+func (c *scripted) SetWriteDeadline(time.Time) error { return nil }
+func (c *scripted) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *scripted) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+
+// FuzzStealServer: whatever any client of the target sends on a stolen, filtered port
+// (HTTP/1 or h2c), the steal server neither crashes nor hangs once the client is done, with
+// matched requests going to the session and the rest to the original.
+func FuzzStealServer(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nX-User: alice\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"))
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+	f.Add([]byte(h2Preface + "\x00\x00\x00\x04\x00\x00\x00\x00\x00"))
+	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	session := func(r *http.Request) (*http.Response, error) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("local")), ContentLength: 5, ProtoMajor: 1, ProtoMinor: 1, Request: r}, nil
+	}
+	dial := func(context.Context) (net.Conn, error) {
+		return &scripted{in: strings.NewReader(strings.Repeat("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 4))}, nil
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = Serve(t.Context(), &scripted{in: bytes.NewReader(in)}, filter, session, dial)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the steal server still serves %q after the client ended", in)
+		}
+	})
+}
