@@ -59,7 +59,9 @@ type Server struct {
 	Kubeconfig string
 	Kube       kubernetes.Interface
 	Mirrord    versioned.Interface
-	bins       map[string]string
+	// CA is the API server's own (self-signed) serving certificate, to trust it by.
+	CA   []byte
+	bins map[string]string
 }
 
 const adminToken = "apiserver-test-admin"
@@ -127,7 +129,11 @@ func Start(t *testing.T) *Server {
 	start(t, dir, "kube-controller-manager", bins["kube-controller-manager"], "--kubeconfig="+kubeconfig,
 		"--controllers=clusterrole-aggregation,namespace", "--leader-elect=false", "--secure-port=0")
 
-	s := &Server{Config: cfg, Kubeconfig: kubeconfig, bins: bins}
+	ca, err := os.ReadFile(filepath.Join(dir, "certs", "apiserver.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Config: cfg, Kubeconfig: kubeconfig, CA: ca, bins: bins}
 	if s.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}

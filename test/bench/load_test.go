@@ -108,7 +108,8 @@ const (
 	loadDuration = 15 * time.Second
 )
 
-func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ns string, owner session.Owner, n int, target, backend string) loadResult {
+// before, if given, runs once the sessions' agents are known, before the measured window.
+func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster, ns string, owner session.Owner, n int, target, backend string, before ...func(agents []*corev1.Pod)) loadResult {
 	// Sessions as exec makes them: each with its key, connected through the API server.
 	spec := mirrordv1alpha1.MirrordSessionSpec{
 		Target:     mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: ns},
@@ -176,6 +177,9 @@ func loadRun(ctx context.Context, t *testing.T, f *framework.Framework, c *frame
 	time.Sleep(2 * time.Second)
 
 	agents := agentPods(ctx, t, c)
+	for _, b := range before {
+		b(agents)
+	}
 	ctl0, err := controllerMetric(ctx, c, "process_cpu_seconds_total")
 	if err != nil {
 		t.Fatal(err)

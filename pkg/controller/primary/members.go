@@ -193,8 +193,8 @@ func (c *Controller) probeLoop(ctx context.Context, m *member) {
 		if err == nil && slow && m.synced() {
 			c.sweepOrphans(ctx, m)
 		}
-		if err == nil && slow && !m.self {
-			c.renewToken(ctx, m)
+		if slow && !m.self {
+			c.renewToken(ctx, m) // whatever the Lease's fate: renewing is its own request
 		}
 		select {
 		case <-ctx.Done():

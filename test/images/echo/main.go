@@ -9,6 +9,10 @@
 //	                                failed connections for up to D (a Service's rules reach
 //	                                kube-proxy a moment after its pods are ready)
 //	echo namespaces -kubeconfig F   list the namespaces of the cluster F points at
+//	echo flood -conns N [-for D] ADDR...
+//	                                hold N silent TCP connections to each ADDR for D,
+//	                                opening a new one whenever the peer closes one; print
+//	                                the connections made and refused every 5 s
 //
 // The probe subcommands exist because busybox wget cannot speak TLS to Go servers.
 package main
@@ -19,11 +23,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,8 +60,10 @@ func main() {
 		err = get(os.Args[2:])
 	case "namespaces":
 		err = namespaces(os.Args[2:])
+	case "flood":
+		err = flood(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown subcommand %q: use serve, get or namespaces", os.Args[1])
+		err = fmt.Errorf("unknown subcommand %q: use serve, get, namespaces or flood", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -172,4 +180,51 @@ func namespaces(args []string) error {
 	sort.Strings(names)
 	fmt.Println(strings.Join(names, "\n"))
 	return nil
+}
+
+// flood holds silent connections to each address: an unauthenticated peer's flood of
+// handshakes at a relay or an agent, or of connections that never send a byte to a mirrored
+// port (the bench's abuse run).
+func flood(args []string) error {
+	fs := flag.NewFlagSet("flood", flag.ExitOnError)
+	conns := fs.Int("conns", 1000, "silent connections to hold to each address")
+	dur := fs.Duration("for", time.Hour, "how long")
+	_ = fs.Parse(args)
+	if fs.NArg() == 0 {
+		return fmt.Errorf("flood: name at least one address")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	defer cancel()
+	var made, failed atomic.Int64
+	for _, addr := range fs.Args() {
+		for range *conns {
+			go func() {
+				for ctx.Err() == nil {
+					var d net.Dialer
+					c, err := d.DialContext(ctx, "tcp", addr)
+					if err != nil {
+						failed.Add(1)
+						time.Sleep(100 * time.Millisecond)
+						continue
+					}
+					made.Add(1)
+					// Silent until the peer closes it (or the flood ends).
+					go func() { <-ctx.Done(); c.Close() }()
+					_, _ = io.Copy(io.Discard, c)
+					c.Close()
+					time.Sleep(time.Second) // a steady flood, not a busy loop
+				}
+			}()
+		}
+	}
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			fmt.Printf("flood: %d connections made, %d refused\n", made.Load(), failed.Load())
+		}
+	}
 }

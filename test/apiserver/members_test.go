@@ -17,6 +17,8 @@ limitations under the License.
 package apiserver
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -100,5 +102,69 @@ func TestMemberRelayTokens(t *testing.T) {
 	}
 	if _, err := kube.CoreV1().Namespaces().List(t.Context(), metav1.ListOptions{}); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
 		t.Errorf("the relay's token at the API server: %v, want Unauthorized", err)
+	}
+}
+
+// TestMemberTokenRenewal: the Primary renews a member's token once two thirds of its life
+// are gone, with the token it has, and stores the new one (with the CA); the old one keeps
+// working until it expires, so nothing running is cut off. The API server is its own member
+// here (a MirrordCluster pointing at it, as the Primary's account; its Lease collides with
+// the Primary's own, which is why reachability is not asserted).
+func TestMemberTokenRenewal(t *testing.T) {
+	s := Start(t)
+	s.Install(t, "single-cluster")
+	asPrimary, err := kubernetes.NewForConfig(s.Impersonate("system:serviceaccount:mirrord-system:"+mirrordv1alpha1.PrimaryServiceAccount,
+		"system:serviceaccounts", "system:serviceaccounts:mirrord-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _, _, err := primary.RequestToken(t.Context(), asPrimary, "mirrord-system", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Issued 50 minutes ago and expiring in 10, as far as the Secret says: due for renewal.
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "mirrord-cluster-self", Namespace: "mirrord-system"},
+		Data:       primary.CredentialsData(old, s.CA, time.Now().Add(-50*time.Minute), time.Now().Add(10*time.Minute)),
+	}
+	if _, err := s.Kube.CoreV1().Secrets("mirrord-system").Create(t.Context(), secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Mirrord.MirrordV1alpha1().MirrordClusters().Create(t.Context(), &mirrordv1alpha1.MirrordCluster{
+		ObjectMeta: metav1.ObjectMeta{Name: "self"},
+		Spec: mirrordv1alpha1.MirrordClusterSpec{Server: s.Config.Host, SecretRef: mirrordv1alpha1.SecretReference{Name: secret.Name},
+			Workload: true, Namespace: "mirrord-system"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runController(t, s)
+
+	var renewed *corev1.Secret
+	waitFor(t, "the renewed token", func(ctx context.Context) error {
+		got, err := s.Kube.CoreV1().Secrets("mirrord-system").Get(ctx, secret.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if string(got.Data[primary.SecretKeyToken]) == old {
+			mc, _ := s.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, "self", metav1.GetOptions{})
+			return fmt.Errorf("still the old token (the cluster: %+v)", mc.Status)
+		}
+		renewed = got
+		return nil
+	})
+	issued, _ := time.Parse(time.RFC3339, string(renewed.Data[primary.SecretKeyIssued]))
+	newExpiry, _ := time.Parse(time.RFC3339, string(renewed.Data[primary.SecretKeyExpiry]))
+	if d := newExpiry.Sub(issued); d < 23*time.Hour || time.Since(issued) > time.Minute {
+		t.Errorf("renewed: issued %v, expires %v", issued, newExpiry)
+	}
+	if string(renewed.Data[primary.SecretKeyCA]) != string(s.CA) {
+		t.Error("the renewal lost the CA")
+	}
+	// Both the new token and the old one are the Primary's account.
+	for name, tok := range map[string]string{"new": string(renewed.Data[primary.SecretKeyToken]), "old": old} {
+		tr, err := s.Kube.AuthenticationV1().TokenReviews().Create(t.Context(), &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: tok}}, metav1.CreateOptions{})
+		if err != nil || !tr.Status.Authenticated || !strings.HasSuffix(tr.Status.User.Username, ":"+mirrordv1alpha1.PrimaryServiceAccount) {
+			t.Errorf("the %s token: %+v %v", name, tr.Status, err)
+		}
 	}
 }
