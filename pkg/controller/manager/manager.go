@@ -134,7 +134,17 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 	serve(ctx, g, cfg.MetricsAddr, metrics)
 	serve(ctx, g, cfg.ProbeAddr, h.mux())
 	if cfg.RelayAddr != "" && cfg.RelayAddr != "0" {
-		rs := &relay.Server{Kube: kube, Mirrord: mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr}
+		// The relay's own clients and rate limit: what any peer makes it ask the API server
+		// before it has proved anything (a session's GET, a TokenReview) cannot slow the
+		// controllers down.
+		relayCfg := rest.CopyConfig(restCfg)
+		relayCfg.QPS, relayCfg.Burst = 50, 100
+		relayCfg.UserAgent = "kubectl-mirrord-relay"
+		relayClients, err := clients.ForConfig(relayCfg)
+		if err != nil {
+			return err
+		}
+		rs := &relay.Server{Kube: relayClients.Kube, Mirrord: relayClients.Mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr}
 		g.Go(func() error { return rs.Run(ctx) })
 	}
 
