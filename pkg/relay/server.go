@@ -197,7 +197,13 @@ var errEnded = errors.New("the session is being ended")
 // Heartbeater is session.KeepAlive's heartbeat for a CLI: Heartbeat through the API server
 // cfg names to the relay of the Primary controller in controllerNS.
 func Heartbeater(cfg *rest.Config, controllerNS string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey) func(context.Context) error {
-	return func(ctx context.Context) error { return Heartbeat(ctx, cfg, ServicePath(controllerNS), session, key) }
+	return func(ctx context.Context) error {
+		err := Heartbeat(ctx, cfg, ServicePath(controllerNS), session, key)
+		if ue := (*UpgradeError)(nil); errors.As(err, &ue) {
+			return describeDialError(ue, controllerNS)
+		}
+		return err
+	}
 }
 
 // Heartbeat tells the Primary's relay that the session whose key is key is alive: path is
@@ -271,14 +277,7 @@ func DialSession(ctx context.Context, cfg *rest.Config, controllerNS string, ses
 	dial := func(ctx context.Context) (*yamux.Session, error) {
 		conn, err := Dial(ctx, cfg, ServicePath(controllerNS))
 		if err != nil {
-			var ue *UpgradeError
-			if errors.As(err, &ue) && ue.Status == http.StatusForbidden {
-				return nil, fmt.Errorf("not allowed to connect to the relay (%v): ask an admin to install the primary overlay, which lets users connect to service %s/%s", err, controllerNS, ServiceName)
-			}
-			if errors.As(err, &ue) && ue.Status == http.StatusServiceUnavailable {
-				return nil, fmt.Errorf("the Primary's relay is not running (%v): check `kubectl -n %s get pods`", err, controllerNS)
-			}
-			return nil, fmt.Errorf("connecting to the Primary's relay: %w", err)
+			return nil, describeDialError(err, controllerNS)
 		}
 		sess, err := protocol.Dial(conn, hello, key)
 		if err != nil {
@@ -292,6 +291,19 @@ func DialSession(ctx context.Context, cfg *rest.Config, controllerNS string, ses
 		return nil, err
 	}
 	return protocol.NewReconnectingClient(sess, dial, events), nil
+}
+
+// describeDialError turns a failed connection to the Primary's relay (in namespace
+// controllerNS) into what to do.
+func describeDialError(err error, controllerNS string) error {
+	var ue *UpgradeError
+	switch {
+	case errors.As(err, &ue) && ue.Status == http.StatusForbidden:
+		return fmt.Errorf("not allowed to connect to the relay (%v): ask an admin to install the primary overlay, which lets users connect to service %s/%s", err, controllerNS, ServiceName)
+	case errors.As(err, &ue) && ue.Status == http.StatusServiceUnavailable:
+		return fmt.Errorf("the Primary's relay is not running (%v): check `kubectl -n %s get pods`", err, controllerNS)
+	}
+	return fmt.Errorf("connecting to the Primary's relay: %w", err)
 }
 
 // dialProtocol runs the handshake on conn, closing it on failure.
