@@ -236,6 +236,33 @@ s.serve_forever()`, name)
 			t.Errorf("the mirrored request did not reach the local server: %v", err)
 		}
 		interrupt(t, cmd)
+
+		// Another program's port (this test's listener) gets nothing, whatever the mapping.
+		other, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		accepted := make(chan struct{}, 1)
+		go func() {
+			if c, err := other.Accept(); err == nil {
+				accepted <- struct{}{}
+				c.Close()
+			}
+		}()
+		otherPort := strconv.Itoa(other.Addr().(*net.TCPAddr).Port)
+		cmd, buf = f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "--proxy-mode", "-t", "deploy/api", "--ports", "8080", "--port-mapping", "8080:"+otherPort,
+			"--", "sleep", "60")
+		if _, err := buf.WaitFor(ctx, "running sleep", 90*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		get(t, pods["c3"], "/not-for-others", nil)
+		select {
+		case <-accepted:
+			t.Error("proxy mode delivered the target's traffic to a port the command does not listen on")
+		case <-time.After(3 * time.Second):
+		}
+		interrupt(t, cmd)
 	})
 
 	t.Run("sessions lists, status describes, sessions kill ends everywhere", func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/owner"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/proxy"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
@@ -43,20 +44,30 @@ func (o *Options) runProxied(ctx context.Context, client *protocol.Client, spec 
 		return -1, err
 	}
 	defer srv.Close()
-	unsubscribe, err := subscribe(ctx, client, spec, hostDialer{}, netip.MustParseAddr("127.0.0.1"))
+	ports := &owner.Checker{}
+	unsubscribe, err := subscribe(ctx, client, spec, hostDialer{ports: ports}, netip.MustParseAddr("127.0.0.1"))
 	if err != nil {
 		return -1, err
 	}
 	defer unsubscribe()
 	o.logf("proxy mode: the command gets the target's environment and incoming traffic (on this machine's ports), and reaches the target's network through %s (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY). Not in proxy mode: remote files, UDP, and connections of programs that ignore those variables", srv.Addr())
 	o.logf("running %s (ready in %s)", strings.Join(o.Command, " "), time.Since(start).Round(time.Millisecond))
-	return runChild(o.Command, append(env, srv.Env()...), o.In, o.Out, o.ErrOut, ended)
+	return runChild(o.Command, append(env, srv.Env()...), o.In, o.Out, o.ErrOut, ended, ports.SetRoot)
 }
 
-// hostDialer delivers incoming connections to this machine's loopback (proxy mode).
-type hostDialer struct{}
+// hostDialer delivers incoming connections to this machine's loopback (proxy mode), only to
+// ports the command's own processes listen on: never to another program's, whatever port
+// the traffic names.
+type hostDialer struct{ ports *owner.Checker }
 
-func (hostDialer) DialIn(ctx context.Context, _, dst netip.AddrPort) (net.Conn, error) {
+func (h hostDialer) DialIn(ctx context.Context, _, dst netip.AddrPort) (net.Conn, error) {
+	owned, err := h.ports.Owns(dst.Port())
+	if err != nil {
+		return nil, fmt.Errorf("who listens on port %d: %w", dst.Port(), err)
+	}
+	if !owned {
+		return nil, fmt.Errorf("port %d is not one the command listens on: proxy mode delivers only to the command's own ports", dst.Port())
+	}
 	var d net.Dialer
 	return d.DialContext(ctx, "tcp", dst.String())
 }
@@ -89,7 +100,8 @@ func forwardSignals(in io.Reader, send func(os.Signal)) func() {
 
 // runChild runs command with env as this process's child, its exit code returned; it dies
 // with this process (kill -9 included, on Linux).
-func runChild(command, env []string, stdin io.Reader, stdout, stderr io.Writer, ended <-chan struct{}) (int, error) {
+// started, when given, hears the child's PID once it runs.
+func runChild(command, env []string, stdin io.Reader, stdout, stderr io.Writer, ended <-chan struct{}, started ...func(pid int)) (int, error) {
 	cmd := osexec.Command(command[0], command[1:]...)
 	cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = env, stdin, stdout, stderr
 	if path, err := sandbox.LookPath(command[0], env); err == nil {
@@ -101,19 +113,22 @@ func runChild(command, env []string, stdin io.Reader, stdout, stderr io.Writer, 
 		code int
 		err  error
 	}
-	started, done := make(chan error, 1), make(chan result, 1)
+	startErr, done := make(chan error, 1), make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
 		if err := cmd.Start(); err != nil {
-			started <- err
+			startErr <- err
 			return
 		}
-		started <- nil
+		startErr <- nil
 		code, err := sandbox.ExitCode(cmd.Wait())
 		done <- result{code, err}
 	}()
-	if err := <-started; err != nil {
+	if err := <-startErr; err != nil {
 		return 127, fmt.Errorf("running %s: %w", command[0], err)
+	}
+	for _, f := range started {
+		f(cmd.Process.Pid)
 	}
 	stop := forwardSignals(stdin, func(s os.Signal) { _ = cmd.Process.Signal(s) })
 	defer stop()
