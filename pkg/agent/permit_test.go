@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -56,4 +57,39 @@ func TestPermit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzPermit: whatever operation a session's client sends, once it decodes and validates,
+// a session with everything switched off is refused all of it but file operations on paths
+// (decided per path by the fs rules) and its own subscriptions' teardown.
+func FuzzPermit(f *testing.F) {
+	for _, r := range []protocol.Request{
+		{Op: protocol.OpEnv}, {Op: protocol.OpDial, Network: "tcp", Address: "10.0.0.1:80"},
+		{Op: protocol.OpDial, Network: "udp", Address: "10.0.0.1:53"}, {Op: protocol.OpDNS, Data: make([]byte, 12)},
+		{Op: protocol.OpResolvConf}, {Op: protocol.OpMounts}, {Op: protocol.OpIncoming}, {Op: protocol.OpStat, Path: "/etc"},
+	} {
+		var b bytes.Buffer
+		_ = protocol.WriteMessage(&b, r)
+		f.Add(b.Bytes())
+	}
+	off := mirrordv1alpha1.Features{}
+	off.Env.Disabled, off.Network.DNS.Disabled = true, true
+	off.FS.Mode = mirrordv1alpha1.FSModeLocal
+	off.Network.Outgoing.TCP, off.Network.Outgoing.UDP = ptr.To(false), ptr.To(false)
+	off.Network.Incoming.Mode = mirrordv1alpha1.IncomingModeOff
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var req protocol.Request
+		if protocol.ReadMessage(bytes.NewReader(in), &req) != nil || req.Validate() != nil {
+			return
+		}
+		err := permit(off, req)
+		switch req.Op {
+		case protocol.OpStat, protocol.OpReadDir, protocol.OpReadlink, protocol.OpOpen:
+			// Per path, by stateful.FS (local mode refuses every remote path there).
+		default:
+			if err == nil {
+				t.Fatalf("%+v permitted to a session with everything off", req)
+			}
+		}
+	})
 }

@@ -145,7 +145,8 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// FuzzReadMessage: no input crashes the decoder or makes it read past its length.
+// FuzzReadMessage: no input crashes the decoders (the agent's and relay's of requests, the
+// local side's of answers and deliveries) or makes them read past its length.
 func FuzzReadMessage(f *testing.F) {
 	var b bytes.Buffer
 	_ = WriteMessage(&b, Request{Op: OpOpen, Path: "/etc/hosts", Flags: 2})
@@ -164,6 +165,15 @@ func FuzzReadMessage(f *testing.F) {
 		}
 		var op FileOp
 		_ = ReadMessage(bytes.NewReader(in), &op)
+		// What the local side decodes from upstream: answers, deliveries, handshakes.
+		var resp Response
+		_ = ReadMessage(bytes.NewReader(in), &resp)
+		var inc Incoming
+		_ = ReadMessage(bytes.NewReader(in), &inc)
+		var w Welcome
+		_ = ReadMessage(bytes.NewReader(in), &w)
+		var ch Challenge
+		_ = ReadMessage(bytes.NewReader(in), &ch)
 	})
 }
 
