@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -176,7 +177,9 @@ func KeepAlive(ctx context.Context, c versioned.Interface, namespace, name strin
 		}
 		cancel()
 		if err != nil {
-			t.Reset(min(interval, time.Second))
+			// Soon, and at a random moment: a network that comes and goes at a steady rhythm
+			// (a flapping link) must not catch every retry in its down time.
+			t.Reset(min(interval, 250*time.Millisecond+rand.N(500*time.Millisecond)))
 		} else {
 			t.Reset(interval)
 		}
