@@ -49,7 +49,7 @@ func inTree(pid, root int, parents map[int]int) bool {
 	return false
 }
 
-// Checker answers Owns for one process tree, remembering a port's answer for a while: a
+// Checker answers Owns for one process tree, remembering a port it owns for a while: a
 // stolen connection per request must not scan /proc each time.
 type Checker struct {
 	mu     sync.Mutex
@@ -93,10 +93,14 @@ func (c *Checker) Owns(port uint16) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	c.mu.Lock()
-	if c.root == root {
-		c.cache[port] = cached{owned, time.Now()}
+	// Only a yes is remembered: a port the command is about to listen on must be its own as
+	// soon as it does.
+	if owned {
+		c.mu.Lock()
+		if c.root == root {
+			c.cache[port] = cached{owned, time.Now()}
+		}
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	return owned, nil
 }

@@ -77,3 +77,21 @@ func TestChecker(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckerRemembersOnlyYes: a port the command does not listen on yet is its own as soon
+// as it does (a no is never remembered); a yes is, for a while.
+func TestCheckerRemembersOnlyYes(t *testing.T) {
+	listening, calls := false, 0
+	c := &Checker{lookup: func(uint16, int) (bool, error) { calls++; return listening, nil }}
+	c.SetRoot(42)
+	if owned, _ := c.Owns(8080); owned {
+		t.Fatal("owned before it listens")
+	}
+	listening = true
+	if owned, _ := c.Owns(8080); !owned {
+		t.Fatal("a no was remembered: the port is not the command's once it listens")
+	}
+	if _, _ = c.Owns(8080); calls != 2 {
+		t.Errorf("%d lookups, want the yes remembered", calls)
+	}
+}
