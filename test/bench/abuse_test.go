@@ -54,10 +54,18 @@ func TestBenchAbuse(t *testing.T) {
 	_, ip := targetPod(ctx, t, c, ns)
 	target := net.JoinHostPort(ip, "8080")
 	ctl, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: "kubectl-mirrord.io/component=controller"})
-	if err != nil || len(ctl.Items) != 1 {
-		t.Fatalf("controller pods: %v", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	relayAddr := net.JoinHostPort(ctl.Items[0].Status.PodIP, strconv.Itoa(relay.Port))
+	var relayAddr string
+	for _, p := range ctl.Items { // the restarted one, not the one going away
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" {
+			relayAddr = net.JoinHostPort(p.Status.PodIP, strconv.Itoa(relay.Port))
+		}
+	}
+	if relayAddr == "" {
+		t.Fatalf("no running controller pod among %d", len(ctl.Items))
+	}
 	owner, err := session.Whoami(ctx, c.Kube)
 	if err != nil {
 		t.Fatal(err)
