@@ -76,12 +76,12 @@ func (a *Agent) holdIncoming(session string) (release func(), err error) {
 	}, nil
 }
 
-// loadKey reads the agent key once the member controller has written this Job's.
+// loadKey reads the agent key (the kubelet starts the agent once its Secret is mounted).
 func (a *Agent) loadKey() error {
 	if a.key.Load() != nil {
 		return nil
 	}
-	key, err := agentconfig.ReadKey(a.cfg.KeyDir, a.cfg.JobUID)
+	key, err := agentconfig.ReadKey(a.cfg.KeyDir)
 	if err != nil {
 		return err
 	}

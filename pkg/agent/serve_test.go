@@ -33,8 +33,8 @@ var testKey = bytes.Repeat([]byte{'k'}, protocol.AgentKeySize)
 func startAgent(t *testing.T, cfg Config, opts nstest.Options) (string, *nstest.Target) {
 	t.Helper()
 	tg := nstest.Start(t, opts)
-	cfg.KeyDir, cfg.JobUID = t.TempDir(), "job-1"
-	writeKey(t, cfg.KeyDir, "job-1", testKey)
+	cfg.KeyDir = t.TempDir()
+	writeKey(t, cfg.KeyDir, testKey)
 	a := New(cfg)
 	if err := a.loadKey(); err != nil {
 		t.Fatal(err)
@@ -209,34 +209,27 @@ func TestServeRefusals(t *testing.T) {
 	}
 }
 
-// TestAgentKeyOfItsJob: an agent takes only its own Job's key, so a Secret left by an
-// earlier Job of the same name is never used; it is ready once the right key is there.
-func TestAgentKeyOfItsJob(t *testing.T) {
+// TestAgentKey: an agent serves only once it has a key of the right size.
+func TestAgentKey(t *testing.T) {
 	dir := t.TempDir()
-	a := New(Config{KeyDir: dir, JobUID: "new-job"})
+	a := New(Config{KeyDir: dir})
 	if err := a.loadKey(); err == nil {
 		t.Fatal("a key loaded from an empty directory")
 	}
-	writeKey(t, dir, "old-job", testKey)
-	if err := a.loadKey(); err == nil || !strings.Contains(err.Error(), "Job old-job's, not this Job's (new-job)") {
-		t.Fatalf("the earlier Job's key: %v", err)
-	}
-	writeKey(t, dir, "new-job", testKey[:16])
+	writeKey(t, dir, testKey[:16])
 	if err := a.loadKey(); err == nil || !strings.Contains(err.Error(), "has 16 bytes") {
 		t.Fatalf("a short key: %v", err)
 	}
-	writeKey(t, dir, "new-job", testKey)
+	writeKey(t, dir, testKey)
 	if err := a.loadKey(); err != nil || !bytes.Equal(*a.key.Load(), testKey) {
-		t.Fatalf("this Job's key: %v", err)
+		t.Fatalf("the key: %v", err)
 	}
 }
 
-func writeKey(t *testing.T, dir, jobUID string, key []byte) {
+func writeKey(t *testing.T, dir string, key []byte) {
 	t.Helper()
-	for name, b := range map[string][]byte{agentconfig.KeyJobUIDFile: []byte(jobUID), agentconfig.KeyFile: key} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(dir, agentconfig.KeyFile), key, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -50,24 +50,15 @@ type Config struct {
 	// KeyDir holds the agent key (KeyFile, KeyJobUIDFile), mounted from the Secret the
 	// member controller made for this agent's Job; "" is DefaultKeyDir.
 	KeyDir string `json:"keyDir,omitempty"`
-	// JobUID is the agent's Job's UID, from JobUIDEnv when not set.
-	JobUID string `json:"jobUID,omitempty"`
 }
 
-// The agent key: one per agent Job, in a Secret named after the Job (owned by it) that only
-// the member controller and the agent's pod read; no Job or Pod spec holds it. The Secret
-// also names the Job's UID, so an agent never takes the key of an earlier Job of its name.
+// The agent key: one per agent Job, in a Secret of its own (a fresh name for every Job) that
+// only the member controller and the agent's pod read; no Job or Pod spec holds it.
 const (
 	// DefaultKeyDir is where the agent's pod mounts its key Secret.
 	DefaultKeyDir = "/var/run/kubectl-mirrord/agent-key"
-	// KeyFile and KeyJobUIDFile are the Secret's keys, and the files in KeyDir.
-	KeyFile       = "key"
-	KeyJobUIDFile = "job-uid"
-	// JobUIDEnv is the agent's own Job's UID (the downward API, from the label the Job
-	// controller puts on its pods).
-	JobUIDEnv = "MIRRORD_AGENT_JOB_UID"
-	// JobUIDLabel is that label.
-	JobUIDLabel = "batch.kubernetes.io/controller-uid"
+	// KeyFile is the Secret's key, and the file in KeyDir.
+	KeyFile = "key"
 )
 
 // KeyVolume is the agent pod's volume of its key Secret.
@@ -83,17 +74,10 @@ func KeySecretOf(spec corev1.PodSpec) string {
 	return ""
 }
 
-// ReadKey reads the agent key in dir, which must be the key of Job jobUID.
-func ReadKey(dir, jobUID string) ([]byte, error) {
+// ReadKey reads the agent key in dir.
+func ReadKey(dir string) ([]byte, error) {
 	if dir == "" {
 		dir = DefaultKeyDir
-	}
-	uid, err := os.ReadFile(path.Join(dir, KeyJobUIDFile))
-	if err != nil {
-		return nil, fmt.Errorf("the agent key: %w", err)
-	}
-	if jobUID == "" || string(uid) != jobUID {
-		return nil, fmt.Errorf("the agent key in %s is Job %s's, not this Job's (%s): waiting for the member controller to write this Job's", dir, uid, jobUID)
 	}
 	key, err := os.ReadFile(path.Join(dir, KeyFile))
 	if err != nil {
@@ -119,9 +103,6 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
 		return c, fmt.Errorf("parsing %s: %w", ConfigEnv, err)
-	}
-	if c.JobUID == "" {
-		c.JobUID = os.Getenv(JobUIDEnv)
 	}
 	if c.ContainerID == "" || c.TargetPodUID == "" {
 		return c, fmt.Errorf("%s lacks the target container: containerID and targetPodUID are required", ConfigEnv)

@@ -51,8 +51,8 @@ type targetPod struct {
 // constructAgentJob builds the agent Job of one target pod's container, in namespace ns:
 // pinned to the pod's node, in the host PID namespace. It names the target only; the
 // sessions it serves are its owners (joinAgent), their features come with each connection.
-// keySecret names the Secret its key will be in (ensureAgentKey writes it once the Job has a
-// UID): a new name for every Job, as a Job's name comes back for the same pod.
+// keySecret names the Secret its key is in: a new name for every Job, as a Job's name comes
+// back for the same pod.
 func constructAgentJob(ns string, tp targetPod, opts AgentOptions, keySecret string) (*batchv1.Job, error) {
 	jobName := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
 	cfg := agentconfig.Config{
@@ -110,13 +110,9 @@ func constructAgentJob(ns string, tp targetPod, opts AgentOptions, keySecret str
 						Name:  "agent",
 						Image: opts.Image,
 						Args:  []string{"agent"},
-						Env: []corev1.EnvVar{
-							{Name: agentconfig.ConfigEnv, Value: string(raw)},
-							{Name: agentconfig.JobUIDEnv, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
-								FieldPath: "metadata.labels['" + agentconfig.JobUIDLabel + "']"}}},
-						},
-						// The agent key: a Secret the controller writes once the Job has a UID
-						// (ensureAgentKey); the kubelet starts the agent once it is there.
+						Env:   []corev1.EnvVar{{Name: agentconfig.ConfigEnv, Value: string(raw)}},
+						// The agent key: a Secret the controller writes just before the Job
+						// (joinAgent), so the kubelet finds it at once.
 						VolumeMounts: []corev1.VolumeMount{{Name: agentconfig.KeyVolume, MountPath: agentconfig.DefaultKeyDir, ReadOnly: true}},
 						Ports: []corev1.ContainerPort{
 							{Name: "session", ContainerPort: agentconfig.SessionPort},

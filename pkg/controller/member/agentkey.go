@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
@@ -23,31 +24,45 @@ const ComponentAgentKey = "agent-key"
 // AgentKeySecretName is the name of the Secret holding agent Job j's key ("" if j has none).
 func AgentKeySecretName(j *batchv1.Job) string { return agentconfig.KeySecretOf(j.Spec.Template.Spec) }
 
-// agentKeySecret is the Secret holding key, the agent key of Job j: owned by the Job, so it
-// goes with it, and naming the Job's UID, so that the agent checks it has its own Job's
-// (agentconfig.ReadKey).
-func agentKeySecret(j *batchv1.Job, key []byte) *corev1.Secret {
+// agentKeySecret is the Secret holding key, an agent key, named name and owned by owner:
+// the session about to create its Job, until adoptAgentKey adds the Job. It goes with the
+// last of its owners: with the session if the Job was never made.
+func agentKeySecret(ns, name string, owner metav1.OwnerReference, key []byte) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      AgentKeySecretName(j),
-			Namespace: j.Namespace,
-			Labels:    map[string]string{mirrordv1alpha1.LabelComponent: ComponentAgentKey},
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: j.UID,
-				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
-			}},
+			Name:            name,
+			Namespace:       ns,
+			Labels:          map[string]string{mirrordv1alpha1.LabelComponent: ComponentAgentKey},
+			OwnerReferences: []metav1.OwnerReference{owner},
 		},
 		Type:      corev1.SecretTypeOpaque,
 		Immutable: ptr.To(true),
-		Data: map[string][]byte{
-			agentconfig.KeyFile:       key,
-			agentconfig.KeyJobUIDFile: []byte(j.UID),
-		},
+		Data:      map[string][]byte{agentconfig.KeyFile: key},
 	}
 }
 
-// ensureAgentKey makes sure agent Job j has its key Secret: once per Job (by UID) for the
-// life of this controller.
+// jobRef is Job j's reference among its key Secret's owners.
+func jobRef(j *batchv1.Job) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: j.UID,
+		Controller: ptr.To(false), BlockOwnerDeletion: ptr.To(false)}
+}
+
+// newAgentKey writes a new agent key in Secret name, owned by child.
+func (c *Controller) newAgentKey(ctx context.Context, ns, name string, child metav1.OwnerReference) error {
+	key := make([]byte, protocol.AgentKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	if _, err := c.kube.CoreV1().Secrets(ns).Create(ctx, agentKeySecret(ns, name, child, key), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("writing an agent key: %w", err)
+	}
+	return nil
+}
+
+// ensureAgentKey makes sure agent Job j's key Secret exists and is the Job's, so it lives as
+// long as the Job whoever made it: once per Job (by UID) for the life of this controller. A
+// controller that stopped between the Secret and the Job, or before adding the Job as its
+// owner, is made up for here.
 func (c *Controller) ensureAgentKey(ctx context.Context, j *batchv1.Job) error {
 	if _, ok := c.keyed.Load(j.UID); ok {
 		return nil
@@ -56,22 +71,15 @@ func (c *Controller) ensureAgentKey(ctx context.Context, j *batchv1.Job) error {
 	if name == "" {
 		return fmt.Errorf("agent Job %s names no key Secret: it was made by an older controller; it is replaced when its sessions end", j.Name)
 	}
-	key := make([]byte, protocol.AgentKeySize)
-	if _, err := rand.Read(key); err != nil {
-		return err
-	}
 	secrets := c.kube.CoreV1().Secrets(j.Namespace)
-	_, err := secrets.Create(ctx, agentKeySecret(j, key), metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		var old *corev1.Secret
-		if old, err = secrets.Get(ctx, name, metav1.GetOptions{}); err == nil && string(old.Data[agentconfig.KeyJobUIDFile]) != string(j.UID) {
-			err = fmt.Errorf("Secret %s/%s holds another Job's key", j.Namespace, name)
-		}
+	_, err := secrets.Patch(ctx, name, types.StrategicMergePatchType, ownerPatch(jobRef(j), false), metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		err = c.newAgentKey(ctx, j.Namespace, name, jobRef(j))
 	}
 	if err != nil {
-		return fmt.Errorf("writing the key of agent Job %s: %w", j.Name, err)
+		return fmt.Errorf("the key of agent Job %s: %w", j.Name, err)
 	}
 	c.keyed.Store(j.UID, true)
-	klog.FromContext(ctx).V(2).Info("Wrote the agent key", "job", j.Name, "secret", name)
+	klog.FromContext(ctx).V(2).Info("Agent key owned by its Job", "job", j.Name, "secret", name)
 	return nil
 }

@@ -12,8 +12,9 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 )
 
-// TestAgentJobHoldsNoSecret: the agent Job names its key Secret and its own UID's source,
-// and nothing that authenticates; the Secret is the Job's, named after it, and names its UID.
+// TestAgentJobHoldsNoSecret: the agent Job names its key Secret and holds nothing that
+// authenticates; the Secret holds the key alone, owned first by the session that makes the
+// Job.
 func TestAgentJobHoldsNoSecret(t *testing.T) {
 	tp := targetPod{
 		Pod:         &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "api-1", Namespace: "shop", UID: "pod-uid"}, Spec: corev1.PodSpec{NodeName: "n1"}},
@@ -26,7 +27,8 @@ func TestAgentJobHoldsNoSecret(t *testing.T) {
 	}
 	job.UID = "job-uid"
 	key := bytes.Repeat([]byte{0xAB}, 32)
-	secret := agentKeySecret(job, key)
+	child := metav1.OwnerReference{Kind: "MirrordClusterSession", Name: "child", UID: "child-uid"}
+	secret := agentKeySecret(job.Namespace, AgentKeySecretName(job), child, key)
 
 	raw, _ := json.Marshal(job)
 	if bytes.Contains(raw, key) || bytes.Contains(raw, []byte("token")) {
@@ -40,23 +42,22 @@ func TestAgentJobHoldsNoSecret(t *testing.T) {
 	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != agentconfig.DefaultKeyDir || !c.VolumeMounts[0].ReadOnly {
 		t.Errorf("mounts %+v", c.VolumeMounts)
 	}
-	var uidEnv *corev1.EnvVar
-	for i := range c.Env {
-		if c.Env[i].Name == agentconfig.JobUIDEnv {
-			uidEnv = &c.Env[i]
+	for _, e := range c.Env {
+		if e.Name != agentconfig.ConfigEnv {
+			t.Errorf("the agent's env has %s", e.Name)
 		}
-	}
-	if uidEnv == nil || uidEnv.ValueFrom == nil || uidEnv.ValueFrom.FieldRef.FieldPath != "metadata.labels['batch.kubernetes.io/controller-uid']" {
-		t.Errorf("the agent's Job UID: %+v", uidEnv)
 	}
 
 	if secret.Name != "key-abcde" || secret.Namespace != job.Namespace {
 		t.Errorf("secret %s/%s for Job %s/%s", secret.Namespace, secret.Name, job.Namespace, job.Name)
 	}
-	if o := secret.OwnerReferences; len(o) != 1 || o[0].UID != "job-uid" || o[0].Kind != "Job" || o[0].APIVersion != batchv1.SchemeGroupVersion.String() {
-		t.Errorf("owners %+v: want the Job", o)
+	if o := secret.OwnerReferences; len(o) != 1 || o[0].UID != "child-uid" {
+		t.Errorf("owners %+v: want the session that makes the Job", o)
 	}
-	if !bytes.Equal(secret.Data[agentconfig.KeyFile], key) || string(secret.Data[agentconfig.KeyJobUIDFile]) != "job-uid" {
+	if r := jobRef(job); r.UID != "job-uid" || r.Kind != "Job" || r.APIVersion != batchv1.SchemeGroupVersion.String() || *r.Controller {
+		t.Errorf("the Job's reference %+v", r)
+	}
+	if !bytes.Equal(secret.Data[agentconfig.KeyFile], key) || len(secret.Data) != 1 {
 		t.Errorf("data %v", secret.Data)
 	}
 }

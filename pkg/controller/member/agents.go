@@ -80,15 +80,25 @@ func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.Mirro
 	name := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
 	j, err = c.jobs.Jobs(child.Namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		job, err := constructAgentJob(child.Namespace, tp, c.opts.Agent, name+"-"+utilrand.String(5))
+		// The key first, so the kubelet finds it when the Job's pod arrives (it would retry
+		// the mount for a second or more otherwise); the Job then owns it (ensureAgentKey).
+		keySecret := name + "-" + utilrand.String(5)
+		if err := c.newAgentKey(ctx, child.Namespace, keySecret, ownerRef(child)); err != nil {
+			return nil, false, err
+		}
+		job, err := constructAgentJob(child.Namespace, tp, c.opts.Agent, keySecret)
 		if err != nil {
 			return nil, false, err
 		}
 		job.OwnerReferences = []metav1.OwnerReference{ownerRef(child)}
 		created, err := c.kube.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{})
+		if err != nil {
+			// No Job uses it: gone now rather than with the session.
+			_ = c.kube.CoreV1().Secrets(child.Namespace).Delete(ctx, keySecret, metav1.DeleteOptions{})
+		}
 		if err == nil {
 			if err := c.ensureAgentKey(ctx, created); err != nil {
-				return nil, false, err // syncAgentJob writes it when this reconcile does not
+				return nil, false, err // syncAgentJob makes up for it
 			}
 			c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentCreated, "Created agent Job %s for pod %s on node %s", created.Name, tp.Pod.Name, tp.Pod.Spec.NodeName)
 			return created, true, nil
