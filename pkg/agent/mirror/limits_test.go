@@ -10,7 +10,6 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/reassembly"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
@@ -24,20 +23,18 @@ func TestSYNFloodHoldsNothing(t *testing.T) {
 	var ports atomic.Pointer[map[uint16]bool]
 	ports.Store(portSet([]uint16{8080}))
 	got := make(chan string, 1)
-	f := newFactory(&ports, func(c *Conn) {
+	r := newReassembler(&ports, func(c *Conn) {
 		delivered.Add(1)
 		b, _ := io.ReadAll(c.Data)
 		got <- string(b)
 	})
-	asm := reassembly.NewAssembler(reassembly.NewStreamPool(f))
+	f, asm := r.f, r.asm
 	server := netip.MustParseAddrPort("10.0.0.2:8080")
 	now := time.Now()
 	send := func(src, dst netip.AddrPort, flags string, seq, ack uint32, payload string) {
 		flow, tcp := packet(t, src, dst, flags, seq, ack, payload)
-		if f.admit(flow, tcp) { // as the capture loop does
-			now = now.Add(time.Microsecond)
-			asm.AssembleWithContext(flow, tcp, &captureContext{gopacket.CaptureInfo{Timestamp: now}})
-		}
+		now = now.Add(time.Microsecond)
+		r.segment(flow, tcp, gopacket.CaptureInfo{Timestamp: now}) // as the capture does
 	}
 	hits := protocol.LimitHits(protocol.LimitMirrorConns)
 	const beyond = 10
@@ -140,44 +137,14 @@ func FuzzMirrorPackets(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var ports atomic.Pointer[map[uint16]bool]
 		ports.Store(portSet([]uint16{8080}))
-		fac := newFactory(&ports, func(c *Conn) { _, _ = io.Copy(io.Discard, c.Data) })
-		asm := reassembly.NewAssembler(reassembly.NewStreamPool(fac))
-		asm.MaxBufferedPagesPerConnection, asm.MaxBufferedPagesTotal = maxOutOfOrderPagesPerConn, maxOutOfOrderPages
-		var (
-			eth    layers.Ethernet
-			ip4    layers.IPv4
-			ip6    layers.IPv6
-			tcp    layers.TCP
-			decode []gopacket.LayerType
-		)
-		parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &ip6, &tcp)
-		parser.IgnoreUnsupported = true
-		// The input, and each of its halves, as packets: several segments of one flow.
-		for _, pkt := range [][]byte{data, data[:len(data)/2], data[len(data)/2:], data} {
-			if parser.DecodeLayers(pkt, &decode) != nil {
-				continue
-			}
-			var netFlow gopacket.Flow
-			isTCP := false
-			for _, lt := range decode {
-				switch lt {
-				case layers.LayerTypeIPv4:
-					netFlow = ip4.NetworkFlow()
-				case layers.LayerTypeIPv6:
-					netFlow = ip6.NetworkFlow()
-				case layers.LayerTypeTCP:
-					isTCP = true
-				}
-			}
-			if !isTCP || !fac.admit(netFlow, &tcp) {
-				continue
-			}
-			tcp.Payload = append([]byte(nil), tcp.Payload...)
-			asm.AssembleWithContext(netFlow, &tcp, &captureContext{gopacket.CaptureInfo{Timestamp: time.Now()}})
+		r := newReassembler(&ports, func(c *Conn) { _, _ = io.Copy(io.Discard, c.Data) })
+		// The input, and each of its halves, as frames: several segments of one flow.
+		for _, frame := range [][]byte{data, data[:len(data)/2], data[len(data)/2:], data} {
+			r.frame(frame, gopacket.CaptureInfo{Timestamp: time.Now()})
 		}
-		asm.FlushAll()
-		if len(fac.tracked) > MaxConns {
-			t.Fatalf("%d connections tracked", len(fac.tracked))
+		r.asm.FlushAll()
+		if len(r.f.tracked) > MaxConns {
+			t.Fatalf("%d connections tracked", len(r.f.tracked))
 		}
 	})
 }

@@ -142,19 +142,8 @@ const (
 )
 
 func (m *Mirror) capture(tp *afpacket.TPacket, h Handler) {
-	f := newFactory(&m.ports, h)
-	asm := reassembly.NewAssembler(reassembly.NewStreamPool(f))
-	asm.MaxBufferedPagesPerConnection, asm.MaxBufferedPagesTotal = maxOutOfOrderPagesPerConn, maxOutOfOrderPages
-	defer asm.FlushAll()
-	var (
-		eth    layers.Ethernet
-		ip4    layers.IPv4
-		ip6    layers.IPv6
-		tcp    layers.TCP
-		parser = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &ip6, &tcp)
-		decode []gopacket.LayerType
-	)
-	parser.IgnoreUnsupported = true
+	r := newReassembler(&m.ports, h)
+	defer r.asm.FlushAll()
 	lastFlush := time.Now()
 	for {
 		select {
@@ -165,7 +154,7 @@ func (m *Mirror) capture(tp *afpacket.TPacket, h Handler) {
 		data, ci, err := tp.ZeroCopyReadPacketData()
 		now := time.Now()
 		if now.Sub(lastFlush) > 10*time.Second {
-			asm.FlushCloseOlderThan(now.Add(-idle))
+			r.asm.FlushCloseOlderThan(now.Add(-idle))
 			lastFlush = now
 		}
 		if err != nil {
@@ -174,33 +163,67 @@ func (m *Mirror) capture(tp *afpacket.TPacket, h Handler) {
 			}
 			return
 		}
-		if err := parser.DecodeLayers(data, &decode); err != nil {
-			continue
-		}
-		var netFlow gopacket.Flow
-		isTCP := false
-		for _, lt := range decode {
-			switch lt {
-			case layers.LayerTypeIPv4:
-				netFlow = ip4.NetworkFlow()
-			case layers.LayerTypeIPv6:
-				netFlow = ip6.NetworkFlow()
-			case layers.LayerTypeTCP:
-				isTCP = true
-			}
-		}
-		if !isTCP || !f.admit(netFlow, &tcp) {
-			continue
-		}
-		// The assembler keeps references to the payload: copy it out of the ring.
-		tcp.Payload = append([]byte(nil), tcp.Payload...)
 		// The assembler ages streams by their packets' times, which the flush above compares
 		// with now: stamp them with this process's monotonic clock, not the kernel's wall
 		// clock, so a step of the node's clock can neither end live streams nor keep dead
 		// ones.
 		ci.Timestamp = now
-		asm.AssembleWithContext(netFlow, &tcp, &captureContext{ci})
+		r.frame(data, ci)
 	}
+}
+
+// reassembler turns one capture's frames into mirrored connections: decoding, admission
+// (factory.admit) and TCP reassembly, all on the capture's goroutine.
+type reassembler struct {
+	f       *factory
+	asm     *reassembly.Assembler
+	eth     layers.Ethernet
+	ip4     layers.IPv4
+	ip6     layers.IPv6
+	tcp     layers.TCP
+	parser  *gopacket.DecodingLayerParser
+	decoded []gopacket.LayerType
+}
+
+func newReassembler(ports *atomic.Pointer[map[uint16]bool], h Handler) *reassembler {
+	r := &reassembler{f: newFactory(ports, h)}
+	r.asm = reassembly.NewAssembler(reassembly.NewStreamPool(r.f))
+	r.asm.MaxBufferedPagesPerConnection, r.asm.MaxBufferedPagesTotal = maxOutOfOrderPagesPerConn, maxOutOfOrderPages
+	r.parser = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &r.eth, &r.ip4, &r.ip6, &r.tcp)
+	r.parser.IgnoreUnsupported = true
+	return r
+}
+
+// frame takes one captured Ethernet frame; anything but a TCP segment is skipped.
+func (r *reassembler) frame(data []byte, ci gopacket.CaptureInfo) {
+	if err := r.parser.DecodeLayers(data, &r.decoded); err != nil {
+		return
+	}
+	var netFlow gopacket.Flow
+	isTCP := false
+	for _, lt := range r.decoded {
+		switch lt {
+		case layers.LayerTypeIPv4:
+			netFlow = r.ip4.NetworkFlow()
+		case layers.LayerTypeIPv6:
+			netFlow = r.ip6.NetworkFlow()
+		case layers.LayerTypeTCP:
+			isTCP = true
+		}
+	}
+	if isTCP {
+		r.segment(netFlow, &r.tcp, ci)
+	}
+}
+
+// segment takes one TCP segment of netFlow, if the factory admits it.
+func (r *reassembler) segment(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo) {
+	if !r.f.admit(netFlow, tcp) {
+		return
+	}
+	// The assembler keeps references to the payload: copy it out of the ring.
+	tcp.Payload = append([]byte(nil), tcp.Payload...)
+	r.asm.AssembleWithContext(netFlow, tcp, &captureContext{ci})
 }
 
 type captureContext struct{ ci gopacket.CaptureInfo }
