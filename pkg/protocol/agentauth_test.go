@@ -18,9 +18,9 @@ var (
 	otherKey = bytes.Repeat([]byte{8}, AgentKeySize)
 )
 
-// agentServer serves AcceptAgent with key on a loopback port; each accepted Hello (or the
-// refusal) is sent on the returned channel.
-func agentServer(t *testing.T, key []byte) (string, chan error, chan Hello) {
+// serveTLS serves TLS as an agent does on a loopback port until t ends, each connection
+// by serve in its own goroutine (closed after it), and returns the address.
+func serveTLS(t *testing.T, serve func(*tls.Conn)) string {
 	t.Helper()
 	cfg, err := AgentServerTLS()
 	if err != nil {
@@ -31,7 +31,6 @@ func agentServer(t *testing.T, key []byte) (string, chan error, chan Hello) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	errs, hellos := make(chan error, 10), make(chan Hello, 10)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -40,16 +39,27 @@ func agentServer(t *testing.T, key []byte) (string, chan error, chan Hello) {
 			}
 			go func() {
 				defer c.Close()
-				h, s, err := AcceptAgent(tls.Server(c, cfg), key, nil)
-				errs <- err
-				if err == nil {
-					hellos <- h
-					_ = s.Close()
-				}
+				serve(tls.Server(c, cfg))
 			}()
 		}
 	}()
-	return ln.Addr().String(), errs, hellos
+	return ln.Addr().String()
+}
+
+// agentServer serves AcceptAgent with key on a loopback port; each accepted Hello (or the
+// refusal) is sent on the returned channel.
+func agentServer(t *testing.T, key []byte) (string, chan error, chan Hello) {
+	t.Helper()
+	errs, hellos := make(chan error, 10), make(chan Hello, 10)
+	addr := serveTLS(t, func(c *tls.Conn) {
+		h, s, err := AcceptAgent(c, key, nil)
+		errs <- err
+		if err == nil {
+			hellos <- h
+			_ = s.Close()
+		}
+	})
+	return addr, errs, hellos
 }
 
 func dialTLS(t *testing.T, addr string) *tls.Conn {
@@ -187,70 +197,30 @@ func TestAgentHandshake(t *testing.T) {
 // fakeWelcome answers every handshake with a Welcome carrying no proof.
 func fakeWelcome(t *testing.T) string {
 	t.Helper()
-	cfg, err := AgentServerTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				tc := tls.Server(c, cfg)
-				br, _, err := serverOpen(tc)
-				if err != nil {
-					return
-				}
-				_, _ = readRaw(br, MaxHello)
-				_, _ = readRaw(br, maxAgentProof)
-				_ = WriteMessage(tc, Welcome{Version: Version})
-				_, _ = io.Copy(io.Discard, tc)
-			}()
+	return serveTLS(t, func(c *tls.Conn) {
+		br, _, err := serverOpen(c)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		_, _ = readRaw(br, MaxHello)
+		_, _ = readRaw(br, maxAgentProof)
+		_ = WriteMessage(c, Welcome{Version: Version})
+		_, _ = io.Copy(io.Discard, c)
+	})
 }
 
 // mitmProxy terminates TLS and relays the plaintext to addr over its own TLS session.
 func mitmProxy(t *testing.T, addr string) string {
 	t.Helper()
-	cfg, err := AgentServerTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := tls.Dial("tcp", addr, AgentClientTLS())
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				down := tls.Server(c, cfg)
-				go func() { _, _ = io.Copy(up, down) }()
-				_, _ = io.Copy(down, up)
-			}()
+	return serveTLS(t, func(down *tls.Conn) {
+		up, err := tls.Dial("tcp", addr, AgentClientTLS())
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		defer up.Close()
+		go func() { _, _ = io.Copy(up, down) }()
+		_, _ = io.Copy(down, up)
+	})
 }
 
 // FuzzAcceptAgent: whatever a peer without the key sends after TLS, the agent reads at most
