@@ -18,9 +18,6 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
-// ComponentAgentKey labels agent key Secrets.
-const ComponentAgentKey = "agent-key"
-
 // AgentKeySecretName is the name of the Secret holding agent Job j's key ("" if j has none).
 func AgentKeySecretName(j *batchv1.Job) string { return agentconfig.KeySecretOf(j.Spec.Template.Spec) }
 
@@ -32,7 +29,7 @@ func agentKeySecret(ns, name string, owner metav1.OwnerReference, key []byte) *c
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            name,
 			Namespace:       ns,
-			Labels:          map[string]string{mirrordv1alpha1.LabelComponent: ComponentAgentKey},
+			Labels:          map[string]string{mirrordv1alpha1.LabelComponent: mirrordv1alpha1.ComponentAgentKey},
 			OwnerReferences: []metav1.OwnerReference{owner},
 		},
 		Type:      corev1.SecretTypeOpaque,

@@ -54,13 +54,8 @@ func inTree(pid, root int, parents map[int]int) bool {
 type Checker struct {
 	mu     sync.Mutex
 	root   int
-	cache  map[uint16]cached
+	owned  map[uint16]time.Time // ports found the tree's, and when
 	lookup func(port uint16, root int) (bool, error)
-}
-
-type cached struct {
-	owned bool
-	at    time.Time
 }
 
 // cacheFor is how long a port's answer holds.
@@ -70,16 +65,16 @@ const cacheFor = 2 * time.Second
 func (c *Checker) SetRoot(pid int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.root, c.cache = pid, map[uint16]cached{}
+	c.root, c.owned = pid, map[uint16]time.Time{}
 }
 
 // Owns says whether the tree listens on port. Before SetRoot, nothing is owned.
 func (c *Checker) Owns(port uint16) (bool, error) {
 	c.mu.Lock()
 	root := c.root
-	if e, ok := c.cache[port]; ok && time.Since(e.at) < cacheFor {
+	if at, ok := c.owned[port]; ok && time.Since(at) < cacheFor {
 		c.mu.Unlock()
-		return e.owned, nil
+		return true, nil
 	}
 	c.mu.Unlock()
 	if root == 0 {
@@ -98,7 +93,7 @@ func (c *Checker) Owns(port uint16) (bool, error) {
 	if owned {
 		c.mu.Lock()
 		if c.root == root {
-			c.cache[port] = cached{owned, time.Now()}
+			c.owned[port] = time.Now()
 		}
 		c.mu.Unlock()
 	}

@@ -45,4 +45,6 @@ const PrimaryServiceAccount = "mirrord-primary"
 const (
 	ComponentController = "controller"
 	ComponentAgent      = "agent"
+	// ComponentAgentKey: an agent Job's key Secret.
+	ComponentAgentKey = "agent-key"
 )
