@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -19,7 +18,6 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/bench/report"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
 )
@@ -39,37 +37,12 @@ func TestBenchAbuse(t *testing.T) {
 	f.RequireClusters(1)
 	c := fastClient(t, f.Clusters[0])
 	ctx := f.Context(15 * time.Minute)
-	if os.Getenv("MIRRORD_BENCH_NO_INSTALL") == "" {
-		f.InstallAlone(ctx, c)
-	}
-	restartController(t, f, c)
-	ns := f.Namespace(c)
-	f.EchoApp(ctx, c, ns, "api", 1)
-	f.EchoApp(ctx, c, ns, "backend", 1)
-	backend, err := c.Kube.CoreV1().Services(ns).Get(ctx, "backend", metav1.GetOptions{})
+	ns, owner, target, backendAddr := loadSetup(ctx, t, f, c)
+	ctl, err := runningController(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	backendAddr := net.JoinHostPort(backend.Spec.ClusterIP, "8080")
-	_, ip := targetPod(ctx, t, c, ns)
-	target := net.JoinHostPort(ip, "8080")
-	ctl, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: "kubectl-mirrord.io/component=controller"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var relayAddr string
-	for _, p := range ctl.Items { // the restarted one, not the one going away
-		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" {
-			relayAddr = net.JoinHostPort(p.Status.PodIP, strconv.Itoa(relay.Port))
-		}
-	}
-	if relayAddr == "" {
-		t.Fatalf("no running controller pod among %d", len(ctl.Items))
-	}
-	owner, err := session.Whoami(ctx, c.Kube)
-	if err != nil {
-		t.Fatal(err)
-	}
+	relayAddr := net.JoinHostPort(ctl.Status.PodIP, strconv.Itoa(relay.Port))
 
 	quiet := loadRun(ctx, t, f, c, ns, owner, 1, target, backendAddr)
 	hits0 := limitHits(ctx, t, c)

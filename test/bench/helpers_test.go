@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -55,27 +56,35 @@ func fastClient(t *testing.T, c *framework.Cluster) *framework.Cluster {
 // controllerMetric reads one unlabelled metric of the controller pod in c through the API
 // server's pod proxy.
 func controllerMetric(ctx context.Context, c *framework.Cluster, name string) (float64, error) {
-	pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: "kubectl-mirrord.io/component=controller"})
+	p, err := runningController(ctx, c)
 	if err != nil {
 		return 0, err
 	}
-	for _, p := range pods.Items {
-		if p.Status.Phase != "Running" || p.DeletionTimestamp != nil {
-			continue
-		}
-		raw, err := c.Kube.CoreV1().Pods(controllerNS).ProxyGet("http", p.Name, "8080", "/metrics", nil).DoRaw(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("metrics of %s: %w", p.Name, err)
-		}
-		s := bufio.NewScanner(bytes.NewReader(raw))
-		for s.Scan() {
-			if f := strings.Fields(s.Text()); len(f) == 2 && f[0] == name {
-				return strconv.ParseFloat(f[1], 64)
-			}
-		}
-		return 0, fmt.Errorf("metrics of %s lack %s", p.Name, name)
+	raw, err := c.Kube.CoreV1().Pods(controllerNS).ProxyGet("http", p.Name, "8080", "/metrics", nil).DoRaw(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("metrics of %s: %w", p.Name, err)
 	}
-	return 0, fmt.Errorf("%s: no running controller pod", c.Name)
+	s := bufio.NewScanner(bytes.NewReader(raw))
+	for s.Scan() {
+		if f := strings.Fields(s.Text()); len(f) == 2 && f[0] == name {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("metrics of %s lack %s", p.Name, name)
+}
+
+// runningController is c's running controller pod (not one going away after a restart).
+func runningController(ctx context.Context, c *framework.Cluster) (*corev1.Pod, error) {
+	pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: "kubectl-mirrord.io/component=controller"})
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && p.Status.PodIP != "" {
+			return &pods.Items[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no running controller pod", c.Name)
 }
 
 // restartController starts a fresh controller process in c: memory figures are the process's,

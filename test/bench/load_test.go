@@ -43,26 +43,10 @@ func TestBenchLoad(t *testing.T) {
 	c := fastClient(t, f.Clusters[0])
 	n := envInt(t, "MIRRORD_BENCH_LOAD_SESSIONS", 50)
 	ctx := f.Context(20 * time.Minute)
-	if os.Getenv("MIRRORD_BENCH_NO_INSTALL") == "" {
-		f.InstallAlone(ctx, c)
-	}
-	restartController(t, f, c)
-	ns := f.Namespace(c)
-	f.EchoApp(ctx, c, ns, "api", 1)
-	f.EchoApp(ctx, c, ns, "backend", 1)
-	backend, err := c.Kube.CoreV1().Services(ns).Get(ctx, "backend", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ip := targetPod(ctx, t, c, ns)
-	target := net.JoinHostPort(ip, "8080")
-	owner, err := session.Whoami(ctx, c.Kube)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, owner, target, backend := loadSetup(ctx, t, f, c)
 
-	one := loadRun(ctx, t, f, c, ns, owner, 1, target, net.JoinHostPort(backend.Spec.ClusterIP, "8080"))
-	many := loadRun(ctx, t, f, c, ns, owner, n, target, net.JoinHostPort(backend.Spec.ClusterIP, "8080"))
+	one := loadRun(ctx, t, f, c, ns, owner, 1, target, backend)
+	many := loadRun(ctx, t, f, c, ns, owner, n, target, backend)
 
 	name := func(what string) string { return fmt.Sprintf("%d sessions with traffic: %s", n, what) }
 	delivered := report.Row{Name: name("mirrored requests delivered (worst session)"), Unit: "%", Samples: []float64{many.delivered},
@@ -82,6 +66,31 @@ func TestBenchLoad(t *testing.T) {
 	agentMem := report.Row{Name: name("private memory of all agents (RssAnon)"), Unit: "MiB", Samples: []float64{sum(many.agentMiB)},
 		Baseline: "1 session", BaselineSamples: []float64{sum(one.agentMiB)}}
 	report.Record(t, delivered, latency, ctlCPU, ctlMem, agentCPU, agentMem)
+}
+
+// loadSetup readies c for load runs: the controller installed (unless
+// MIRRORD_BENCH_NO_INSTALL) and freshly started, a namespace with the target "api" and the
+// Service "backend" that sessions call out to. It returns the namespace, the sessions' owner,
+// the target pod's address and the backend's.
+func loadSetup(ctx context.Context, t *testing.T, f *framework.Framework, c *framework.Cluster) (ns string, owner session.Owner, target, backend string) {
+	t.Helper()
+	if os.Getenv("MIRRORD_BENCH_NO_INSTALL") == "" {
+		f.InstallAlone(ctx, c)
+	}
+	restartController(t, f, c)
+	ns = f.Namespace(c)
+	f.EchoApp(ctx, c, ns, "api", 1)
+	f.EchoApp(ctx, c, ns, "backend", 1)
+	svc, err := c.Kube.CoreV1().Services(ns).Get(ctx, "backend", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ip := targetPod(ctx, t, c, ns)
+	owner, err = session.Whoami(ctx, c.Kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns, owner, net.JoinHostPort(ip, "8080"), net.JoinHostPort(svc.Spec.ClusterIP, "8080")
 }
 
 func sum(xs []float64) float64 {
