@@ -30,6 +30,13 @@ const (
 	// tracked), and LimitMirrorBytes: bytes its mirrored connections buffer altogether.
 	LimitMirrorConns LimitName = "mirror_connections"
 	LimitMirrorBytes LimitName = "mirror_buffered_bytes"
+	// LimitPendingConns: connections a relay holds before they are upgraded (TLS
+	// handshake, request, idle keep-alive), MaxPendingConns; any pod can open them.
+	LimitPendingConns LimitName = "relay_pending_connections"
+	// LimitStealHeaderBytes and LimitStealHeaderTime: a stolen HTTP/1 request whose line
+	// and headers passed the steal's MaxHeaderBytes (answered 431) or HeaderTimeout (closed).
+	LimitStealHeaderBytes LimitName = "steal_header_bytes"
+	LimitStealHeaderTime  LimitName = "steal_header_time"
 )
 
 // The values of the limits above.
@@ -37,10 +44,11 @@ const (
 	MaxStreamsPerConn     = 4096
 	MaxDialsPerSession    = 64
 	MaxIncomingPerSession = 2 // one subscription, and its replacement while a member reconnects
+	MaxPendingConns       = 256
 )
 
 // LimitNames lists every limit, for metrics.
-var LimitNames = []LimitName{LimitStreams, LimitDials, LimitIncoming, LimitMirrorConns, LimitMirrorBytes}
+var LimitNames = []LimitName{LimitStreams, LimitDials, LimitIncoming, LimitMirrorConns, LimitMirrorBytes, LimitPendingConns, LimitStealHeaderBytes, LimitStealHeaderTime}
 
 var limitHits = map[LimitName]*atomic.Int64{}
 

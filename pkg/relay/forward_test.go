@@ -16,7 +16,7 @@ import (
 
 // upstreamServer is a peer that answers env with its name and, once subscribed, delivers
 // one stream carrying its name.
-func upstreamServer(t *testing.T, name string) Upstream {
+func upstreamServer(t testing.TB, name string) Upstream {
 	return Upstream{Key: name, Describe: name, Dial: func(context.Context) (*yamux.Session, error) {
 		a, b := net.Pipe()
 		go func() {
@@ -181,7 +181,7 @@ func TestSessionEndClosesTheConnection(t *testing.T) {
 }
 
 // serving relays a new downstream connection with route and returns its client side.
-func serving(t *testing.T, route Route) *yamux.Session {
+func serving(t testing.TB, route Route) *yamux.Session {
 	t.Helper()
 	a, b := net.Pipe()
 	go func() {

@@ -64,7 +64,9 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.Handle("/", upgradeHandler(func(c net.Conn) { s.serveConn(ctx, c) }))
 	srv := &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second, // also bounds the TLS handshake
+		IdleTimeout:       30 * time.Second,
+		ConnState:         limitPending(protocol.MaxPendingConns),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	go func() {

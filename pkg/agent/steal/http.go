@@ -125,12 +125,14 @@ func serveHTTP1(ctx context.Context, client net.Conn, cr *bufio.Reader, lim *rea
 			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
 				return nil
 			case errors.Is(err, errHeaderTooLarge):
+				protocol.CountLimitHit(protocol.LimitStealHeaderBytes)
 				tooLarge := &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1}
 				resp := errorResponse(tooLarge, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("mirrord: request headers larger than %d bytes", MaxHeaderBytes))
 				resp.Close = true
 				_ = protocol.WriteBuffered(client, resp.Write)
 				return fmt.Errorf("reading a request: %w", err)
 			case isTimeout(err):
+				protocol.CountLimitHit(protocol.LimitStealHeaderTime)
 				return fmt.Errorf("reading a request: its headers took longer than %s", HeaderTimeout)
 			}
 			return fmt.Errorf("reading a request: %w", err)

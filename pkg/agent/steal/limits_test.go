@@ -11,6 +11,7 @@ import (
 	"time"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // serveLoopback serves stolen connections on a loopback listener with a filter taking
@@ -74,6 +75,7 @@ func TestStealLimits(t *testing.T) {
 		}
 	})
 	t.Run("headers over MaxHeaderBytes are answered 431 and the connection closed", func(t *testing.T) {
+		hits := protocol.LimitHits(protocol.LimitStealHeaderBytes)
 		c := dial()
 		go func() {
 			_, _ = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ")
@@ -89,6 +91,9 @@ func TestStealLimits(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 			t.Fatalf("response: %v %v, want 431", resp, err)
 		}
+		if got := protocol.LimitHits(protocol.LimitStealHeaderBytes) - hits; got != 1 {
+			t.Errorf("%s hits = %d, want 1", protocol.LimitStealHeaderBytes, got)
+		}
 	})
 	t.Run("a client that says nothing is closed after IdleTimeout", func(t *testing.T) {
 		if !closedWithin(dial(), 3*time.Second) {
@@ -96,10 +101,14 @@ func TestStealLimits(t *testing.T) {
 		}
 	})
 	t.Run("headers slower than HeaderTimeout close the connection", func(t *testing.T) {
+		hits := protocol.LimitHits(protocol.LimitStealHeaderTime)
 		c := dial()
 		_, _ = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n") // and never the blank line
 		if !closedWithin(c, 3*time.Second) {
 			t.Fatal("a connection stuck in its headers was kept")
+		}
+		if got := protocol.LimitHits(protocol.LimitStealHeaderTime) - hits; got != 1 {
+			t.Errorf("%s hits = %d, want 1", protocol.LimitStealHeaderTime, got)
 		}
 	})
 	t.Run("a keep-alive connection idle after a request is closed after IdleTimeout", func(t *testing.T) {
