@@ -3,6 +3,7 @@ package member
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -56,10 +57,15 @@ func (c *Controller) newAgentKey(ctx context.Context, ns, name string, child met
 	return nil
 }
 
-// ensureAgentKey makes sure agent Job j's key Secret exists and is the Job's, so it lives as
-// long as the Job whoever made it: once per Job (by UID) for the life of this controller. A
-// controller that stopped between the Secret and the Job, or before adding the Job as its
-// owner, is made up for here.
+// errKeyLost is an agent Job whose key Secret is gone. A new key cannot take its place (an
+// agent that started has read the old one), so the Job is replaced.
+var errKeyLost = errors.New("the agent's key Secret is gone")
+
+// ensureAgentKey makes sure agent Job j's key Secret is the Job's, so it lives as long as the
+// Job whoever made it: once per Job (by UID) for the life of this controller, or again after
+// the Secret was deleted. A controller that stopped between the Job and adding the Job as the
+// Secret's owner is made up for here. The Secret can be gone: the garbage collector deletes
+// it when the session that wrote it was deleted before our cache said so (errKeyLost).
 func (c *Controller) ensureAgentKey(ctx context.Context, j *batchv1.Job) error {
 	if _, ok := c.keyed.Load(j.UID); ok {
 		return nil
@@ -71,7 +77,7 @@ func (c *Controller) ensureAgentKey(ctx context.Context, j *batchv1.Job) error {
 	secrets := c.kube.CoreV1().Secrets(j.Namespace)
 	_, err := secrets.Patch(ctx, name, types.StrategicMergePatchType, ownerPatch(jobRef(j), false), metav1.PatchOptions{})
 	if apierrors.IsNotFound(err) {
-		err = c.newAgentKey(ctx, j.Namespace, name, jobRef(j))
+		return errKeyLost
 	}
 	if err != nil {
 		return fmt.Errorf("the key of agent Job %s: %w", j.Name, err)

@@ -3,12 +3,14 @@ package member
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/cache"
@@ -80,6 +82,16 @@ func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.Mirro
 	name := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
 	j, err = c.jobs.Jobs(child.Namespace).Get(name)
 	if apierrors.IsNotFound(err) {
+		j, err = nil, nil
+	} else if err != nil {
+		return nil, false, err
+	}
+	switch decideJoin(j, c.leftoverAgentPods(child.Namespace, name), tp.Pod.UID, child.UID) {
+	case joinWait:
+		return nil, false, nil
+	case joinHave:
+		return j, true, nil
+	case joinCreate:
 		// The key first, so the kubelet finds it when the Job's pod arrives (it would retry
 		// the mount for a second or more otherwise); the Job then owns it (ensureAgentKey).
 		keySecret := name + "-" + utilrand.String(5)
@@ -97,7 +109,10 @@ func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.Mirro
 			_ = c.kube.CoreV1().Secrets(child.Namespace).Delete(ctx, keySecret, metav1.DeleteOptions{})
 		}
 		if err == nil {
-			if err := c.ensureAgentKey(ctx, created); err != nil {
+			if err := c.ensureAgentKey(ctx, created); errors.Is(err, errKeyLost) {
+				c.agentQueue.Add(cache.NewObjectName(created.Namespace, created.Name)) // replaced
+				return nil, false, nil
+			} else if err != nil {
 				return nil, false, err // syncAgentJob makes up for it
 			}
 			c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentCreated, "Created agent Job %s for pod %s on node %s", created.Name, tp.Pod.Name, tp.Pod.Spec.NodeName)
@@ -110,14 +125,9 @@ func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.Mirro
 		if j, err = c.kube.BatchV1().Jobs(child.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
 			return nil, false, err
 		}
-	} else if err != nil {
-		return nil, false, err
-	}
-	if j.DeletionTimestamp != nil || types.UID(j.Labels[mirrordv1alpha1.LabelTargetPodUID]) != tp.Pod.UID {
-		return nil, false, nil
-	}
-	if ownedBy(j, child.UID) {
-		return j, true, nil
+		if decideJoin(j, 0, tp.Pod.UID, child.UID) != joinAdd {
+			return nil, false, nil // being deleted already: look again shortly
+		}
 	}
 	joined, err := c.kube.BatchV1().Jobs(j.Namespace).Patch(ctx, j.Name, types.StrategicMergePatchType, ownerPatch(ownerRef(child), false), metav1.PatchOptions{})
 	if apierrors.IsNotFound(err) {
@@ -145,6 +155,13 @@ func (c *Controller) leaveAgent(ctx context.Context, child *mirrordv1alpha1.Mirr
 	c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentLeft, "Left agent Job %s: %s", j.Name, why)
 	c.agentQueue.Add(cache.NewObjectName(j.Namespace, j.Name))
 	return nil
+}
+
+// leftoverAgentPods counts the pods labelled with agent Job name's name: when the cache holds
+// no Job of that name, what is left of the last one.
+func (c *Controller) leftoverAgentPods(ns, name string) int {
+	pods, _ := c.pods.Pods(ns).List(labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: name}))
+	return len(pods)
 }
 
 // childJobs returns the agent Jobs that name child (by name) among their owners.
@@ -195,8 +212,11 @@ func (c *Controller) syncAgentJob(ctx context.Context, key cache.ObjectName) err
 	why := ""
 	switch {
 	case c.inUse(j) && !isJobFailed(j):
-		// Its key, if the controller that made the Job stopped before writing it.
-		return c.ensureAgentKey(ctx, j)
+		// Its key owned by it, if the controller that made the Job stopped before that.
+		if err := c.ensureAgentKey(ctx, j); !errors.Is(err, errKeyLost) {
+			return err
+		}
+		why = "its key Secret is gone, and no relay can reach the agent without it; its sessions get a new agent"
 	case !c.inUse(j):
 		why = "no session uses it"
 	case jobFailedWith(j, batchv1.JobReasonDeadlineExceeded):

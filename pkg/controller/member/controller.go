@@ -203,6 +203,26 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 			return nil, err
 		}
 	}
+	// A deleted key Secret: its Job, if it still runs, is replaced (syncAgentJob).
+	secrets := kubeOwn.Core().V1().Secrets()
+	c.synced = append(c.synced, secrets.Informer().HasSynced)
+	if _, err := secrets.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		s, ok := obj.(*corev1.Secret)
+		if !ok || s.Labels[mirrordv1alpha1.LabelComponent] != mirrordv1alpha1.ComponentAgentKey {
+			return
+		}
+		for _, r := range s.OwnerReferences {
+			if r.Kind == "Job" {
+				c.keyed.Delete(r.UID)
+				c.agentQueue.Add(cache.NewObjectName(s.Namespace, r.Name))
+			}
+		}
+	}}); err != nil {
+		return nil, err
+	}
 	// A gone agent Job's key is forgotten (the Secret goes with the Job).
 	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
