@@ -30,7 +30,7 @@ func TestDecideJoin(t *testing.T) {
 		leftover int
 		want     joinAction
 	}{
-		"no Job and nothing left of one":                     {nil, 0, joinCreate},
+		"no Job and nothing left of one":                      {nil, 0, joinCreate},
 		"no Job, but the last one's pod is still terminating": {nil, 1, joinWait},
 		"a Job being deleted":                                 {deleting(agentJob("pod", "other")), 0, joinWait},
 		"a Job of an earlier pod of the same name":            {agentJob("old-pod", "other"), 0, joinWait},
