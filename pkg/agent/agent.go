@@ -161,10 +161,12 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // locate finds and holds the target's process; how says how it was found, for the log.
 func (a *Agent) locate(ctx context.Context) (how string, err error) {
-	pid, how, nsFile, err := openTarget(ctx, a.procRoot, a.cfg.RuntimeEndpoint, a.cfg.ContainerID)
+	c, how, nsFile, err := openTarget(ctx, a.procRoot, a.cfg.RuntimeEndpoint, a.cfg.ContainerID)
 	var t *served
 	if err == nil {
-		t = attach(pid, startTime(a.procRoot, pid), nsFile)
+		t = attach(c.PID, startTime(a.procRoot, c.PID), nsFile)
+		t.env, t.hostname = c.Env, c.Hostname
+		how += "; environment from " + t.envSource()
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

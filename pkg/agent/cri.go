@@ -110,45 +110,67 @@ func parentPID(procRoot string, pid int) int {
 	return ppid
 }
 
-// criContainerPID asks the runtime serving socket for the PID of the container's first
-// process (ContainerStatus, verbose: containerd and CRI-O put it in info's "pid").
-func criContainerPID(ctx context.Context, socket, containerID string) (int, error) {
+// runtimeContainer is what the container runtime says about a running container.
+type runtimeContainer struct {
+	PID int
+	// Env and Hostname are the container's as the runtime started it (its OCI runtime spec:
+	// the image's variables, the pod's, Secret references resolved, service links, HOSTNAME);
+	// nil and "" when the runtime does not say. /proc/PID/environ is not that: programs that
+	// set their process title (nginx, PostgreSQL, php-fpm, Node, Ruby) write over it.
+	Env      []string
+	Hostname string
+}
+
+// criContainer asks the runtime serving socket about the container (ContainerStatus,
+// verbose: containerd and CRI-O put the PID and the OCI runtime spec in info).
+func criContainer(ctx context.Context, socket, containerID string) (runtimeContainer, error) {
 	ctx, cancel := context.WithTimeout(ctx, criTimeout)
 	defer cancel()
 	conn, err := grpc.NewClient("passthrough:///cri",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dialUnix(ctx, socket) }))
 	if err != nil {
-		return 0, err
+		return runtimeContainer{}, err
 	}
 	defer conn.Close()
 	resp, err := runtimeapi.NewRuntimeServiceClient(conn).ContainerStatus(ctx,
 		&runtimeapi.ContainerStatusRequest{ContainerId: bareID(containerID), Verbose: true})
 	if err != nil {
-		return 0, err
+		return runtimeContainer{}, err
 	}
 	if st := resp.GetStatus().GetState(); st != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		return 0, fmt.Errorf("container %s is %s, not running", bareID(containerID), st)
+		return runtimeContainer{}, fmt.Errorf("container %s is %s, not running", bareID(containerID), st)
 	}
-	return infoPID(resp.GetInfo())
+	return parseInfo(resp.GetInfo())
 }
 
-// infoPID reads the PID from a verbose ContainerStatus's info.
-func infoPID(info map[string]string) (int, error) {
+// parseInfo reads a verbose ContainerStatus's info: the PID, and the environment and
+// hostname of the runtime spec when there is one.
+func parseInfo(info map[string]string) (runtimeContainer, error) {
 	raw, ok := info["info"]
 	if !ok {
-		return 0, errors.New("the runtime's verbose container status has no info")
+		return runtimeContainer{}, errors.New("the runtime's verbose container status has no info")
 	}
 	var v struct {
-		PID int `json:"pid"`
+		PID  int `json:"pid"`
+		Spec *struct {
+			Hostname string `json:"hostname"`
+			Process  *struct {
+				Env []string `json:"env"`
+			} `json:"process"`
+		} `json:"runtimeSpec"`
 	}
 	if err := json.Unmarshal([]byte(raw), &v); err != nil {
-		return 0, fmt.Errorf("the runtime's container info: %w", err)
+		return runtimeContainer{}, fmt.Errorf("the runtime's container info: %w", err)
 	}
 	if v.PID <= 0 {
-		return 0, errors.New("the runtime's container info has no pid")
+		return runtimeContainer{}, errors.New("the runtime's container info has no pid")
 	}
-	return v.PID, nil
+	c := runtimeContainer{PID: v.PID}
+	if v.Spec != nil && v.Spec.Process != nil && v.Spec.Process.Env != nil {
+		c.Env, c.Hostname = v.Spec.Process.Env, v.Spec.Hostname
+	}
+	return c, nil
 }
 
 // dialUnix connects to a Unix socket by path, also when the path is longer than sun_path

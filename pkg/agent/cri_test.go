@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,13 +32,19 @@ func TestShimSocket(t *testing.T) {
 	}
 }
 
-func TestInfoPID(t *testing.T) {
-	if pid, err := infoPID(map[string]string{"info": `{"sandboxID":"s","pid":4242,"runtimeSpec":{}}`}); err != nil || pid != 4242 {
-		t.Errorf("infoPID = %d, %v", pid, err)
+func TestParseInfo(t *testing.T) {
+	// containerd 1.6's and CRI-O's verbose info, trimmed to what is read.
+	c, err := parseInfo(map[string]string{"info": `{"sandboxID":"s","pid":4242,"runtimeSpec":{"hostname":"api-7d9f","process":{"env":["PATH=/usr/bin","HOSTNAME=api-7d9f","DB=postgres://db"]}}}`})
+	if err != nil || c.PID != 4242 || c.Hostname != "api-7d9f" || !slices.Equal(c.Env, []string{"PATH=/usr/bin", "HOSTNAME=api-7d9f", "DB=postgres://db"}) {
+		t.Errorf("parseInfo = %+v, %v", c, err)
+	}
+	// A runtime that gives no spec: the PID, and no environment (so /proc stands in).
+	if c, err := parseInfo(map[string]string{"info": `{"pid":7,"runtimeSpec":{}}`}); err != nil || c.PID != 7 || c.Env != nil {
+		t.Errorf("no spec: %+v, %v", c, err)
 	}
 	for _, info := range []map[string]string{nil, {"info": `{"pid":0}`}, {"info": "not json"}} {
-		if _, err := infoPID(info); err == nil {
-			t.Errorf("infoPID(%v) did not fail", info)
+		if _, err := parseInfo(info); err == nil {
+			t.Errorf("parseInfo(%v) did not fail", info)
 		}
 	}
 }
@@ -96,17 +103,17 @@ func TestContainerPIDAsksTheRuntime(t *testing.T) {
 	}})
 	endpoint := "unix://" + strings.TrimPrefix(sock, filepath.Join(root, "1", "root"))
 
-	pid, how, err := containerPID(t.Context(), root, endpoint, "containerd://"+running)
-	if err != nil || pid != 35 || !strings.HasPrefix(how, "CRI ") {
-		t.Errorf("running container: pid %d, how %q, err %v; want 35 from CRI", pid, how, err)
+	c, how, err := locateContainer(t.Context(), root, endpoint, "containerd://"+running)
+	if err != nil || c.PID != 35 || !strings.HasPrefix(how, "CRI ") {
+		t.Errorf("running container: pid %d, how %q, err %v; want 35 from CRI", c.PID, how, err)
 	}
-	pid, how, err = containerPID(t.Context(), root, endpoint, "containerd://"+exited)
-	if err != nil || pid != 40 || !strings.Contains(how, "cgroup scan") || !strings.Contains(how, "CONTAINER_EXITED, not running") {
-		t.Errorf("exited container: pid %d, how %q, err %v; want 40 from the scan, saying why", pid, how, err)
+	c, how, err = locateContainer(t.Context(), root, endpoint, "containerd://"+exited)
+	if err != nil || c.PID != 40 || !strings.Contains(how, "cgroup scan") || !strings.Contains(how, "CONTAINER_EXITED, not running") {
+		t.Errorf("exited container: pid %d, how %q, err %v; want 40 from the scan, saying why", c.PID, how, err)
 	}
 	// No socket at all: the scan, saying so.
-	pid, how, err = containerPID(t.Context(), root, "", "containerd://"+running)
-	if err != nil || pid != 40 || how != "cgroup scan (no container runtime socket found)" {
-		t.Errorf("no runtime: pid %d, how %q, err %v", pid, how, err)
+	c, how, err = locateContainer(t.Context(), root, "", "containerd://"+running)
+	if err != nil || c.PID != 40 || how != "cgroup scan (no container runtime socket found)" {
+		t.Errorf("no runtime: pid %d, how %q, err %v", c.PID, how, err)
 	}
 }

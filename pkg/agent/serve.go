@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -32,6 +34,43 @@ type served struct {
 	start  uint64
 	ns     *netns.Handle
 	mirror *mirror.Hub
+	// env and hostname are the container's as its runtime started it (nil and "" when no
+	// runtime said: then /proc and the container's /etc/hostname stand in).
+	env      []string
+	hostname string
+}
+
+// envSource says where the target's environment comes from, for the agent's log.
+func (s *served) envSource() string {
+	if s.env != nil {
+		return "the container runtime's spec"
+	}
+	return "/proc/PID/environ (no container runtime answered; a process that set its title may have overwritten it)"
+}
+
+// environ is the target container's environment, HOSTNAME included: every container has
+// it, and the session's sandbox takes the pod's hostname from it.
+func (s *served) environ(procRoot string) ([]string, error) {
+	env := slices.Clone(s.env)
+	if env == nil {
+		var err error
+		if env, err = stateful.ProcEnviron(procRoot, s.pid); err != nil {
+			return nil, err
+		}
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOSTNAME=") {
+			return env, nil
+		}
+	}
+	host := s.hostname
+	if host == "" {
+		host = stateful.Hostname(procRoot, s.pid)
+	}
+	if host != "" {
+		env = append(env, "HOSTNAME="+host)
+	}
+	return env, nil
 }
 
 func (s *served) close() {
@@ -196,7 +235,10 @@ func (a *Agent) serveStream(ctx context.Context, se *session, mux *yamux.Session
 	var resp protocol.Response
 	switch req.Op {
 	case protocol.OpEnv:
-		resp.Env, err = stateful.Env(a.procRoot, t.pid, se.features.Env)
+		var raw []string
+		if raw, err = t.environ(a.procRoot); err == nil {
+			resp.Env, err = stateful.Env(raw, se.features.Env)
+		}
 	case protocol.OpStat:
 		var s unix.Stat_t
 		if s, err = fsys.Stat(req.Path); err == nil {

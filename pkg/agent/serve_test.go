@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +267,37 @@ func TestServeSessionsApart(t *testing.T) {
 	writer.Close()
 	if _, err := reader.Do(protocol.Request{Op: protocol.OpStat, Path: "/tmp/out"}); err != nil {
 		t.Errorf("reader after the writer left: %v", err)
+	}
+}
+
+// TestEnviron: the target's environment is the runtime's when it gave one, /proc's otherwise,
+// and always carries the pod's hostname.
+func TestEnviron(t *testing.T) {
+	tg := nstest.Start(t, nstest.Options{Env: map[string]string{"FROM": "proc"}, Files: map[string]string{"etc/hostname": "api-from-file\n"}})
+	for name, tc := range map[string]struct {
+		s    served
+		want []string
+	}{
+		"the runtime's, with its HOSTNAME": {served{pid: tg.PID, env: []string{"FROM=runtime", "HOSTNAME=api-1"}, hostname: "api-1"},
+			[]string{"FROM=runtime", "HOSTNAME=api-1"}},
+		"the runtime's, HOSTNAME from its spec": {served{pid: tg.PID, env: []string{"FROM=runtime"}, hostname: "api-1"},
+			[]string{"FROM=runtime", "HOSTNAME=api-1"}},
+		"/proc's, HOSTNAME from the container's /etc/hostname": {served{pid: tg.PID},
+			[]string{"FROM=proc", "HOSTNAME=api-from-file"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := tc.s.environ("/proc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, kv := range tc.want {
+				if !slices.Contains(got, kv) {
+					t.Errorf("environ = %q, want %q in it", got, kv)
+				}
+			}
+			if n := len(slices.DeleteFunc(slices.Clone(got), func(kv string) bool { return !strings.HasPrefix(kv, "HOSTNAME=") })); n != 1 {
+				t.Errorf("environ has %d HOSTNAME entries, want 1: %q", n, got)
+			}
+		})
 	}
 }

@@ -18,27 +18,27 @@ import (
 // ErrHostNetwork refuses a target that shares the node's network namespace.
 var ErrHostNetwork = errors.New("the target shares the node's network namespace (hostNetwork): intercepting it would intercept the whole node")
 
-// containerPID finds the container's first process: the node's container runtime says
-// (CRI ContainerStatus), or, when no runtime answers, a scan of the processes' cgroups.
-// how says which answered, for the log.
-func containerPID(ctx context.Context, procRoot, runtimeEndpoint, containerID string) (pid int, how string, err error) {
+// locateContainer finds the container's first process: the node's container runtime says
+// (CRI ContainerStatus, with the container's environment), or, when no runtime answers, a
+// scan of the processes' cgroups. how says which answered, for the log.
+func locateContainer(ctx context.Context, procRoot, runtimeEndpoint, containerID string) (c runtimeContainer, how string, err error) {
 	var criErrs []error
 	for _, sock := range runtimeSockets(procRoot, runtimeEndpoint, containerID) {
 		if _, err := os.Stat(sock); err != nil {
 			continue
 		}
-		pid, err := criContainerPID(ctx, sock, containerID)
+		c, err := criContainer(ctx, sock, containerID)
 		if err == nil {
-			return pid, "CRI " + sock, nil
+			return c, "CRI " + sock, nil
 		}
 		criErrs = append(criErrs, fmt.Errorf("CRI %s: %w", sock, err))
 	}
-	pid, err = findContainerPID(procRoot, containerID)
+	c.PID, err = findContainerPID(procRoot, containerID)
 	how = "cgroup scan (no container runtime socket found)"
 	if len(criErrs) > 0 {
 		how = "cgroup scan (" + errors.Join(criErrs...).Error() + ")"
 	}
-	return pid, how, err
+	return c, how, err
 }
 
 // findContainerPID returns the container's first process: of the processes whose cgroup
@@ -108,30 +108,31 @@ func netnsInode(procRoot string, pid int) (uint64, error) {
 // openTarget finds the container's process, refuses a hostNetwork target, and returns the
 // PID with an open fd of its network namespace (held so the namespace outlives a restart of
 // the target's first process while the agent decides what to do).
-func openTarget(ctx context.Context, procRoot, runtimeEndpoint, containerID string) (pid int, how string, netns *os.File, err error) {
-	pid, how, err = containerPID(ctx, procRoot, runtimeEndpoint, containerID)
+func openTarget(ctx context.Context, procRoot, runtimeEndpoint, containerID string) (c runtimeContainer, how string, netns *os.File, err error) {
+	c, how, err = locateContainer(ctx, procRoot, runtimeEndpoint, containerID)
 	if err != nil {
-		return 0, how, nil, err
+		return c, how, nil, err
 	}
+	pid := c.PID
 	started := startTime(procRoot, pid)
 	target, err := netnsInode(procRoot, pid)
 	if err != nil {
-		return 0, how, nil, fmt.Errorf("reading the target's network namespace: %w", err)
+		return c, how, nil, fmt.Errorf("reading the target's network namespace: %w", err)
 	}
 	if host, err := netnsInode(procRoot, 1); err == nil && host == target {
-		return 0, how, nil, ErrHostNetwork
+		return c, how, nil, ErrHostNetwork
 	}
 	netns, err = os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "net"))
 	if err != nil {
-		return 0, how, nil, fmt.Errorf("opening the target's network namespace: %w", err)
+		return c, how, nil, fmt.Errorf("opening the target's network namespace: %w", err)
 	}
 	// The process may have exited and its PID gone to another since it was found: the
 	// namespace is the container's only if the PID is still the same process.
 	if startTime(procRoot, pid) != started {
 		netns.Close()
-		return 0, how, nil, fmt.Errorf("process %d of container %s exited while the agent opened it; retrying", pid, containerID)
+		return c, how, nil, fmt.Errorf("process %d of container %s exited while the agent opened it; retrying", pid, containerID)
 	}
-	return pid, how, netns, nil
+	return c, how, netns, nil
 }
 
 // openNetns opens process pid's network namespace.

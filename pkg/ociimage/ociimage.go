@@ -33,6 +33,12 @@ type Spec struct {
 	WithLibs []string
 	// Dirs lists host directories copied recursively to the same path in the image.
 	Dirs []string
+	// Roots lists host directories whose trees are copied to the image's root (a Debian
+	// package unpacked with dpkg-deb -x, say).
+	Roots []string
+	// LibsFor lists image paths of executables (from Files or Roots) whose shared libraries,
+	// as ldd finds them on this machine, go to the same paths in the image.
+	LibsFor []string
 	// Symlinks maps link paths in the image to their targets.
 	Symlinks map[string]string
 	// Entrypoint and Cmd of the image config.
@@ -90,12 +96,41 @@ func Write(spec Spec, out string) error {
 // rootfs returns the layer: a tar of every file, library, directory and symlink of spec.
 func rootfs(spec Spec) ([]byte, error) {
 	files := map[string]string{}
+	// Files win over what Roots hold at the same path.
+	for _, root := range spec.Roots {
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				rel, _ := filepath.Rel(root, p)
+				files["/"+filepath.ToSlash(rel)] = p
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("copy %s into image: %w", root, err)
+		}
+	}
 	for dst, src := range spec.Files {
 		files[dst] = src
 	}
 	for _, bin := range spec.WithLibs {
 		files[bin] = bin
 		libs, err := sharedLibs(bin)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range libs {
+			files[l] = l
+		}
+	}
+	for _, bin := range spec.LibsFor {
+		src, ok := files[bin]
+		if !ok {
+			return nil, fmt.Errorf("LibsFor %s: not among the image's files", bin)
+		}
+		libs, err := sharedLibs(src)
 		if err != nil {
 			return nil, err
 		}

@@ -76,6 +76,47 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 		}
 	})
 
+	t.Run("Debian's nginx as the target: the command sees the pod's environment and hostname", func(t *testing.T) {
+		// nginx sets its process title, which writes over /proc/PID/environ: the environment
+		// must come from the container runtime.
+		f.NginxApp(ctx, c2, ns, "web", map[string]string{"WEB_ROLE": "frontend", "WITH_SPACES": "a b  c"}, map[string]string{"DB_PASSWORD": "s3cret=x"})
+		pods, err := c2.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("nginx pods: %v %v", pods, err)
+		}
+		want := map[string]string{"WEB_ROLE": "frontend", "WITH_SPACES": "a b  c", "DB_PASSWORD": "s3cret=x",
+			"HOSTNAME": pods.Items[0].Name, "KUBERNETES_SERVICE_PORT": "443"}
+		// Service links: the Services that existed when the pod started.
+		for _, svc := range []string{"api", "backend"} {
+			s, err := c2.Kube.CoreV1().Services(ns).Get(ctx, svc, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[strings.ToUpper(svc)+"_SERVICE_HOST"] = s.Spec.ClusterIP
+		}
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-t", "deploy/web", "--incoming", "off", "--", "sh", "-c", "env; echo uts-hostname=$(hostname)")
+		if err != nil {
+			t.Fatalf("exec: %v\n%s", err, out)
+		}
+		got := map[string]string{}
+		for _, line := range strings.Split(out, "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				got[k] = v
+			}
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s = %q, want %q (the pod's)", k, got[k], v)
+			}
+		}
+		if got["uts-hostname"] != pods.Items[0].Name {
+			t.Errorf("hostname = %q, want the pod's %q", got["uts-hostname"], pods.Items[0].Name)
+		}
+		if t.Failed() {
+			t.Logf("exec printed:\n%s", out)
+		}
+	})
+
 	t.Run("a config file sets the session; a bad key stops exec before anything is made", func(t *testing.T) {
 		dir := t.TempDir()
 		bad := filepath.Join(dir, "bad.json")

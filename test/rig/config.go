@@ -38,6 +38,7 @@ const (
 	pauseImage   = "mirrord.local/pause:rig"
 	echoImage    = "mirrord.local/echo:rig"
 	corednsImage = "mirrord.local/coredns:rig"
+	nginxImage   = "mirrord.local/nginx:rig"
 )
 
 // Cluster is one rig cluster: a control plane and one node.

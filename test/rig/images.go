@@ -10,12 +10,12 @@ import (
 )
 
 // buildRigImages builds the images every rig node needs besides the project's own: the
-// pod sandbox (pause), the sample app (echo) and cluster DNS (coredns).
+// pod sandbox (pause), the sample app (echo), real servers (nginx) and cluster DNS (coredns).
 func buildRigImages(p Paths, bins Binaries) ([]string, error) {
 	return buildImages(p, filepath.Join(p.Cache, "images"), bins["coredns"])
 }
 
-// buildImages writes the pause and echo images into dir, and the coredns image when a
+// buildImages writes the pause, echo and nginx images into dir, and the coredns image when a
 // coredns binary is given (kind clusters bring their own DNS and sandbox).
 func buildImages(p Paths, dir, coredns string) ([]string, error) {
 	binDir := filepath.Join(dir, "bin")
@@ -35,6 +35,25 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 		"echo.tar": {Ref: echoImage, Files: map[string]string{"/echo": filepath.Join(binDir, "echo")},
 			Entrypoint: []string{"/echo"}, Cmd: []string{"serve"}},
 	}
+	// Debian's nginx, a real server that sets its process title (test/images/nginx).
+	nginxRoot, err := unpackDebian(p.Cache, "nginx", "nginx-common")
+	if err != nil {
+		return nil, err
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		return nil, err
+	}
+	nginxFiles := filepath.Join(p.Repo, "test", "images", "nginx")
+	specs["nginx.tar"] = ociimage.Spec{Ref: nginxImage, Roots: []string{nginxRoot},
+		Files: map[string]string{
+			"/etc/nginx/nginx.conf": filepath.Join(nginxFiles, "nginx.conf"),
+			"/etc/passwd":           filepath.Join(nginxFiles, "passwd"),
+			"/etc/group":            filepath.Join(nginxFiles, "group"),
+			"/var/lib/nginx/.keep":  empty, // its compiled-in temp paths' parent
+			"/var/log/nginx/.keep":  empty, // its compiled-in error log, opened before the config
+		},
+		LibsFor: []string{"/usr/sbin/nginx"}, Entrypoint: []string{"/usr/sbin/nginx"}}
 	if coredns != "" {
 		specs["coredns.tar"] = ociimage.Spec{Ref: corednsImage, Files: map[string]string{"/coredns": coredns}, Entrypoint: []string{"/coredns"}}
 	}

@@ -39,7 +39,11 @@ func TestEnv(t *testing.T) {
 		{"override", mirrordv1alpha1.EnvFeature{Override: map[string]string{"LOG_LEVEL": "info"}}, map[string]string{"LOG_LEVEL": "info"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env, err := Env("/proc", tg.PID, tc.f)
+			raw, err := ProcEnviron("/proc", tg.PID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, err := Env(raw, tc.f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,7 +57,7 @@ func TestEnv(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Env("/proc", tg.PID, mirrordv1alpha1.EnvFeature{Exclude: []string{"[bad"}}); err == nil || !strings.Contains(err.Error(), `bad pattern "[bad"`) {
+	if _, err := Env(nil, mirrordv1alpha1.EnvFeature{Exclude: []string{"[bad"}}); err == nil || !strings.Contains(err.Error(), `bad pattern "[bad"`) {
 		t.Errorf("bad pattern: err = %v", err)
 	}
 }

@@ -54,7 +54,9 @@ type Framework struct {
 	KubectlPath string
 	Image       string
 	SampleImage string
-	artifacts   string
+	// NginxImage is Debian's nginx (test/images/nginx), a real server as a target.
+	NginxImage string
+	artifacts  string
 
 	mu         sync.Mutex
 	namespaces map[*Cluster][]string
@@ -73,6 +75,7 @@ func New(t *testing.T) *Framework {
 		KubectlPath: envOr("MIRRORD_E2E_KUBECTL", "kubectl"),
 		Image:       envOr("MIRRORD_E2E_IMAGE", "mirrord.local/kubectl-mirrord:dev"),
 		SampleImage: envOr("MIRRORD_E2E_SAMPLE_IMAGE", "mirrord.local/echo:rig"),
+		NginxImage:  envOr("MIRRORD_E2E_NGINX_IMAGE", "mirrord.local/nginx:rig"),
 		artifacts:   envOr("MIRRORD_E2E_ARTIFACTS", "_artifacts"),
 		namespaces:  map[*Cluster][]string{},
 	}

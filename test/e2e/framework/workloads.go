@@ -60,6 +60,56 @@ func (f *Framework) EchoApp(ctx context.Context, c *Cluster, ns, name string, re
 	}
 }
 
+// NginxApp deploys Debian's nginx (port 80, probed over HTTP by the kubelet) with a Service
+// of the same name in ns, its environment set from env and from Secret secret's keys (each
+// key a variable), and waits until it is ready.
+func (f *Framework) NginxApp(ctx context.Context, c *Cluster, ns, name string, env map[string]string, secret map[string]string) {
+	f.t.Helper()
+	labels := map[string]string{"app": name}
+	if _, err := c.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: secret}, metav1.CreateOptions{}); err != nil {
+		f.t.Fatalf("%s: create secret %s: %v", c.Name, name, err)
+	}
+	var vars []corev1.EnvVar
+	for k, v := range env {
+		vars = append(vars, corev1.EnvVar{Name: k, Value: v})
+	}
+	for k := range secret {
+		vars = append(vars, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: k}}})
+	}
+	_, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "nginx", Image: f.NginxImage, ImagePullPolicy: corev1.PullNever,
+					Env:   vars,
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}},
+					ReadinessProbe: &corev1.Probe{
+						ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(80)}},
+						PeriodSeconds: 1,
+					},
+				}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		f.t.Fatalf("%s: create deployment %s: %v", c.Name, name, err)
+	}
+	if _, err := c.Kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
+	}, metav1.CreateOptions{}); err != nil {
+		f.t.Fatalf("%s: create service %s: %v", c.Name, name, err)
+	}
+	if out, err := f.Kubectl(c, "-n", ns, "rollout", "status", "deploy/"+name, "--timeout=90s"); err != nil {
+		f.t.Fatalf("%s: deployment %s/%s not ready: %v: %s", c.Name, ns, name, err, out)
+	}
+}
+
 // RunToCompletion runs a pod with the given container until it ends and returns its log.
 // The test fails if the pod does not succeed.
 func (f *Framework) RunToCompletion(ctx context.Context, c *Cluster, ns string, pod *corev1.Pod) string {
