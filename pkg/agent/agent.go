@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,7 +36,11 @@ type Agent struct {
 	// incoming counts each session's incoming subscriptions (MaxIncomingPerSession).
 	incoming map[string]int
 	target   *served // the located target process, nil until found
-	ready    error   // nil when the target is found and held
+	// node is the node's addresses, for the steals of probed ports (nodeAddrs).
+	nodeOnce sync.Once
+	node     []netip.Addr
+	nodeErr  error
+	ready    error // nil when the target is found and held
 	closed   bool
 }
 

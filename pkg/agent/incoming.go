@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/yamux"
+	"k8s.io/klog/v2"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/mirror"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/steal"
@@ -37,10 +38,6 @@ func (a *Agent) incomingPorts(in mirrordv1alpha1.IncomingFeature, t *served) ([]
 			return nil, fmt.Errorf("listing the target's ports: %w", err)
 		}
 		for p := range live {
-			// Every port, but the probed ones when stealing (unless asked for).
-			if in.Mode == mirrordv1alpha1.IncomingModeSteal && in.HTTPFilter == nil && !in.StealProbePorts && slices.Contains(a.cfg.ProbePorts, int32(p)) {
-				continue
-			}
 			ports = append(ports, p)
 		}
 	}
@@ -50,6 +47,24 @@ func (a *Agent) incomingPorts(in mirrordv1alpha1.IncomingFeature, t *served) ([]
 		return nil, errors.New("the target listens on no TCP port to intercept: set feature.network.incoming.ports")
 	}
 	return ports, nil
+}
+
+// exceptNode says whether a steal of port leaves the node's connections to the target: on
+// the ports the kubelet probes, unless the session steals the probes too. The pod then stays
+// Ready whatever the local process answers.
+func exceptNode(port uint16, probePorts []int32, stealProbes bool) bool {
+	return !stealProbes && slices.Contains(probePorts, int32(port))
+}
+
+// nodeAddrs is the node's addresses (nodeAddrs), looked up once.
+func (a *Agent) nodeAddrs() ([]netip.Addr, error) {
+	a.nodeOnce.Do(func() {
+		a.node, a.nodeErr = nodeAddrs(a.procRoot)
+		if a.nodeErr == nil {
+			klog.Background().Info("Connections from the node's addresses keep reaching the probed ports", "addresses", a.node)
+		}
+	})
+	return a.node, a.nodeErr
 }
 
 // serveIncoming subscribes the session to the target's incoming traffic until the
@@ -112,7 +127,7 @@ func (a *Agent) serveIncoming(ctx context.Context, se *session, sess *yamux.Sess
 		if err != nil {
 			return protocol.WriteMessage(st, failure(err))
 		}
-		if err := steal.CheckPorts(p32, a.cfg.ProbePorts, in.StealProbePorts || in.HTTPFilter != nil); err != nil {
+		if err := steal.CheckPorts(p32); err != nil {
 			return protocol.WriteMessage(st, failure(err))
 		}
 		var s *steal.Stealer
@@ -131,7 +146,13 @@ func (a *Agent) serveIncoming(ctx context.Context, se *session, sess *yamux.Sess
 		}
 		defer s.Close()
 		for _, p := range ports {
-			if err := s.Steal(p, filter != nil); err != nil {
+			var except []netip.Addr
+			if exceptNode(p, a.cfg.ProbePorts, in.StealProbePorts) {
+				if except, err = a.nodeAddrs(); err != nil {
+					return protocol.WriteMessage(st, failure(fmt.Errorf("port %d serves the pod's probes, and the agent cannot tell the kubelet's connections from others: %w; set stealProbePorts to steal the probes too, or pick other ports", p, err)))
+				}
+			}
+			if err := s.StealExcept(p, filter != nil, except); err != nil {
 				return protocol.WriteMessage(st, failure(err))
 			}
 		}

@@ -6,6 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -211,7 +214,6 @@ func TestIncomingRefusals(t *testing.T) {
 		want string
 	}{
 		"off":         {mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeOff}, "incoming traffic is off"},
-		"probe port":  {mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal, Ports: []int32{8080}}, "serves the pod's probes"},
 		"bad regex":   {mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal, HTTPFilter: &mirrordv1alpha1.HTTPFilter{Path: "("}}, "httpFilter.path: invalid regular expression"},
 		"all ignored": {mirrordv1alpha1.IncomingFeature{IgnorePorts: []int32{8080, 9090, 53}}, "listens on no TCP port"},
 	} {
@@ -221,5 +223,44 @@ func TestIncomingRefusals(t *testing.T) {
 				t.Errorf("subscribe: %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestExceptNode(t *testing.T) {
+	for name, tc := range map[string]struct {
+		port        uint16
+		stealProbes bool
+		want        bool
+	}{
+		"a probed port: the node's connections go on to the target": {8080, false, true},
+		"a probed port, probes stolen too":                          {8080, true, false},
+		"a port no probe uses":                                      {9090, false, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := exceptNode(tc.port, []int32{8080, 8443}, tc.stealProbes); got != tc.want {
+				t.Errorf("exceptNode = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestNetnsAddrs: the addresses of a process's network namespace, as it lists them itself.
+func TestNetnsAddrs(t *testing.T) {
+	got, err := netnsAddrs("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []netip.Addr
+	for _, ia := range ifaddrs {
+		if a, ok := netip.AddrFromSlice(ia.(*net.IPNet).IP); ok && !a.Unmap().IsLoopback() {
+			want = append(want, a.Unmap())
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("netnsAddrs = %v, want this namespace's %v", got, want)
 	}
 }

@@ -44,6 +44,8 @@ func TestExecTopologyB(t *testing.T) {
 	f.EchoApp(ctx, c3, ns, "api", 1)
 	f.EchoApp(ctx, c2, ns, "backend", 1)
 	echoBin := buildEcho(t)
+	// Debian's nginx in c2 only, after the Services its environment links to.
+	f.NginxApp(ctx, c2, ns, "web", map[string]string{"WEB_ROLE": "frontend", "WITH_SPACES": "a b  c"}, map[string]string{"DB_PASSWORD": "s3cret=x"})
 
 	t.Run("a static Go binary and a Python script see the Default cluster", func(t *testing.T) {
 		// The env var, then a Service of the Default cluster by its short name (the target's
@@ -79,7 +81,6 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 	t.Run("Debian's nginx as the target: the command sees the pod's environment and hostname", func(t *testing.T) {
 		// nginx sets its process title, which writes over /proc/PID/environ: the environment
 		// must come from the container runtime.
-		f.NginxApp(ctx, c2, ns, "web", map[string]string{"WEB_ROLE": "frontend", "WITH_SPACES": "a b  c"}, map[string]string{"DB_PASSWORD": "s3cret=x"})
 		pods, err := c2.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil || len(pods.Items) != 1 {
 			t.Fatalf("nginx pods: %v %v", pods, err)
@@ -114,6 +115,45 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 		}
 		if t.Failed() {
 			t.Logf("exec printed:\n%s", out)
+		}
+	})
+
+	t.Run("a whole-port steal of nginx's probed port: answered locally, the pod Ready throughout", func(t *testing.T) {
+		// The kubelet probes port 80 (/healthz). The local server answers 404 there: had the
+		// probes been stolen, the pod would turn unready within 3 s.
+		server := `import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/healthz":
+            self.send_error(404); return
+        body = ("local " + self.path).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+s = http.server.HTTPServer(("127.0.0.1", 80), H)
+print("listening", flush=True)
+s.serve_forever()`
+		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/web", "--steal", "--ports", "80", "--", "python3", "-c", server)
+		defer interrupt(t, cmd)
+		if _, err := out.WaitFor(ctx, "\nlistening", 90*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		pods, err := c2.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("nginx pods: %v %v", pods, err)
+		}
+		addr := net.JoinHostPort(pods.Items[0].Status.PodIP, "80")
+		for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			if body := getRaw(t, addr, "/mine", nil); body != "local /mine" {
+				t.Fatalf("a request to the stolen port answered %q, want the local server's", body)
+			}
+			p, err := c2.Kube.CoreV1().Pods(ns).Get(ctx, pods.Items[0].Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == "Ready" && c.Status != "True" {
+					t.Fatalf("the pod turned unready during the steal: %s %s", c.Reason, c.Message)
+				}
+			}
 		}
 	})
 

@@ -5,6 +5,7 @@ package steal
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -35,7 +36,13 @@ type iptRedirector struct {
 	slot     int
 	chain    string
 	to       uint16
-	rules    map[uint16]bool // port -> filtered
+	rules    map[uint16]portRules
+}
+
+// portRules is what one stolen port's rules were made with.
+type portRules struct {
+	filtered bool
+	except   []netip.Addr
 }
 
 // chainPrefix names the slot chains (an iptables chain name has at most 28 characters).
@@ -135,7 +142,7 @@ func newIPT(ns *netns.Handle, backend Backend, session string, to uint16) (*iptR
 			}
 			return nil, fmt.Errorf("creating iptables chain %s (the agent needs NET_ADMIN in the target's namespace): %w", chain, err)
 		}
-		r := &iptRedirector{families: families, session: session, slot: slot, chain: chain, to: to, rules: map[uint16]bool{}}
+		r := &iptRedirector{families: families, session: session, slot: slot, chain: chain, to: to, rules: map[uint16]portRules{}}
 		if err := r.setUp(owner); err != nil {
 			_ = r.close()
 			return nil, err
@@ -220,7 +227,25 @@ func (r *iptRedirector) portSpec(port uint16, filtered bool) []string {
 		"-j", "REDIRECT", "--to-ports", strconv.Itoa(int(r.to))}
 }
 
-func (r *iptRedirector) add(port uint16, filtered bool) error {
+// exceptSpec is the rule that lets a new connection to port from addr go on to the target,
+// placed before the port's redirect.
+func (r *iptRedirector) exceptSpec(port uint16, addr netip.Addr) []string {
+	return []string{r.chain, "-p", "tcp", "--dport", strconv.Itoa(int(port)), "-s", addr.String(), "--tcp-flags", "SYN,ACK", "SYN",
+		"-m", "comment", "--comment", fmt.Sprintf("mirrord1-except port=%d session=%s", port, r.session), "-j", "RETURN"}
+}
+
+// specs are a port's rules in one family (0: IPv4, 1: IPv6), in order.
+func (r *iptRedirector) specs(family int, port uint16, pr portRules) [][]string {
+	var out [][]string
+	for _, a := range pr.except {
+		if a = a.Unmap(); a.Is6() == (family == 1) {
+			out = append(out, r.exceptSpec(port, a))
+		}
+	}
+	return append(out, r.portSpec(port, pr.filtered))
+}
+
+func (r *iptRedirector) add(port uint16, filtered bool, except []netip.Addr) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.rules[port]; ok {
@@ -229,15 +254,16 @@ func (r *iptRedirector) add(port uint16, filtered bool) error {
 	if err := r.conflict(port, filtered); err != nil {
 		return err
 	}
+	pr := portRules{filtered: filtered, except: except}
+	r.rules[port] = pr
 	for i, x := range r.families {
-		if _, err := x.run(append([]string{"-A"}, r.portSpec(port, filtered)...)...); err != nil {
-			for _, done := range r.families[:i] {
-				_, _ = done.run(append([]string{"-D"}, r.portSpec(port, filtered)...)...)
+		for _, spec := range r.specs(i, port, pr) {
+			if _, err := x.run(append([]string{"-A"}, spec...)...); err != nil {
+				r.removeLocked(port)
+				return fmt.Errorf("adding the redirect of port %d: %w", port, err)
 			}
-			return fmt.Errorf("adding the redirect of port %d: %w", port, err)
 		}
 	}
-	r.rules[port] = filtered
 	// Two sessions may have checked at once: the later slot looks again and backs off.
 	if err := r.conflict(port, filtered); err != nil {
 		r.removeLocked(port)
@@ -273,14 +299,16 @@ func (r *iptRedirector) remove(port uint16) error {
 }
 
 func (r *iptRedirector) removeLocked(port uint16) error {
-	filtered, ok := r.rules[port]
+	pr, ok := r.rules[port]
 	if !ok {
 		return nil
 	}
 	var errs []error
-	for _, x := range r.families {
-		if _, err := x.run(append([]string{"-D"}, r.portSpec(port, filtered)...)...); err != nil {
-			errs = append(errs, fmt.Errorf("removing the redirect of port %d: %w", port, err))
+	for i, x := range r.families {
+		for _, spec := range r.specs(i, port, pr) {
+			if out, err := x.run(append([]string{"-D"}, spec...)...); err != nil && !isMissing(out) {
+				errs = append(errs, fmt.Errorf("removing the redirect of port %d: %w", port, err))
+			}
 		}
 	}
 	delete(r.rules, port)

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,7 +56,7 @@ type nftRedirector struct {
 	table    *nftables.Table
 	pre, out *nftables.Chain
 	to       uint16
-	rules    map[uint16][2]*nftables.Rule
+	rules    map[uint16][]*nftables.Rule // a port's exceptions, its redirect, its local redirect
 }
 
 // newNFT takes the first free slot in the network namespace nsFd for session, redirecting
@@ -81,7 +82,7 @@ func newNFT(nsFd int, session string, to uint16) (*nftRedirector, error) {
 		if taken(fmt.Sprintf("%s%02d", tablePrefix, slot)) {
 			continue
 		}
-		r := &nftRedirector{conn: conn, session: session, slot: slot, to: to, rules: map[uint16][2]*nftables.Rule{}}
+		r := &nftRedirector{conn: conn, session: session, slot: slot, to: to, rules: map[uint16][]*nftables.Rule{}}
 		// Exclusive create: the table's name is the slot's lock.
 		r.table = conn.CreateTable(&nftables.Table{Name: fmt.Sprintf("%s%02d", tablePrefix, slot), Family: nftables.TableFamilyINet, Flags: nftables.TableFlagOwner})
 		prio := nftables.ChainPriority(-150 + slot) // before iptables' NAT (-100), in slot order
@@ -151,8 +152,25 @@ func (r *nftRedirector) redirect() []expr.Any {
 	}
 }
 
-// add starts diverting port, after checking the other slots' steals of it.
-func (r *nftRedirector) add(port uint16, filtered bool) error {
+// except is "from a": accepted before the redirect, so it goes on to the target.
+func except(a netip.Addr) []expr.Any {
+	proto, offset := byte(unix.NFPROTO_IPV4), uint32(12)
+	if a.Is6() {
+		proto, offset = unix.NFPROTO_IPV6, 8
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: uint32(a.BitLen() / 8)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a.AsSlice()},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}
+}
+
+// add starts diverting port but connections from exceptAddrs, after checking the other
+// slots' steals of it. Every rule of the port carries the same userdata, so other agents see
+// the steal and this one finds the rules' handles.
+func (r *nftRedirector) add(port uint16, filtered bool, exceptAddrs []netip.Addr) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.rules[port]; ok {
@@ -162,40 +180,42 @@ func (r *nftRedirector) add(port uint16, filtered bool) error {
 		return err
 	}
 	ud := ruleData{port: port, filtered: filtered, session: r.session}.encode()
-	pre := r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.pre, UserData: ud, Exprs: append(r.match(port), r.redirect()...)})
+	var added []*nftables.Rule
+	for _, a := range exceptAddrs {
+		added = append(added, r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.pre, UserData: ud, Exprs: append(r.match(port), except(a.Unmap())...)}))
+	}
+	added = append(added, r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.pre, UserData: ud, Exprs: append(r.match(port), r.redirect()...)}))
 	local := append(r.match(port),
 		// Only to the pod's own addresses.
 		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
 	)
-	out := r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.out, UserData: ud, Exprs: append(local, r.redirect()...)})
+	added = append(added, r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.out, UserData: ud, Exprs: append(local, r.redirect()...)}))
 	if err := r.conn.Flush(); err != nil {
 		return fmt.Errorf("adding the redirect of port %d: %w", port, err)
 	}
 	// Two sessions may have checked at once: the later slot looks again and backs off.
 	if err := r.conflict(port, filtered); err != nil {
-		_ = r.conn.DelRule(pre)
-		_ = r.conn.DelRule(out)
+		for _, rl := range added {
+			_ = r.conn.DelRule(rl)
+		}
 		_ = r.conn.Flush()
 		return err
 	}
 	// Read back the handles the kernel gave the rules, to delete them later.
+	var rules []*nftables.Rule
 	for _, c := range []*nftables.Chain{r.pre, r.out} {
-		rules, err := r.conn.GetRules(r.table, c)
+		got, err := r.conn.GetRules(r.table, c)
 		if err != nil {
 			return err
 		}
-		for _, rl := range rules {
+		for _, rl := range got {
 			if d, ok := parseRuleData(rl.UserData); ok && d.port == port {
-				if c == r.pre {
-					pre = rl
-				} else {
-					out = rl
-				}
+				rules = append(rules, rl)
 			}
 		}
 	}
-	r.rules[port] = [2]*nftables.Rule{pre, out}
+	r.rules[port] = rules
 	return nil
 }
 

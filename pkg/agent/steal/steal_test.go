@@ -248,6 +248,41 @@ func testStealWholePort(t *testing.T, backend Backend) {
 	}
 }
 
+// TestStealExcept: a whole-port steal that leaves an address out (the node's, for the
+// kubelet's probes) lets that address's connections reach the target and takes the rest; it
+// leaves nothing behind.
+func TestStealExcept(t *testing.T) { forEachBackend(t, testStealExcept) }
+
+func testStealExcept(t *testing.T, backend Backend) {
+	tg, link, ns := targetWithClient(t)
+	addr := fmt.Sprintf("%s:%d", link.TargetIP, nstest.HTTPPort)
+	s, err := Start(t.Context(), ns, backend, "mirrord-test", answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// An IPv6 address too: each family gets the exceptions of its own.
+	except := []netip.Addr{netip.MustParseAddr(link.ClientIP), netip.MustParseAddr("2001:db8::1")}
+	if err := s.StealExcept(nstest.HTTPPort, false, except); err != nil {
+		t.Fatal(err)
+	}
+	if got := nstest.MustGet(t, link.Client, addr, "", "/probe"); got != tg.Token+" GET /probe" {
+		t.Errorf("from the excepted address: %q, want the target's answer", got)
+	}
+	if got := nstest.MustGet(t, ns, addr, "", "/other"); got != fmt.Sprintf("stolen /other %d", nstest.HTTPPort) {
+		t.Errorf("from another address: %q, want it stolen", got)
+	}
+	if err := s.Release(nstest.HTTPPort); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left := leftovers(t, ns); len(left) != 0 {
+		t.Errorf("left after Close: %q", left)
+	}
+}
+
 // TestSIGKILLLeavesNoRule kills a stealing process with SIGKILL: the kernel deletes its
 // owned table at once and the target serves normally.
 func TestSIGKILLLeavesNoRule(t *testing.T) {

@@ -60,8 +60,9 @@ const (
 type redirector interface {
 	// Slot is the slot's place in the order of the target's stealing sessions (1-16).
 	Slot() int
-	// add starts diverting port, after checking the other slots' steals of it.
-	add(port uint16, filtered bool) error
+	// add starts diverting port (but connections from except), after checking the other
+	// slots' steals of it.
+	add(port uint16, filtered bool, except []netip.Addr) error
 	remove(port uint16) error
 	// releaseAll removes every port's rule; close then removes the slot.
 	releaseAll() error
@@ -128,7 +129,14 @@ func Start(ctx context.Context, ns *netns.Handle, backend Backend, session strin
 // Steal starts diverting new connections to port. filtered says the session takes only the
 // requests of an HTTP filter, so other filtered sessions may share the port; a *ConflictError
 // says why not.
-func (s *Stealer) Steal(port uint16, filtered bool) error { return s.redir.add(port, filtered) }
+func (s *Stealer) Steal(port uint16, filtered bool) error { return s.redir.add(port, filtered, nil) }
+
+// StealExcept starts diverting new connections to port but those from the addresses in
+// except: they keep reaching the target. A whole-port steal of a probed port leaves the
+// node's addresses out, so the kubelet's probes get the target's own answers.
+func (s *Stealer) StealExcept(port uint16, filtered bool, except []netip.Addr) error {
+	return s.redir.add(port, filtered, except)
+}
 
 // Release stops diverting port; connections already stolen stay with the session.
 func (s *Stealer) Release(port uint16) error { return s.redir.remove(port) }

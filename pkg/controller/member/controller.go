@@ -35,7 +35,6 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/steal"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
@@ -375,17 +374,6 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	if err := agentconfig.ValidateFeatures(features); err != nil && violation == nil && !res.Terminal {
 		res.Reason, res.Terminal, res.Message = ReasonInvalidFeatures, true, err.Error()
 	}
-	// Stealing a port the kubelet probes is refused here, before any agent starts (the
-	// agent checks again; with no ports given it leaves probe ports out by itself).
-	if in := features.Network.Incoming; in.Mode == mirrordv1alpha1.IncomingModeSteal && !res.Terminal {
-		for _, tp := range res.Pods {
-			if err := steal.CheckPorts(in.Ports, tp.ProbePorts, in.StealProbePorts || in.HTTPFilter != nil); err != nil {
-				res.Reason, res.Terminal, res.Message = ReasonProbePort, true, fmt.Sprintf("pod %s: %v", tp.Pod.Name, err)
-				break
-			}
-		}
-	}
-
 	// Desired agents: one per running target pod, none if the session cannot proceed here.
 	desired := map[types.UID]targetPod{}
 	if violation == nil && !res.Terminal {

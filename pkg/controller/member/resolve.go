@@ -25,7 +25,6 @@ const (
 	ReasonNoPods            = "NoPods"
 	ReasonContainerNotFound = "ContainerNotFound"
 	ReasonHostNetwork       = "HostNetwork"
-	ReasonProbePort         = "ProbePort"
 )
 
 // meshSidecars are never the default container: a user means their app, not the proxy.
