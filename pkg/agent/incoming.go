@@ -8,9 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
+	"net/textproto"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/yamux"
 	"k8s.io/klog/v2"
@@ -138,7 +142,7 @@ func (a *Agent) serveIncoming(ctx context.Context, se *session, sess *yamux.Sess
 			}
 			relay := &requestRelay{conn: c, orig: orig.String(), deliver: deliver}
 			defer relay.close()
-			_ = steal.Serve(ctx, c, filter, relay.roundTrip,
+			_ = steal.Serve(ctx, c, filter, steal.RoundTripFunc(relay.roundTrip),
 				func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, steal.ClientOf(c)) })
 		})
 		if err != nil {
@@ -232,19 +236,159 @@ func (rr *requestRelay) roundTrip(r *http.Request) (*http.Response, error) {
 	return rr.send(&relayStream{s: s, r: bufio.NewReader(s)}, r)
 }
 
+// expectContinueWait is how long a request that expects 100 Continue waits for the session's
+// word before its body is sent anyway (net/http's Transport waits the same for a server).
+const expectContinueWait = time.Second
+
+// send writes r on the stream and reads the session's answer: 1xx answers are passed to the
+// client as they come (httptrace's Got1xxResponse, which the reverse proxy serving the
+// client listens to), a 101 turns the stream into the upgraded connection, and the final
+// answer is returned. The body is sent while the answer is read, after the session's 100
+// Continue when the client expects one, and what the client sent so far always reaches the
+// session at once.
 func (rr *requestRelay) send(rs *relayStream, r *http.Request) (*http.Response, error) {
-	if err := protocol.WriteBuffered(rs.s, r.Write); err != nil {
+	bw := bufio.NewWriterSize(rs.s, 64<<10)
+	out := *r
+	var gate *continueGate
+	if r.Body != nil && r.Body != http.NoBody {
+		gate = newContinueGate(strings.EqualFold(r.Header.Get("Expect"), "100-continue"))
+		out.Body = &sentBody{ReadCloser: r.Body, flush: bw.Flush, gate: gate}
+	}
+	written := make(chan error, 1)
+	write := func() {
+		err := out.Write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		written <- err
+	}
+	if gate == nil {
+		write() // no body: nothing to wait for, and the stream is free again with the answer
+	} else {
+		go write()
+	}
+	fail := func(err error) (*http.Response, error) {
+		gate.close()
 		rs.s.Close()
 		return nil, err
 	}
-	resp, err := http.ReadResponse(rs.r, r)
-	if err != nil {
-		rs.s.Close()
-		return nil, fmt.Errorf("the session's answer: %w", err)
+	for {
+		resp, err := http.ReadResponse(rs.r, r)
+		if err != nil {
+			return fail(fmt.Errorf("the session's answer: %w", err))
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			if trace := httptrace.ContextClientTrace(r.Context()); trace != nil && trace.Got1xxResponse != nil {
+				if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+					return fail(err)
+				}
+			}
+			if resp.StatusCode == http.StatusContinue {
+				gate.open()
+			}
+			continue
+		}
+		gate.close() // a final answer: a body not sent yet never will be
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			// The stream is now the upgraded connection (the reverse proxy tunnels it).
+			resp.Body = &upgradedStream{Reader: rs.r, s: rs.s}
+			return resp, nil
+		}
+		// The stream carries the next request only once this one was sent whole.
+		reusable := !resp.Close && !r.Close && (gate == nil || !gate.refused())
+		resp.Body = &streamBody{ReadCloser: resp.Body, rs: rs, rr: rr, reusable: reusable, written: written}
+		return resp, nil
 	}
-	resp.Body = &streamBody{ReadCloser: resp.Body, rs: rs, rr: rr, reusable: !resp.Close && !r.Close}
-	return resp, nil
 }
+
+// continueGate holds a request's body until the session says 100 Continue (or a second
+// passed) when the client expects that, and shuts it when a final answer came first.
+type continueGate struct {
+	once   sync.Once
+	opened chan struct{}
+	mu     sync.Mutex
+	shut   bool // a final answer came before the body was let through
+}
+
+func newContinueGate(expect bool) *continueGate {
+	g := &continueGate{opened: make(chan struct{})}
+	if !expect {
+		g.open()
+	}
+	return g
+}
+
+func (g *continueGate) open() {
+	if g != nil {
+		g.once.Do(func() { close(g.opened) })
+	}
+}
+
+// close shuts a gate not opened yet, and opens it (so the writer is not left waiting).
+func (g *continueGate) close() {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	select {
+	case <-g.opened:
+	default:
+		g.shut = true
+	}
+	g.mu.Unlock()
+	g.open()
+}
+
+// wait lets the body through: false when it must not be sent.
+func (g *continueGate) wait() bool {
+	select {
+	case <-g.opened:
+	case <-time.After(expectContinueWait):
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.shut
+}
+
+// refused says the body was held back: the stream was left mid-request.
+func (g *continueGate) refused() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.shut
+}
+
+// sentBody is a request body on its way to the session: held at the gate before its first
+// byte, and everything read of it flushed before the client is asked for more.
+type sentBody struct {
+	io.ReadCloser
+	flush   func() error
+	gate    *continueGate
+	started bool
+}
+
+var errBodyRefused = errors.New("the session answered before the request's body was sent")
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	if err := b.flush(); err != nil {
+		return 0, err
+	}
+	if !b.started {
+		b.started = true
+		if !b.gate.wait() {
+			return 0, errBodyRefused
+		}
+	}
+	return b.ReadCloser.Read(p)
+}
+
+// upgradedStream is a stream after a 101: what the reader buffered, then the stream.
+type upgradedStream struct {
+	io.Reader
+	s *yamux.Stream
+}
+
+func (u *upgradedStream) Write(p []byte) (int, error) { return u.s.Write(p) }
+func (u *upgradedStream) Close() error                { return u.s.Close() }
 
 // close ends the idle stream when the client connection is done.
 func (rr *requestRelay) close() {
@@ -263,8 +407,20 @@ type streamBody struct {
 	rs       *relayStream
 	rr       *requestRelay
 	reusable bool
+	written  <-chan error // the request's end on the stream
 	done     bool
 	closed   bool // Response.Write closes the body, and its caller again
+}
+
+// sentWhole says the request was written to its end without error, without waiting: one
+// still being written (its client still sending after the answer) leaves the stream unusable.
+func sentWhole(written <-chan error) bool {
+	select {
+	case err := <-written:
+		return err == nil
+	default:
+		return false
+	}
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {
@@ -281,7 +437,7 @@ func (b *streamBody) Close() error {
 	}
 	b.closed = true
 	err := b.ReadCloser.Close()
-	if !b.reusable || !b.done {
+	if !b.reusable || !b.done || !sentWhole(b.written) {
 		b.rs.s.Close()
 		return err
 	}

@@ -66,7 +66,7 @@ func TestBenchStealLatency(t *testing.T) {
 		add(&direct, roundTrips(t, link, "alice", n))
 		var s *Stealer
 		s, err = Start(t.Context(), ns, NFTables, "bench", func(c net.Conn, orig netip.AddrPort) {
-			_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, ClientOf(c)) })
+			_ = Serve(context.Background(), c, filter, RoundTripFunc(session), func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, ClientOf(c)) })
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -3,11 +3,17 @@ package steal
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // h2Preface opens every HTTP/2 connection with prior knowledge.
@@ -15,12 +21,14 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // Serve routes the requests of one stolen connection, HTTP/1.x or cleartext HTTP/2 (told
 // apart by the HTTP/2 preface): those f matches to session, the rest to the original
-// destination, which dial reaches.
-func Serve(ctx context.Context, client net.Conn, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
-	lim := newReadLimit(client)
-	cr := bufio.NewReaderSize(lim, readBuffer)
+// destination, which dial reaches. Both sides are net/http's: its server parses what the
+// client sends (1xx, Expect: 100-continue, chunked bodies and trailers, pipelining, upgrades),
+// and a reverse proxy passes each request on, so every exchange keeps HTTP's meaning.
+func Serve(ctx context.Context, client net.Conn, f *Filter, session http.RoundTripper, dial func(context.Context) (net.Conn, error)) error {
+	cr := bufio.NewReaderSize(client, readBuffer)
 	// A client that connects and says nothing is closed after IdleTimeout.
 	_ = client.SetReadDeadline(time.Now().Add(IdleTimeout))
+	h2 := true
 	for n := 1; n <= len(h2Preface); n++ {
 		b, err := cr.Peek(n)
 		if err != nil {
@@ -28,53 +36,59 @@ func Serve(ctx context.Context, client net.Conn, f *Filter, session RoundTripFun
 			return nil // closed (or silent) before a request
 		}
 		if b[n-1] != h2Preface[n-1] {
-			return serveHTTP1(ctx, client, cr, lim, f, session, dial)
+			h2 = false
+			break
 		}
 	}
-	_ = client.SetReadDeadline(time.Time{}) // the HTTP/2 server keeps its own
-	return serveH2C(ctx, &bufferedConn{Conn: client, r: cr}, f, session, dial)
+	_ = client.SetReadDeadline(time.Time{}) // the server keeps its own
+	return serveHTTP(ctx, &watchedConn{Conn: client, r: cr}, h2, f, session, dial)
 }
 
-// serveH2C terminates HTTP/2 on the stolen connection and serves each stream: matching
-// requests to session, the rest over one HTTP/2 connection to the original destination.
-func serveH2C(ctx context.Context, client net.Conn, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
-	upstream := &http.Transport{Protocols: new(http.Protocols), DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }}
-	upstream.Protocols.SetUnencryptedHTTP2(true)
-	defer upstream.CloseIdleConnections()
+// errorLog drops net/http's own complaints (a client that went away, a broken upgrade):
+// they are the clients' business, not the agent's log.
+var errorLog = log.New(io.Discard, "", 0)
 
+// serveHTTP serves one stolen connection with net/http's server, HTTP/2 with prior knowledge
+// when h2: each request goes to the session if f matches it, else to the original
+// destination over connections of the same protocol that dial opens (one at a time for
+// HTTP/1, as the client's requests come one at a time).
+func serveHTTP(ctx context.Context, client *watchedConn, h2 bool, f *Filter, session http.RoundTripper, dial func(context.Context) (net.Conn, error)) error {
+	upstream := &http.Transport{
+		Protocols:   new(http.Protocols),
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+		// The client's request as it was: no gzip asked or undone on its behalf.
+		DisableCompression: true,
+		// An Expect: 100-continue request waits for the target's word before its body, as it
+		// would without the session (a target that never answers 100 gets it after this).
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConnsPerHost:   1,
+		IdleConnTimeout:       IdleTimeout,
+	}
+	if h2 {
+		upstream.Protocols.SetUnencryptedHTTP2(true)
+	} else {
+		upstream.Protocols.SetHTTP1(true)
+	}
+	defer upstream.CloseIdleConnections()
+	toTarget, toSession := passOn(upstream), passOn(session)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var resp *http.Response
-		var err error
+		client.handling.Store(true)
 		if f.Match(r) {
-			resp, err = session(r)
+			toSession.ServeHTTP(w, r)
 		} else {
-			out := r.Clone(r.Context())
-			out.RequestURI = ""
-			out.URL.Scheme, out.URL.Host = "http", r.Host
-			resp, err = upstream.RoundTrip(out)
-		}
-		if err != nil {
-			http.Error(w, "mirrord: "+err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, vs := range resp.Header {
-			w.Header()[k] = vs
-		}
-		for k := range resp.Trailer {
-			w.Header().Add("Trailer", k)
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(flushWriter{w}, resp.Body)
-		for k, vs := range resp.Trailer {
-			w.Header()[k] = vs
+			toTarget.ServeHTTP(w, r)
 		}
 	})
 	srv := &http.Server{Protocols: new(http.Protocols), Handler: handler, BaseContext: func(net.Listener) context.Context { return ctx },
-		MaxHeaderBytes: MaxHeaderBytes, ReadHeaderTimeout: HeaderTimeout, IdleTimeout: IdleTimeout}
-	srv.Protocols.SetUnencryptedHTTP2(true)
+		MaxHeaderBytes: MaxHeaderBytes, ReadHeaderTimeout: HeaderTimeout, IdleTimeout: IdleTimeout, ErrorLog: errorLog}
+	if h2 {
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	} else {
+		srv.Protocols.SetHTTP1(true)
+	}
 	l := &oneConnListener{conn: client, done: make(chan struct{})}
 	srv.ConnState = func(_ net.Conn, s http.ConnState) {
+		client.track(s)
 		if s == http.StateClosed || s == http.StateHijacked {
 			l.Close()
 		}
@@ -86,23 +100,76 @@ func serveH2C(ctx context.Context, client net.Conn, f *Filter, session RoundTrip
 	return err
 }
 
-type flushWriter struct{ w http.ResponseWriter }
+// passOn is a reverse proxy to rt that changes nothing of the request but what a proxy must
+// (hop-by-hop headers): no X-Forwarded-For is added, the client's own stays.
+func passOn(rt http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Director: func(r *http.Request) {
+			r.URL.Scheme, r.URL.Host = "http", r.Host
+			if _, ok := r.Header["X-Forwarded-For"]; !ok {
+				r.Header["X-Forwarded-For"] = nil // nil: the proxy adds none
+			}
+		},
+		Transport:     rt,
+		FlushInterval: -1, // streamed answers (server-sent events, long polls) as they come
+		ErrorLog:      errorLog,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				return // the client went away
+			}
+			http.Error(w, "mirrord: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+}
 
-func (f flushWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	if fl, ok := f.w.(http.Flusher); ok {
-		fl.Flush()
+// watchedConn is a stolen connection as its server reads it: what was peeked first, and
+// enough bookkeeping to count the requests net/http refuses before any handler sees them
+// (headers over MaxHeaderBytes, answered 431, or slower than HeaderTimeout, closed).
+type watchedConn struct {
+	net.Conn
+	r *bufio.Reader
+	// Since the last request ended: read counts the bytes read, timedOut says a read passed
+	// its deadline, active that net/http began a request (StateActive), handling that a
+	// handler has it.
+	read     atomic.Int64
+	timedOut atomic.Bool
+	active   atomic.Bool
+	handling atomic.Bool
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read.Add(int64(n))
+	if err != nil && isTimeout(err) {
+		c.timedOut.Store(true)
 	}
 	return n, err
 }
 
-// bufferedConn replays what was peeked before handing the connection on.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
+// track follows the connection's states (http.Server.ConnState).
+func (c *watchedConn) track(s http.ConnState) {
+	switch s {
+	case http.StateActive:
+		c.active.Store(true)
+	case http.StateIdle: // a request done: the next starts afresh
+		c.read.Store(0)
+		c.timedOut.Store(false)
+		c.active.Store(false)
+		c.handling.Store(false)
+	case http.StateClosed:
+		// Closed in the middle of a request no handler got: its headers were too large or
+		// too slow (or malformed, which is not a limit).
+		if !c.active.Load() || c.handling.Load() {
+			return
+		}
+		switch {
+		case c.read.Load() >= MaxHeaderBytes:
+			protocol.CountLimitHit(protocol.LimitStealHeaderBytes)
+		case c.timedOut.Load():
+			protocol.CountLimitHit(protocol.LimitStealHeaderTime)
+		}
+	}
 }
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // oneConnListener accepts one connection, then blocks until closed.
 type oneConnListener struct {

@@ -26,13 +26,13 @@ func TestStealH2C(t *testing.T) {
 		t.Fatal(err)
 	}
 	session := func(r *http.Request) (*http.Response, error) {
-		body, _ := io.ReadAll(r.Body)
+		body := requestBody(r)
 		msg := fmt.Sprintf("local %s %s %d %s", r.Method, r.URL.Path, len(body), r.Proto)
 		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{"X-From": {"local"}}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
 	}
 	var s *Stealer
 	s, err = Start(t.Context(), ns, NFTables, "h2c", func(c net.Conn, orig netip.AddrPort) {
-		_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, ClientOf(c)) })
+		_ = Serve(context.Background(), c, filter, RoundTripFunc(session), func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, ClientOf(c)) })
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,20 +1,11 @@
 package steal
 
 import (
-	"bufio"
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"regexp"
-	"strings"
-	"sync"
-	"time"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // Filter matches HTTP requests: every set expression must match (header and each required
@@ -94,111 +85,5 @@ func (f *Filter) Match(r *http.Request) bool {
 // RoundTripFunc answers a request the filter gave to the session.
 type RoundTripFunc func(*http.Request) (*http.Response, error)
 
-// serveHTTP1 routes the requests of one stolen HTTP/1.x connection one by one, in order:
-// those f matches to session, the rest unchanged to the original destination over one
-// passthrough connection opened by dial when first needed. A 101 answer from the original
-// turns the connection into a tunnel to it. It returns when either side closes. cr reads
-// client through lim (Serve has peeked at it). Each request waits at most IdleTimeout for
-// its first byte, then HeaderTimeout and MaxHeaderBytes for its headers; its body is not
-// timed (uploads may be slow).
-func serveHTTP1(ctx context.Context, client net.Conn, cr *bufio.Reader, lim *readLimit, f *Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) error {
-	defer client.Close()
-	var pass net.Conn
-	var pr *bufio.Reader
-	defer func() {
-		if pass != nil {
-			pass.Close()
-		}
-	}()
-	for {
-		_ = client.SetReadDeadline(time.Now().Add(IdleTimeout))
-		if _, err := cr.Peek(1); err != nil {
-			return nil // closed, or idle too long
-		}
-		_ = client.SetReadDeadline(time.Now().Add(HeaderTimeout))
-		lim.limit(MaxHeaderBytes + readBuffer - int64(cr.Buffered()))
-		req, err := http.ReadRequest(cr)
-		lim.limit(-1)
-		_ = client.SetReadDeadline(time.Time{})
-		if err != nil {
-			switch {
-			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
-				return nil
-			case errors.Is(err, errHeaderTooLarge):
-				protocol.CountLimitHit(protocol.LimitStealHeaderBytes)
-				tooLarge := &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1}
-				resp := errorResponse(tooLarge, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("mirrord: request headers larger than %d bytes", MaxHeaderBytes))
-				resp.Close = true
-				_ = protocol.WriteBuffered(client, resp.Write)
-				return fmt.Errorf("reading a request: %w", err)
-			case isTimeout(err):
-				protocol.CountLimitHit(protocol.LimitStealHeaderTime)
-				return fmt.Errorf("reading a request: its headers took longer than %s", HeaderTimeout)
-			}
-			return fmt.Errorf("reading a request: %w", err)
-		}
-		var resp *http.Response
-		if f.Match(req) {
-			if resp, err = session(req); err != nil {
-				resp = errorResponse(req, http.StatusBadGateway, "mirrord: the session could not answer: "+err.Error())
-			}
-			// Whatever the session left of the body must not be taken for the next request.
-			_, _ = io.Copy(io.Discard, req.Body)
-		} else {
-			if pass == nil {
-				if pass, err = dial(ctx); err != nil {
-					resp := errorResponse(req, http.StatusBadGateway, "mirrord: cannot reach the target: "+err.Error())
-					_ = protocol.WriteBuffered(client, resp.Write)
-					return err
-				}
-				pr = bufio.NewReader(pass)
-			}
-			if err := protocol.WriteBuffered(pass, req.Write); err != nil {
-				return fmt.Errorf("passing a request on: %w", err)
-			}
-			if resp, err = http.ReadResponse(pr, req); err != nil {
-				return fmt.Errorf("reading the target's answer: %w", err)
-			}
-			if resp.StatusCode == http.StatusSwitchingProtocols {
-				if err := protocol.WriteBuffered(client, resp.Write); err != nil {
-					return err
-				}
-				return tunnel(client, cr, pass, pr)
-			}
-		}
-		err = protocol.WriteBuffered(client, resp.Write)
-		resp.Body.Close()
-		if err != nil {
-			return fmt.Errorf("answering: %w", err)
-		}
-		if req.Close || resp.Close {
-			return nil
-		}
-	}
-}
-
-// tunnel copies both ways, including what the readers already buffered, until both end.
-func tunnel(a net.Conn, ar *bufio.Reader, b net.Conn, br *bufio.Reader) error {
-	var wg sync.WaitGroup
-	cp := func(dst net.Conn, src io.Reader) {
-		_, _ = protocol.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else {
-			_ = dst.Close()
-		}
-	}
-	wg.Go(func() { cp(b, ar) })
-	wg.Go(func() { cp(a, br) })
-	wg.Wait()
-	return nil
-}
-
-func errorResponse(req *http.Request, code int, msg string) *http.Response {
-	return &http.Response{
-		StatusCode: code, ProtoMajor: 1, ProtoMinor: 1, Request: req,
-		Header:        http.Header{"Content-Type": {"text/plain; charset=utf-8"}},
-		Body:          io.NopCloser(strings.NewReader(msg + "\n")),
-		ContentLength: int64(len(msg) + 1),
-	}
-}
+// RoundTrip makes a RoundTripFunc an http.RoundTripper.
+func (f RoundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -35,7 +35,7 @@ func startFiltered(t *testing.T, ns *netns.Handle, backend Backend, user string)
 			msg := fmt.Sprintf("%s's local %s from %s", user, r.URL.Path, caller)
 			return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
 		}
-		_ = Serve(context.Background(), c, filter, session, func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, ClientOf(c)) })
+		_ = Serve(context.Background(), c, filter, RoundTripFunc(session), func(ctx context.Context) (net.Conn, error) { return s.DialOriginal(ctx, orig, ClientOf(c)) })
 	})
 	if err != nil {
 		t.Fatal(err)

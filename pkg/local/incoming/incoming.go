@@ -132,15 +132,20 @@ func (d *Deliverer) deliverRequests(ctx context.Context, st net.Conn, client, ds
 		if err != nil {
 			return
 		}
-		if !d.deliverRequest(ctx, st, req, client, dst) {
+		if !d.deliverRequest(ctx, &bufferedConn{Conn: st, r: br}, req, client, dst) {
 			return
 		}
 	}
 }
 
-// deliverRequest answers req on st; false means the stream can carry no more.
-func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, req *http.Request, client, dst netip.AddrPort) bool {
+// deliverRequest answers req on st (which reads through the stream's buffer); false means
+// the stream can carry no more. The command's 1xx answers (100 Continue, 103 Early Hints)
+// go back as they come, a 101 turns the stream into the upgraded connection, and the body is
+// passed on while the answer is read, so a command that answers before reading it, or asks
+// for it with 100 Continue, is served as it would be directly.
+func (d *Deliverer) deliverRequest(ctx context.Context, st *bufferedConn, req *http.Request, client, dst netip.AddrPort) bool {
 	key := client.String() + ">" + dst.String()
+	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	for attempt := 0; attempt < 2; attempt++ {
 		lc, reused := d.takeConn(key)
 		if lc == nil {
@@ -153,25 +158,42 @@ func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, req *http.R
 			}
 			lc = &localConn{Conn: c, r: bufio.NewReader(c)}
 		}
-		if err := protocol.WriteBuffered(lc, req.Write); err != nil {
-			lc.Close()
-			if reused {
-				continue // the command closed an idle connection: dial again
+		written := make(chan error, 1)
+		write := func() { written <- protocol.WriteBuffered(lc, req.Write) }
+		if !hasBody {
+			write()
+			if err := <-written; err != nil {
+				lc.Close()
+				if reused {
+					continue // the command closed an idle connection: dial again
+				}
+				return false
 			}
-			return false
+			written <- nil
+		} else {
+			go write()
 		}
-		resp, err := http.ReadResponse(lc.r, req)
+		resp, err := readFinal(lc.r, req, st)
 		if err != nil {
 			lc.Close()
-			if reused && errors.Is(err, io.EOF) {
+			if reused && !hasBody && errors.Is(err, io.EOF) {
 				continue
 			}
 			return false
 		}
 		d.Requests.Add(1)
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			// Both sides now speak the upgraded protocol, with what each reader buffered.
+			if err := protocol.WriteBuffered(st, resp.Write); err != nil {
+				lc.Close()
+				return false
+			}
+			splice(st, &bufferedConn{Conn: lc.Conn, r: lc.r})
+			return false
+		}
 		werr := protocol.WriteBuffered(st, resp.Write)
 		resp.Body.Close()
-		if werr != nil || resp.Close || req.Close {
+		if werr != nil || resp.Close || req.Close || !sentWhole(written) {
 			lc.Close()
 			return false
 		}
@@ -179,6 +201,35 @@ func (d *Deliverer) deliverRequest(ctx context.Context, st net.Conn, req *http.R
 		return true
 	}
 	return false
+}
+
+// readFinal reads the command's answers to req until the final one, writing each 1xx answer
+// to st as it comes.
+func readFinal(r *bufio.Reader, req *http.Request, st io.Writer) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(r, req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode < 100 || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+		if err := protocol.WriteBuffered(st, resp.Write); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// sentWhole says the request was written to its end without error, without waiting: one
+// still being written (the command answered before reading it all) leaves both
+// connections mid-request.
+func sentWhole(written <-chan error) bool {
+	select {
+	case err := <-written:
+		return err == nil
+	default:
+		return false
+	}
 }
 
 // listenPatience is how long a delivery waits for the command to listen on its port: the
@@ -287,10 +338,14 @@ func (d *Deliverer) mirrorRequests(ctx context.Context, br *bufio.Reader, client
 			}
 			req.Body = io.NopCloser(bytes.NewReader(body))
 			if err := req.Write(c); err == nil {
-				if resp, err := http.ReadResponse(cr, req); err == nil {
+				if resp, err := readFinal(cr, req, io.Discard); err == nil {
+					delivered = true
+					// A mirrored upgrade is not followed: the copy ends with its 101.
+					if resp.StatusCode == http.StatusSwitchingProtocols {
+						return // the deferred close ends it
+					}
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
-					delivered = true
 					if !resp.Close {
 						continue
 					}
@@ -314,6 +369,14 @@ type bufferedConn struct {
 }
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// CloseWrite half-closes the connection underneath, where it can.
+func (b *bufferedConn) CloseWrite() error {
+	if cw, ok := b.Conn.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return b.Conn.Close()
+}
 
 type closeWriter interface{ CloseWrite() error }
 
