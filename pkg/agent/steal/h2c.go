@@ -101,14 +101,20 @@ func serveHTTP(ctx context.Context, client *watchedConn, h2 bool, f *Filter, ses
 }
 
 // passOn is a reverse proxy to rt that changes nothing of the request but what a proxy must
-// (hop-by-hop headers): no X-Forwarded-For is added, the client's own stays.
+// (hop-by-hop headers): no X-Forwarded-For is added, the client's own stay.
 func passOn(rt http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Director: func(r *http.Request) {
-			r.URL.Scheme, r.URL.Host = "http", r.Host
-			if _, ok := r.Header["X-Forwarded-For"]; !ok {
-				r.Header["X-Forwarded-For"] = nil // nil: the proxy adds none
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", pr.In.Host
+			// Rewrite takes the client's forwarding headers out: they are the client's.
+			for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				if v, ok := pr.In.Header[h]; ok {
+					pr.Out.Header[h] = v
+				}
 			}
+			// A request's trailers come with the end of its body: the same map, so they are
+			// there when the body has been passed on (the proxy's copy of it stays empty).
+			pr.Out.Trailer = pr.In.Trailer
 		},
 		Transport:     rt,
 		FlushInterval: -1, // streamed answers (server-sent events, long polls) as they come
