@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -30,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpconn"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
@@ -236,70 +238,83 @@ func replyFor(err error) byte {
 	return 1 // general failure
 }
 
-// serveHTTP answers CONNECT with a tunnel, and forwards absolute-form requests one by one.
+// serveHTTP serves one HTTP proxy client with net/http's server: CONNECT becomes a tunnel,
+// absolute-form requests go through a reverse proxy whose connections are made as the target
+// would make them (so 1xx, Expect: 100-continue, upgrades and trailers keep their meaning).
 func (s *Server) serveHTTP(ctx context.Context, c net.Conn, br *bufio.Reader) {
-	upstreams := map[string]*upstream{}
-	defer func() {
-		for _, u := range upstreams {
-			u.conn.Close()
-		}
-	}()
-	for {
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
+	upstream := &http.Transport{
+		Proxy: nil, // this is the proxy
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			p, err := strconv.ParseUint(port, 10, 16)
+			if err != nil {
+				return nil, err
+			}
+			return s.dial(ctx, host, uint16(p))
+		},
+		DisableCompression:    true, // the command's request as it was
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       time.Minute,
+	}
+	defer upstream.CloseIdleConnections()
+	forward := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The URL is absolute already; the forwarding headers are the command's own, and
+			// the request's trailers come with the end of its body (the same map).
+			for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				if v, ok := pr.In.Header[h]; ok {
+					pr.Out.Header[h] = v
+				}
+			}
+			pr.Out.Trailer = pr.In.Trailer
+		},
+		Transport:     upstream,
+		FlushInterval: -1,
+		ErrorLog:      httpconn.DiscardLog,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if !errors.Is(err, context.Canceled) {
+				http.Error(w, "kubectl-mirrord: "+err.Error(), http.StatusBadGateway)
+			}
+		},
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if user, password, ok := proxyAuth(req); !ok || !s.authorized(user, password) {
-			msg := "kubectl-mirrord: this proxy serves only the command it was started for (its *_PROXY variables carry the credential)"
-			_, _ = fmt.Fprintf(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"kubectl-mirrord\"\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
+			w.Header().Set("Proxy-Authenticate", `Basic realm="kubectl-mirrord"`)
+			w.Header().Set("Connection", "close")
+			http.Error(w, "kubectl-mirrord: this proxy serves only the command it was started for (its *_PROXY variables carry the credential)", http.StatusProxyAuthRequired)
 			return
 		}
 		host, port, err := hostPort(req)
 		if err != nil {
-			writeError(c, req, http.StatusBadRequest, err.Error())
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if req.Method == http.MethodConnect {
-			up, err := s.dial(ctx, host, port)
-			if err != nil {
-				writeError(c, req, http.StatusBadGateway, "kubectl-mirrord: "+err.Error())
-				return
-			}
-			defer up.Close()
-			if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-				return
-			}
-			splice(c, br, up)
+		if req.Method != http.MethodConnect {
+			forward.ServeHTTP(w, req)
 			return
 		}
-		key := net.JoinHostPort(host, strconv.Itoa(int(port)))
-		u := upstreams[key]
-		if u == nil {
-			conn, err := s.dial(ctx, host, port)
-			if err != nil {
-				writeError(c, req, http.StatusBadGateway, "kubectl-mirrord: "+err.Error())
-				return
-			}
-			u = &upstream{conn: conn, r: bufio.NewReader(conn)}
-			upstreams[key] = u
-		}
-		req.RequestURI = ""
-		req.Header.Del("Proxy-Connection")
-		req.Header.Del("Proxy-Authorization")
-		if err := protocol.WriteBuffered(u.conn, req.Write); err != nil {
-			return
-		}
-		resp, err := http.ReadResponse(u.r, req)
+		up, err := s.dial(req.Context(), host, port)
 		if err != nil {
-			writeError(c, req, http.StatusBadGateway, "kubectl-mirrord: reading the answer: "+err.Error())
+			http.Error(w, "kubectl-mirrord: "+err.Error(), http.StatusBadGateway)
 			return
 		}
-		err = protocol.WriteBuffered(c, resp.Write)
-		resp.Body.Close()
-		if err != nil || req.Close || resp.Close {
+		defer up.Close()
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
 			return
 		}
-	}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			return
+		}
+		splice(conn, brw.Reader, up)
+	})
+	srv := &http.Server{Handler: handler, BaseContext: func(net.Listener) context.Context { return ctx },
+		ReadHeaderTimeout: time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: httpconn.DiscardLog}
+	_ = httpconn.Serve(srv, &httpconn.Buffered{Conn: c, R: br})
 }
 
 // proxyAuth reads the Basic credential of a Proxy-Authorization header.
@@ -315,11 +330,6 @@ func proxyAuth(req *http.Request) (user, password string, ok bool) {
 	}
 	user, password, ok = strings.Cut(string(b), ":")
 	return user, password, ok
-}
-
-type upstream struct {
-	conn net.Conn
-	r    *bufio.Reader
 }
 
 func hostPort(req *http.Request) (string, uint16, error) {
@@ -342,13 +352,6 @@ func hostPort(req *http.Request) (string, uint16, error) {
 		return "", 0, fmt.Errorf("bad port in %q", hp)
 	}
 	return host, uint16(p), nil
-}
-
-func writeError(c net.Conn, req *http.Request, code int, msg string) {
-	resp := &http.Response{StatusCode: code, ProtoMajor: 1, ProtoMinor: 1, Request: req, Close: true,
-		Header: http.Header{"Content-Type": {"text/plain"}}, ContentLength: int64(len(msg) + 1)}
-	resp.Body = io.NopCloser(strings.NewReader(msg + "\n"))
-	_ = protocol.WriteBuffered(c, resp.Write)
 }
 
 // splice copies both ways (what br buffered first) until both directions end.

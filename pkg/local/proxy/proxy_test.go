@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	xproxy "golang.org/x/net/proxy"
 
@@ -44,6 +46,15 @@ func (d *fakeDialer) DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn,
 
 func start(t *testing.T) (*Server, *fakeDialer) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hints":
+			w.Header().Set("Link", "</app.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+		case "/echo":
+			b, _ := io.ReadAll(r.Body) // with Expect: 100-continue, net/http says 100 first
+			fmt.Fprintf(w, "backend read %d", len(b))
+			return
+		}
 		fmt.Fprintf(w, "backend saw %s %s", r.Host, r.URL.Path)
 	}))
 	t.Cleanup(backend.Close)
@@ -166,5 +177,49 @@ func TestProxyCredential(t *testing.T) {
 	}
 	if len(d.looked) != 0 {
 		t.Errorf("refused clients made the proxy resolve %v", d.looked)
+	}
+}
+
+// TestHTTPProxyInterim: the proxy passes the server's 1xx answers on as they come: 103 Early
+// Hints before the answer, and 100 Continue before a body the client holds back for it.
+func TestHTTPProxyInterim(t *testing.T) {
+	s, _ := start(t)
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	auth := basic(proxyUser, s.password)
+	fmt.Fprintf(c, "GET http://api/hints HTTP/1.1\r\nHost: api\r\nProxy-Authorization: Basic %s\r\n\r\n", auth)
+	var codes []int
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes = append(codes, resp.StatusCode)
+		if resp.StatusCode >= 200 {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			break
+		}
+	}
+	if fmt.Sprint(codes) != "[103 200]" {
+		t.Errorf("answers %v, want [103 200]", codes)
+	}
+	fmt.Fprintf(c, "POST http://api/echo HTTP/1.1\r\nHost: api\r\nProxy-Authorization: Basic %s\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", auth)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusContinue {
+		t.Fatalf("before the body: %v %v, want 100 Continue", resp, err)
+	}
+	io.WriteString(c, "hello")
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "backend read 5" {
+		t.Errorf("answer %d %q", resp.StatusCode, b)
 	}
 }

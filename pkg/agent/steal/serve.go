@@ -4,15 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpconn"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -43,10 +41,6 @@ func Serve(ctx context.Context, client net.Conn, f *Filter, session http.RoundTr
 	_ = client.SetReadDeadline(time.Time{}) // the server keeps its own
 	return serveHTTP(ctx, &watchedConn{Conn: client, r: cr}, h2, f, session, dial)
 }
-
-// errorLog drops net/http's own complaints (a client that went away, a broken upgrade):
-// they are the clients' business, not the agent's log.
-var errorLog = log.New(io.Discard, "", 0)
 
 // serveHTTP serves one stolen connection with net/http's server, HTTP/2 with prior knowledge
 // when h2: each request goes to the session if f matches it, else to the original
@@ -80,24 +74,14 @@ func serveHTTP(ctx context.Context, client *watchedConn, h2 bool, f *Filter, ses
 		}
 	})
 	srv := &http.Server{Protocols: new(http.Protocols), Handler: handler, BaseContext: func(net.Listener) context.Context { return ctx },
-		MaxHeaderBytes: MaxHeaderBytes, ReadHeaderTimeout: HeaderTimeout, IdleTimeout: IdleTimeout, ErrorLog: errorLog}
+		MaxHeaderBytes: MaxHeaderBytes, ReadHeaderTimeout: HeaderTimeout, IdleTimeout: IdleTimeout, ErrorLog: httpconn.DiscardLog}
 	if h2 {
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	} else {
 		srv.Protocols.SetHTTP1(true)
 	}
-	l := &oneConnListener{conn: client, done: make(chan struct{})}
-	srv.ConnState = func(_ net.Conn, s http.ConnState) {
-		client.track(s)
-		if s == http.StateClosed || s == http.StateHijacked {
-			l.Close()
-		}
-	}
-	err := srv.Serve(l)
-	if err == net.ErrClosed || err == http.ErrServerClosed {
-		return nil
-	}
-	return err
+	srv.ConnState = func(_ net.Conn, s http.ConnState) { client.track(s) }
+	return httpconn.Serve(srv, client)
 }
 
 // passOn is a reverse proxy to rt that changes nothing of the request but what a proxy must
@@ -118,7 +102,7 @@ func passOn(rt http.RoundTripper) *httputil.ReverseProxy {
 		},
 		Transport:     rt,
 		FlushInterval: -1, // streamed answers (server-sent events, long polls) as they come
-		ErrorLog:      errorLog,
+		ErrorLog:      httpconn.DiscardLog,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away
@@ -176,30 +160,3 @@ func (c *watchedConn) track(s http.ConnState) {
 		}
 	}
 }
-
-// oneConnListener accepts one connection, then blocks until closed.
-type oneConnListener struct {
-	mu   sync.Mutex
-	conn net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func (l *oneConnListener) Accept() (net.Conn, error) {
-	l.mu.Lock()
-	c := l.conn
-	l.conn = nil
-	l.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
-	<-l.done
-	return nil, net.ErrClosed
-}
-
-func (l *oneConnListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{} }

@@ -1,0 +1,90 @@
+// Package httpconn serves one already accepted connection with net/http's server: the
+// agent's stolen connections and proxy mode's HTTP clients are parsed by net/http, not by
+// hand, so every exchange (1xx, Expect: 100-continue, upgrades, trailers, pipelining) keeps
+// its meaning.
+package httpconn
+
+import (
+	"bufio"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// DiscardLog drops net/http's own complaints about a client (one that went away, a broken
+// upgrade): the clients' business, not our log.
+var DiscardLog = log.New(io.Discard, "", 0)
+
+// Serve serves c with srv until c closes, or until the handler that hijacked it (an upgrade,
+// a CONNECT tunnel) returns. srv's ConnState, if set, still sees every state.
+func Serve(srv *http.Server, c net.Conn) error {
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
+	h := srv.Handler
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+	l := &oneConnListener{conn: c, done: make(chan struct{})}
+	track := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		if track != nil {
+			track(c, s)
+		}
+		if s == http.StateClosed || s == http.StateHijacked {
+			l.Close()
+		}
+	}
+	err := srv.Serve(l)
+	if err == net.ErrClosed || err == http.ErrServerClosed {
+		return nil
+	}
+	return err
+}
+
+// Buffered is a connection whose first bytes were read into r (to tell protocols apart):
+// reads go through r.
+type Buffered struct {
+	net.Conn
+	R *bufio.Reader
+}
+
+func (b *Buffered) Read(p []byte) (int, error) { return b.R.Read(p) }
+
+// CloseWrite half-closes the connection underneath, where it can.
+func (b *Buffered) CloseWrite() error {
+	if cw, ok := b.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return b.Conn.Close()
+}
+
+// oneConnListener accepts one connection, then blocks until closed.
+type oneConnListener struct {
+	mu   sync.Mutex
+	conn net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	c := l.conn
+	l.conn = nil
+	l.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{} }
