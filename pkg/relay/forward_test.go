@@ -184,12 +184,13 @@ func TestSessionEndClosesTheConnection(t *testing.T) {
 func serving(t testing.TB, route Route) *yamux.Session {
 	t.Helper()
 	a, b := net.Pipe()
+	ctx := t.Context() // here: a fuzz target's F may not be asked from the goroutine
 	go func() {
 		_, sess, err := protocol.Accept(b, nil)
 		if err != nil {
 			return
 		}
-		Serve(t.Context(), sess, route)
+		Serve(ctx, sess, route)
 	}()
 	sess, err := protocol.Dial(a, protocol.Hello{Session: "ns/s"}, nil)
 	if err != nil {
