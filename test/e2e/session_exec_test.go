@@ -157,6 +157,53 @@ s.serve_forever()`
 		}
 	})
 
+	t.Run("curl's Expect: 100-continue through a filtered steal of nginx, matched and passed on", func(t *testing.T) {
+		// Python's http.server answers 100 Continue itself; nginx answers `return 200` without
+		// reading the body. Without a session curl gets nginx's 200 at once.
+		server := `import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        n = len(self.rfile.read(int(self.headers["Content-Length"])))
+        body = ("local read %d" % n).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+s = http.server.HTTPServer(("127.0.0.1", 80), H)
+print("listening", flush=True)
+s.serve_forever()`
+		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-t", "deploy/web", "--steal", "--ports", "80", "--http-header-filter", "^X-User: alice$", "--", "python3", "-c", server)
+		defer interrupt(t, cmd)
+		if _, err := out.WaitFor(ctx, "\nlistening", 90*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		pods, err := c2.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("nginx pods: %v %v", pods, err)
+		}
+		url := "http://" + net.JoinHostPort(pods.Items[0].Status.PodIP, "80") + "/upload"
+		for _, tc := range []struct{ user, want string }{
+			{"alice", "200 local read 4096"},
+			{"bob", "200 nginx " + pods.Items[0].Name + " POST /upload\n"},
+		} {
+			began := time.Now()
+			// 4 KiB: curl asks for 100-continue above 1 KiB; the header makes sure.
+			res, err := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "10", "-H", "X-User: "+tc.user, "-H", "Expect: 100-continue",
+				"--data-binary", strings.Repeat("x", 4096), "-w", "\n%{http_code}", url).CombinedOutput()
+			took := time.Since(began)
+			if err != nil {
+				t.Fatalf("%s: curl: %v\n%s", tc.user, err, res)
+			}
+			i := strings.LastIndex(string(res), "\n")
+			body, code := string(res[:max(i, 0)]), string(res[i+1:])
+			if got := code + " " + body; got != tc.want {
+				t.Errorf("%s: curl got %q, want %q", tc.user, got, tc.want)
+			}
+			// curl waits a second for a 100 Continue that never comes: no such stall.
+			if took > 900*time.Millisecond {
+				t.Errorf("%s: curl took %s", tc.user, took)
+			}
+		}
+	})
+
 	t.Run("a config file sets the session; a bad key stops exec before anything is made", func(t *testing.T) {
 		dir := t.TempDir()
 		bad := filepath.Join(dir, "bad.json")
