@@ -204,6 +204,20 @@ s.serve_forever()`
 		}
 	})
 
+	t.Run("a target the Default cluster lacks: refused at once unless only its traffic is asked for", func(t *testing.T) {
+		f.EchoApp(ctx, c3, ns, "only-c3", 1)
+		began := time.Now()
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-t", "deploy/only-c3", "--", "true")
+		if err == nil || !strings.Contains(out, "deployment/only-c3 is not in the Default cluster c2 (found in 1 other cluster(s)), which alone answers for its environment, files, DNS, outgoing traffic: deploy it there, or take only its traffic (--no-env --fs-mode local --no-dns --no-outgoing)") {
+			t.Fatalf("exec of a target the Default cluster lacks: %v\n%s", err, out)
+		}
+		t.Logf("refused after %s", time.Since(began).Round(100*time.Millisecond))
+		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-t", "deploy/only-c3", "--no-env", "--fs-mode", "local", "--no-dns", "--no-outgoing", "--", "true")
+		if err != nil {
+			t.Fatalf("a traffic-only session of it: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("a config file sets the session; a bad key stops exec before anything is made", func(t *testing.T) {
 		dir := t.TempDir()
 		bad := filepath.Join(dir, "bad.json")

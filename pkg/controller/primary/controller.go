@@ -636,11 +636,18 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		}
 		recheck = noPodsGrace - waited + 100*time.Millisecond
 	}
+	if found > 0 && defaultMissing != "" {
+		// Decided here, before exec waits on an environment no cluster can give.
+		if msg := notInDefault(target.String(s.Spec.Target), defaultMissing, found, s.Spec.Features); msg != "" {
+			cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonNotInDefault, msg)
+			return fail(ReasonNotInDefault, msg)
+		}
+	}
 	cond(mirrordv1alpha1.ConditionPolicyAllowed, true, ReasonAllowed, "no policy blocks this session")
 	switch {
 	case found > 0 && defaultMissing != "":
 		// Traffic still works; the stateful operations have no pod to answer from.
-		cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonNotInDefault, fmt.Sprintf("found in %d cluster(s), but not in the Default cluster %s: env, files, DNS and outgoing traffic are unavailable", found, defaultMissing))
+		cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonNotInDefault, fmt.Sprintf("found in %d cluster(s), but not in the Default cluster %s: the session takes only its traffic", found, defaultMissing))
 	case found > 0:
 		cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonResolved, fmt.Sprintf("found in %d cluster(s)", found))
 	default:
