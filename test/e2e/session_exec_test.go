@@ -201,6 +201,24 @@ s.serve_forever()`
 			if took > 900*time.Millisecond {
 				t.Errorf("%s: curl took %s", tc.user, took)
 			}
+			// Node's client sends the body on 'continue' only; Python's skips the 100.
+			node := `const http = require("http");
+const req = http.request(process.argv[1], {method: "POST", headers: {"X-User": process.argv[2], "Expect": "100-continue", "Content-Length": 4096}});
+req.on("continue", () => req.end("x".repeat(4096)));
+req.on("response", res => { let b = ""; res.on("data", d => b += d); res.on("end", () => { process.stdout.write(res.statusCode + " " + b); process.exit(0); }); });
+req.on("error", e => { console.error(e.message); process.exit(1); });`
+			python := `import http.client, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+c.request("POST", u.path, body=b"x" * 4096, headers={"X-User": sys.argv[2], "Expect": "100-continue"})
+r = c.getresponse()
+sys.stdout.write("%d %s" % (r.status, r.read().decode()))`
+			for _, client := range [][]string{{"node", "-e", node, url, tc.user}, {"python3", "-c", python, url, tc.user}} {
+				res, err := exec.CommandContext(ctx, client[0], client[1:]...).CombinedOutput()
+				if err != nil || string(res) != tc.want {
+					t.Errorf("%s: %s's client got %q (%v), want %q", tc.user, client[0], res, err, tc.want)
+				}
+			}
 		}
 	})
 
