@@ -79,6 +79,9 @@ func matrixHandler(who string) http.Handler {
 type matrixCase struct {
 	name string
 	run  func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string)
+	// bodyless: the client never sends the body it announced (the server answered first),
+	// so there is no whole request to mirror.
+	bodyless bool
 }
 
 // readAnswer reads the answers to one request: the 1xx codes before the final one, and the
@@ -122,17 +125,17 @@ var matrixCases = []matrixCase{
 		io.WriteString(c, "hello")
 		_, resp, body := readAnswer(t, br, "POST")
 		want(t, "answer", fmt.Sprint(resp.StatusCode, " ", body), "200 "+who+" POST 5 0")
-	}},
+	}, false},
 	{"Expect: 100-continue, the server answers at once", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "POST /at-once HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", user)
 		interim, resp, body := readAnswer(t, br, "POST")
 		want(t, "answer", fmt.Sprint(interim, " ", resp.StatusCode, " ", body), "[] 200 "+who+" at once")
-	}},
+	}, true},
 	{"103 Early Hints, then the answer", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "GET /hints HTTP/1.1\r\nHost: api\r\nX-User: %s\r\n\r\n", user)
 		interim, resp, body := readAnswer(t, br, "GET")
 		want(t, "answer", fmt.Sprint(interim, " ", resp.StatusCode, " ", body), "[103] 200 "+who+" hinted")
-	}},
+	}, false},
 	{"Upgrade: the connection becomes the server's", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "GET /upgrade HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n", user)
 		r, err := http.ReadResponse(br, nil)
@@ -147,13 +150,13 @@ var matrixCases = []matrixCase{
 			}
 			want(t, "upgraded echo", line, who+":"+msg)
 		}
-	}},
+	}, false},
 	{"a chunked body with trailers both ways", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "POST /trailers HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nTransfer-Encoding: chunked\r\nTrailer: X-Req-Sum\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX-Req-Sum: 11\r\n\r\n", user)
 		_, resp, body := readAnswer(t, br, "POST")
 		want(t, "answer", body, who+" hello world")
 		want(t, "trailer", resp.Trailer.Get("X-Sum"), who+"-11-11")
-	}},
+	}, false},
 	{"HEAD, 204 and 304 carry no body; the connection goes on", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "HEAD /echo HTTP/1.1\r\nHost: api\r\nX-User: %s\r\n\r\n", user)
 		_, resp, body := readAnswer(t, br, "HEAD")
@@ -166,7 +169,7 @@ var matrixCases = []matrixCase{
 		fmt.Fprintf(c, "GET /echo HTTP/1.1\r\nHost: api\r\nX-User: %s\r\n\r\n", user)
 		_, _, body = readAnswer(t, br, "GET")
 		want(t, "after them", body, who+" GET 0 0")
-	}},
+	}, false},
 	{"Connection: close ends the connection after the answer", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "GET /echo HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nConnection: close\r\n\r\n", user)
 		_, resp, body := readAnswer(t, br, "GET")
@@ -174,18 +177,18 @@ var matrixCases = []matrixCase{
 		if _, err := br.ReadByte(); err != io.EOF {
 			t.Errorf("after the answer: %v, want the connection closed", err)
 		}
-	}},
+	}, false},
 	{"pipelined requests are answered in order", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: api\r\nX-User: %[1]s\r\nContent-Length: 3\r\n\r\nabcGET /echo HTTP/1.1\r\nHost: api\r\nX-User: %[1]s\r\n\r\n", user)
 		_, _, first := readAnswer(t, br, "POST")
 		_, _, second := readAnswer(t, br, "GET")
 		want(t, "answers", first+" | "+second, who+" POST 3 0 | "+who+" GET 0 0")
-	}},
+	}, false},
 	{"large headers", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "GET /echo HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nX-Big: %s\r\n\r\n", user, strings.Repeat("b", 200<<10))
 		_, _, body := readAnswer(t, br, "GET")
 		want(t, "answer", body, fmt.Sprintf("%s GET 0 %d", who, 200<<10))
-	}},
+	}, false},
 	{"a slow client's body", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nContent-Length: 10\r\n\r\n", user)
 		for range 5 {
@@ -194,7 +197,7 @@ var matrixCases = []matrixCase{
 		}
 		_, _, body := readAnswer(t, br, "POST")
 		want(t, "answer", body, who+" POST 10 0")
-	}},
+	}, false},
 }
 
 // loopback dials the session's local server, wherever a delivery is addressed.
@@ -262,5 +265,75 @@ func TestHTTPMatrix(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestHTTPMatrixMirror runs the matrix on a mirrored port: every client is answered by the
+// target as without a session, and the local server gets a copy of each exchange's request.
+func TestHTTPMatrixMirror(t *testing.T) {
+	c, tg := serving(t, Config{}, incoming(mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeMirror,
+		Ports: []int32{matrixPort}}), nstest.Options{})
+	ns, err := netns.OfPID("/proc", tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	tl, err := ns.Listen(t.Context(), "tcp", fmt.Sprintf(":%d", matrixPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := &http.Server{Handler: matrixHandler("target")}
+	go func() { _ = target.Serve(tl) }()
+	t.Cleanup(func() { target.Close() })
+	seen := make(chan string, 64)
+	ll, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	localHandler := matrixHandler("local")
+	local := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("X-User") + " " + r.Method + " " + r.URL.Path
+		localHandler.ServeHTTP(w, r)
+	})}
+	go func() { _ = local.Serve(ll) }()
+	t.Cleanup(func() { local.Close() })
+
+	link := nstest.Connect(t, tg) // before subscribing: the capture needs the pod's interface
+	sub, err := c.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	d := &localincoming.Deliverer{Dialer: loopback{ll.Addr().String()}, Target: netip.MustParseAddr("127.0.0.1")}
+	go func() { _ = d.Serve(t.Context(), sub) }()
+
+	addr := fmt.Sprintf("%s:%d", link.TargetIP, matrixPort)
+	for i, tc := range matrixCases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			conn, err := link.Client.Dial(ctx, "tcp", addr, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			user := fmt.Sprintf("case-%d", i) // tells this case's copies from the others'
+			tc.run(t, conn, bufio.NewReader(conn), user, "target")
+			conn.Close() // a mirrored connection reaches the session as it ends
+			if tc.bodyless {
+				return
+			}
+			for deadline := time.After(5 * time.Second); ; {
+				select {
+				case got := <-seen:
+					if strings.HasPrefix(got, user+" ") {
+						t.Logf("the local server got a copy: %s", got)
+						return
+					}
+				case <-deadline:
+					t.Fatal("the local server got no copy of the request")
+				}
+			}
+		})
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpconn"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpconn"
 )
 
 // h2specPort is where the conformance test's HTTP/2 target listens in its pod.
