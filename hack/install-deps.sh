@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local clusters need from Debian's archive, if it is missing:
 # containerd and runc (the node runtime), the CNI plugins, iptables and nftables
-# (kube-proxy and the agent), conntrack, and iproute2/util-linux (network namespaces).
+# (kube-proxy and the agent), conntrack, iproute2/util-linux (network namespaces), and the
+# real software the e2e suite runs: PostgreSQL 15 (a target image and psql), curl and Node.
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -12,6 +13,10 @@ command -v nft >/dev/null || need+=(nftables)
 command -v conntrack >/dev/null || need+=(conntrack)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+command -v psql >/dev/null || need+=(postgresql-client-15)
+command -v curl >/dev/null || need+=(curl)
+command -v node >/dev/null || need+=(nodejs)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -22,6 +27,7 @@ fi
 echo "install-deps: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# RUNLEVEL=1: the packages' scripts start no service (PostgreSQL's cluster, say).
+RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # On machines with systemd the package also starts a system containerd; the rig never
 # uses it: every rig node runs its own containerd with its own socket and state.

@@ -39,6 +39,9 @@ type Spec struct {
 	// LibsFor lists image paths of executables (from Files or Roots) whose shared libraries,
 	// as ldd finds them on this machine, go to the same paths in the image.
 	LibsFor []string
+	// Owned lists host directory trees copied with their modes and a given owner (a
+	// database's data directory, which its server checks).
+	Owned []OwnedTree
 	// Symlinks maps link paths in the image to their targets.
 	Symlinks map[string]string
 	// Entrypoint and Cmd of the image config.
@@ -46,6 +49,12 @@ type Spec struct {
 	Cmd        []string
 	// Env of the image config; PATH is always set.
 	Env []string
+}
+
+// OwnedTree is a host directory tree at Image in the image, owned by UID and GID.
+type OwnedTree struct {
+	Host, Image string
+	UID, GID    int
 }
 
 // Write builds the image and writes it as a tarball to out.
@@ -193,6 +202,43 @@ func rootfs(spec Spec) ([]byte, error) {
 		}
 		if _, err := tw.Write(data); err != nil {
 			return nil, err
+		}
+	}
+	for _, tree := range spec.Owned {
+		if err := addDirs(tree.Image); err != nil {
+			return nil, err
+		}
+		err := filepath.WalkDir(tree.Host, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(tree.Host, p)
+			name := strings.TrimPrefix(path.Join(tree.Image, filepath.ToSlash(rel)), "/")
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			hdr := &tar.Header{Name: name, Mode: int64(info.Mode().Perm()), Uid: tree.UID, Gid: tree.GID}
+			switch {
+			case d.IsDir():
+				hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
+				return tw.WriteHeader(hdr)
+			case d.Type().IsRegular():
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(data))
+				if err := tw.WriteHeader(hdr); err != nil {
+					return err
+				}
+				_, err = tw.Write(data)
+				return err
+			}
+			return nil // sockets, links: a data directory has none that matter
+		})
+		if err != nil {
+			return nil, fmt.Errorf("copy %s into image: %w", tree.Host, err)
 		}
 	}
 	for _, link := range sortedKeys(spec.Symlinks) {

@@ -19,9 +19,25 @@ func TestWriteRoundTrips(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/bin/true\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(filepath.Join(data, "base"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "base", "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(dir, "pkg")
+	if err := os.MkdirAll(filepath.Join(pkg, "etc", "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pkg, "etc", "app", "conf"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "img.tar")
 	spec := Spec{
 		Ref:        "mirrord.local/test:v1",
+		Roots:      []string{pkg},
+		Owned:      []OwnedTree{{Host: data, Image: "/var/lib/db", UID: 999, GID: 998}},
 		Files:      map[string]string{"/usr/local/bin/prog": bin},
 		Symlinks:   map[string]string{"/usr/bin/prog": "/usr/local/bin/prog"},
 		Entrypoint: []string{"/usr/local/bin/prog"},
@@ -62,6 +78,14 @@ func TestWriteRoundTrips(t *testing.T) {
 	}
 	if h := files["usr/bin/prog"]; h == nil || h.Linkname != "/usr/local/bin/prog" {
 		t.Errorf("symlink missing: %+v", h)
+	}
+	if h := files["etc/app/conf"]; h == nil {
+		t.Errorf("a root's file missing: %v", files)
+	}
+	for name, mode := range map[string]int64{"var/lib/db": 0o700, "var/lib/db/base": 0o700, "var/lib/db/base/PG_VERSION": 0o600} {
+		if h := files[name]; h == nil || h.Uid != 999 || h.Gid != 998 || h.Mode&0o777 != mode {
+			t.Errorf("owned %s: %+v, want owner 999:998 and mode %o", name, h, mode)
+		}
 	}
 	if files["usr/local/bin"] == nil || files["tmp"] == nil || files["tmp"].Mode&0o1777 != 0o1777 {
 		t.Errorf("parent directories or /tmp missing: %v", files)

@@ -222,6 +222,20 @@ sys.stdout.write("%d %s" % (r.status, r.read().decode()))`
 		}
 	})
 
+	t.Run("Debian's PostgreSQL as the target, psql as the command", func(t *testing.T) {
+		// PostgreSQL sets its process title too; psql reaches the Service db of the Default
+		// cluster by its short name, through the target's network.
+		f.PostgresApp(ctx, c2, ns, "db", map[string]string{"PGAPP_ROLE": "primary"})
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-t", "deploy/db", "--incoming", "off", "--",
+			"sh", "-c", `echo "PGAPP_ROLE=$PGAPP_ROLE"; psql -h db -U postgres -tA -c "select 40+2 as answer"`)
+		if err != nil {
+			t.Fatalf("exec: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "PGAPP_ROLE=primary\n") || !strings.Contains(out, "\n42\n") {
+			t.Errorf("want the pod's PGAPP_ROLE and psql's answer 42:\n%s", out)
+		}
+	})
+
 	t.Run("a target the Default cluster lacks: refused at once unless only its traffic is asked for", func(t *testing.T) {
 		f.EchoApp(ctx, c3, ns, "only-c3", 1)
 		began := time.Now()

@@ -35,10 +35,11 @@ const (
 
 // Image references the rig imports into every node. imagePullPolicy must be Never.
 const (
-	pauseImage   = "mirrord.local/pause:rig"
-	echoImage    = "mirrord.local/echo:rig"
-	corednsImage = "mirrord.local/coredns:rig"
-	nginxImage   = "mirrord.local/nginx:rig"
+	pauseImage    = "mirrord.local/pause:rig"
+	echoImage     = "mirrord.local/echo:rig"
+	corednsImage  = "mirrord.local/coredns:rig"
+	nginxImage    = "mirrord.local/nginx:rig"
+	postgresImage = "mirrord.local/postgres:rig"
 )
 
 // Cluster is one rig cluster: a control plane and one node.

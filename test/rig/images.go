@@ -54,6 +54,30 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 			"/var/log/nginx/.keep":  empty, // its compiled-in error log, opened before the config
 		},
 		LibsFor: []string{"/usr/sbin/nginx"}, Entrypoint: []string{"/usr/sbin/nginx"}}
+	// Debian's PostgreSQL 15 server (this machine's: hack/install-deps.sh installs it), with
+	// a data directory initdb makes here, owned by the image's postgres user (999).
+	pgData, err := initPostgres()
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(filepath.Dir(pgData))
+	pgFiles := filepath.Join(p.Repo, "test", "images", "postgres")
+	specs["postgres.tar"] = ociimage.Spec{Ref: postgresImage, WithLibs: []string{postgresBin},
+		Dirs:  []string{"/usr/share/postgresql/15"},
+		Owned: []ociimage.OwnedTree{{Host: pgData, Image: "/var/lib/postgresql/data", UID: 999, GID: 999}},
+		Files: map[string]string{
+			"/etc/passwd":                 filepath.Join(pgFiles, "passwd"),
+			"/etc/group":                  filepath.Join(pgFiles, "group"),
+			"/etc/postgresql/pg_hba.conf": filepath.Join(pgFiles, "pg_hba.conf"),
+			"/usr/share/zoneinfo/UTC":     "/usr/share/zoneinfo/UTC",     // the server's time zone below
+			"/usr/share/zoneinfo/Etc/UTC": "/usr/share/zoneinfo/Etc/UTC", // initdb's
+			// The server wants its library directory; PL/pgSQL is the one module it loads
+			// without being asked (JIT is off).
+			"/usr/lib/postgresql/15/lib/plpgsql.so": "/usr/lib/postgresql/15/lib/plpgsql.so",
+		},
+		Entrypoint: []string{postgresBin, "-D", "/var/lib/postgresql/data", "-c", "listen_addresses=*",
+			"-c", "unix_socket_directories=/tmp", "-c", "hba_file=/etc/postgresql/pg_hba.conf", "-c", "jit=off",
+			"-c", "timezone=UTC", "-c", "log_timezone=UTC"}}
 	if coredns != "" {
 		specs["coredns.tar"] = ociimage.Spec{Ref: corednsImage, Files: map[string]string{"/coredns": coredns}, Entrypoint: []string{"/coredns"}}
 	}
@@ -66,4 +90,27 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 		out = append(out, path)
 	}
 	return out, nil
+}
+
+// postgresBin is Debian's PostgreSQL 15 server.
+const postgresBin = "/usr/lib/postgresql/15/bin/postgres"
+
+// initPostgres makes a PostgreSQL data directory (user postgres, no password) with initdb,
+// run as this machine's postgres user (initdb refuses root), in a directory of its own.
+func initPostgres() (string, error) {
+	dir, err := os.MkdirTemp("", "mirrord-rig-pg-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return "", err
+	}
+	data := filepath.Join(dir, "data")
+	cmd := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(filepath.Dir(postgresBin), "initdb"),
+		"-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("initdb (hack/install-deps.sh installs PostgreSQL 15): %v: %s", err, out)
+	}
+	return data, nil
 }

@@ -54,9 +54,11 @@ type Framework struct {
 	KubectlPath string
 	Image       string
 	SampleImage string
-	// NginxImage is Debian's nginx (test/images/nginx), a real server as a target.
-	NginxImage string
-	artifacts  string
+	// NginxImage and PostgresImage are Debian's nginx and PostgreSQL (test/images), real
+	// servers as targets.
+	NginxImage    string
+	PostgresImage string
+	artifacts     string
 
 	mu         sync.Mutex
 	namespaces map[*Cluster][]string
@@ -71,13 +73,14 @@ func New(t *testing.T) *Framework {
 		t.Fatal("MIRRORD_E2E_KUBECONFIGS is not set: run the e2e suite with `make test` or `make e2e` after `make clusters`")
 	}
 	f := &Framework{
-		t:           t,
-		KubectlPath: envOr("MIRRORD_E2E_KUBECTL", "kubectl"),
-		Image:       envOr("MIRRORD_E2E_IMAGE", "mirrord.local/kubectl-mirrord:dev"),
-		SampleImage: envOr("MIRRORD_E2E_SAMPLE_IMAGE", "mirrord.local/echo:rig"),
-		NginxImage:  envOr("MIRRORD_E2E_NGINX_IMAGE", "mirrord.local/nginx:rig"),
-		artifacts:   envOr("MIRRORD_E2E_ARTIFACTS", "_artifacts"),
-		namespaces:  map[*Cluster][]string{},
+		t:             t,
+		KubectlPath:   envOr("MIRRORD_E2E_KUBECTL", "kubectl"),
+		Image:         envOr("MIRRORD_E2E_IMAGE", "mirrord.local/kubectl-mirrord:dev"),
+		SampleImage:   envOr("MIRRORD_E2E_SAMPLE_IMAGE", "mirrord.local/echo:rig"),
+		NginxImage:    envOr("MIRRORD_E2E_NGINX_IMAGE", "mirrord.local/nginx:rig"),
+		PostgresImage: envOr("MIRRORD_E2E_POSTGRES_IMAGE", "mirrord.local/postgres:rig"),
+		artifacts:     envOr("MIRRORD_E2E_ARTIFACTS", "_artifacts"),
+		namespaces:    map[*Cluster][]string{},
 	}
 	internal := strings.Split(os.Getenv("MIRRORD_E2E_INTERNAL_KUBECONFIGS"), ",")
 	for i, p := range strings.Split(paths, ",") {

@@ -110,6 +110,53 @@ func (f *Framework) NginxApp(ctx context.Context, c *Cluster, ns, name string, e
 	}
 }
 
+// PostgresApp deploys Debian's PostgreSQL 15 (port 5432, user postgres without a password)
+// with a Service of the same name in ns and the given environment, and waits until it is
+// ready.
+func (f *Framework) PostgresApp(ctx context.Context, c *Cluster, ns, name string, env map[string]string) {
+	f.t.Helper()
+	labels := map[string]string{"app": name}
+	var vars []corev1.EnvVar
+	for k, v := range env {
+		vars = append(vars, corev1.EnvVar{Name: k, Value: v})
+	}
+	_, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					// The image's data directory belongs to its postgres user.
+					SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](999), RunAsGroup: ptr.To[int64](999)},
+					Containers: []corev1.Container{{
+						Name: "postgres", Image: f.PostgresImage, ImagePullPolicy: corev1.PullNever,
+						Env:   vars,
+						Ports: []corev1.ContainerPort{{Name: "postgres", ContainerPort: 5432}},
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(5432)}},
+							PeriodSeconds: 1,
+						},
+					}},
+				},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		f.t.Fatalf("%s: create deployment %s: %v", c.Name, name, err)
+	}
+	if _, err := c.Kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "postgres", Port: 5432, TargetPort: intstr.FromString("postgres")}}},
+	}, metav1.CreateOptions{}); err != nil {
+		f.t.Fatalf("%s: create service %s: %v", c.Name, name, err)
+	}
+	if out, err := f.Kubectl(c, "-n", ns, "rollout", "status", "deploy/"+name, "--timeout=90s"); err != nil {
+		f.t.Fatalf("%s: deployment %s/%s not ready: %v: %s", c.Name, ns, name, err, out)
+	}
+}
+
 // RunToCompletion runs a pod with the given container until it ends and returns its log.
 // The test fails if the pod does not succeed.
 func (f *Framework) RunToCompletion(ctx context.Context, c *Cluster, ns string, pod *corev1.Pod) string {
