@@ -67,6 +67,11 @@ func matrixHandler(who string) http.Handler {
 		fmt.Fprintf(w, "%s %s", who, b)
 		w.Header().Set("X-Sum", fmt.Sprintf("%s-%d-%s", who, len(b), r.Trailer.Get("X-Req-Sum")))
 	})
+	// An answer with neither Date nor Content-Type (net/http adds both unless told not to).
+	mux.HandleFunc("/bare", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Date"], w.Header()["Content-Type"] = nil, nil
+		fmt.Fprintf(w, "%s bare", who)
+	})
 	mux.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(r.PathValue("code"))
 		w.WriteHeader(code)
@@ -131,6 +136,16 @@ var matrixCases = []matrixCase{
 		interim, resp, body := readAnswer(t, br, "POST")
 		want(t, "answer", fmt.Sprint(interim, " ", resp.StatusCode, " ", body), "[] 200 "+who+" at once")
 	}, true},
+	{"Expect: 100-continue with the body sent at once (Python's http.client)", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
+		fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: api\r\nX-User: %s\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello", user)
+		interim, resp, body := readAnswer(t, br, "POST")
+		want(t, "answer", fmt.Sprint(interim, " ", resp.StatusCode, " ", body), "[100] 200 "+who+" POST 5 0")
+	}, false},
+	{"an answer without Date or Content-Type stays without", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
+		fmt.Fprintf(c, "GET /bare HTTP/1.1\r\nHost: api\r\nX-User: %s\r\n\r\n", user)
+		_, resp, body := readAnswer(t, br, "GET")
+		want(t, "answer", fmt.Sprint(body, " Date=", resp.Header["Date"], " Content-Type=", resp.Header["Content-Type"]), who+" bare Date=[] Content-Type=[]")
+	}, false},
 	{"103 Early Hints, then the answer", func(t *testing.T, c net.Conn, br *bufio.Reader, user, who string) {
 		fmt.Fprintf(c, "GET /hints HTTP/1.1\r\nHost: api\r\nX-User: %s\r\n\r\n", user)
 		interim, resp, body := readAnswer(t, br, "GET")
@@ -335,5 +350,69 @@ func TestHTTPMatrixMirror(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStealToASingleThreadedServer: a client's connection into the command ends with the
+// client's, so a server that serves one connection at a time (Python's http.server) serves
+// the next client.
+func TestStealToASingleThreadedServer(t *testing.T) {
+	c, tg := serving(t, Config{}, incoming(mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal,
+		Ports: []int32{matrixPort}, HTTPFilter: &mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"}}), nstest.Options{})
+	ns, err := netns.OfPID("/proc", tg.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	tl, err := ns.Listen(t.Context(), "tcp", fmt.Sprintf(":%d", matrixPort), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tl.Close() })
+	ll, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ll.Close() })
+	go func() { // one connection at a time, each served until it closes
+		for n := 1; ; n++ {
+			conn, err := ll.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(conn)
+			for {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					break
+				}
+				body := fmt.Sprintf("connection %d %s", n, req.URL.Path)
+				fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			}
+			conn.Close()
+		}
+	}()
+	sub, err := c.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	d := &localincoming.Deliverer{Dialer: loopback{ll.Addr().String()}, Target: netip.MustParseAddr("127.0.0.1")}
+	go func() { _ = d.Serve(t.Context(), sub) }()
+
+	link := nstest.Connect(t, tg)
+	addr := fmt.Sprintf("%s:%d", link.TargetIP, matrixPort)
+	for i, path := range []string{"/first", "/second"} {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		conn, err := link.Client.Dial(ctx, "tcp", addr, nil)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: api\r\nX-User: alice\r\n\r\n", path)
+		_, _, body := readAnswer(t, bufio.NewReader(conn), "GET")
+		want(t, "answer", body, fmt.Sprintf("connection %d %s", i+1, path))
+		conn.Close() // a keep-alive client leaves
 	}
 }

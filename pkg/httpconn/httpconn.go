@@ -45,6 +45,18 @@ func Serve(srv *http.Server, c net.Conn) error {
 	return err
 }
 
+// AsItWas keeps net/http's server from adding to an answer passed on from elsewhere: it
+// adds a Date and a sniffed Content-Type to answers that have none, unless the headers are
+// there with no value. Call it before the answer's headers are copied in.
+func AsItWas(w http.ResponseWriter) {
+	h := w.Header()
+	for _, k := range []string{"Date", "Content-Type"} {
+		if _, ok := h[k]; !ok {
+			h[k] = nil
+		}
+	}
+}
+
 // Buffered is a connection whose first bytes were read into r (to tell protocols apart):
 // reads go through r.
 type Buffered struct {

@@ -67,6 +67,7 @@ func serveHTTP(ctx context.Context, client *watchedConn, h2 bool, f *Filter, ses
 	toTarget, toSession := passOn(upstream), passOn(session)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client.handling.Store(true)
+		httpconn.AsItWas(w)
 		if f.Match(r) {
 			toSession.ServeHTTP(w, r)
 		} else {

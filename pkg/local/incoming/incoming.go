@@ -42,6 +42,10 @@ type Deliverer struct {
 
 	mu   sync.Mutex
 	idle map[string]*localConn // by client and command address
+	// streams counts the request streams of each client connection (same key): when its
+	// last one ends, the client connection has ended, and so does its connection into the
+	// command (a single-threaded server serves the next client only then).
+	streams map[string]int
 }
 
 // Serve delivers until the subscription ends.
@@ -126,6 +130,14 @@ type localConn struct {
 // one, through the connection into the command that belongs to the same client connection,
 // dialling one if there is none.
 func (d *Deliverer) deliverRequests(ctx context.Context, st net.Conn, client, dst netip.AddrPort) {
+	key := client.String() + ">" + dst.String()
+	d.mu.Lock()
+	if d.streams == nil {
+		d.streams = map[string]int{}
+	}
+	d.streams[key]++
+	d.mu.Unlock()
+	defer d.streamEnded(key)
 	br := bufio.NewReader(st)
 	for {
 		req, err := http.ReadRequest(br)
@@ -255,6 +267,23 @@ func (d *Deliverer) dialIn(ctx context.Context, client, dst netip.AddrPort) (net
 			return nil, err
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// streamEnded closes the client's connection into the command when its last stream ended.
+func (d *Deliverer) streamEnded(key string) {
+	d.mu.Lock()
+	d.streams[key]--
+	last := d.streams[key] == 0
+	if last {
+		delete(d.streams, key)
+	}
+	d.mu.Unlock()
+	if !last {
+		return
+	}
+	if lc, _ := d.takeConn(key); lc != nil {
+		lc.Close()
 	}
 }
 

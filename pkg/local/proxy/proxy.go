@@ -293,6 +293,7 @@ func (s *Server) serveHTTP(ctx context.Context, c net.Conn, br *bufio.Reader) {
 			return
 		}
 		if req.Method != http.MethodConnect {
+			httpconn.AsItWas(w)
 			forward.ServeHTTP(w, req)
 			return
 		}
