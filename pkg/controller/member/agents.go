@@ -157,11 +157,20 @@ func (c *Controller) leaveAgent(ctx context.Context, child *mirrordv1alpha1.Mirr
 	return nil
 }
 
-// leftoverAgentPods counts the pods labelled with agent Job name's name: when the cache holds
-// no Job of that name, what is left of the last one.
+// leftoverAgentPods counts the pods labelled with agent Job name's name that nobody is
+// deleting yet: when the cache holds no Job of that name, what is left of the last one
+// before the garbage collector (and so, as a rule, the Job controller) has seen it go. Pods
+// already being deleted do not count: waiting for an agent's pod to stop cost every exec
+// started just after another ended half a second.
 func (c *Controller) leftoverAgentPods(ns, name string) int {
 	pods, _ := c.pods.Pods(ns).List(labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: name}))
-	return len(pods)
+	n := 0
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // childJobs returns the agent Jobs that name child (by name) among their owners.
