@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -157,16 +158,16 @@ func (c *Controller) leaveAgent(ctx context.Context, child *mirrordv1alpha1.Mirr
 	return nil
 }
 
-// leftoverAgentPods counts the pods labelled with agent Job name's name that nobody is
-// deleting yet: when the cache holds no Job of that name, what is left of the last one
-// before the garbage collector (and so, as a rule, the Job controller) has seen it go. Pods
-// already being deleted do not count: waiting for an agent's pod to stop cost every exec
-// started just after another ended half a second.
+// leftoverAgentPods counts the pods labelled with agent Job name's name that still carry the
+// Job controller's tracking finalizer: when the cache holds no Job of that name, pods of the
+// last one whose deletion the Job controller has not handled yet (it takes the finalizer off
+// the pods of a deleted Job). Waiting for the pods to stop instead cost every exec started
+// just after another ended half a second.
 func (c *Controller) leftoverAgentPods(ns, name string) int {
 	pods, _ := c.pods.Pods(ns).List(labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: name}))
 	n := 0
 	for _, p := range pods {
-		if p.DeletionTimestamp == nil {
+		if slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) {
 			n++
 		}
 	}

@@ -13,8 +13,8 @@ type joinAction int
 const (
 	// joinCreate: no Job of that name, and nothing left of an earlier one: make it.
 	joinCreate joinAction = iota
-	// joinWait: an earlier Job of that name is still going (being deleted, or its pods not
-	// yet): look again shortly.
+	// joinWait: an earlier Job of that name is still going (being deleted, or the Job
+	// controller still holds its pods): look again shortly.
 	joinWait
 	// joinAdd: the Job runs for this pod; add the session to its owners.
 	joinAdd
@@ -23,13 +23,13 @@ const (
 )
 
 // decideJoin says what session child does about Job job (nil if there is none) of target pod
-// podUID; leftoverPods is how many pods of an earlier Job of that name nobody deletes yet.
+// podUID; leftoverPods is how many pods of an earlier Job of that name the Job controller has
+// not let go of yet.
 //
-// A Job's name comes back for the same pod, so a new Job waits until the last one of that
-// name is seen gone, its pods being deleted: the Job controller keys its bookkeeping by name,
-// and a Job made again within milliseconds of the last one's deletion was seen to get a pod
-// built from the old Job (then collected as an orphan, its key Secret gone) and none of its
-// own for minutes.
+// A Job's name comes back for the same pod, so a new Job waits until the Job controller has
+// handled the last one's deletion: it keys its bookkeeping by name, and a Job made again
+// within milliseconds of the last one's deletion was seen to get a pod built from the old Job
+// (then collected as an orphan, its key Secret gone) and none of its own for minutes.
 func decideJoin(job *batchv1.Job, leftoverPods int, podUID, child types.UID) joinAction {
 	switch {
 	case job == nil && leftoverPods > 0:

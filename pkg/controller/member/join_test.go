@@ -30,12 +30,12 @@ func TestDecideJoin(t *testing.T) {
 		leftover int
 		want     joinAction
 	}{
-		"no Job and nothing left of one":                          {nil, 0, joinCreate},
-		"no Job, but the last one's pod is not being deleted yet": {nil, 1, joinWait},
-		"a Job being deleted":                                     {deleting(agentJob("pod", "other")), 0, joinWait},
-		"a Job of an earlier pod of the same name":                {agentJob("old-pod", "other"), 0, joinWait},
-		"another session's Job":                                   {agentJob("pod", "other"), 0, joinAdd},
-		"a Job the session already owns":                          {agentJob("pod", "other", "me"), 0, joinHave},
+		"no Job and nothing left of one":                                {nil, 0, joinCreate},
+		"no Job, but the Job controller still holds the last one's pod": {nil, 1, joinWait},
+		"a Job being deleted":                                           {deleting(agentJob("pod", "other")), 0, joinWait},
+		"a Job of an earlier pod of the same name":                      {agentJob("old-pod", "other"), 0, joinWait},
+		"another session's Job":                                         {agentJob("pod", "other"), 0, joinAdd},
+		"a Job the session already owns":                                {agentJob("pod", "other", "me"), 0, joinHave},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := decideJoin(tc.job, tc.leftover, "pod", "me"); got != tc.want {
