@@ -47,6 +47,16 @@ var (
 	topologyB = topology{name: "B", overlays: [3]string{"primary-management-only", "workload-default", "workload"}, defaults: [3]bool{false, true, false}, members: []int{1, 2}}
 )
 
+// sessionArgs are testSessions' session flags: its target runs in c2 and c3, and where
+// neither is the Default (topology A's is c1) the session asks only for the target's
+// traffic, as nothing else could answer for its environment.
+func (tp topology) sessionArgs(args ...string) []string {
+	if tp.defaults[1] || tp.defaults[2] {
+		return args
+	}
+	return append(args, "--no-env", "--fs-mode", "local", "--no-dns", "--no-outgoing")
+}
+
 // setUp installs the topology and registers the members with c1, the Primary.
 func setUp(t *testing.T, f *framework.Framework, tp topology) {
 	ctx := f.Context(5 * time.Minute)
@@ -301,7 +311,7 @@ func testSessions(t *testing.T, f *framework.Framework, tp topology) {
 	f.EchoApp(ctx, f.Clusters[1], ns, "api", 2)
 	f.EchoApp(ctx, f.Clusters[2], ns, "api", 2)
 
-	cli, out, name := startSession(t, f, ns, "-t", "deploy/api")
+	cli, out, name := startSession(t, f, ns, tp.sessionArgs("-t", "deploy/api")...)
 	if _, err := out.WaitFor(ctx, "ready; heartbeating", 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +414,7 @@ func testSessions(t *testing.T, f *framework.Framework, tp topology) {
 
 	t.Run("without heartbeats the session ends within TTL+10s", func(t *testing.T) {
 		f := framework.New(t)
-		cli, out, name := startSession(t, f, ns, "-t", "deploy/api", "--session-ttl", "10")
+		cli, out, name := startSession(t, f, ns, tp.sessionArgs("-t", "deploy/api", "--session-ttl", "10")...)
 		if _, err := out.WaitFor(ctx, "ready; heartbeating", 60*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -440,7 +450,7 @@ func testSessions(t *testing.T, f *framework.Framework, tp topology) {
 		defer func() {
 			_ = c3.Mirrord.MirrordV1alpha1().MirrordPolicies(ns).Delete(context.Background(), "no-steal", metav1.DeleteOptions{})
 		}()
-		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "create", "-t", "deploy/api", "--steal", "--timeout", "60s")
+		out, err := f.RunPlugin(ctx, f.Clusters[0], tp.sessionArgs("-n", ns, "sessions", "create", "-t", "deploy/api", "--steal", "--timeout", "60s")...)
 		if err == nil || !strings.Contains(out, "cluster c3: blocked by MirrordPolicy "+ns+"/no-steal: stealing traffic is blocked") {
 			t.Fatalf("want the session to fail naming the policy, got %v:\n%s", err, out)
 		}
@@ -457,7 +467,7 @@ func testSessions(t *testing.T, f *framework.Framework, tp topology) {
 			return nil
 		})
 		// Mirroring the same target is still allowed.
-		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", "create", "-t", "deploy/api", "--detach", "--session-ttl", "5", "--timeout", "60s")
+		out, err = f.RunPlugin(ctx, f.Clusters[0], tp.sessionArgs("-n", ns, "sessions", "create", "-t", "deploy/api", "--detach", "--session-ttl", "5", "--timeout", "60s")...)
 		if err != nil {
 			t.Fatalf("mirror session: %v\n%s", err, out)
 		}
