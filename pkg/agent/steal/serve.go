@@ -101,9 +101,10 @@ func passOn(rt http.RoundTripper) *httputil.ReverseProxy {
 			// there when the body has been passed on (the proxy's copy of it stays empty).
 			pr.Out.Trailer = pr.In.Trailer
 		},
-		Transport:     rt,
-		FlushInterval: -1, // streamed answers (server-sent events, long polls) as they come
-		ErrorLog:      httpconn.DiscardLog,
+		Transport: rt,
+		// FlushInterval 0: answers of unknown length (streams, server-sent events) are flushed
+		// as they come, those of known length once, at their end.
+		ErrorLog: httpconn.DiscardLog,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away

@@ -271,9 +271,9 @@ func (s *Server) serveHTTP(ctx context.Context, c net.Conn, br *bufio.Reader) {
 			}
 			pr.Out.Trailer = pr.In.Trailer
 		},
-		Transport:     upstream,
-		FlushInterval: -1,
-		ErrorLog:      httpconn.DiscardLog,
+		Transport: upstream,
+
+		ErrorLog: httpconn.DiscardLog,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if !errors.Is(err, context.Canceled) {
 				http.Error(w, "kubectl-mirrord: "+err.Error(), http.StatusBadGateway)
