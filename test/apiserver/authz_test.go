@@ -303,6 +303,32 @@ func TestControllersRefuse(t *testing.T) {
 		})
 	}
 
+	t.Run("a member's policy block is the session's PolicyAllowed=False, BlockedByPolicy", func(t *testing.T) {
+		if _, err := s.Mirrord.MirrordV1alpha1().MirrordPolicies("shop").Create(t.Context(), &mirrordv1alpha1.MirrordPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "no-steal"},
+			Spec:       mirrordv1alpha1.PolicySpec{TargetPath: "deploy/api", Block: []mirrordv1alpha1.BlockedFeature{mirrordv1alpha1.BlockSteal}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		x := session("shop", "Deployment", "api", "shop")
+		x.Spec.Features.Network.Incoming.Mode = mirrordv1alpha1.IncomingModeSteal
+		created, err := create(t, s, "", x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the session blocked by the policy", func(ctx context.Context) error {
+			got, err := s.Mirrord.MirrordV1alpha1().MirrordSessions("shop").Get(ctx, created.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(got.Status.Conditions, mirrordv1alpha1.ConditionPolicyAllowed)
+			if got.Status.Phase != mirrordv1alpha1.SessionFailed || c == nil || c.Status != metav1.ConditionFalse || c.Reason != mirrordv1alpha1.ReasonBlockedByPolicy {
+				return fmt.Errorf("phase %s, PolicyAllowed %+v", got.Status.Phase, c)
+			}
+			return nil
+		})
+	})
+
 	t.Run("a member refuses a child aimed outside its parent's namespace", func(t *testing.T) {
 		child := &mirrordv1alpha1.MirrordClusterSession{
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "forged-", Namespace: "mirrord-system",

@@ -62,7 +62,6 @@ const (
 // Reasons of conditions set by this controller.
 const (
 	ReasonAllowed        = "Allowed"
-	ReasonBlocked        = "BlockedByPolicy"
 	ReasonAgentsReady    = "AgentsReady"
 	ReasonAgentsStarting = "AgentsStarting"
 	ReasonAgentFailed    = "AgentFailed"
@@ -471,7 +470,7 @@ func (c *Controller) computeStatus(child *mirrordv1alpha1.MirrordClusterSession,
 		cond(mirrordv1alpha1.ConditionAuthorized, true, mirrordv1alpha1.ReasonAuthorized, "this cluster allows sessions on the target's namespace")
 	}
 	if violation != nil {
-		cond(mirrordv1alpha1.ConditionPolicyAllowed, false, ReasonBlocked, violation.Error())
+		cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonBlockedByPolicy, violation.Error())
 	} else {
 		cond(mirrordv1alpha1.ConditionPolicyAllowed, true, ReasonAllowed, "no policy blocks this session")
 	}
@@ -496,7 +495,7 @@ func (c *Controller) computeStatus(child *mirrordv1alpha1.MirrordClusterSession,
 	switch {
 	case violation != nil:
 		st.Phase = mirrordv1alpha1.SessionFailed
-		cond(mirrordv1alpha1.ConditionReady, false, ReasonBlocked, violation.Error())
+		cond(mirrordv1alpha1.ConditionReady, false, mirrordv1alpha1.ReasonBlockedByPolicy, violation.Error())
 	case res.Terminal:
 		st.Phase = mirrordv1alpha1.SessionFailed
 		cond(mirrordv1alpha1.ConditionReady, false, res.Reason, res.Message)

@@ -56,7 +56,6 @@ const (
 	EventFailed           = "SessionFailed"
 
 	ReasonInvalidTopology  = "InvalidTopology"
-	ReasonBlockedByPolicy  = "BlockedByPolicy"
 	ReasonTargetNotFound   = "TargetNotFound"
 	ReasonNoPods           = "NoPods"
 	ReasonNoRunningPods    = "NoRunningPods"
@@ -538,8 +537,8 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 	ps, err := c.policiesFor(s.Spec.Target.Namespace)
 	if err == nil {
 		if v := policy.Check(ps, s.Spec.Target, c.labelsOf(s.Spec.Target), s.Spec.Features); v != nil {
-			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, ReasonBlockedByPolicy, v.Error())
-			return fail(ReasonBlockedByPolicy, v.Error())
+			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonBlockedByPolicy, v.Error())
+			return fail(mirrordv1alpha1.ReasonBlockedByPolicy, v.Error())
 		}
 	}
 
@@ -550,6 +549,7 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 	st.Clusters = nil
 	var unreachable, notReady, noPods []string
 	var failure, defaultMissing, refusedReason string
+	var blocked bool // the failing child says a policy blocks it
 	workloads, found, ready := 0, 0, 0
 	var noPodsSince time.Time
 	// Every member at once: creating a child is a request to that member's API server.
@@ -598,6 +598,7 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 				if a := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionAuthorized); a != nil && a.Status == metav1.ConditionFalse {
 					refusedReason = a.Reason
 				}
+				blocked = meta.IsStatusConditionFalse(child.Status.Conditions, mirrordv1alpha1.ConditionPolicyAllowed)
 			}
 		case mirrordv1alpha1.SessionReady:
 			ready++
@@ -618,8 +619,8 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		if refusedReason != "" {
 			cond(mirrordv1alpha1.ConditionAuthorized, false, refusedReason, failure)
 		}
-		if strings.Contains(failure, "blocked by") {
-			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, ReasonBlockedByPolicy, failure)
+		if blocked {
+			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonBlockedByPolicy, failure)
 		}
 		return fail(ReasonClusterFailed, failure)
 	case allReported && found == 0:

@@ -353,3 +353,8 @@ const (
 	// ReasonNamespaceExcluded: a member's admin excludes the target's namespace from sessions.
 	ReasonNamespaceExcluded = "NamespaceExcluded"
 )
+
+// ReasonBlockedByPolicy is the reason of a PolicyAllowed (and Ready) condition that is false
+// because a MirrordPolicy or MirrordClusterPolicy blocks a feature the session asks for, in a
+// session and in its child sessions alike.
+const ReasonBlockedByPolicy = "BlockedByPolicy"
