@@ -61,7 +61,6 @@ const (
 
 // Reasons of conditions set by this controller.
 const (
-	ReasonAllowed        = "Allowed"
 	ReasonAgentsReady    = "AgentsReady"
 	ReasonAgentsStarting = "AgentsStarting"
 	ReasonAgentFailed    = "AgentFailed"
@@ -472,7 +471,7 @@ func (c *Controller) computeStatus(child *mirrordv1alpha1.MirrordClusterSession,
 	if violation != nil {
 		cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonBlockedByPolicy, violation.Error())
 	} else {
-		cond(mirrordv1alpha1.ConditionPolicyAllowed, true, ReasonAllowed, "no policy blocks this session")
+		cond(mirrordv1alpha1.ConditionPolicyAllowed, true, mirrordv1alpha1.ReasonAllowed, "no policy blocks this session")
 	}
 	cond(mirrordv1alpha1.ConditionTargetResolved, res.Found && !res.Terminal && len(res.Pods) > 0, res.Reason, res.Message)
 

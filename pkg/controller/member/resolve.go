@@ -18,11 +18,6 @@ import (
 
 // Reasons of the TargetResolved condition.
 const (
-	ReasonResolved       = "Resolved"
-	ReasonTargetNotFound = "TargetNotFound"
-	ReasonNoRunningPods  = "NoRunningPods"
-	// ReasonNoPods: the target exists but has no pods, not even starting ones (scaled to 0).
-	ReasonNoPods            = "NoPods"
 	ReasonContainerNotFound = "ContainerNotFound"
 	ReasonHostNetwork       = "HostNetwork"
 )
@@ -109,10 +104,10 @@ func (l listers) resolveTarget(t mirrordv1alpha1.Target) (resolution, error) {
 	name := target.String(mirrordv1alpha1.Target{Kind: t.Kind, Name: t.Name})
 	obj, err := l.lookup(t)
 	if errors.Is(err, errUnknownKind) {
-		return resolution{Reason: ReasonTargetNotFound, Terminal: true, Message: fmt.Sprintf("unknown target kind %q", t.Kind)}, nil
+		return resolution{Reason: mirrordv1alpha1.ReasonTargetNotFound, Terminal: true, Message: fmt.Sprintf("unknown target kind %q", t.Kind)}, nil
 	}
 	if apierrors.IsNotFound(err) {
-		return resolution{Reason: ReasonTargetNotFound, Message: fmt.Sprintf("%s not found in namespace %s", name, t.Namespace)}, nil
+		return resolution{Reason: mirrordv1alpha1.ReasonTargetNotFound, Message: fmt.Sprintf("%s not found in namespace %s", name, t.Namespace)}, nil
 	}
 	if err != nil {
 		return resolution{}, err
@@ -162,13 +157,13 @@ func (l listers) resolveTarget(t mirrordv1alpha1.Target) (resolution, error) {
 	}
 	switch {
 	case len(r.Pods) == 0 && r.Waiting == 0:
-		r.Reason = ReasonNoPods
+		r.Reason = mirrordv1alpha1.ReasonNoPods
 		r.Message = fmt.Sprintf("%s has no pods here", name)
 	case len(r.Pods) == 0:
-		r.Reason = ReasonNoRunningPods
+		r.Reason = mirrordv1alpha1.ReasonNoRunningPods
 		r.Message = fmt.Sprintf("%s has no running pods (%d starting)", name, r.Waiting)
 	default:
-		r.Reason = ReasonResolved
+		r.Reason = mirrordv1alpha1.ReasonResolved
 		r.Message = fmt.Sprintf("%s: %d running pod(s), container %s", name, len(r.Pods), container)
 	}
 	return r, nil

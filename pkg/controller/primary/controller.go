@@ -56,16 +56,11 @@ const (
 	EventFailed           = "SessionFailed"
 
 	ReasonInvalidTopology  = "InvalidTopology"
-	ReasonTargetNotFound   = "TargetNotFound"
-	ReasonNoPods           = "NoPods"
-	ReasonNoRunningPods    = "NoRunningPods"
 	ReasonClusterFailed    = "ClusterFailed"
 	ReasonAllReachable     = "AllReachable"
 	ReasonUnreachable      = "ClusterUnreachable"
 	ReasonReady            = "AllClustersReady"
 	ReasonWaiting          = "WaitingForClusters"
-	ReasonAllowed          = "Allowed"
-	ReasonResolved         = "Resolved"
 	ReasonNotInDefault     = "NotInDefaultCluster"
 	ReasonTerminating      = "Terminating"
 	ReasonNoMembers        = "NoMemberClusters"
@@ -579,10 +574,10 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 			continue
 		}
 		resolved := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionTargetResolved)
-		targetHere := resolved == nil || resolved.Reason != ReasonTargetNotFound
+		targetHere := resolved == nil || resolved.Reason != mirrordv1alpha1.ReasonTargetNotFound
 		if targetHere {
 			found++
-			if resolved != nil && resolved.Reason == ReasonNoPods {
+			if resolved != nil && resolved.Reason == mirrordv1alpha1.ReasonNoPods {
 				noPods = append(noPods, m.name)
 				if resolved.LastTransitionTime.After(noPodsSince) {
 					noPodsSince = resolved.LastTransitionTime.Time
@@ -625,15 +620,15 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		return fail(ReasonClusterFailed, failure)
 	case allReported && found == 0:
 		msg := fmt.Sprintf("%s not found in namespace %s in any workload cluster (%d checked)", target.String(s.Spec.Target), s.Spec.Target.Namespace, workloads)
-		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetNotFound, msg)
-		return fail(ReasonTargetNotFound, msg)
+		cond(mirrordv1alpha1.ConditionTargetResolved, false, mirrordv1alpha1.ReasonTargetNotFound, msg)
+		return fail(mirrordv1alpha1.ReasonTargetNotFound, msg)
 	case len(unreachable) == 0 && found > 0 && len(noPods) == found:
 		// The target exists, but nowhere has it a pod, nor one starting.
 		waited := c.clock.Since(noPodsSince)
 		if waited >= noPodsGrace {
 			msg := fmt.Sprintf("%s has no pods in any workload cluster (%s): scale it up (kubectl scale --replicas=1), or pick another target", target.String(s.Spec.Target), strings.Join(noPods, ", "))
-			cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonNoPods, msg)
-			return fail(ReasonNoPods, msg)
+			cond(mirrordv1alpha1.ConditionTargetResolved, false, mirrordv1alpha1.ReasonNoPods, msg)
+			return fail(mirrordv1alpha1.ReasonNoPods, msg)
 		}
 		recheck = noPodsGrace - waited + 100*time.Millisecond
 	}
@@ -644,13 +639,13 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 			return fail(ReasonNotInDefault, msg)
 		}
 	}
-	cond(mirrordv1alpha1.ConditionPolicyAllowed, true, ReasonAllowed, "no policy blocks this session")
+	cond(mirrordv1alpha1.ConditionPolicyAllowed, true, mirrordv1alpha1.ReasonAllowed, "no policy blocks this session")
 	switch {
 	case found > 0 && defaultMissing != "":
 		// Traffic still works; the stateful operations have no pod to answer from.
 		cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonNotInDefault, fmt.Sprintf("found in %d cluster(s), but not in the Default cluster %s: the session takes only its traffic", found, defaultMissing))
 	case found > 0:
-		cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonResolved, fmt.Sprintf("found in %d cluster(s)", found))
+		cond(mirrordv1alpha1.ConditionTargetResolved, true, mirrordv1alpha1.ReasonResolved, fmt.Sprintf("found in %d cluster(s)", found))
 	default:
 		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetUnresolved, "waiting for clusters to report")
 	}
@@ -710,7 +705,7 @@ func (c *Controller) reconcileChild(ctx context.Context, s *mirrordv1alpha1.Mirr
 		entry.Error = readyMessage(child)
 	}
 	if r := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionTargetResolved); r != nil && child.Status.Phase == mirrordv1alpha1.SessionPending &&
-		(r.Reason == ReasonNoPods || r.Reason == ReasonNoRunningPods) {
+		(r.Reason == mirrordv1alpha1.ReasonNoPods || r.Reason == mirrordv1alpha1.ReasonNoRunningPods) {
 		entry.Error = r.Message // why this cluster waits, for the CLI's progress lines
 	}
 	return entry, child

@@ -354,6 +354,21 @@ const (
 	ReasonNamespaceExcluded = "NamespaceExcluded"
 )
 
+// Reasons the Primary and the members share: a member's child session states them, and the
+// Primary reads them to decide the session's.
+const (
+	// ReasonResolved: the target was found (TargetResolved).
+	ReasonResolved = "Resolved"
+	// ReasonTargetNotFound: no such target here (TargetResolved false).
+	ReasonTargetNotFound = "TargetNotFound"
+	// ReasonNoRunningPods: the target's pods are all starting (TargetResolved false).
+	ReasonNoRunningPods = "NoRunningPods"
+	// ReasonNoPods: the target exists but has no pods, not even starting ones (scaled to 0).
+	ReasonNoPods = "NoPods"
+	// ReasonAllowed: no policy blocks the session (PolicyAllowed).
+	ReasonAllowed = "Allowed"
+)
+
 // ReasonBlockedByPolicy is the reason of a PolicyAllowed (and Ready) condition that is false
 // because a MirrordPolicy or MirrordClusterPolicy blocks a feature the session asks for, in a
 // session and in its child sessions alike.
