@@ -14,7 +14,6 @@ import (
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 )
 
 // AgentOptions are the installation-wide settings of agent Jobs.
@@ -51,10 +50,8 @@ type targetPod struct {
 // constructAgentJob builds the agent Job of one target pod's container, in namespace ns:
 // pinned to the pod's node, in the host PID namespace. It names the target only; the
 // sessions it serves are its owners (joinAgent), their features come with each connection.
-// keySecret names the Secret its key is in: a new name for every Job, as a Job's name comes
-// back for the same pod.
-func constructAgentJob(ns string, tp targetPod, opts AgentOptions, keySecret string) (*batchv1.Job, error) {
-	jobName := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
+// keySecret names the Secret its key is in.
+func constructAgentJob(ns, jobName string, tp targetPod, opts AgentOptions, keySecret string) (*batchv1.Job, error) {
 	cfg := agentconfig.Config{
 		TargetNamespace: tp.Pod.Namespace,
 		TargetPod:       tp.Pod.Name,
@@ -74,8 +71,8 @@ func constructAgentJob(ns string, tp targetPod, opts AgentOptions, keySecret str
 		mirrordv1alpha1.LabelTargetPodUID: string(tp.Pod.UID),
 	}
 	annotations := map[string]string{
-		mirrordv1alpha1.GroupName + "/target-pod":       tp.Pod.Namespace + "/" + tp.Pod.Name,
-		mirrordv1alpha1.GroupName + "/target-container": tp.Container,
+		mirrordv1alpha1.GroupName + "/target-pod": tp.Pod.Namespace + "/" + tp.Pod.Name,
+		annotationTargetContainer:                 tp.Container,
 	}
 	podAnnotations := map[string]string{}
 	for k, v := range sidecarOptOut {

@@ -21,7 +21,7 @@ func TestAgentJobHoldsNoSecret(t *testing.T) {
 		Container:   "app",
 		ContainerID: "containerd://abc",
 	}
-	job, err := constructAgentJob("mirrord-system", tp, AgentOptions{Image: "img"}, "key-abcde")
+	job, err := constructAgentJob("mirrord-system", "mirrord-agent-api-1-abc", tp, AgentOptions{Image: "img"}, "key-abcde")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/cache"
@@ -30,10 +29,22 @@ import (
 // conflict; deleting uses the Job's resourceVersion as a precondition, so a Job someone joined
 // meanwhile is not deleted under them.
 
-// indexJobOwner indexes agent Jobs by the names of the child sessions that own them.
-const indexJobOwner = "owner"
+// indexJobOwner indexes agent Jobs by the names of the child sessions that own them,
+// indexJobTarget by the target they serve (targetKey).
+const (
+	indexJobOwner  = "owner"
+	indexJobTarget = "target"
+)
 
 var childKind = mirrordv1alpha1.SchemeGroupVersion.WithKind("MirrordClusterSession")
+
+func jobTargetIndex(obj any) ([]string, error) {
+	j, ok := obj.(*batchv1.Job)
+	if !ok || j.Labels[labelTargetPodUID] == "" {
+		return nil, nil
+	}
+	return []string{jobTargetKey(j)}, nil
+}
 
 func jobOwnerIndex(obj any) ([]string, error) {
 	j, ok := obj.(*batchv1.Job)
@@ -77,29 +88,29 @@ func ownerPatch(ref metav1.OwnerReference, remove bool) []byte {
 }
 
 // joinAgent returns the shared agent Job of tp with child among its owners: it creates the
-// Job, or joins the one that runs. A Job being deleted cannot be joined: ok is false and the
-// caller looks again shortly.
+// Job, or joins the one that serves the pod. A Job being deleted cannot be joined: ok is false
+// and the caller looks again shortly. Every Job gets a name of its own (naming.AgentJob), so
+// two sessions of one pod must not both make one: making is serialized per target in this
+// controller (the leader), which remembers what it made until its cache has it.
 func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.MirrordClusterSession, tp targetPod) (j *batchv1.Job, ok bool, err error) {
-	name := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container)
-	j, err = c.jobs.Jobs(child.Namespace).Get(name)
-	if apierrors.IsNotFound(err) {
-		j, err = nil, nil
-	} else if err != nil {
-		return nil, false, err
-	}
-	switch decideJoin(j, c.leftoverAgentPods(child.Namespace, name), tp.Pod.UID, child.UID) {
+	key := targetKey(tp.Pod.UID, tp.Container)
+	unlock := c.lockTarget(key)
+	defer unlock()
+	j = c.agentJobOf(key)
+	switch decideJoin(j, child.UID) {
 	case joinWait:
 		return nil, false, nil
 	case joinHave:
 		return j, true, nil
 	case joinCreate:
+		name := naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container, utilrand.String(5))
 		// The key first, so the kubelet finds it when the Job's pod arrives (it would retry
 		// the mount for a second or more otherwise); the Job then owns it (ensureAgentKey).
 		keySecret := name + "-" + utilrand.String(5)
 		if err := c.newAgentKey(ctx, child.Namespace, keySecret, ownerRef(child)); err != nil {
 			return nil, false, err
 		}
-		job, err := constructAgentJob(child.Namespace, tp, c.opts.Agent, keySecret)
+		job, err := constructAgentJob(child.Namespace, name, tp, c.opts.Agent, keySecret)
 		if err != nil {
 			return nil, false, err
 		}
@@ -108,30 +119,21 @@ func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.Mirro
 		if err != nil {
 			// No Job uses it: gone now rather than with the session.
 			_ = c.kube.CoreV1().Secrets(child.Namespace).Delete(ctx, keySecret, metav1.DeleteOptions{})
-		}
-		if err == nil {
-			if err := c.ensureAgentKey(ctx, created); errors.Is(err, errKeyLost) {
-				c.agentQueue.Add(cache.NewObjectName(created.Namespace, created.Name)) // replaced
-				return nil, false, nil
-			} else if err != nil {
-				return nil, false, err // syncAgentJob makes up for it
-			}
-			c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentCreated, "Created agent Job %s for pod %s on node %s", created.Name, tp.Pod.Name, tp.Pod.Spec.NodeName)
-			return created, true, nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
 			return nil, false, fmt.Errorf("creating agent Job for pod %s/%s: %w", tp.Pod.Namespace, tp.Pod.Name, err)
 		}
-		// Another session made it a moment ago: join it.
-		if j, err = c.kube.BatchV1().Jobs(child.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
-			return nil, false, err
+		c.made.Store(key, created)
+		if err := c.ensureAgentKey(ctx, created); errors.Is(err, errKeyLost) {
+			c.agentQueue.Add(cache.NewObjectName(created.Namespace, created.Name)) // replaced
+			return nil, false, nil
+		} else if err != nil {
+			return nil, false, err // syncAgentJob makes up for it
 		}
-		if decideJoin(j, 0, tp.Pod.UID, child.UID) != joinAdd {
-			return nil, false, nil // being deleted already: look again shortly
-		}
+		c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentCreated, "Created agent Job %s for pod %s on node %s", created.Name, tp.Pod.Name, tp.Pod.Spec.NodeName)
+		return created, true, nil
 	}
 	joined, err := c.kube.BatchV1().Jobs(j.Namespace).Patch(ctx, j.Name, types.StrategicMergePatchType, ownerPatch(ownerRef(child), false), metav1.PatchOptions{})
 	if apierrors.IsNotFound(err) {
+		c.made.CompareAndDelete(key, j) // gone before our cache saw it
 		return nil, false, nil
 	}
 	if err != nil {
@@ -142,6 +144,37 @@ func (c *Controller) joinAgent(ctx context.Context, child *mirrordv1alpha1.Mirro
 	}
 	c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentJoined, "Joined agent Job %s of pod %s on node %s, shared with %d other session(s)", joined.Name, tp.Pod.Name, tp.Pod.Spec.NodeName, len(joined.OwnerReferences)-1)
 	return joined, true, nil
+}
+
+// agentJobOf is the Job that serves target key (servingJob), from the cache, or the one this
+// controller made for it and its cache has not seen yet.
+func (c *Controller) agentJobOf(key string) *batchv1.Job {
+	objs, _ := c.jobIndex.ByIndex(indexJobTarget, key)
+	jobs := make([]*batchv1.Job, 0, len(objs))
+	for _, o := range objs {
+		jobs = append(jobs, o.(*batchv1.Job))
+	}
+	if v, ok := c.made.Load(key); ok {
+		made := v.(*batchv1.Job)
+		seen := false
+		for _, j := range jobs {
+			seen = seen || j.UID == made.UID
+		}
+		if seen {
+			c.made.CompareAndDelete(key, made) // the cache has it now
+		} else {
+			jobs = append(jobs, made)
+		}
+	}
+	return servingJob(jobs)
+}
+
+// lockTarget serializes joinAgent per target key.
+func (c *Controller) lockTarget(key string) (unlock func()) {
+	v, _ := c.targetLocks.LoadOrStore(key, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // leaveAgent removes child from the owners of j; syncAgentJob deletes j if nobody is left.
@@ -156,22 +189,6 @@ func (c *Controller) leaveAgent(ctx context.Context, child *mirrordv1alpha1.Mirr
 	c.recorder.Eventf(child, corev1.EventTypeNormal, EventAgentLeft, "Left agent Job %s: %s", j.Name, why)
 	c.agentQueue.Add(cache.NewObjectName(j.Namespace, j.Name))
 	return nil
-}
-
-// leftoverAgentPods counts the pods labelled with agent Job name's name that still carry the
-// Job controller's tracking finalizer: when the cache holds no Job of that name, pods of the
-// last one whose deletion the Job controller has not handled yet (it takes the finalizer off
-// the pods of a deleted Job). Waiting for the pods to stop instead cost every exec started
-// just after another ended half a second.
-func (c *Controller) leftoverAgentPods(ns, name string) int {
-	pods, _ := c.pods.Pods(ns).List(labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: name}))
-	n := 0
-	for _, p := range pods {
-		if slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) {
-			n++
-		}
-	}
-	return n
 }
 
 // childJobs returns the agent Jobs that name child (by name) among their owners.

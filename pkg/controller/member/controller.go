@@ -107,6 +107,9 @@ type Controller struct {
 
 	// keyed are the agent Jobs (by UID) whose key Secret this controller knows exists.
 	keyed sync.Map
+	// made holds, per target (targetKey), the agent Job this controller made last, until
+	// its cache has it; targetLocks serialize joinAgent per target.
+	made, targetLocks sync.Map
 
 	// probes are agent pods this controller asks directly whether they serve (pod UID →
 	// *agentProbe): the kubelet's readiness probe runs once a second, which would be most of
@@ -145,7 +148,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	jobs, leases := kubeOwn.Batch().V1().Jobs(), kubeOwn.Coordination().V1().Leases()
 	policies, clusterPolicies := mirrordAll.Mirrord().V1alpha1().MirrordPolicies(), mirrordAll.Mirrord().V1alpha1().MirrordClusterPolicies()
 	c.listers = listers{pods: pods.Lister(), deployments: deployments.Lister(), statefulSets: statefulSets.Lister(), replicaSets: replicaSets.Lister(), daemonSets: daemonSets.Lister()}
-	if err := jobs.Informer().AddIndexers(cache.Indexers{indexJobOwner: jobOwnerIndex}); err != nil {
+	if err := jobs.Informer().AddIndexers(cache.Indexers{indexJobOwner: jobOwnerIndex, indexJobTarget: jobTargetIndex}); err != nil {
 		return nil, err
 	}
 	c.jobs, c.jobIndex, c.leases = jobs.Lister(), jobs.Informer().GetIndexer(), leases.Lister()
@@ -384,7 +387,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		if !ownedBy(j, child.UID) || j.DeletionTimestamp != nil {
 			continue
 		}
-		if tp, ok := desired[types.UID(j.Labels[mirrordv1alpha1.LabelTargetPodUID])]; ok && j.Name == naming.AgentJob(tp.Pod.Name, tp.Pod.UID, tp.Container) {
+		if tp, ok := desired[types.UID(j.Labels[mirrordv1alpha1.LabelTargetPodUID])]; ok && jobTargetKey(j) == targetKey(tp.Pod.UID, tp.Container) {
 			continue
 		}
 		if err := c.leaveAgent(ctx, child, j, "pod "+j.Annotations[mirrordv1alpha1.GroupName+"/target-pod"]+" is no longer a target"); err != nil {

@@ -7,40 +7,72 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
+// What an agent Job says it serves: the pod's UID (a label) and the container (an annotation).
+const (
+	labelTargetPodUID         = mirrordv1alpha1.LabelTargetPodUID
+	annotationTargetContainer = mirrordv1alpha1.GroupName + "/target-container"
+)
+
 // joinAction is what a session does about the agent Job of one of its target pods.
 type joinAction int
 
 const (
-	// joinCreate: no Job of that name, and nothing left of an earlier one: make it.
+	// joinCreate: no live Job serves the pod: make one.
 	joinCreate joinAction = iota
-	// joinWait: an earlier Job of that name is still going (being deleted, or the Job
-	// controller still holds its pods): look again shortly.
+	// joinWait: the pod's Job is being deleted: look again shortly, then make a new one.
 	joinWait
-	// joinAdd: the Job runs for this pod; add the session to its owners.
+	// joinAdd: a Job serves the pod; add the session to its owners.
 	joinAdd
 	// joinHave: the session already owns the Job.
 	joinHave
 )
 
-// decideJoin says what session child does about Job job (nil if there is none) of target pod
-// podUID; leftoverPods is how many pods of an earlier Job of that name the Job controller has
-// not let go of yet.
-//
-// A Job's name comes back for the same pod, so a new Job waits until the Job controller has
-// handled the last one's deletion: it keys its bookkeeping by name, and a Job made again
-// within milliseconds of the last one's deletion was seen to get a pod built from the old Job
-// (then collected as an orphan, its key Secret gone) and none of its own for minutes.
-func decideJoin(job *batchv1.Job, leftoverPods int, podUID, child types.UID) joinAction {
+// decideJoin says what session child does about job, the Job that serves its target pod (nil
+// if there is none).
+func decideJoin(job *batchv1.Job, child types.UID) joinAction {
 	switch {
-	case job == nil && leftoverPods > 0:
-		return joinWait
 	case job == nil:
 		return joinCreate
-	case job.DeletionTimestamp != nil || types.UID(job.Labels[mirrordv1alpha1.LabelTargetPodUID]) != podUID:
+	case job.DeletionTimestamp != nil:
 		return joinWait
 	case ownedBy(job, child):
 		return joinHave
 	default:
 		return joinAdd
 	}
+}
+
+// targetKey identifies what an agent serves: one container of one pod (by UID: a new pod of
+// the same name is another target).
+func targetKey(podUID types.UID, container string) string { return string(podUID) + "/" + container }
+
+// jobTargetKey is targetKey of the pod and container agent Job j serves.
+func jobTargetKey(j *batchv1.Job) string {
+	return targetKey(types.UID(j.Labels[labelTargetPodUID]), j.Annotations[annotationTargetContainer])
+}
+
+// servingJob picks the Job that serves a target among jobs, the Jobs made for it: the oldest
+// not being deleted (two made at once, by two leaders in turn, both live; sessions join the
+// first), else one being deleted (to wait for), else nil.
+func servingJob(jobs []*batchv1.Job) *batchv1.Job {
+	var best *batchv1.Job
+	older := func(a, b *batchv1.Job) bool {
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	}
+	for _, j := range jobs {
+		switch {
+		case best == nil:
+			best = j
+		case (best.DeletionTimestamp != nil) != (j.DeletionTimestamp != nil):
+			if best.DeletionTimestamp != nil {
+				best = j
+			}
+		case older(j, best):
+			best = j
+		}
+	}
+	return best
 }

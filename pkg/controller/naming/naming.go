@@ -30,11 +30,13 @@ func ClusterSession(primary, parentNamespace, parentName string, parentUID types
 	return truncate(parentNamespace+"-"+parentName, 50) + "-" + hash(8, primary, string(parentUID))
 }
 
-// AgentJob is the name of the agent Job of one target pod's container, shared by every
-// session on it. It stays under 63 characters because the Job controller copies it into a
-// label.
-func AgentJob(podName string, podUID types.UID, container string) string {
-	return truncate("mirrord-agent-"+podName, 52) + "-" + hash(10, string(podUID), container)
+// AgentJob is the name of an agent Job of one target pod's container, shared by every
+// session on it: readable, and new each time (generation is random), as the Job controller
+// keys its bookkeeping by name and a Job made again under the name of one deleted a moment
+// ago was seen to get the old one's pod and none of its own. It stays within 63 characters
+// because the Job controller copies it into a label.
+func AgentJob(podName string, podUID types.UID, container, generation string) string {
+	return truncate("mirrord-agent-"+podName, 46) + "-" + hash(10, string(podUID), container) + "-" + truncate(generation, 5)
 }
 
 // SessionLease is the Lease, in the Primary controller's namespace, whose renewals are a

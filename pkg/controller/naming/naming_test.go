@@ -31,7 +31,7 @@ func TestNamesAreValidAndDistinct(t *testing.T) {
 	for _, a := range []struct{ pod, uid, container string }{
 		{"api-7d9f-x2", "u1", "app"}, {"api-7d9f-x2", "u2", "app"}, {"api-7d9f-x2", "u1", "sidecar"}, {long, "u1", "app"},
 	} {
-		j := AgentJob(a.pod, types.UID(a.uid), a.container)
+		j := AgentJob(a.pod, types.UID(a.uid), a.container, "x7k2p")
 		if errs := validation.IsDNS1123Label(j); len(errs) > 0 {
 			t.Errorf("AgentJob %q invalid: %v", j, errs)
 		}
@@ -39,6 +39,9 @@ func TestNamesAreValidAndDistinct(t *testing.T) {
 			t.Errorf("AgentJob %q repeats", j)
 		}
 		seen[j] = true
+	}
+	if AgentJob("p", "u1", "app", "aaaaa") == AgentJob("p", "u1", "app", "bbbbb") {
+		t.Error("AgentJob is the same for two generations")
 	}
 	if ClusterSession("c1", "a", "b", "u") != ClusterSession("c1", "a", "b", "u") {
 		t.Error("ClusterSession is not deterministic")
