@@ -214,9 +214,10 @@ type IncomingFeature struct {
 	// +listType=map
 	// +listMapKey=remote
 	PortMapping []PortMapping `json:"portMapping,omitempty"`
-	// stealProbePorts allows a whole-port steal of the ports of the pod's liveness, readiness
-	// and startup probes, which are otherwise never stolen. A steal with an httpFilter may take
-	// them: the probes' requests, unless the filter matches them, still reach the target.
+	// stealProbePorts steals the kubelet's probes too. Without it, a steal of a port the pod's
+	// liveness, readiness or startup probes use leaves the connections from the node's own
+	// addresses (the probes) to the target, so the pod stays ready whatever the local process
+	// answers.
 	// +optional
 	StealProbePorts bool `json:"stealProbePorts,omitempty"`
 }
