@@ -545,7 +545,7 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 	var unreachable, notReady, noPods []string
 	var failure, defaultMissing, refusedReason string
 	var blocked bool // the failing child says a policy blocks it
-	workloads, found, ready := 0, 0, 0
+	workloads, found, foundSure, ready := 0, 0, 0, 0
 	var noPodsSince time.Time
 	// Every member at once: creating a child is a request to that member's API server.
 	type result struct {
@@ -575,6 +575,9 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		}
 		resolved := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionTargetResolved)
 		targetHere := resolved == nil || resolved.Reason != mirrordv1alpha1.ReasonTargetNotFound
+		if resolved != nil && targetHere {
+			foundSure++ // reported, not only not denied yet
+		}
 		if targetHere {
 			found++
 			if resolved != nil && resolved.Reason == mirrordv1alpha1.ReasonNoPods {
@@ -632,9 +635,9 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		}
 		recheck = noPodsGrace - waited + 100*time.Millisecond
 	}
-	if found > 0 && defaultMissing != "" {
+	if foundSure > 0 && defaultMissing != "" {
 		// Decided here, before exec waits on an environment no cluster can give.
-		if msg := notInDefault(target.String(s.Spec.Target), defaultMissing, found, s.Spec.Features); msg != "" {
+		if msg := notInDefault(target.String(s.Spec.Target), defaultMissing, foundSure, s.Spec.Features); msg != "" {
 			cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonNotInDefault, msg)
 			return fail(ReasonNotInDefault, msg)
 		}
