@@ -6,10 +6,13 @@ package httpconn
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"sync"
 )
 
@@ -43,6 +46,38 @@ func Serve(srv *http.Server, c net.Conn) error {
 		return nil
 	}
 	return err
+}
+
+// PassOn is a reverse proxy to rt that changes nothing of a request but what a proxy must
+// (hop-by-hop headers, and the URL when route sets it): the client's forwarding headers
+// stay and none are added, and the request's trailers go with it. Its errors answer 502,
+// their text after errPrefix; a client gone away gets nothing.
+func PassOn(rt http.RoundTripper, errPrefix string, route func(*httputil.ProxyRequest)) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			if route != nil {
+				route(pr)
+			}
+			// Rewrite takes the client's forwarding headers out: they are the client's.
+			for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				if v, ok := pr.In.Header[h]; ok {
+					pr.Out.Header[h] = v
+				}
+			}
+			// A request's trailers come with the end of its body: the same map, so they are
+			// there when the body has been passed on (the proxy's copy of it stays empty).
+			pr.Out.Trailer = pr.In.Trailer
+		},
+		Transport: rt,
+		// FlushInterval 0: answers of unknown length (streams, server-sent events) are flushed
+		// as they come, those of known length once, at their end.
+		ErrorLog: DiscardLog,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if !errors.Is(err, context.Canceled) {
+				http.Error(w, errPrefix+err.Error(), http.StatusBadGateway)
+			}
+		},
+	}
 }
 
 // AsItWas keeps net/http's server from adding to an answer passed on from elsewhere: it

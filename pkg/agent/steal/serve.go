@@ -3,7 +3,6 @@ package steal
 import (
 	"bufio"
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -85,33 +84,11 @@ func serveHTTP(ctx context.Context, client *watchedConn, h2 bool, f *Filter, ses
 	return httpconn.Serve(srv, client)
 }
 
-// passOn is a reverse proxy to rt that changes nothing of the request but what a proxy must
-// (hop-by-hop headers): no X-Forwarded-For is added, the client's own stay.
+// passOn is a reverse proxy to rt that sends each request where its Host says.
 func passOn(rt http.RoundTripper) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", pr.In.Host
-			// Rewrite takes the client's forwarding headers out: they are the client's.
-			for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-				if v, ok := pr.In.Header[h]; ok {
-					pr.Out.Header[h] = v
-				}
-			}
-			// A request's trailers come with the end of its body: the same map, so they are
-			// there when the body has been passed on (the proxy's copy of it stays empty).
-			pr.Out.Trailer = pr.In.Trailer
-		},
-		Transport: rt,
-		// FlushInterval 0: answers of unknown length (streams, server-sent events) are flushed
-		// as they come, those of known length once, at their end.
-		ErrorLog: httpconn.DiscardLog,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, context.Canceled) {
-				return // the client went away
-			}
-			http.Error(w, "mirrord: "+err.Error(), http.StatusBadGateway)
-		},
-	}
+	return httpconn.PassOn(rt, "mirrord: ", func(pr *httputil.ProxyRequest) {
+		pr.Out.URL.Scheme, pr.Out.URL.Host = "http", pr.In.Host
+	})
 }
 
 // watchedConn is a stolen connection as its server reads it: what was peeked first, and

@@ -22,7 +22,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -260,26 +259,7 @@ func (s *Server) serveHTTP(ctx context.Context, c net.Conn, br *bufio.Reader) {
 		IdleConnTimeout:       time.Minute,
 	}
 	defer upstream.CloseIdleConnections()
-	forward := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			// The URL is absolute already; the forwarding headers are the command's own, and
-			// the request's trailers come with the end of its body (the same map).
-			for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-				if v, ok := pr.In.Header[h]; ok {
-					pr.Out.Header[h] = v
-				}
-			}
-			pr.Out.Trailer = pr.In.Trailer
-		},
-		Transport: upstream,
-
-		ErrorLog: httpconn.DiscardLog,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if !errors.Is(err, context.Canceled) {
-				http.Error(w, "kubectl-mirrord: "+err.Error(), http.StatusBadGateway)
-			}
-		},
-	}
+	forward := httpconn.PassOn(upstream, "kubectl-mirrord: ", nil) // the URL is absolute already
 	handler := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if user, password, ok := proxyAuth(req); !ok || !s.authorized(user, password) {
 			w.Header().Set("Proxy-Authenticate", `Basic realm="kubectl-mirrord"`)
