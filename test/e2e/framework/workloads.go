@@ -65,7 +65,6 @@ func (f *Framework) EchoApp(ctx context.Context, c *Cluster, ns, name string, re
 // key a variable), and waits until it is ready.
 func (f *Framework) NginxApp(ctx context.Context, c *Cluster, ns, name string, env map[string]string, secret map[string]string) {
 	f.t.Helper()
-	labels := map[string]string{"app": name}
 	if _, err := c.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: secret}, metav1.CreateOptions{}); err != nil {
 		f.t.Fatalf("%s: create secret %s: %v", c.Name, name, err)
 	}
@@ -77,37 +76,15 @@ func (f *Framework) NginxApp(ctx context.Context, c *Cluster, ns, name string, e
 		vars = append(vars, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: k}}})
 	}
-	_, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "nginx", Image: f.NginxImage, ImagePullPolicy: corev1.PullNever,
-					Env:   vars,
-					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}},
-					ReadinessProbe: &corev1.Probe{
-						ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(80)}},
-						PeriodSeconds: 1,
-					},
-				}}},
-			},
+	f.serveApp(ctx, c, ns, name, corev1.PodSpec{Containers: []corev1.Container{{
+		Name: "nginx", Image: f.NginxImage, ImagePullPolicy: corev1.PullNever,
+		Env:   vars,
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(80)}},
+			PeriodSeconds: 1,
 		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		f.t.Fatalf("%s: create deployment %s: %v", c.Name, name, err)
-	}
-	if _, err := c.Kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
-	}, metav1.CreateOptions{}); err != nil {
-		f.t.Fatalf("%s: create service %s: %v", c.Name, name, err)
-	}
-	if out, err := f.Kubectl(c, "-n", ns, "rollout", "status", "deploy/"+name, "--timeout=90s"); err != nil {
-		f.t.Fatalf("%s: deployment %s/%s not ready: %v: %s", c.Name, ns, name, err, out)
-	}
+	}}})
 }
 
 // PostgresApp deploys Debian's PostgreSQL 15 (port 5432, user postgres without a password)
@@ -115,40 +92,45 @@ func (f *Framework) NginxApp(ctx context.Context, c *Cluster, ns, name string, e
 // ready.
 func (f *Framework) PostgresApp(ctx context.Context, c *Cluster, ns, name string, env map[string]string) {
 	f.t.Helper()
-	labels := map[string]string{"app": name}
 	var vars []corev1.EnvVar
 	for k, v := range env {
 		vars = append(vars, corev1.EnvVar{Name: k, Value: v})
 	}
+	f.serveApp(ctx, c, ns, name, corev1.PodSpec{
+		// The image's data directory belongs to its postgres user.
+		SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](999), RunAsGroup: ptr.To[int64](999)},
+		Containers: []corev1.Container{{
+			Name: "postgres", Image: f.PostgresImage, ImagePullPolicy: corev1.PullNever,
+			Env:   vars,
+			Ports: []corev1.ContainerPort{{Name: "postgres", ContainerPort: 5432}},
+			ReadinessProbe: &corev1.Probe{
+				ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(5432)}},
+				PeriodSeconds: 1,
+			},
+		}},
+	})
+}
+
+// serveApp deploys one replica of spec as Deployment name, with a Service of the same name
+// for its first container's first port, and waits until it is ready.
+func (f *Framework) serveApp(ctx context.Context, c *Cluster, ns, name string, spec corev1.PodSpec) {
+	f.t.Helper()
+	labels := map[string]string{"app": name}
 	_, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					// The image's data directory belongs to its postgres user.
-					SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](999), RunAsGroup: ptr.To[int64](999)},
-					Containers: []corev1.Container{{
-						Name: "postgres", Image: f.PostgresImage, ImagePullPolicy: corev1.PullNever,
-						Env:   vars,
-						Ports: []corev1.ContainerPort{{Name: "postgres", ContainerPort: 5432}},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(5432)}},
-							PeriodSeconds: 1,
-						},
-					}},
-				},
-			},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
 		},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		f.t.Fatalf("%s: create deployment %s: %v", c.Name, name, err)
 	}
+	port := spec.Containers[0].Ports[0]
 	if _, err := c.Kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "postgres", Port: 5432, TargetPort: intstr.FromString("postgres")}}},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: port.Name, Port: port.ContainerPort, TargetPort: intstr.FromString(port.Name)}}},
 	}, metav1.CreateOptions{}); err != nil {
 		f.t.Fatalf("%s: create service %s: %v", c.Name, name, err)
 	}
