@@ -227,7 +227,8 @@ sys.stdout.write("%d %s" % (r.status, r.read().decode()))`
 		// cluster by its short name, through the target's network.
 		f.PostgresApp(ctx, c2, ns, "db", map[string]string{"PGAPP_ROLE": "primary"})
 		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-t", "deploy/db", "--incoming", "off", "--",
-			"sh", "-c", `echo "PGAPP_ROLE=$PGAPP_ROLE"; psql -h db -U postgres -tA -c "select 40+2 as answer"`)
+			// A Service a moment old may not be routed yet by kube-proxy: a few tries.
+			"sh", "-c", `echo "PGAPP_ROLE=$PGAPP_ROLE"; for i in 1 2 3 4 5 6 7 8 9 10; do psql -h db -U postgres -tA -c "select 40+2 as answer" && exit 0; sleep 0.5; done; exit 1`)
 		if err != nil {
 			t.Fatalf("exec: %v\n%s", err, out)
 		}
