@@ -247,7 +247,7 @@ const expectContinueWait = time.Second
 // Continue when the client expects one, and what the client sent so far always reaches the
 // session at once.
 func (rr *requestRelay) send(rs *relayStream, r *http.Request) (*http.Response, error) {
-	bw := bufio.NewWriterSize(rs.s, 64<<10)
+	bw, release := protocol.MessageWriter(rs.s)
 	out := *r
 	var gate *continueGate
 	if r.Body != nil && r.Body != http.NoBody {
@@ -260,6 +260,7 @@ func (rr *requestRelay) send(rs *relayStream, r *http.Request) (*http.Response, 
 		if err == nil {
 			err = bw.Flush()
 		}
+		release() // the body's reads flush through bw: only now is it done with
 		written <- err
 	}
 	if gate == nil {

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bufio"
 	"io"
 	"sync"
 )
@@ -20,6 +21,26 @@ var (
 	smallBuffers = sync.Pool{New: func() any { b := make([]byte, smallCopyBuffer); return &b }}
 	largeBuffers = sync.Pool{New: func() any { b := make([]byte, largeCopyBuffer); return &b }}
 )
+
+// messageBuffer is the size of the writer an HTTP/1 request or answer is written into before
+// it goes on a stream (WriteBuffered): a message and the start of its body in one frame.
+const messageBuffer = 64 << 10
+
+// messageWriters are pooled: one is taken for every request a session carries, and a fresh
+// 64 KiB buffer each time cost more CPU (zeroing, and the collections it set off) than
+// everything else the agent and the CLI do for a request.
+var messageWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, messageBuffer) }}
+
+// MessageWriter returns a pooled buffered writer to w; release gives it back once it is no
+// longer used (flushed or abandoned), and must be called once.
+func MessageWriter(w io.Writer) (bw *bufio.Writer, release func()) {
+	bw = messageWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw, func() {
+		bw.Reset(nil) // hold no reference to w
+		messageWriters.Put(bw)
+	}
+}
 
 // Copy is io.Copy with pooled buffers that grow with the traffic, used for every byte a
 // session relays. It never uses ReaderFrom/WriterTo (a TCP connection's ReadFrom would

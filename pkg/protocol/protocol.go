@@ -129,7 +129,8 @@ func writeRaw(w io.Writer, b []byte) error {
 // buffer and hands w the result in as few writes as the buffer allows: every write would
 // otherwise be a frame on a multiplexed stream, and a packet at each hop after it.
 func WriteBuffered(w io.Writer, write func(io.Writer) error) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw, release := MessageWriter(w)
+	defer release()
 	if err := write(bw); err != nil {
 		return err
 	}

@@ -34,9 +34,9 @@ import (
 //   - exec to the command running with every agent ready, 3 clusters against 1 (topology A
 //     against the single-cluster install), warm;
 //   - one stolen HTTP request's round trip (header-filtered steal, keep-alive client) against
-//     the same request through `kubectl port-forward` to the target;
+//     the same request through `kubectl port-forward` to a twin of the target, interleaved;
 //   - bulk download by the command from a Service of the Default cluster (outgoing) against
-//     the same download through `kubectl port-forward`.
+//     the same download through `kubectl port-forward` to the twin.
 func TestBenchExec(t *testing.T) {
 	f := framework.New(t)
 	f.RequireClusters(3)
@@ -50,6 +50,8 @@ func TestBenchExec(t *testing.T) {
 	for _, c := range f.Clusters {
 		f.EchoApp(ctx, c, ns, "api", 1)
 	}
+	// The baselines' port-forwards go to a twin of the target that no session touches.
+	f.EchoApp(ctx, c1, ns, "twin", 1)
 
 	one := startups(ctx, t, f, ns, reps)
 	rtt, pfRTT := roundTrips(ctx, t, f, ns, echo)
@@ -76,7 +78,7 @@ func TestBenchExec(t *testing.T) {
 		Baseline: "the same, 1 cluster", BaselineSamples: one}
 	startThree.RatioAtMost(1.3)
 	steal := report.Row{Name: "stolen HTTP request round trip (header filter, keep-alive)", Unit: "ms", Samples: rtt,
-		Baseline: "same request through kubectl port-forward", BaselineSamples: pfRTT}
+		Baseline: "same request, kubectl port-forward to a twin pod", BaselineSamples: pfRTT}
 	steal.RatioAtMost(1.2)
 	out := report.Row{Name: "outgoing bulk download by the command (64 MiB)", Unit: "MiB/s", Samples: bulk,
 		Baseline: "same download through kubectl port-forward", BaselineSamples: pfBulk}
@@ -248,25 +250,35 @@ func portForward(ctx context.Context, t *testing.T, f *framework.Framework, c *f
 	return fmt.Sprintf("127.0.0.1:%d", port), func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 }
 
-func targetPod(ctx context.Context, t *testing.T, c *framework.Cluster, ns string) (name, ip string) {
-	pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
+// targetPod is the one pod of the Deployment app in ns.
+func targetPod(ctx context.Context, t *testing.T, c *framework.Cluster, ns, app string) (name, ip string) {
+	pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
 	if err != nil || len(pods.Items) != 1 {
-		t.Fatalf("target pods: %d %v", len(pods.Items), err)
+		t.Fatalf("pods of %s: %d %v", app, len(pods.Items), err)
 	}
 	return pods.Items[0].Name, pods.Items[0].Status.PodIP
 }
 
-const requests = 300
+// The round trips: rounds of perRound requests each way, after warmUp requests each way that
+// open the connections.
+const (
+	rounds   = 10
+	perRound = 30
+	warmUp   = 10
+)
 
 var noKeepAlive = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
-// timeRequests sends requests GETs with header on one keep-alive connection to addr and
-// returns each round trip in milliseconds; every answer must come from want's cluster.
-func timeRequests(t *testing.T, addr string, header map[string]string, want string) []float64 {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-	defer client.CloseIdleConnections()
+// keepAlive is a client that sends every request on one connection.
+func keepAlive() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+}
+
+// timeRequests sends n GETs with header through client to addr and returns each round trip
+// in milliseconds; every answer must come from want's cluster.
+func timeRequests(t *testing.T, client *http.Client, addr string, header map[string]string, want string, n int) []float64 {
 	var ms []float64
-	for i := range requests + 10 {
+	for i := range n {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/rtt", nil)
 		for k, v := range header {
 			req.Header.Set(k, v)
@@ -281,31 +293,29 @@ func timeRequests(t *testing.T, addr string, header map[string]string, want stri
 		d := time.Since(start)
 		var r struct{ Cluster string }
 		if err != nil || json.Unmarshal(body, &r) != nil || r.Cluster != want {
-			t.Fatalf("request %d: %s %q (%v), want an answer from %q", i, resp.Status, body, err, want)
+			t.Fatalf("request %d to %s: %s %q (%v), want an answer from %q", i, addr, resp.Status, body, err, want)
 		}
-		if i >= 10 { // the first ones open the connection
-			ms = append(ms, float64(d.Microseconds())/1000)
-		}
+		ms = append(ms, float64(d.Microseconds())/1000)
 	}
 	return ms
 }
 
-// roundTrips measures a stolen request against port-forward, on the single-cluster install.
-// Port-forward is measured before and after the stolen requests, so that the machine's
-// drift during the run weighs on both alike.
+// roundTrips measures a stolen request against the same request through kubectl
+// port-forward to a twin of the target: an identical pod on the same node that the session
+// leaves alone (port-forward to the target itself would pass through the agent, which takes
+// the port's connections from the pod's loopback too). The two alternate in rounds on
+// connections kept open, so the machine's drift weighs on both alike and a run's ratio
+// compares like with like.
 func roundTrips(ctx context.Context, t *testing.T, f *framework.Framework, ns, echo string) (stolen, forwarded []float64) {
 	c := f.Clusters[0]
-	pod, ip := targetPod(ctx, t, c, ns)
-	viaPortForward := func() []float64 {
-		addr, closePF := portForward(ctx, t, f, c, ns, pod)
-		defer closePF()
-		return timeRequests(t, addr, nil, c.Name)
-	}
-	forwarded = viaPortForward()
+	twin, _ := targetPod(ctx, t, c, ns, "twin")
+	_, ip := targetPod(ctx, t, c, ns, "api")
+	forwardedAddr, closePF := portForward(ctx, t, f, c, ns, twin)
+	defer closePF()
 
 	cmd, buf := f.StartPlugin(c, "-n", ns, "exec", "-t", "deploy/api", "--steal", "--ports", "8080",
 		"--http-header-filter", "^X-Bench: 1$", "--env-override", "CLUSTER_NAME=local", "--", echo, "serve", "-addr", "127.0.0.1:8080")
-	defer stop(cmd) // on failure; stopping again after the stop below does nothing
+	defer stop(cmd)
 	if _, err := buf.WaitFor(ctx, "running ", 2*time.Minute); err != nil {
 		t.Fatalf("exec: %v\n%s", err, buf.String())
 	}
@@ -326,12 +336,24 @@ func roundTrips(ctx context.Context, t *testing.T, f *framework.Framework, ns, e
 		}
 		return nil
 	})
-	stolen = timeRequests(t, target, map[string]string{"X-Bench": "1"}, "local")
-	stop(cmd)
-	time.Sleep(2 * time.Second) // its agent goes away first
-	before := report.Median(forwarded)
-	forwarded = append(forwarded, viaPortForward()...)
-	t.Logf("round trip, median: stolen %.3f ms, port-forward %.3f ms (before %.3f)", report.Median(stolen), report.Median(forwarded), before)
+	viaSession, viaForward := keepAlive(), keepAlive()
+	defer viaSession.CloseIdleConnections()
+	defer viaForward.CloseIdleConnections()
+	bench := map[string]string{"X-Bench": "1"}
+	steal := func(n int) []float64 { return timeRequests(t, viaSession, target, bench, "local", n) }
+	forward := func(n int) []float64 { return timeRequests(t, viaForward, forwardedAddr, nil, c.Name, n) }
+	steal(warmUp)
+	forward(warmUp)
+	for i := range rounds {
+		if i%2 == 0 {
+			stolen = append(stolen, steal(perRound)...)
+			forwarded = append(forwarded, forward(perRound)...)
+		} else {
+			forwarded = append(forwarded, forward(perRound)...)
+			stolen = append(stolen, steal(perRound)...)
+		}
+	}
+	t.Logf("round trip, median: stolen %.3f ms, port-forward to the twin %.3f ms", report.Median(stolen), report.Median(forwarded))
 	return stolen, forwarded
 }
 
@@ -343,7 +365,7 @@ const bulkBytes = 64 << 20
 // same download through port-forward, in MiB/s.
 func downloads(ctx context.Context, t *testing.T, f *framework.Framework, ns, echo string, reps int) (outgoing, forwarded []float64) {
 	c := f.Clusters[0]
-	pod, _ := targetPod(ctx, t, c, ns)
+	twin, _ := targetPod(ctx, t, c, ns, "twin")
 	url := fmt.Sprintf("/bytes/%d", bulkBytes)
 	parse := func(out string) float64 {
 		m := bytesRE.FindStringSubmatch(out)
@@ -358,7 +380,7 @@ func downloads(ctx context.Context, t *testing.T, f *framework.Framework, ns, ec
 		return n / (1 << 20) / s
 	}
 	for range reps {
-		addr, closePF := portForward(ctx, t, f, c, ns, pod)
+		addr, closePF := portForward(ctx, t, f, c, ns, twin)
 		out, err := exec.CommandContext(ctx, echo, "get", "-discard", "http://"+addr+url).CombinedOutput()
 		closePF()
 		if err != nil {

@@ -85,7 +85,7 @@ func loadSetup(ctx context.Context, t *testing.T, f *framework.Framework, c *fra
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ip := targetPod(ctx, t, c, ns)
+	_, ip := targetPod(ctx, t, c, ns, "api")
 	owner, err = session.Whoami(ctx, c.Kube)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/manager"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
@@ -40,6 +41,9 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !slices.Contains(agentconfig.StealBackends, cfg.AgentStealBackend) {
 				return fmt.Errorf("--agent-steal-backend=%s: want one of %s", cfg.AgentStealBackend, strings.Join(agentconfig.StealBackends, ", "))
+			}
+			if cfg.AgentMaxProcs < 0 {
+				return fmt.Errorf("--agent-max-procs=%d: want 0 (all the node's CPUs) or more", cfg.AgentMaxProcs)
 			}
 			fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 			klog.InitFlags(fs)
@@ -68,6 +72,7 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 	f.DurationVar(&cfg.AgentDeadline, "agent-active-deadline", 24*time.Hour, "longest life of an agent Job")
 	f.StringVar(&cfg.AgentRuntimeEndpoint, "agent-runtime-endpoint", "", "the nodes' CRI socket, e.g. unix:///run/containerd/containerd.sock (default: the runtime that runs the agent, then the well-known sockets, then a /proc scan)")
 	f.StringVar(&cfg.AgentStealBackend, "agent-steal-backend", "auto", "how agents redirect stolen ports: auto (nftables, else iptables), nftables, iptables-nft or iptables-legacy")
+	f.IntVar(&cfg.AgentMaxProcs, "agent-max-procs", member.DefaultAgentMaxProcs, "CPUs an agent's Go code runs on at once (GOMAXPROCS); 0 for all the node's CPUs")
 	f.StringSliceVar(&cfg.ExcludedNamespaces, "excluded-namespaces", authz.DefaultExcludedNamespaces, "namespaces whose workloads no session may target in this cluster, whatever the Primary asks (the controller's own namespace is always excluded)")
 	f.IntVar(&cfg.Workers, "workers", 20, "reconcile workers per controller (each mostly waits on API calls)")
 	f.IntVar(&verbosity, "v", 0, "log verbosity")

@@ -66,6 +66,8 @@ type Config struct {
 	AgentRuntimeEndpoint string
 	// AgentStealBackend is how agents redirect stolen ports (agentconfig.StealBackends).
 	AgentStealBackend string
+	// AgentMaxProcs is agents' GOMAXPROCS (member.DefaultAgentMaxProcs); 0 is Go's default.
+	AgentMaxProcs int
 	// Workers per controller.
 	Workers int
 	// ExcludedNamespaces are refused as targets' namespaces in this cluster, with the
@@ -162,7 +164,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 				Namespace: cfg.Namespace, Workers: cfg.Workers,
 				ExcludedNamespaces: excludedNamespaces(cfg),
 				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline,
-					RuntimeEndpoint: cfg.AgentRuntimeEndpoint, StealBackend: cfg.AgentStealBackend},
+					RuntimeEndpoint: cfg.AgentRuntimeEndpoint, StealBackend: cfg.AgentStealBackend, MaxProcs: cfg.AgentMaxProcs},
 			})
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@ package member
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -25,6 +26,24 @@ type AgentOptions struct {
 	// RuntimeEndpoint and StealBackend are handed to every agent (agentconfig.Config).
 	RuntimeEndpoint string
 	StealBackend    string
+	// MaxProcs is the agent's GOMAXPROCS; 0 leaves Go's default (the node's CPUs).
+	MaxProcs int
+}
+
+// DefaultAgentMaxProcs runs each agent's Go code on one CPU at a time, as per-pod proxies do
+// (linkerd2-proxy runs one worker by default). An agent relays every request between a few
+// goroutines; with more than one P each handoff wakes another thread, which on the rig cost
+// more than the work: 0.29 ms of CPU per stolen request with 2 against 0.21 ms with 1, and
+// the round trip 0.1 ms shorter, the bulk download no slower.
+const DefaultAgentMaxProcs = 1
+
+// agentEnv is the agent container's environment: its config, and GOMAXPROCS when set.
+func agentEnv(config []byte, maxProcs int) []corev1.EnvVar {
+	env := []corev1.EnvVar{{Name: agentconfig.ConfigEnv, Value: string(config)}}
+	if maxProcs > 0 {
+		env = append(env, corev1.EnvVar{Name: "GOMAXPROCS", Value: strconv.Itoa(maxProcs)})
+	}
+	return env
 }
 
 // agentCapabilities are all the agent needs: enter the target's namespaces (SYS_ADMIN), read
@@ -107,7 +126,7 @@ func constructAgentJob(ns, jobName string, tp targetPod, opts AgentOptions, keyS
 						Name:  "agent",
 						Image: opts.Image,
 						Args:  []string{"agent"},
-						Env:   []corev1.EnvVar{{Name: agentconfig.ConfigEnv, Value: string(raw)}},
+						Env:   agentEnv(raw, opts.MaxProcs),
 						// The agent key: a Secret the controller writes just before the Job
 						// (joinAgent), so the kubelet finds it at once.
 						VolumeMounts: []corev1.VolumeMount{{Name: agentconfig.KeyVolume, MountPath: agentconfig.DefaultKeyDir, ReadOnly: true}},
