@@ -475,202 +475,53 @@ func hasFinalizer(s *mirrordv1alpha1.MirrordSession) bool {
 	return false
 }
 
-// noPodsGrace is how long a target with no pods at all (in every cluster where it exists) may
-// stay so before the session fails: long enough for a just-created or just-scaled workload
-// to get its pods, short enough that a target scaled to zero is a quick, clear error.
-const noPodsGrace = 10 * time.Second
-
-// reconcileChildren decides the session's status and makes the children match it: created
-// while the session can proceed, deleted once it has failed. recheck, when set, is when the
-// decision may change without any event (a grace period ending).
+// reconcileChildren decides the session's status (admit, aggregate) and makes the children
+// match it: created while the session can proceed, deleted once it has failed. recheck, when
+// set, is when the decision may change without any event (a grace period ending).
 func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession, access *authz.Access) (st mirrordv1alpha1.MirrordSessionStatus, recheck time.Duration) {
-	st = *s.Status.DeepCopy()
-	st.ObservedGeneration = s.Generation
-	st.TargetDescription = target.String(s.Spec.Target)
-	cond := func(t string, ok bool, reason, msg string) {
-		status := metav1.ConditionFalse
-		if ok {
-			status = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: s.Generation})
-	}
-	fail := func(reason, msg string) (mirrordv1alpha1.MirrordSessionStatus, time.Duration) {
-		if st.Phase != mirrordv1alpha1.SessionFailed {
-			c.recorder.Event(s, corev1.EventTypeWarning, EventFailed, msg)
-		}
-		st.Phase = mirrordv1alpha1.SessionFailed
-		cond(mirrordv1alpha1.ConditionReady, false, reason, msg)
-		c.deleteChildren(ctx, s)
-		return st, 0
-	}
-
-	// A failed session stays failed (so its owner can read why) and holds nothing.
-	if s.Status.Phase == mirrordv1alpha1.SessionFailed {
-		c.deleteChildren(ctx, s)
-		return st, 0
-	}
-	// Admission checked the same; a Primary installed without it, or RBAC revoked since,
-	// must not let the session reach further than its owner.
-	if d := authz.Primary(s.Namespace, s.Spec, access); d != nil {
-		cond(mirrordv1alpha1.ConditionAuthorized, false, d.Reason, d.Message)
-		return fail(d.Reason, d.Message)
-	}
-	cond(mirrordv1alpha1.ConditionAuthorized, true, mirrordv1alpha1.ReasonAuthorized,
-		fmt.Sprintf("%s may run sessions on %s", s.Spec.Owner, target.String(s.Spec.Target)))
-	if err := c.TopologyError(); err != nil {
-		msg := "this Primary's cluster roles are invalid: " + err.Error()
-		if s.Status.Phase == mirrordv1alpha1.SessionReady || s.Status.Phase == mirrordv1alpha1.SessionDegraded {
-			// A running session keeps its children and recovers once the roles are fixed
-			// (an admin re-registering a cluster, say); only new sessions fail at once.
-			st.Phase = mirrordv1alpha1.SessionDegraded
-			cond(mirrordv1alpha1.ConditionReady, false, ReasonInvalidTopology, msg)
-			return st, 0
-		}
-		return fail(ReasonInvalidTopology, msg)
-	}
-	// Fast feedback from the Primary's own policies; every member checks again.
-	ps, err := c.policiesFor(s.Spec.Target.Namespace)
-	if err == nil {
-		if v := policy.Check(ps, s.Spec.Target, c.labelsOf(s.Spec.Target), s.Spec.Features); v != nil {
-			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonBlockedByPolicy, v.Error())
-			return fail(mirrordv1alpha1.ReasonBlockedByPolicy, v.Error())
+	in := admission{access: access, topology: c.TopologyError()}
+	if s.Status.Phase != mirrordv1alpha1.SessionFailed {
+		if ps, err := c.policiesFor(s.Spec.Target.Namespace); err == nil {
+			if v := policy.Check(ps, s.Spec.Target, c.labelsOf(s.Spec.Target), s.Spec.Features); v != nil {
+				in.violation = v
+			}
 		}
 	}
-
 	members := c.sortedMembers()
-	if len(members) == 0 {
-		return fail(ReasonNoMembers, "no Workload cluster is registered: an admin must add MirrordCluster objects (kubectl mirrord cluster register)")
+	in.members = len(members)
+	d, v := admit(s, in)
+	if v == nil {
+		verdict := aggregate(s, d, c.reportChildren(ctx, s, members), c.clock.Now())
+		v = &verdict
 	}
-	st.Clusters = nil
-	var unreachable, notReady, noPods []string
-	var failure, defaultMissing, refusedReason string
-	var blocked bool // the failing child says a policy blocks it
-	workloads, found, foundSure, ready := 0, 0, 0, 0
-	var noPodsSince time.Time
-	// Every member at once: creating a child is a request to that member's API server.
-	type result struct {
-		entry mirrordv1alpha1.SessionClusterStatus
-		child *mirrordv1alpha1.MirrordClusterSession
+	if v.failure != "" {
+		c.recorder.Event(s, corev1.EventTypeWarning, EventFailed, v.failure)
 	}
-	results := make([]result, len(members))
+	if v.removeChildren {
+		_ = c.deleteChildren(ctx, s) // what is left is retried with the next reconcile, or swept
+	}
+	return v.status, v.recheck
+}
+
+// reportChildren makes sure every member holds the session's child, all at once (creating
+// one is a request to that member's API server), and reports each.
+func (c *Controller) reportChildren(ctx context.Context, s *mirrordv1alpha1.MirrordSession, members []*member) []childReport {
+	reports := make([]childReport, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Go(func() {
-			results[i].entry, results[i].child = c.reconcileChild(ctx, s, m)
+			entry, child := c.reconcileChild(ctx, s, m)
+			reachable, _ := m.state()
+			reports[i] = childReport{
+				member: m.name, entry: entry, child: child,
+				workload:    m.has(mirrordv1alpha1.ClusterRoleWorkload),
+				isDefault:   m.has(mirrordv1alpha1.ClusterRoleDefault),
+				unreachable: m.kube == nil || (!m.self && !reachable),
+			}
 		})
 	}
 	wg.Wait()
-	for i, m := range members {
-		entry, child := results[i].entry, results[i].child
-		st.Clusters = append(st.Clusters, entry)
-		if reachable, _ := m.state(); m.kube == nil || (!m.self && !reachable) {
-			unreachable = append(unreachable, fmt.Sprintf("%s (%s)", m.name, entry.Error))
-		}
-		if m.has(mirrordv1alpha1.ClusterRoleWorkload) {
-			workloads++
-		}
-		if child == nil {
-			notReady = append(notReady, m.name)
-			continue
-		}
-		resolved := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionTargetResolved)
-		targetHere := resolved == nil || resolved.Reason != mirrordv1alpha1.ReasonTargetNotFound
-		if resolved != nil && targetHere {
-			foundSure++ // reported, not only not denied yet
-		}
-		if targetHere {
-			found++
-			if resolved != nil && resolved.Reason == mirrordv1alpha1.ReasonNoPods {
-				noPods = append(noPods, m.name)
-				if resolved.LastTransitionTime.After(noPodsSince) {
-					noPodsSince = resolved.LastTransitionTime.Time
-				}
-			}
-		} else if m.has(mirrordv1alpha1.ClusterRoleDefault) {
-			defaultMissing = m.name
-		}
-		switch child.Status.Phase {
-		case mirrordv1alpha1.SessionFailed:
-			if failure == "" {
-				failure = fmt.Sprintf("cluster %s: %s", m.name, readyMessage(child))
-				if a := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionAuthorized); a != nil && a.Status == metav1.ConditionFalse {
-					refusedReason = a.Reason
-				}
-				blocked = meta.IsStatusConditionFalse(child.Status.Conditions, mirrordv1alpha1.ConditionPolicyAllowed)
-			}
-		case mirrordv1alpha1.SessionReady:
-			ready++
-		default:
-			notReady = append(notReady, m.name)
-		}
-	}
-	st.ClustersReady = fmt.Sprintf("%d/%d", ready, len(members))
-
-	if len(unreachable) > 0 {
-		cond(mirrordv1alpha1.ConditionClustersReachable, false, ReasonUnreachable, "unreachable: "+strings.Join(unreachable, "; "))
-	} else {
-		cond(mirrordv1alpha1.ConditionClustersReachable, true, ReasonAllReachable, fmt.Sprintf("%d cluster(s) reachable", len(members)))
-	}
-	allReported := len(notReady) == 0 && len(unreachable) == 0
-	switch {
-	case failure != "":
-		if refusedReason != "" {
-			cond(mirrordv1alpha1.ConditionAuthorized, false, refusedReason, failure)
-		}
-		if blocked {
-			cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonBlockedByPolicy, failure)
-		}
-		return fail(ReasonClusterFailed, failure)
-	case allReported && found == 0:
-		msg := fmt.Sprintf("%s not found in namespace %s in any workload cluster (%d checked)", target.String(s.Spec.Target), s.Spec.Target.Namespace, workloads)
-		cond(mirrordv1alpha1.ConditionTargetResolved, false, mirrordv1alpha1.ReasonTargetNotFound, msg)
-		return fail(mirrordv1alpha1.ReasonTargetNotFound, msg)
-	case len(unreachable) == 0 && found > 0 && len(noPods) == found:
-		// The target exists, but nowhere has it a pod, nor one starting.
-		waited := c.clock.Since(noPodsSince)
-		if waited >= noPodsGrace {
-			msg := fmt.Sprintf("%s has no pods in any workload cluster (%s): scale it up (kubectl scale --replicas=1), or pick another target", target.String(s.Spec.Target), strings.Join(noPods, ", "))
-			cond(mirrordv1alpha1.ConditionTargetResolved, false, mirrordv1alpha1.ReasonNoPods, msg)
-			return fail(mirrordv1alpha1.ReasonNoPods, msg)
-		}
-		recheck = noPodsGrace - waited + 100*time.Millisecond
-	}
-	if foundSure > 0 && defaultMissing != "" {
-		// Decided here, before exec waits on an environment no cluster can give.
-		if msg := notInDefault(target.String(s.Spec.Target), defaultMissing, foundSure, s.Spec.Features); msg != "" {
-			cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonNotInDefault, msg)
-			return fail(ReasonNotInDefault, msg)
-		}
-	}
-	cond(mirrordv1alpha1.ConditionPolicyAllowed, true, mirrordv1alpha1.ReasonAllowed, "no policy blocks this session")
-	switch {
-	case found > 0 && defaultMissing != "":
-		// Traffic still works; the stateful operations have no pod to answer from.
-		cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonNotInDefault, fmt.Sprintf("found in %d cluster(s), but not in the Default cluster %s: the session takes only its traffic", found, defaultMissing))
-	case found > 0:
-		cond(mirrordv1alpha1.ConditionTargetResolved, true, mirrordv1alpha1.ReasonResolved, fmt.Sprintf("found in %d cluster(s)", found))
-	default:
-		cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetUnresolved, "waiting for clusters to report")
-	}
-	switch {
-	case len(unreachable) > 0:
-		st.Phase = mirrordv1alpha1.SessionDegraded
-		cond(mirrordv1alpha1.ConditionReady, false, ReasonUnreachable, "unreachable: "+strings.Join(unreachable, "; "))
-	case len(notReady) > 0:
-		st.Phase = mirrordv1alpha1.SessionPending
-		cond(mirrordv1alpha1.ConditionReady, false, ReasonWaiting, "waiting for "+strings.Join(notReady, ", "))
-	default:
-		st.Phase = mirrordv1alpha1.SessionReady
-		cond(mirrordv1alpha1.ConditionReady, true, ReasonReady, fmt.Sprintf("%d cluster(s) ready", len(members)))
-	}
-	return st, recheck
-}
-
-func readyMessage(child *mirrordv1alpha1.MirrordClusterSession) string {
-	if c := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionReady); c != nil {
-		return c.Message
-	}
-	return string(child.Status.Phase)
+	return reports
 }
 
 // reconcileChild makes sure m holds the session's child and reports it.
