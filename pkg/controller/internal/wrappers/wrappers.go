@@ -57,7 +57,9 @@ func (w *SessionWrapper) Condition(t string, ok bool, reason, msg string) *Sessi
 }
 
 // ClusterSessionWrapper wraps a MirrordClusterSession.
-type ClusterSessionWrapper struct{ mirrordv1alpha1.MirrordClusterSession }
+type ClusterSessionWrapper struct {
+	mirrordv1alpha1.MirrordClusterSession
+}
 
 // ClusterSession is a child of parent, with no status yet.
 func ClusterSession(name string, parent *mirrordv1alpha1.MirrordSession) *ClusterSessionWrapper {
