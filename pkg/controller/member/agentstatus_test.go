@@ -27,11 +27,11 @@ func TestAgentStatusIgnoresAnEarlierJobsPods(t *testing.T) {
 	c := &Controller{listers: listers{pods: corelisters.NewPodLister(pods)}}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "mirrord-agent-api-x", Namespace: "mirrord-system", UID: "new-uid"}}
 	tp := targetPod{Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "api"}}}
-	if a := c.agentStatus(job, tp); a.Ready || a.Address != "" {
+	if a := c.agentReport(job, tp).agent; a.Ready || a.Address != "" {
 		t.Errorf("the new Job's agent is %+v: the old Job's pod was taken for it", a)
 	}
 	job.UID = "old-uid"
-	if a := c.agentStatus(job, tp); !a.Ready || a.Address != "10.0.0.9:7100" {
+	if a := c.agentReport(job, tp).agent; !a.Ready || a.Address != "10.0.0.9:7100" {
 		t.Errorf("the Job's own running pod: %+v", a)
 	}
 }

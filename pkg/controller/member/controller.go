@@ -362,18 +362,10 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	if err != nil {
 		return err
 	}
-	violation := policy.Check(policies, child.Spec.Target, res.Labels, child.Spec.Features)
+	w := weigh(child.Spec, res, policies)
+	res, violation, features := w.res, w.violation, w.features
 	if violation != nil && !meta.IsStatusConditionFalse(child.Status.Conditions, mirrordv1alpha1.ConditionPolicyAllowed) {
 		c.recorder.Event(child, corev1.EventTypeWarning, EventBlocked, violation.Error())
-	}
-	features := child.Spec.Features
-	if violation == nil {
-		features = policy.Restrict(policies, child.Spec.Target, res.Labels, features)
-	}
-	// Features no agent could serve fail the session here, not at its first connection (the
-	// agent checks again at the handshake).
-	if err := agentconfig.ValidateFeatures(features); err != nil && violation == nil && !res.Terminal {
-		res.Reason, res.Terminal, res.Message = ReasonInvalidFeatures, true, err.Error()
 	}
 	// Desired agents: one per running target pod, none if the session cannot proceed here.
 	desired := map[types.UID]targetPod{}
@@ -383,13 +375,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		}
 	}
 	// Leave the agents of pods no longer wanted (gone, or the session is blocked now).
-	for _, j := range c.childJobs(key) {
-		if !ownedBy(j, child.UID) || j.DeletionTimestamp != nil {
-			continue
-		}
-		if tp, ok := desired[types.UID(j.Labels[mirrordv1alpha1.LabelTargetPodUID])]; ok && jobTargetKey(j) == targetKey(tp.Pod.UID, tp.Container) {
-			continue
-		}
+	for _, j := range unwanted(c.childJobs(key), child.UID, desired) {
 		if err := c.leaveAgent(ctx, child, j, "pod "+j.Annotations[mirrordv1alpha1.GroupName+"/target-pod"]+" is no longer a target"); err != nil {
 			return err
 		}
@@ -411,7 +397,11 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		defer c.queue.AddAfter(key, 500*time.Millisecond)
 	}
 
-	status := c.computeStatus(child, res, violation, features, desired, have)
+	agents := make([]agentReport, 0, len(have))
+	for uid, j := range have {
+		agents = append(agents, c.agentReport(j, desired[uid]))
+	}
+	status := childStatus(child, res, violation, features, len(desired), agents)
 	if reflect.DeepEqual(child.Status, status) {
 		return nil
 	}
@@ -449,83 +439,9 @@ func (c *Controller) primaryGone(child *mirrordv1alpha1.MirrordClusterSession) (
 // from it.
 const DefaultPrimaryLeaseDuration = 30 * time.Second
 
-// computeStatus states the child's phase, conditions and agents.
-func (c *Controller) computeStatus(child *mirrordv1alpha1.MirrordClusterSession, res resolution, violation *policy.Violation,
-	features mirrordv1alpha1.Features, desired map[types.UID]targetPod, have map[types.UID]*batchv1.Job) mirrordv1alpha1.MirrordClusterSessionStatus {
-	st := *child.Status.DeepCopy()
-	st.ObservedGeneration = child.Generation
-	st.Features = nil
-	if violation == nil {
-		st.Features = &features
-	}
-	cond := func(t string, ok bool, reason, msg string) {
-		s := metav1.ConditionFalse
-		if ok {
-			s = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: child.Generation})
-	}
-
-	if res.refused {
-		cond(mirrordv1alpha1.ConditionAuthorized, false, res.Reason, res.Message)
-	} else {
-		cond(mirrordv1alpha1.ConditionAuthorized, true, mirrordv1alpha1.ReasonAuthorized, "this cluster allows sessions on the target's namespace")
-	}
-	if violation != nil {
-		cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonBlockedByPolicy, violation.Error())
-	} else {
-		cond(mirrordv1alpha1.ConditionPolicyAllowed, true, mirrordv1alpha1.ReasonAllowed, "no policy blocks this session")
-	}
-	cond(mirrordv1alpha1.ConditionTargetResolved, res.Found && !res.Terminal && len(res.Pods) > 0, res.Reason, res.Message)
-
-	st.Agents = nil
-	st.ReadyAgents = 0
-	var failed string
-	for uid, j := range have {
-		tp := desired[uid]
-		a := c.agentStatus(j, tp)
-		if a.Ready {
-			st.ReadyAgents++
-		}
-		if isJobFailed(j) && failed == "" {
-			failed = fmt.Sprintf("agent for pod %s failed: %s", tp.Pod.Name, a.Message)
-		}
-		st.Agents = append(st.Agents, a)
-	}
-	sortAgents(st.Agents)
-
-	switch {
-	case violation != nil:
-		st.Phase = mirrordv1alpha1.SessionFailed
-		cond(mirrordv1alpha1.ConditionReady, false, mirrordv1alpha1.ReasonBlockedByPolicy, violation.Error())
-	case res.Terminal:
-		st.Phase = mirrordv1alpha1.SessionFailed
-		cond(mirrordv1alpha1.ConditionReady, false, res.Reason, res.Message)
-	case failed != "":
-		st.Phase = mirrordv1alpha1.SessionFailed
-		cond(mirrordv1alpha1.ConditionReady, false, ReasonAgentFailed, failed)
-	case !res.Found:
-		// Nothing to intercept in this cluster; the Primary decides whether that is fatal.
-		st.Phase = mirrordv1alpha1.SessionReady
-		cond(mirrordv1alpha1.ConditionReady, true, ReasonNothingToDo, res.Message)
-	case len(desired) > 0 && int(st.ReadyAgents) == len(desired):
-		st.Phase = mirrordv1alpha1.SessionReady
-		cond(mirrordv1alpha1.ConditionReady, true, ReasonAgentsReady, fmt.Sprintf("%d agent(s) ready", st.ReadyAgents))
-	case len(desired) == 0:
-		st.Phase = mirrordv1alpha1.SessionPending
-		cond(mirrordv1alpha1.ConditionReady, false, res.Reason, res.Message)
-	default:
-		st.Phase = mirrordv1alpha1.SessionPending
-		cond(mirrordv1alpha1.ConditionReady, false, ReasonAgentsStarting, fmt.Sprintf("%d of %d agent(s) ready", st.ReadyAgents, len(desired)))
-	}
-	return st
-}
-
-// agentStatus reads an agent's state from its Job and the Job's newest pod.
-func (c *Controller) agentStatus(j *batchv1.Job, tp targetPod) mirrordv1alpha1.Agent {
-	a := mirrordv1alpha1.Agent{Pod: tp.Pod.Name, Node: tp.Pod.Spec.NodeName, Job: j.Name}
-	// By the Job's UID, not its name: a pod's agent Job gets the same name again after its last
-	// session, and the old Job's pods may still be running while the new one's start.
+// agentReport reads an agent's state from its Job and the Job's newest pod.
+func (c *Controller) agentReport(j *batchv1.Job, tp targetPod) agentReport {
+	// By the Job's UID: the pods of an earlier Job of the same target may still be there.
 	pods, _ := c.pods.Pods(j.Namespace).List(labels.SelectorFromSet(labels.Set{batchv1.ControllerUidLabel: string(j.UID)}))
 	var newest *corev1.Pod
 	for _, p := range pods {
@@ -533,35 +449,8 @@ func (c *Controller) agentStatus(j *batchv1.Job, tp targetPod) mirrordv1alpha1.A
 			newest = p
 		}
 	}
-	switch {
-	case isJobFailed(j):
-		for _, cnd := range j.Status.Conditions {
-			if cnd.Type == batchv1.JobFailed {
-				a.Message = cnd.Reason + ": " + cnd.Message
-			}
-		}
-		if newest != nil {
-			if why := podFailure(newest); why != "" {
-				a.Message += "; last agent pod: " + why
-			}
-		}
-	case newest == nil:
-		a.Message = "agent pod not created yet"
-	default:
-		a.Ready = podReady(newest) || c.servingEarly(newest, j.Name)
-		if newest.Status.PodIP != "" {
-			a.Address = fmt.Sprintf("%s:%d", newest.Status.PodIP, agentconfig.SessionPort)
-		}
-		if !a.Ready {
-			a.Message = "agent pod " + string(newest.Status.Phase)
-			for _, s := range newest.Status.ContainerStatuses {
-				if s.State.Waiting != nil && s.State.Waiting.Reason != "" {
-					a.Message += ": " + s.State.Waiting.Reason
-				}
-			}
-		}
-	}
-	return a
+	serving := newest != nil && !isJobFailed(j) && !podReady(newest) && c.servingEarly(newest, j.Name)
+	return agentReport{agent: agentState(j, tp, newest, serving), failed: isJobFailed(j)}
 }
 
 // podFailure says why a pod failed: the kubelet's reason (OutOfcpu, Evicted, ...) or the
