@@ -262,6 +262,17 @@ func TestControllersRefuse(t *testing.T) {
 	if out, err := s.Kubectl(t.Context(), nil, "delete", "validatingadmissionpolicybinding", "kubectl-mirrord-session-owner"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
+	// The API server's admission learns of the deletion from its own informer, a moment later.
+	waitFor(t, "admission without its policy", func(ctx context.Context) error {
+		c, err := versioned.NewForConfig(s.Impersonate(alice))
+		if err != nil {
+			return err
+		}
+		x := session("hc", "Deployment", "coredns", "kube-system")
+		x.Spec.Owner, x.Spec.OwnerGroups = alice, []string{"system:authenticated"}
+		_, err = c.MirrordV1alpha1().MirrordSessions(x.Namespace).Create(ctx, x, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	})
 	runController(t, s)
 
 	for name, tc := range map[string]struct {
