@@ -155,7 +155,7 @@ func TestAgentLifecycle(t *testing.T) {
 	maps.Copy(podLabels, job.Spec.Template.Labels)
 	runningPod(t, s, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-abcde", Namespace: "mirrord-system", Labels: podLabels},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "agent"}}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "agent"}}},
 	}, "containerd://agent", "10.244.0.9", true)
 	for _, sess := range []*mirrordv1alpha1.MirrordSession{first, second} {
 		waitFor(t, "session "+sess.Name+" Ready", func(ctx context.Context) error {
