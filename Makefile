@@ -138,10 +138,16 @@ clusters-status: rig ## List the local clusters' components.
 test: ## Unit tests, verify, then e2e on fresh local clusters (the CI command).
 	hack/test.sh
 
+# The controllers' statements the unit and API-level tests must cover together.
+CONTROLLER_COVERAGE_MIN := 70
+
 .PHONY: apitest
-apitest: rig ## Admission, RBAC and controller decisions against a real kube-apiserver and etcd without nodes (seconds).
+apitest: rig ## Admission, RBAC and controllers against a real kube-apiserver and etcd without nodes (seconds); checks the controllers' coverage.
 	$(RIG) binaries > $(BIN)/k8s-binaries.txt
-	MIRRORD_K8S_BINARIES="$$(paste -sd, $(BIN)/k8s-binaries.txt)" go test -count=1 -timeout 10m ./test/apiserver/...
+	MIRRORD_K8S_BINARIES="$$(paste -sd, $(BIN)/k8s-binaries.txt)" go test -count=1 -timeout 10m \
+	  -coverpkg=./pkg/controller/... -coverprofile=$(BIN)/controller-cover.out ./test/apiserver/... ./pkg/controller/...
+	@go tool cover -func=$(BIN)/controller-cover.out | awk -v min=$(CONTROLLER_COVERAGE_MIN) \
+	  '/^total:/ { sub("%", "", $$NF); printf "controllers covered: %s%% of statements (at least %s%%)\n", $$NF, min; if ($$NF + 0 < min) exit 1 }'
 
 .PHONY: bench
 bench: deps build image rig ## Run every benchmark on local clusters; print one table (medians, ratios vs same-run baselines).
