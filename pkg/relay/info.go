@@ -4,15 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
-
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/version"
 )
 
@@ -35,36 +29,8 @@ type Info struct {
 	Version version.Info `json:"version"`
 }
 
-func infoOf(r roles.Roles, namespace string) Info {
-	return Info{ClusterName: r.ClusterName, Roles: r.String(), Primary: r.Primary, Workload: r.Workload,
-		Default: r.Default, ManagementOnly: r.ManagementOnly, Namespace: namespace,
-		Pod: os.Getenv("POD_NAME"), Version: version.Get()}
-}
-
 // infoHandler answers with info; a Primary's topology is checked on each request (any
 // replica answers, and only the leader runs informers).
-func (s *Server) infoHandler(info Info) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out := info
-		if s.Roles.Primary {
-			members, err := s.Mirrord.MirrordV1alpha1().MirrordClusters().List(r.Context(), metav1.ListOptions{})
-			if err != nil {
-				out.Problem = "cannot list MirrordClusters: " + err.Error()
-			} else {
-				ptrs := make([]*mirrordv1alpha1.MirrordCluster, len(members.Items))
-				for i := range members.Items {
-					ptrs[i] = &members.Items[i]
-				}
-				if err := roles.ValidateTopology(s.Roles, ptrs); err != nil {
-					out.Problem = err.Error()
-				}
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	})
-}
-
 // GetInfo asks the relay of namespace through the API server's service proxy.
 func GetInfo(ctx context.Context, kube kubernetes.Interface, namespace string) (Info, error) {
 	var info Info

@@ -1,7 +1,10 @@
+// Package relay is the relay's contract and its thin client: where a controller's relay
+// listens and how it is reached through an API server (Dial, ServicePath), the session and
+// heartbeat connections a CLI opens (DialSession, Heartbeater), and the installation's
+// description (GetInfo). The relay itself runs in the controller (pkg/controller/relayserver).
 package relay
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -128,34 +131,3 @@ func (a addr) Network() string { return "tcp" }
 func (a addr) String() string  { return string(a) }
 
 // upgradeHandler accepts upgrades to the session protocol and hands each connection on.
-func upgradeHandler(serve func(net.Conn)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.EqualFold(r.Header.Get("Upgrade"), UpgradeProtocol) {
-			http.Error(w, "this is the kubectl-mirrord session relay: connect with kubectl mirrord exec", http.StatusUpgradeRequired)
-			return
-		}
-		hj, ok := w.(http.Hijacker)
-		if !ok {
-			http.Error(w, "cannot upgrade this connection", http.StatusInternalServerError)
-			return
-		}
-		conn, rw, err := hj.Hijack()
-		if err != nil {
-			return
-		}
-		_ = conn.SetDeadline(time.Time{})
-		if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+UpgradeProtocol+"\r\n\r\n"); err != nil {
-			conn.Close()
-			return
-		}
-		serve(&hijackedConn{Conn: conn, r: rw.Reader})
-	})
-}
-
-// hijackedConn reads first what the HTTP server had buffered.
-type hijackedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *hijackedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -37,9 +37,9 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/relayserver"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 // Config is everything the controller process is told by its flags.
@@ -146,7 +146,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		rs := &relay.Server{Kube: relayClients.Kube, Mirrord: relayClients.Mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr}
+		rs := &relayserver.Server{Kube: relayClients.Kube, Mirrord: relayClients.Mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr}
 		g.Go(func() error { return rs.Run(ctx) })
 	}
 

@@ -5,9 +5,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/relayserver"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 // newRegistry returns the controller's metrics registry: Go and process metrics, reconcile
@@ -20,7 +20,7 @@ func newRegistry() *prometheus.Registry {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "kubectl_mirrord_relay_handshakes_refused_total",
 		Help: "Relay connections refused because protocol.MaxConcurrentHandshakes handshakes were running.",
-	}, func() float64 { return float64(relay.HandshakesRefused()) }))
+	}, func() float64 { return float64(relayserver.HandshakesRefused()) }))
 	reg.MustRegister(protocol.LimitCollectors()...)
 	p := &queueMetrics{
 		depth:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "workqueue_depth", Help: "Current depth of the workqueue."}, []string{"name"}),

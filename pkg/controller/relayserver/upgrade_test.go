@@ -1,4 +1,4 @@
-package relay
+package relayserver
 
 import (
 	"io"
@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 func TestUpgrade(t *testing.T) {
@@ -16,7 +18,7 @@ func TestUpgrade(t *testing.T) {
 		_, _ = io.Copy(c, c) // echo
 	}))
 	defer srv.Close()
-	conn, err := Dial(t.Context(), &rest.Config{Host: srv.URL}, Path)
+	conn, err := relay.Dial(t.Context(), &rest.Config{Host: srv.URL}, relay.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +31,7 @@ func TestUpgrade(t *testing.T) {
 		t.Fatalf("echo %q %v", buf, err)
 	}
 	// A plain GET is told what the endpoint is.
-	resp, err := srv.Client().Get(srv.URL + Path)
+	resp, err := srv.Client().Get(srv.URL + relay.Path)
 	if err != nil {
 		t.Fatal(err)
 	}

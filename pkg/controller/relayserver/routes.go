@@ -1,4 +1,4 @@
-package relay
+package relayserver
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 // ErrSessionEnded says the session a relay connection serves was deleted: the connection is
@@ -146,7 +147,7 @@ func (r *primaryRoute) member(ctx context.Context, c mirrordv1alpha1.SessionClus
 			if err != nil {
 				return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 			}
-			conn, err := Dial(ctx, cfg, ServicePath(ns))
+			conn, err := relay.Dial(ctx, cfg, relay.ServicePath(ns))
 			if err != nil {
 				return nil, err
 			}

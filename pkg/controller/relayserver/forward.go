@@ -1,9 +1,10 @@
-// Package relay carries the session protocol between hops: the Primary relays a CLI's
-// session to each member cluster's relay, and a member relays to its agents. Both speak the
-// same protocol on both sides, so a relay only routes streams: env, files, DNS and outgoing
-// to one upstream (the Default cluster, then one of its agents), incoming subscriptions to
-// every upstream (every Workload cluster, then every agent), each delivery on its own stream.
-package relay
+// Package relayserver is the relay every controller runs: it carries the session protocol
+// between hops. The Primary relays a CLI's session to each member cluster's relay, and a
+// member relays to its agents. Both speak the same protocol on both sides, so a relay only
+// routes streams: env, files, DNS and outgoing to one upstream (the Default cluster, then
+// one of its agents), incoming subscriptions to every upstream (every Workload cluster, then
+// every agent), each delivery on its own stream. Its clients dial it with package relay.
+package relayserver
 
 import (
 	"context"

@@ -1,8 +1,7 @@
-package relay
+package relayserver
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -26,6 +24,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 // Server is a controller's relay: as the Primary it serves CLIs' sessions, as a member the
@@ -60,7 +59,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	ln = tls.NewListener(ln, tlsConfig)
 	mux := http.NewServeMux()
-	mux.Handle("GET "+InfoPath, s.infoHandler(infoOf(s.Roles, s.Namespace)))
+	mux.Handle("GET "+relay.InfoPath, s.infoHandler(infoOf(s.Roles, s.Namespace)))
 	mux.Handle("/", upgradeHandler(func(c net.Conn) { s.serveConn(ctx, c) }))
 	srv := &http.Server{
 		Handler:           mux,
@@ -196,37 +195,6 @@ func (s *Server) acceptHeartbeat(ctx context.Context, h protocol.Hello, nonce []
 // errEnded is a heartbeat's refusal for a session being removed.
 var errEnded = errors.New("the session is being ended")
 
-// Heartbeater is session.KeepAlive's heartbeat for a CLI: Heartbeat through the API server
-// cfg names to the relay of the Primary controller in controllerNS.
-func Heartbeater(cfg *rest.Config, controllerNS string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey) func(context.Context) error {
-	return func(ctx context.Context) error {
-		err := Heartbeat(ctx, cfg, ServicePath(controllerNS), session, key)
-		if ue := (*UpgradeError)(nil); errors.As(err, &ue) {
-			return describeDialError(ue, controllerNS)
-		}
-		return err
-	}
-}
-
-// Heartbeat tells the Primary's relay that the session whose key is key is alive: path is
-// ServicePath of the Primary controller's namespace (through the API server cfg names), or
-// Path straight to a relay.
-func Heartbeat(ctx context.Context, cfg *rest.Config, path string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey) error {
-	conn, err := Dial(ctx, cfg, path)
-	if err != nil {
-		return fmt.Errorf("connecting to the Primary's relay: %w", err)
-	}
-	defer conn.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
-	sess, err := protocol.Dial(conn, protocol.Hello{Kind: protocol.HelloHeartbeat, Session: session.Namespace + "/" + session.Name}, key)
-	if err != nil {
-		return err
-	}
-	return sess.Close()
-}
-
 // acceptChild checks the Primary's Hello: a token the API server says is the Primary's. (When the Primary is also a member, it goes to its own agents directly.)
 func (s *Server) acceptChild(ctx context.Context, h protocol.Hello) (Route, error) {
 	if !s.Roles.Workload && !s.Roles.Default {
@@ -269,43 +237,6 @@ func (s *Server) authorizeChild(ctx context.Context, token string) error {
 		return d
 	}
 	return nil
-}
-
-// DialSession connects a CLI to its session on the Primary, through the API server: ns is the
-// Primary controller's namespace, key the session key. The client reconnects by itself when
-// the connection drops (events hears of it) until it is closed.
-func DialSession(ctx context.Context, cfg *rest.Config, controllerNS string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey, events func(protocol.ConnEvent)) (*protocol.Client, error) {
-	hello := protocol.Hello{Kind: protocol.HelloSession, Session: session.Namespace + "/" + session.Name}
-	dial := func(ctx context.Context) (*yamux.Session, error) {
-		conn, err := Dial(ctx, cfg, ServicePath(controllerNS))
-		if err != nil {
-			return nil, describeDialError(err, controllerNS)
-		}
-		sess, err := protocol.Dial(conn, hello, key)
-		if err != nil {
-			conn.Close()
-			return nil, err
-		}
-		return sess, nil
-	}
-	sess, err := dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return protocol.NewReconnectingClient(sess, dial, events), nil
-}
-
-// describeDialError turns a failed connection to the Primary's relay (in namespace
-// controllerNS) into what to do.
-func describeDialError(err error, controllerNS string) error {
-	var ue *UpgradeError
-	switch {
-	case errors.As(err, &ue) && ue.Status == http.StatusForbidden:
-		return fmt.Errorf("not allowed to connect to the relay (%v): ask an admin to install the primary overlay, which lets users connect to service %s/%s", err, controllerNS, ServiceName)
-	case errors.As(err, &ue) && ue.Status == http.StatusServiceUnavailable:
-		return fmt.Errorf("the Primary's relay is not running (%v): check `kubectl -n %s get pods`", err, controllerNS)
-	}
-	return fmt.Errorf("connecting to the Primary's relay: %w", err)
 }
 
 // dialProtocol runs the handshake on conn, closing it on failure.
