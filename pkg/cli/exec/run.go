@@ -2,7 +2,6 @@ package exec
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -20,9 +19,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
 // keepLocal are variables of the developer's environment the target's never replace: they
@@ -61,52 +58,29 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := session.NewKey(&spec)
+	started, err := session.Start(ctx, session.StartOptions{
+		Config: restCfg, Clients: cs, Namespace: ns, Name: o.Name, Spec: spec,
+		MirrordNamespace: o.MirrordNamespace, Timeout: o.Timeout, Progress: o.progressOut(), Logf: o.logf,
+	})
 	if err != nil {
 		return err
 	}
-
-	start := time.Now()
-	s, err := session.Create(ctx, cs.Mirrord, ns, o.Name, spec)
-	if err != nil {
-		return err
-	}
-	o.logf("session %s/%s for %s", ns, s.Name, target.String(spec.Target))
-	// From here every exit ends the session; a kill -9 leaves it to its TTL.
-	keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
-	// ended closes when someone else ends the session (sessions kill, or its TTL passed while
-	// this machine could not reach the cluster): the command is stopped then.
+	defer func() {
+		if err := started.End(); err != nil {
+			o.logf("%v", err)
+		}
+	}()
+	// ended closes when someone else ends the session: the command is stopped then.
 	ended := make(chan struct{})
 	go func() {
-		beat := relay.Heartbeater(restCfg, o.MirrordNamespace, s, key)
-		if err := session.KeepAlive(keepCtx, cs.Mirrord, ns, s.Name, time.Duration(spec.TTLSeconds)*time.Second/3, beat); err != nil {
-			o.logf("%v (by sessions kill, or it expired while this machine could not reach the cluster): stopping the command", err)
+		select {
+		case <-started.Ended():
+			o.logf("%v: stopping the command", started.EndedBecause())
 			close(ended)
+		case <-ctx.Done():
 		}
 	}()
-	defer func() {
-		stopKeep()
-		ectx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := session.End(ectx, cs.Mirrord, ns, s.Name); err != nil {
-			o.logf("ending session %s: %v (it expires %ds after the last heartbeat)", s.Name, err, spec.TTLSeconds)
-		}
-	}()
-
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	p := &session.Progress{Out: o.progressOut()}
-	ready, err := session.Wait(wctx, cs.Mirrord, ns, s.Name, p.Print)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("session %s not ready after %s: %s", s.Name, o.Timeout, p.Last)
-		}
-		return err
-	}
-	if ready.Status.Phase == mirrordv1alpha1.SessionDegraded {
-		o.logf("going on without %s: the session is Degraded until they are back", session.Missing(ready))
-	}
-	client, err := relay.DialSession(ctx, restCfg, o.MirrordNamespace, ready, key, func(e protocol.ConnEvent) {
+	client, err := started.Dial(ctx, func(e protocol.ConnEvent) {
 		if e.Err != nil {
 			o.logf("%v: reconnecting (the session lasts %ds without heartbeats)", e.Err, spec.TTLSeconds)
 		} else {
@@ -117,6 +91,7 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	defer client.Close()
+	start := started.StartedAt
 
 	env := os.Environ()
 	var hostname string

@@ -14,12 +14,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
 var createExample = templates.Examples(`
@@ -82,7 +79,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kube, mc := cs.Kube, cs.Mirrord
+	kube := cs.Kube
 	if o.Target == "" {
 		return errors.New("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...), or a config file (-f) with a target")
 	}
@@ -94,59 +91,29 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := session.NewKey(&spec)
+	logf := func(format string, args ...any) { fmt.Fprintf(o.ErrOut, format+"\n", args...) }
+	started, err := session.Start(ctx, session.StartOptions{
+		Config: restCfg, Clients: cs, Namespace: ns, Name: o.Name, Spec: spec,
+		MirrordNamespace: o.MirrordNamespace, Timeout: o.Timeout, Progress: o.ErrOut, Logf: logf,
+	})
 	if err != nil {
 		return err
 	}
-	s, err := session.Create(ctx, mc, ns, o.Name, spec)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(o.ErrOut, "session %s/%s created for %s\n", ns, s.Name, target.String(spec.Target))
-
-	// Keep the session alive while it starts, too.
-	keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopKeep()
-	interval := time.Duration(spec.TTLSeconds) * time.Second / 3
-	ended := make(chan error, 1) // someone else ended the session
-	beat := relay.Heartbeater(restCfg, o.MirrordNamespace, s, key)
-	go func() { ended <- session.KeepAlive(keepCtx, mc, ns, s.Name, interval, beat) }()
-
-	end := func() {
-		stopKeep()
-		ectx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := session.End(ectx, mc, ns, s.Name); err != nil {
-			fmt.Fprintf(o.ErrOut, "ending session %s: %v (it expires by itself %ds after the last heartbeat)\n", s.Name, err, spec.TTLSeconds)
-			return
-		}
-		fmt.Fprintf(o.ErrOut, "session %s ended\n", s.Name)
-	}
-
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	p := &session.Progress{Out: o.ErrOut}
-	ready, err := session.Wait(wctx, mc, ns, s.Name, p.Print)
-	if err != nil {
-		end()
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("session %s not ready after %s: %s", s.Name, o.Timeout, p.Last)
-		}
-		return err
-	}
-	if ready.Status.Phase == mirrordv1alpha1.SessionDegraded {
-		fmt.Fprintf(o.ErrOut, "session %s is Degraded: going on without %s until they are back\n", s.Name, session.Missing(ready))
-	}
+	name := started.Session.Name
 	if o.Detach {
-		fmt.Fprintln(o.Out, s.Name)
+		fmt.Fprintln(o.Out, name)
 		return nil
 	}
-	fmt.Fprintf(o.ErrOut, "session %s ready; heartbeating every %s (Ctrl-C ends it)\n", s.Name, interval)
+	fmt.Fprintf(o.ErrOut, "session %s ready; heartbeating every %s (Ctrl-C ends it)\n", name, started.HeartbeatInterval())
 	select {
 	case <-ctx.Done():
-		end()
+		if err := started.End(); err != nil {
+			logf("%v", err)
+			return nil
+		}
+		logf("session %s ended", name)
 		return nil
-	case err := <-ended:
-		return fmt.Errorf("%w (by sessions kill, or it expired while this machine could not reach the cluster)", err)
+	case <-started.Ended():
+		return started.EndedBecause()
 	}
 }
