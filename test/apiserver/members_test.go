@@ -31,7 +31,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/credentials"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
@@ -52,14 +52,14 @@ func TestMemberRelayTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiToken, issued, expiry, err := primary.RequestToken(t.Context(), asPrimary, "mirrord-system", primary.MemberTokenLifetime)
+	apiToken, issued, expiry, err := credentials.RequestToken(t.Context(), asPrimary, "mirrord-system", credentials.MemberTokenLifetime)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := expiry.Sub(issued); d < 23*time.Hour || d > 25*time.Hour {
-		t.Errorf("a member token for %v, want %v", d, primary.MemberTokenLifetime)
+		t.Errorf("a member token for %v, want %v", d, credentials.MemberTokenLifetime)
 	}
-	relayToken, _, _, err := primary.RequestToken(t.Context(), asPrimary, "mirrord-system", primary.RelayTokenLifetime, primary.RelayAudience)
+	relayToken, _, _, err := credentials.RequestToken(t.Context(), asPrimary, "mirrord-system", credentials.RelayTokenLifetime, credentials.RelayAudience)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestMemberRelayTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	intruder, err := s.Kube.CoreV1().ServiceAccounts("default").CreateToken(t.Context(), "intruder", &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{primary.RelayAudience}, ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{credentials.RelayAudience}, ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,14 +118,14 @@ func TestMemberTokenRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, _, _, err := primary.RequestToken(t.Context(), asPrimary, "mirrord-system", time.Hour)
+	old, _, _, err := credentials.RequestToken(t.Context(), asPrimary, "mirrord-system", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Issued 50 minutes ago and expiring in 10, as far as the Secret says: due for renewal.
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "mirrord-cluster-self", Namespace: "mirrord-system"},
-		Data:       primary.CredentialsData(old, s.CA, time.Now().Add(-50*time.Minute), time.Now().Add(10*time.Minute)),
+		Data:       credentials.Data(old, s.CA, time.Now().Add(-50*time.Minute), time.Now().Add(10*time.Minute)),
 	}
 	if _, err := s.Kube.CoreV1().Secrets("mirrord-system").Create(t.Context(), secret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -145,23 +145,23 @@ func TestMemberTokenRenewal(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if string(got.Data[primary.SecretKeyToken]) == old {
+		if string(got.Data[credentials.SecretKeyToken]) == old {
 			mc, _ := s.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, "self", metav1.GetOptions{})
 			return fmt.Errorf("still the old token (the cluster: %+v)", mc.Status)
 		}
 		renewed = got
 		return nil
 	})
-	issued, _ := time.Parse(time.RFC3339, string(renewed.Data[primary.SecretKeyIssued]))
-	newExpiry, _ := time.Parse(time.RFC3339, string(renewed.Data[primary.SecretKeyExpiry]))
+	issued, _ := time.Parse(time.RFC3339, string(renewed.Data[credentials.SecretKeyIssued]))
+	newExpiry, _ := time.Parse(time.RFC3339, string(renewed.Data[credentials.SecretKeyExpiry]))
 	if d := newExpiry.Sub(issued); d < 23*time.Hour || time.Since(issued) > time.Minute {
 		t.Errorf("renewed: issued %v, expires %v", issued, newExpiry)
 	}
-	if string(renewed.Data[primary.SecretKeyCA]) != string(s.CA) {
+	if string(renewed.Data[credentials.SecretKeyCA]) != string(s.CA) {
 		t.Error("the renewal lost the CA")
 	}
 	// Both the new token and the old one are the Primary's account.
-	for name, tok := range map[string]string{"new": string(renewed.Data[primary.SecretKeyToken]), "old": old} {
+	for name, tok := range map[string]string{"new": string(renewed.Data[credentials.SecretKeyToken]), "old": old} {
 		tr, err := s.Kube.AuthenticationV1().TokenReviews().Create(t.Context(), &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: tok}}, metav1.CreateOptions{})
 		if err != nil || !tr.Status.Authenticated || !strings.HasSuffix(tr.Status.User.Username, ":"+mirrordv1alpha1.PrimaryServiceAccount) {
 			t.Errorf("the %s token: %+v %v", name, tr.Status, err)

@@ -23,7 +23,7 @@ import (
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/credentials"
 )
 
 var registerExample = templates.Examples(`
@@ -116,19 +116,19 @@ func (o *RegisterOptions) Run(ctx context.Context) error {
 		return err
 	}
 	// The first token of the Primary's account there, asked with the admin's credentials: the
-	// Primary renews it itself from then on (primary.RequestToken). Waits for the workload
+	// Primary renews it itself from then on (credentials.RequestToken). Waits for the workload
 	// overlay's ServiceAccount, which may have been applied a moment ago.
 	var token string
 	var issued, expiry time.Time
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, o.Timeout, true, func(ctx context.Context) (bool, error) {
-		token, issued, expiry, err = primary.RequestToken(ctx, member, o.MemberNamespace, primary.MemberTokenLifetime)
+		token, issued, expiry, err = credentials.RequestToken(ctx, member, o.MemberNamespace, credentials.MemberTokenLifetime)
 		if apierrors.IsNotFound(errors.Unwrap(err)) {
 			return false, nil
 		}
 		return err == nil, err
 	})
 	if err != nil {
-		return fmt.Errorf("asking the member for a token of %s/%s (install the workload overlay there first; registering needs create on serviceaccounts/token there): %w", o.MemberNamespace, primary.MemberServiceAccount, err)
+		return fmt.Errorf("asking the member for a token of %s/%s (install the workload overlay there first; registering needs create on serviceaccounts/token there): %w", o.MemberNamespace, credentials.MemberServiceAccount, err)
 	}
 	ca := memberCfg.CAData
 	if cm, err := member.CoreV1().ConfigMaps(o.MemberNamespace).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{}); err == nil && cm.Data["ca.crt"] != "" {
@@ -150,7 +150,7 @@ func (o *RegisterOptions) Run(ctx context.Context) error {
 	kube, mc := primaryClients.Kube, primaryClients.Mirrord
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "mirrord-cluster-" + o.Name, Namespace: o.ControllerNamespace},
-		Data:       primary.CredentialsData(token, ca, issued, expiry),
+		Data:       credentials.Data(token, ca, issued, expiry),
 	}
 	if _, err := kube.CoreV1().Secrets(o.ControllerNamespace).Create(ctx, secret, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
 		_, err = kube.CoreV1().Secrets(o.ControllerNamespace).Update(ctx, secret, metav1.UpdateOptions{})

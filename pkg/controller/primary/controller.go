@@ -39,6 +39,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/credentials"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
 	mirrordlisters "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/listers/mirrord/v1alpha1"
@@ -276,9 +277,9 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 			name: mc.Name, roles: rolesOf(mc.Spec.Workload, mc.Spec.Default), namespace: ns,
 			identity: identityOf(mc, secret), secretName: secret.Name,
 		}
-		token := string(secret.Data[SecretKeyToken])
+		token := string(secret.Data[credentials.SecretKeyToken])
 		m.token.Store(&token)
-		cfg, err := RESTConfigFor(mc, secret)
+		cfg, err := credentials.RESTConfig(mc, secret)
 		var cs clients.Set
 		if err == nil {
 			cfg.BearerToken = "" // the member's current one, on each request

@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -25,15 +24,10 @@ import (
 	membercontroller "github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/credentials"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
 	mirrordlisters "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/listers/mirrord/v1alpha1"
-)
-
-// Secret keys of a member's credentials.
-const (
-	SecretKeyToken = "token"
-	SecretKeyCA    = "ca.crt"
 )
 
 // How often the Primary renews its Lease in each member (which is also its reachability
@@ -99,32 +93,13 @@ func rolesOf(workload, def bool) []mirrordv1alpha1.ClusterRole {
 	return r
 }
 
-// RESTConfigFor builds a client config from a MirrordCluster and its Secret.
-func RESTConfigFor(mc *mirrordv1alpha1.MirrordCluster, secret *corev1.Secret) (*rest.Config, error) {
-	token := secret.Data[SecretKeyToken]
-	if len(token) == 0 {
-		return nil, fmt.Errorf("Secret %s/%s has no %q key: recreate it with `kubectl mirrord cluster register`", secret.Namespace, secret.Name, SecretKeyToken)
-	}
-	cfg := &rest.Config{
-		Host:        mc.Spec.Server,
-		BearerToken: string(token),
-		QPS:         50,
-		Burst:       100,
-		UserAgent:   "kubectl-mirrord-primary",
-	}
-	if ca := secret.Data[SecretKeyCA]; len(ca) > 0 {
-		cfg.TLSClientConfig.CAData = ca
-	}
-	return cfg, nil
-}
-
 // identityOf is what a member's clients are built from; its token is not part of it (a new
 // token replaces the old in place, see bearer).
 func identityOf(mc *mirrordv1alpha1.MirrordCluster, secret *corev1.Secret) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s|%v|%v|%s|", mc.Spec.Server, mc.Spec.Namespace, mc.Spec.Workload, mc.Spec.Default, mc.UID)
 	if secret != nil {
-		h.Write(secret.Data[SecretKeyCA])
+		h.Write(secret.Data[credentials.SecretKeyCA])
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/credentials"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
@@ -143,7 +143,7 @@ func (r *primaryRoute) member(ctx context.Context, c mirrordv1alpha1.SessionClus
 			if err != nil {
 				return nil, err
 			}
-			token, _, _, err := primary.RequestToken(ctx, kube, ns, primary.RelayTokenLifetime, primary.RelayAudience)
+			token, _, _, err := credentials.RequestToken(ctx, kube, ns, credentials.RelayTokenLifetime, credentials.RelayAudience)
 			if err != nil {
 				return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 			}
@@ -168,7 +168,7 @@ func (r *primaryRoute) memberConfig(ctx context.Context, name string) (*rest.Con
 	if err != nil {
 		return nil, "", fmt.Errorf("cluster %s's credentials: %w", name, err)
 	}
-	cfg, err := primary.RESTConfigFor(mc, secret)
+	cfg, err := credentials.RESTConfig(mc, secret)
 	if err != nil {
 		return nil, "", err
 	}

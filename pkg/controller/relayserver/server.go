@@ -20,8 +20,8 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/credentials"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
@@ -223,15 +223,15 @@ func (s *Server) authorizeChild(ctx context.Context, token string) error {
 	if token == "" {
 		return errors.New("no token: only a Primary's controller may connect to a member's relay")
 	}
-	// Only a token for the relay's audience (primary.RelayAudience): one the Primary shows
+	// Only a token for the relay's audience (credentials.RelayAudience): one the Primary shows
 	// its API server is refused here, and one shown here is refused there.
 	tr, err := s.Kube.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
-		Token: token, Audiences: []string{primary.RelayAudience}}}, metav1.CreateOptions{})
+		Token: token, Audiences: []string{credentials.RelayAudience}}}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("reviewing the token: %w", err)
 	}
-	if !tr.Status.Authenticated || !slices.Contains(tr.Status.Audiences, primary.RelayAudience) {
-		return fmt.Errorf("the token is not valid for this relay (%s): a Primary shows a token for audience %s, made for this connection; register the cluster on the Primary again if this persists", tr.Status.Error, primary.RelayAudience)
+	if !tr.Status.Authenticated || !slices.Contains(tr.Status.Audiences, credentials.RelayAudience) {
+		return fmt.Errorf("the token is not valid for this relay (%s): a Primary shows a token for audience %s, made for this connection; register the cluster on the Primary again if this persists", tr.Status.Error, credentials.RelayAudience)
 	}
 	if d := authz.RelayPeer(s.Namespace, tr.Status.User.Username); d != nil {
 		return d

@@ -1,4 +1,4 @@
-package primary
+package credentials
 
 import (
 	"testing"
@@ -7,8 +7,8 @@ import (
 
 func TestRenewDue(t *testing.T) {
 	issued := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
-	day := CredentialsData("t", nil, issued, issued.Add(24*time.Hour))
-	hour := CredentialsData("t", nil, issued, issued.Add(time.Hour)) // an API server that caps lifetimes
+	day := Data("t", nil, issued, issued.Add(24*time.Hour))
+	hour := Data("t", nil, issued, issued.Add(time.Hour)) // an API server that caps lifetimes
 	for _, tc := range []struct {
 		name string
 		now  time.Time
@@ -23,10 +23,10 @@ func TestRenewDue(t *testing.T) {
 		{"a capped token, two thirds gone", issued.Add(41 * time.Minute), hour, true},
 		{"a legacy Secret without dates", issued, map[string][]byte{SecretKeyToken: []byte("t")}, true},
 		{"garbled dates", issued, map[string][]byte{SecretKeyIssued: []byte("x"), SecretKeyExpiry: []byte("y")}, true},
-		{"expiry before issue", issued, CredentialsData("t", nil, issued, issued.Add(-time.Hour)), true},
+		{"expiry before issue", issued, Data("t", nil, issued, issued.Add(-time.Hour)), true},
 	} {
-		if got := renewDue(tc.now, tc.data); got != tc.want {
-			t.Errorf("%s: renewDue = %v, want %v", tc.name, got, tc.want)
+		if got := RenewDue(tc.now, tc.data); got != tc.want {
+			t.Errorf("%s: RenewDue = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
