@@ -57,8 +57,17 @@ generate: tools ## Regenerate deepcopy, clientset, listers, informers and CRDs f
 	hack/update-codegen.sh
 
 .PHONY: verify
-verify: tools ## Fail when generated code is stale, code is unformatted or go.mod is untidy.
+verify: tools lint ## Fail when generated code is stale, code is unformatted, go.mod is untidy or lint complains.
 	hack/verify.sh
+
+GOLANGCI_LINT := $(BIN)/golangci-lint
+
+$(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
+	cd hack/lint && go build -o $(GOLANGCI_LINT) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yaml; pinned in hack/lint).
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: fmt
 fmt: ## Format the Go code.

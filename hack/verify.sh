@@ -32,7 +32,7 @@ if [ -n "$unformatted" ]; then
   fail=1
 fi
 
-for mod in . hack/tools hack/krew test/rig/tools/*/; do
+for mod in . hack/tools hack/krew hack/lint test/rig/tools/*/; do
   if ! (cd "$mod" && go mod tidy -diff >/dev/null 2>&1); then
     echo "verify: $mod/go.mod is not tidy; run 'go mod tidy' in $mod" >&2
     fail=1

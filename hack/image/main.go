@@ -33,9 +33,7 @@ func main() {
 	}
 	// iptables: the multi-call binaries, their libraries, their extensions and the
 	// names go-iptables calls them by.
-	for _, multi := range []string{"/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi"} {
-		spec.WithLibs = append(spec.WithLibs, multi)
-	}
+	spec.WithLibs = append(spec.WithLibs, "/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi")
 	if ext, err := filepath.Glob("/usr/lib/*-linux-gnu/xtables"); err == nil && len(ext) == 1 {
 		spec.Dirs = append(spec.Dirs, ext[0])
 	} else {

@@ -42,7 +42,7 @@ func Serve(srv *http.Server, c net.Conn) error {
 		}
 	}
 	err := srv.Serve(l)
-	if err == net.ErrClosed || err == http.ErrServerClosed {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -149,7 +150,7 @@ func TestReconnectingClientSurvivesADrop(t *testing.T) {
 	accept("/after")
 
 	c.Close()
-	if _, err := c.Env(); err != ErrClosed {
+	if _, err := c.Env(); !errors.Is(err, ErrClosed) {
 		t.Errorf("env after Close: %v, want ErrClosed", err)
 	}
 	done := make(chan error, 1)

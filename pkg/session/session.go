@@ -18,8 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	toolswatch "k8s.io/client-go/tools/watch"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -191,18 +193,18 @@ func KeepAlive(ctx context.Context, c versioned.Interface, namespace, name strin
 func Wait(ctx context.Context, c versioned.Interface, namespace, name string, progress func(*mirrordv1alpha1.MirrordSession)) (*mirrordv1alpha1.MirrordSession, error) {
 	sessions := c.MirrordV1alpha1().MirrordSessions(namespace)
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cacheListWatch{
-		list: func(o metav1.ListOptions) (*mirrordv1alpha1.MirrordSessionList, error) {
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = sel
 			return sessions.List(ctx, o)
 		},
-		watch: func(o metav1.ListOptions) (watch.Interface, error) {
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = sel
 			return sessions.Watch(ctx, o)
 		},
 	}
 	var last *mirrordv1alpha1.MirrordSession
-	_, err := toolswatch.UntilWithSync(ctx, lw.listWatch(), &mirrordv1alpha1.MirrordSession{}, nil, func(e watch.Event) (bool, error) {
+	_, err := toolswatch.UntilWithSync(ctx, lw, &mirrordv1alpha1.MirrordSession{}, nil, func(e watch.Event) (bool, error) {
 		if e.Type == watch.Deleted {
 			return false, fmt.Errorf("session %s/%s was deleted while starting", namespace, name)
 		}

@@ -76,15 +76,6 @@ func agentJobs(ctx context.Context, s *Server, uid string) ([]batchv1.Job, error
 	return slices.DeleteFunc(l.Items, func(j batchv1.Job) bool { return j.DeletionTimestamp != nil }), nil
 }
 
-func ownerNames(j batchv1.Job) []string {
-	var out []string
-	for _, o := range j.OwnerReferences {
-		out = append(out, o.Name)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // TestAgentLifecycle: a session on a running pod gets one agent Job there, with its key in a
 // Secret and the pod's probed port in its config; a second session on the same pod shares
 // it; the agent's Ready pod makes both sessions Ready; the Job goes with the last session,

@@ -261,9 +261,6 @@ func components(c Cluster, bins Binaries) map[string][]string {
 	}
 }
 
-// componentOrder is the order components start in; teardown stops them in reverse.
-var componentOrder = []string{"etcd", "containerd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"}
-
 // upCluster brings one cluster up: network, PKI, configs, processes, images, bootstrap objects.
 func upCluster(ctx context.Context, c Cluster, all []Cluster, bins Binaries, images []string, sup *rpc.Client, logf func(string, ...any)) error {
 	start := time.Now()

@@ -3,6 +3,7 @@ package mirror
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -120,7 +121,7 @@ func TestConnBufferDropsAReaderThatFallsBehind(t *testing.T) {
 	}
 	b.write(make([]byte, connBufferLimit)) // one byte too many with the next
 	b.write([]byte("x"))
-	if _, err := b.Read(buf); err != ErrFellBehind {
+	if _, err := b.Read(buf); !errors.Is(err, ErrFellBehind) {
 		t.Fatalf("after falling behind: %v, want ErrFellBehind", err)
 	}
 	ok := newConnBuffer()

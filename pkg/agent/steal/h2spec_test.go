@@ -3,6 +3,7 @@ package steal
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -46,7 +47,7 @@ func h2spec(t *testing.T, bin string, ns *netns.Handle, addr netip.AddrPort) []s
 	err := ns.Do(func() error { // a child forked from a thread in a namespace starts in it
 		var err error
 		out, err = exec.Command(bin, "-h", addr.Addr().String(), "-p", fmt.Sprint(addr.Port()), "-o", "2", "-j", report).CombinedOutput()
-		if _, ok := err.(*exec.ExitError); ok {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			err = nil // failed cases: the report says which
 		}
 		return err

@@ -5,6 +5,7 @@ package agentcmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -70,7 +71,7 @@ func supervise(cfg agent.Config) error {
 	child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
 	child.Env = append(os.Environ(), agentconfig.ConfigEnv+"="+string(raw), supervisedEnv+"=1")
 	err = steal.Supervise(child)
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		return fmt.Errorf("the agent exited: %s", ee.ProcessState)
 	}
 	return err

@@ -43,7 +43,7 @@ func TestNamesAreValidAndDistinct(t *testing.T) {
 	if AgentJob("p", "u1", "app", "aaaaa") == AgentJob("p", "u1", "app", "bbbbb") {
 		t.Error("AgentJob is the same for two generations")
 	}
-	if ClusterSession("c1", "a", "b", "u") != ClusterSession("c1", "a", "b", "u") {
+	if first, again := ClusterSession("c1", "a", "b", "u"), ClusterSession("c1", "a", "b", "u"); first != again {
 		t.Error("ClusterSession is not deterministic")
 	}
 }

@@ -1,6 +1,7 @@
 package relayserver
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -65,8 +66,8 @@ func TestLimitPending(t *testing.T) {
 }
 
 func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func waitFor(t *testing.T, ok func() bool) {
