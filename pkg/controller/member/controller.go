@@ -59,16 +59,6 @@ const (
 	EventTargetRefused = "TargetRefused"
 )
 
-// Reasons of conditions set by this controller.
-const (
-	ReasonAgentsReady    = "AgentsReady"
-	ReasonAgentsStarting = "AgentsStarting"
-	ReasonAgentFailed    = "AgentFailed"
-	ReasonNothingToDo    = "NothingToIntercept"
-	// ReasonInvalidFeatures: a setting no agent can serve (a bad regular expression).
-	ReasonInvalidFeatures = "InvalidFeatures"
-)
-
 const (
 	indexTargetNamespace = "targetNamespace"
 	indexPrimary         = "primary"

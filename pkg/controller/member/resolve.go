@@ -16,12 +16,6 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
-// Reasons of the TargetResolved condition.
-const (
-	ReasonContainerNotFound = "ContainerNotFound"
-	ReasonHostNetwork       = "HostNetwork"
-)
-
 // meshSidecars are never the default container: a user means their app, not the proxy.
 var meshSidecars = map[string]bool{"istio-proxy": true, "linkerd-proxy": true, "kuma-sidecar": true}
 
@@ -115,13 +109,13 @@ func (l listers) resolveTarget(t mirrordv1alpha1.Target) (resolution, error) {
 	meta, template, selector := obj.meta, obj.template, obj.selector
 	r := resolution{Found: true, Labels: meta.Labels}
 	if template.HostNetwork {
-		r.Reason, r.Terminal = ReasonHostNetwork, true
+		r.Reason, r.Terminal = mirrordv1alpha1.ReasonHostNetwork, true
 		r.Message = fmt.Sprintf("%s uses hostNetwork: its traffic is the node's, so it cannot be intercepted; target a pod on the pod network", name)
 		return r, nil
 	}
 	container, ok := pickContainer(template, t.Container)
 	if !ok {
-		r.Reason, r.Terminal = ReasonContainerNotFound, true
+		r.Reason, r.Terminal = mirrordv1alpha1.ReasonContainerNotFound, true
 		r.Message = fmt.Sprintf("container %q not found in %s; it has: %s (use -c or .../container/NAME)", t.Container, name, strings.Join(containerNames(template), ", "))
 		return r, nil
 	}

@@ -78,20 +78,20 @@ func childStatus(child *mirrordv1alpha1.MirrordClusterSession, res resolution, v
 		cond(mirrordv1alpha1.ConditionReady, false, res.Reason, res.Message)
 	case failed != "":
 		st.Phase = mirrordv1alpha1.SessionFailed
-		cond(mirrordv1alpha1.ConditionReady, false, ReasonAgentFailed, failed)
+		cond(mirrordv1alpha1.ConditionReady, false, mirrordv1alpha1.ReasonAgentFailed, failed)
 	case !res.Found:
 		// Nothing to intercept in this cluster; the Primary decides whether that is fatal.
 		st.Phase = mirrordv1alpha1.SessionReady
-		cond(mirrordv1alpha1.ConditionReady, true, ReasonNothingToDo, res.Message)
+		cond(mirrordv1alpha1.ConditionReady, true, mirrordv1alpha1.ReasonNothingToIntercept, res.Message)
 	case desired > 0 && int(st.ReadyAgents) == desired:
 		st.Phase = mirrordv1alpha1.SessionReady
-		cond(mirrordv1alpha1.ConditionReady, true, ReasonAgentsReady, fmt.Sprintf("%d agent(s) ready", st.ReadyAgents))
+		cond(mirrordv1alpha1.ConditionReady, true, mirrordv1alpha1.ReasonAgentsReady, fmt.Sprintf("%d agent(s) ready", st.ReadyAgents))
 	case desired == 0:
 		st.Phase = mirrordv1alpha1.SessionPending
 		cond(mirrordv1alpha1.ConditionReady, false, res.Reason, res.Message)
 	default:
 		st.Phase = mirrordv1alpha1.SessionPending
-		cond(mirrordv1alpha1.ConditionReady, false, ReasonAgentsStarting, fmt.Sprintf("%d of %d agent(s) ready", st.ReadyAgents, desired))
+		cond(mirrordv1alpha1.ConditionReady, false, mirrordv1alpha1.ReasonAgentsStarting, fmt.Sprintf("%d of %d agent(s) ready", st.ReadyAgents, desired))
 	}
 	return st
 }

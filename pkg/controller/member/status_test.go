@@ -35,23 +35,23 @@ func TestChildStatus(t *testing.T) {
 	}{
 		"every agent ready": {
 			res: twoPods, desired: 2, agents: []agentReport{agent("api-2", true, false), agent("api-1", true, false)},
-			phase: mirrordv1alpha1.SessionReady, ready: ReasonAgentsReady, within: "2 agent(s) ready", features: true,
+			phase: mirrordv1alpha1.SessionReady, ready: mirrordv1alpha1.ReasonAgentsReady, within: "2 agent(s) ready", features: true,
 		},
 		"an agent starting": {
 			res: twoPods, desired: 2, agents: []agentReport{agent("api-1", true, false), agent("api-2", false, false)},
-			phase: mirrordv1alpha1.SessionPending, ready: ReasonAgentsStarting, within: "1 of 2", features: true,
+			phase: mirrordv1alpha1.SessionPending, ready: mirrordv1alpha1.ReasonAgentsStarting, within: "1 of 2", features: true,
 		},
 		"an agent not made yet": {
 			res: twoPods, desired: 2, agents: []agentReport{agent("api-1", true, false)},
-			phase: mirrordv1alpha1.SessionPending, ready: ReasonAgentsStarting, within: "1 of 2", features: true,
+			phase: mirrordv1alpha1.SessionPending, ready: mirrordv1alpha1.ReasonAgentsStarting, within: "1 of 2", features: true,
 		},
 		"an agent failed": {
 			res: twoPods, desired: 2, agents: []agentReport{agent("api-2", false, true), agent("api-1", true, false)},
-			phase: mirrordv1alpha1.SessionFailed, ready: ReasonAgentFailed, within: "agent for pod api-2 failed: why api-2", features: true,
+			phase: mirrordv1alpha1.SessionFailed, ready: mirrordv1alpha1.ReasonAgentFailed, within: "agent for pod api-2 failed: why api-2", features: true,
 		},
 		"two agents failed: the first by pod name is told": {
 			res: twoPods, desired: 2, agents: []agentReport{agent("api-2", false, true), agent("api-1", false, true)},
-			phase: mirrordv1alpha1.SessionFailed, ready: ReasonAgentFailed, within: "pod api-1", features: true,
+			phase: mirrordv1alpha1.SessionFailed, ready: mirrordv1alpha1.ReasonAgentFailed, within: "pod api-1", features: true,
 		},
 		"blocked by a policy": {
 			res: onePod, violation: &policy.Violation{Policy: "MirrordPolicy shop/no-steal", Reason: "stealing traffic is blocked"},
@@ -63,7 +63,7 @@ func TestChildStatus(t *testing.T) {
 		},
 		"the target is not here": {
 			res:   resolution{Reason: mirrordv1alpha1.ReasonTargetNotFound, Message: "no deployment/api here"},
-			phase: mirrordv1alpha1.SessionReady, ready: ReasonNothingToDo, within: "no deployment/api", features: true,
+			phase: mirrordv1alpha1.SessionReady, ready: mirrordv1alpha1.ReasonNothingToIntercept, within: "no deployment/api", features: true,
 		},
 		"the target has no running pod yet": {
 			res:   resolution{Found: true, Waiting: 1, Reason: mirrordv1alpha1.ReasonNoRunningPods, Message: "1 pod starting"},

@@ -27,7 +27,7 @@ func weigh(spec mirrordv1alpha1.MirrordClusterSessionSpec, res resolution, polic
 	}
 	w.features = policy.Restrict(policies, spec.Target, res.Labels, spec.Features)
 	if err := agentconfig.ValidateFeatures(w.features); err != nil && !res.Terminal {
-		w.res.Reason, w.res.Terminal, w.res.Message = ReasonInvalidFeatures, true, err.Error()
+		w.res.Reason, w.res.Terminal, w.res.Message = mirrordv1alpha1.ReasonInvalidFeatures, true, err.Error()
 	}
 	return w
 }

@@ -28,7 +28,7 @@ func TestWeigh(t *testing.T) {
 		"a policy narrows it":         {features: steal, res: resolved, policies: []policy.Policy{hideSecrets}, envHidden: []string{"*_SECRET"}},
 		"a policy that does not bite": {res: resolved, policies: []policy.Policy{noSteal}},
 		"features no agent serves": {
-			features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "everything"}}, res: resolved, terminal: ReasonInvalidFeatures,
+			features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "everything"}}, res: resolved, terminal: mirrordv1alpha1.ReasonInvalidFeatures,
 		},
 		"refused here already: its reason stays": {
 			features: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "everything"}},

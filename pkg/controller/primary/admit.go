@@ -46,10 +46,10 @@ func admit(s *mirrordv1alpha1.MirrordSession, in admission) (*draft, *verdict) {
 			// A running session keeps its children and recovers once the roles are fixed
 			// (an admin re-registering a cluster, say); only new sessions fail at once.
 			d.st.Phase = mirrordv1alpha1.SessionDegraded
-			d.cond(mirrordv1alpha1.ConditionReady, false, ReasonInvalidTopology, msg)
+			d.cond(mirrordv1alpha1.ConditionReady, false, mirrordv1alpha1.ReasonInvalidTopology, msg)
 			return stop(verdict{status: d.st})
 		}
-		return stop(d.fail(ReasonInvalidTopology, msg))
+		return stop(d.fail(mirrordv1alpha1.ReasonInvalidTopology, msg))
 	}
 	// Fast feedback from the Primary's own policies; every member checks again.
 	if in.violation != nil {
@@ -57,7 +57,7 @@ func admit(s *mirrordv1alpha1.MirrordSession, in admission) (*draft, *verdict) {
 		return stop(d.fail(mirrordv1alpha1.ReasonBlockedByPolicy, in.violation.Error()))
 	}
 	if in.members == 0 {
-		return stop(d.fail(ReasonNoMembers, "no Workload cluster is registered: an admin must add MirrordCluster objects (kubectl mirrord cluster register)"))
+		return stop(d.fail(mirrordv1alpha1.ReasonNoMembers, "no Workload cluster is registered: an admin must add MirrordCluster objects (kubectl mirrord cluster register)"))
 	}
 	return d, nil
 }

@@ -69,12 +69,12 @@ func TestAdmit(t *testing.T) {
 		"invalid roles fail a new session": {
 			session: w.Session("shop", "s").Obj(), in: admission{access: allowed, topology: errors.New("two Default clusters"), members: 2},
 			phase: mirrordv1alpha1.SessionFailed, removeChildren: true, failure: "cluster roles are invalid: two Default clusters",
-			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, ReasonInvalidTopology, "two Default"}},
+			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, mirrordv1alpha1.ReasonInvalidTopology, "two Default"}},
 		},
 		"invalid roles degrade a running session, which keeps its children": {
 			session: w.Session("shop", "s").Phase(mirrordv1alpha1.SessionReady).Obj(), in: admission{access: allowed, topology: errors.New("two Default clusters"), members: 2},
 			phase:      mirrordv1alpha1.SessionDegraded,
-			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, ReasonInvalidTopology, "two Default"}},
+			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, mirrordv1alpha1.ReasonInvalidTopology, "two Default"}},
 		},
 		"a Primary's policy blocks it": {
 			session: w.Session("shop", "s").Obj(), in: admission{access: allowed, violation: errors.New("blocked by policy no-steal"), members: 2},
@@ -87,7 +87,7 @@ func TestAdmit(t *testing.T) {
 		"no member cluster": {
 			session: w.Session("shop", "s").Obj(), in: admission{access: allowed},
 			phase: mirrordv1alpha1.SessionFailed, removeChildren: true, failure: "kubectl mirrord cluster register",
-			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, ReasonNoMembers, ""}},
+			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, mirrordv1alpha1.ReasonNoMembers, ""}},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -86,9 +86,9 @@ func aggregate(s *mirrordv1alpha1.MirrordSession, d *draft, reports []childRepor
 	d.st.ClustersReady = fmt.Sprintf("%d/%d", ready, len(reports))
 
 	if len(unreachable) > 0 {
-		d.cond(mirrordv1alpha1.ConditionClustersReachable, false, ReasonUnreachable, "unreachable: "+strings.Join(unreachable, "; "))
+		d.cond(mirrordv1alpha1.ConditionClustersReachable, false, mirrordv1alpha1.ReasonClusterUnreachable, "unreachable: "+strings.Join(unreachable, "; "))
 	} else {
-		d.cond(mirrordv1alpha1.ConditionClustersReachable, true, ReasonAllReachable, fmt.Sprintf("%d cluster(s) reachable", len(reports)))
+		d.cond(mirrordv1alpha1.ConditionClustersReachable, true, mirrordv1alpha1.ReasonAllReachable, fmt.Sprintf("%d cluster(s) reachable", len(reports)))
 	}
 	var recheck time.Duration
 	allReported := len(notReady) == 0 && len(unreachable) == 0
@@ -100,7 +100,7 @@ func aggregate(s *mirrordv1alpha1.MirrordSession, d *draft, reports []childRepor
 		if blocked {
 			d.cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonBlockedByPolicy, failure)
 		}
-		return d.fail(ReasonClusterFailed, failure)
+		return d.fail(mirrordv1alpha1.ReasonClusterFailed, failure)
 	case allReported && found == 0:
 		msg := fmt.Sprintf("%s not found in namespace %s in any workload cluster (%d checked)", target.String(s.Spec.Target), s.Spec.Target.Namespace, workloads)
 		d.cond(mirrordv1alpha1.ConditionTargetResolved, false, mirrordv1alpha1.ReasonTargetNotFound, msg)
@@ -118,30 +118,30 @@ func aggregate(s *mirrordv1alpha1.MirrordSession, d *draft, reports []childRepor
 	if foundSure > 0 && defaultMissing != "" {
 		// Decided here, before exec waits on an environment no cluster can give.
 		if msg := notInDefault(target.String(s.Spec.Target), defaultMissing, foundSure, s.Spec.Features); msg != "" {
-			d.cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonNotInDefault, msg)
-			return d.fail(ReasonNotInDefault, msg)
+			d.cond(mirrordv1alpha1.ConditionTargetResolved, false, mirrordv1alpha1.ReasonNotInDefault, msg)
+			return d.fail(mirrordv1alpha1.ReasonNotInDefault, msg)
 		}
 	}
 	d.cond(mirrordv1alpha1.ConditionPolicyAllowed, true, mirrordv1alpha1.ReasonAllowed, "no policy blocks this session")
 	switch {
 	case found > 0 && defaultMissing != "":
 		// Traffic still works; the stateful operations have no pod to answer from.
-		d.cond(mirrordv1alpha1.ConditionTargetResolved, true, ReasonNotInDefault, fmt.Sprintf("found in %d cluster(s), but not in the Default cluster %s: the session takes only its traffic", found, defaultMissing))
+		d.cond(mirrordv1alpha1.ConditionTargetResolved, true, mirrordv1alpha1.ReasonNotInDefault, fmt.Sprintf("found in %d cluster(s), but not in the Default cluster %s: the session takes only its traffic", found, defaultMissing))
 	case found > 0:
 		d.cond(mirrordv1alpha1.ConditionTargetResolved, true, mirrordv1alpha1.ReasonResolved, fmt.Sprintf("found in %d cluster(s)", found))
 	default:
-		d.cond(mirrordv1alpha1.ConditionTargetResolved, false, ReasonTargetUnresolved, "waiting for clusters to report")
+		d.cond(mirrordv1alpha1.ConditionTargetResolved, false, mirrordv1alpha1.ReasonResolving, "waiting for clusters to report")
 	}
 	switch {
 	case len(unreachable) > 0:
 		d.st.Phase = mirrordv1alpha1.SessionDegraded
-		d.cond(mirrordv1alpha1.ConditionReady, false, ReasonUnreachable, "unreachable: "+strings.Join(unreachable, "; "))
+		d.cond(mirrordv1alpha1.ConditionReady, false, mirrordv1alpha1.ReasonClusterUnreachable, "unreachable: "+strings.Join(unreachable, "; "))
 	case len(notReady) > 0:
 		d.st.Phase = mirrordv1alpha1.SessionPending
-		d.cond(mirrordv1alpha1.ConditionReady, false, ReasonWaiting, "waiting for "+strings.Join(notReady, ", "))
+		d.cond(mirrordv1alpha1.ConditionReady, false, mirrordv1alpha1.ReasonWaitingForClusters, "waiting for "+strings.Join(notReady, ", "))
 	default:
 		d.st.Phase = mirrordv1alpha1.SessionReady
-		d.cond(mirrordv1alpha1.ConditionReady, true, ReasonReady, fmt.Sprintf("%d cluster(s) ready", len(reports)))
+		d.cond(mirrordv1alpha1.ConditionReady, true, mirrordv1alpha1.ReasonClustersReady, fmt.Sprintf("%d cluster(s) ready", len(reports)))
 	}
 	return verdict{status: d.st, recheck: recheck}
 }

@@ -62,28 +62,28 @@ func TestAggregate(t *testing.T) {
 			session: s, reports: []childReport{report("c1", ready, workload, dflt), report("c2", ready, workload)},
 			phase: mirrordv1alpha1.SessionReady, clustersReady: "2/2",
 			conditions: map[string]wantCondition{
-				mirrordv1alpha1.ConditionReady:             {true, ReasonReady, "2 cluster(s) ready"},
+				mirrordv1alpha1.ConditionReady:             {true, mirrordv1alpha1.ReasonClustersReady, "2 cluster(s) ready"},
 				mirrordv1alpha1.ConditionTargetResolved:    {true, mirrordv1alpha1.ReasonResolved, "found in 2 cluster(s)"},
-				mirrordv1alpha1.ConditionClustersReachable: {true, ReasonAllReachable, ""},
+				mirrordv1alpha1.ConditionClustersReachable: {true, mirrordv1alpha1.ReasonAllReachable, ""},
 				mirrordv1alpha1.ConditionPolicyAllowed:     {true, mirrordv1alpha1.ReasonAllowed, ""},
 			},
 		},
 		"a child not made yet": {
 			session: s, reports: []childReport{report("c1", ready, workload, dflt), report("c2", nil, workload)},
 			phase: mirrordv1alpha1.SessionPending, clustersReady: "1/2",
-			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, ReasonWaiting, "waiting for c2"}},
+			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, mirrordv1alpha1.ReasonWaitingForClusters, "waiting for c2"}},
 		},
 		"a child still starting": {
 			session: s, reports: []childReport{report("c1", ready, workload, dflt), report("c2", pending, workload)},
 			phase: mirrordv1alpha1.SessionPending, clustersReady: "1/2",
-			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, ReasonWaiting, "waiting for c2"}},
+			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionReady: {false, mirrordv1alpha1.ReasonWaitingForClusters, "waiting for c2"}},
 		},
 		"a member unreachable": {
 			session: s, reports: []childReport{report("c1", ready, workload, dflt), unreachable(report("c2", nil, workload), "connection refused")},
 			phase: mirrordv1alpha1.SessionDegraded, clustersReady: "1/2",
 			conditions: map[string]wantCondition{
-				mirrordv1alpha1.ConditionReady:             {false, ReasonUnreachable, "c2 (connection refused)"},
-				mirrordv1alpha1.ConditionClustersReachable: {false, ReasonUnreachable, "c2 (connection refused)"},
+				mirrordv1alpha1.ConditionReady:             {false, mirrordv1alpha1.ReasonClusterUnreachable, "c2 (connection refused)"},
+				mirrordv1alpha1.ConditionClustersReachable: {false, mirrordv1alpha1.ReasonClusterUnreachable, "c2 (connection refused)"},
 			},
 		},
 		"a child refused by its member's RBAC check": {
@@ -93,7 +93,7 @@ func TestAggregate(t *testing.T) {
 				Condition(mirrordv1alpha1.ConditionReady, false, "Refused", "namespace shop is excluded here").Obj(), workload)},
 			phase: mirrordv1alpha1.SessionFailed, clustersReady: "1/2", failure: "cluster c2: namespace shop is excluded here",
 			conditions: map[string]wantCondition{
-				mirrordv1alpha1.ConditionReady:      {false, ReasonClusterFailed, "cluster c2"},
+				mirrordv1alpha1.ConditionReady:      {false, mirrordv1alpha1.ReasonClusterFailed, "cluster c2"},
 				mirrordv1alpha1.ConditionAuthorized: {false, mirrordv1alpha1.ReasonNamespaceExcluded, "cluster c2"},
 			},
 		},
@@ -130,12 +130,12 @@ func TestAggregate(t *testing.T) {
 		"not in the Default cluster, the session wants its environment": {
 			session: s, reports: []childReport{report("c1", notHere, dflt), report("c2", ready, workload)},
 			phase: mirrordv1alpha1.SessionFailed, clustersReady: "2/2", failure: "not in the Default cluster c1",
-			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionTargetResolved: {false, ReasonNotInDefault, ""}},
+			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionTargetResolved: {false, mirrordv1alpha1.ReasonNotInDefault, ""}},
 		},
 		"not in the Default cluster, the session takes only traffic": {
 			session: trafficOnly, reports: []childReport{report("c1", notHere, dflt), report("c2", ready, workload)},
 			phase: mirrordv1alpha1.SessionReady, clustersReady: "2/2",
-			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionTargetResolved: {true, ReasonNotInDefault, "takes only its traffic"}},
+			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionTargetResolved: {true, mirrordv1alpha1.ReasonNotInDefault, "takes only its traffic"}},
 		},
 		"not in the Default cluster, and nobody has said it is elsewhere": {
 			session: s, reports: []childReport{report("c1", notHere, dflt), report("c2", child().Obj(), workload)},

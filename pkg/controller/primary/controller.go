@@ -50,22 +50,11 @@ import (
 // ControllerName names this controller in logs, metrics and events.
 const ControllerName = "primary"
 
-// Event reasons and condition reasons set on MirrordSessions.
+// Event reasons on MirrordSessions (condition reasons are the API's: mirrordv1alpha1.Reason*).
 const (
 	EventChildCreated     = "ChildCreated"
 	EventHeartbeatExpired = "HeartbeatExpired"
 	EventFailed           = "SessionFailed"
-
-	ReasonInvalidTopology  = "InvalidTopology"
-	ReasonClusterFailed    = "ClusterFailed"
-	ReasonAllReachable     = "AllReachable"
-	ReasonUnreachable      = "ClusterUnreachable"
-	ReasonReady            = "AllClustersReady"
-	ReasonWaiting          = "WaitingForClusters"
-	ReasonNotInDefault     = "NotInDefaultCluster"
-	ReasonTerminating      = "Terminating"
-	ReasonNoMembers        = "NoMemberClusters"
-	ReasonTargetUnresolved = "Resolving"
 )
 
 // Options configure the Primary controller.
@@ -640,7 +629,7 @@ func (c *Controller) finalize(ctx context.Context, s *mirrordv1alpha1.MirrordSes
 	if s.Status.Phase != mirrordv1alpha1.SessionTerminating {
 		st := *s.Status.DeepCopy()
 		st.Phase = mirrordv1alpha1.SessionTerminating
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: mirrordv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonTerminating, Message: "removing child sessions", ObservedGeneration: s.Generation})
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: mirrordv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: mirrordv1alpha1.ReasonTerminating, Message: "removing child sessions", ObservedGeneration: s.Generation})
 		_ = c.writeStatus(ctx, s, st)
 	}
 	if err := c.deleteChildren(ctx, s); err != nil {
