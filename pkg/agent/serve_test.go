@@ -177,6 +177,8 @@ func TestServeRefusals(t *testing.T) {
 	addr, _ := startAgent(t, Config{}, nstest.Options{})
 	badFS := &mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Local: []string{"/tmp/(x"}}}
 	badMode := &mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "rw"}}
+	badFilter := &mirrordv1alpha1.Features{Network: mirrordv1alpha1.NetworkFeature{Incoming: mirrordv1alpha1.IncomingFeature{
+		Mode: mirrordv1alpha1.IncomingModeSteal, HTTPFilter: &mirrordv1alpha1.HTTPFilter{Path: "("}}}}
 	otherKey := bytes.Repeat([]byte{'o'}, protocol.AgentKeySize)
 	for _, tc := range []struct {
 		hello protocol.Hello
@@ -186,8 +188,9 @@ func TestServeRefusals(t *testing.T) {
 		{protocol.Hello{Session: "ns/mine"}, otherKey, "not signed with this agent's key"},
 		{protocol.Hello{}, testKey, "names no session"},
 		{protocol.Hello{Session: "ns/mine", Kind: protocol.HelloSession}, testKey, "serves agent sessions"},
-		{protocol.Hello{Session: "ns/mine", Features: badFS}, testKey, `feature.fs.local: invalid regular expression "/tmp/(x"`},
-		{protocol.Hello{Session: "ns/mine", Features: badMode}, testKey, "want local, read or write"},
+		{protocol.Hello{Session: "ns/mine", Features: badFS}, testKey, `feature.fs.local[0]: Invalid value: "/tmp/(x"`},
+		{protocol.Hello{Session: "ns/mine", Features: badMode}, testKey, `feature.fs.mode: Unsupported value: "rw"`},
+		{protocol.Hello{Session: "ns/mine", Features: badFilter}, testKey, `feature.network.incoming.httpFilter.path: Invalid value: "("`},
 	} {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {

@@ -12,8 +12,10 @@ import (
 	"regexp"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1/validation"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -110,40 +112,17 @@ func ConfigFromEnv() (Config, error) {
 	return c, nil
 }
 
-// ValidateFeatures checks the features a session asks an agent to serve: the env patterns,
-// the fs mode and the fs regular expressions. The member controller fails a session whose
-// features (with its policies applied) do not pass, before it joins an agent; the agent
-// checks again at each connection's handshake.
+// ValidateFeatures checks the features a session asks an agent to serve
+// (validation.ValidateFeatures). The member controller fails a session whose features (with
+// its policies applied) do not pass, before it joins an agent; the agent checks again at each
+// connection's handshake.
 func ValidateFeatures(f mirrordv1alpha1.Features) error {
-	if err := ValidateEnv(f.Env); err != nil {
-		return err
-	}
-	switch f.FS.Mode {
-	case "", mirrordv1alpha1.FSModeLocal, mirrordv1alpha1.FSModeRead, mirrordv1alpha1.FSModeWrite:
-	default:
-		return fmt.Errorf("feature.fs.mode %q: want local, read or write", f.FS.Mode)
-	}
-	for _, l := range []struct {
-		key   string
-		exprs []string
-	}{{"readOnly", f.FS.ReadOnly}, {"readWrite", f.FS.ReadWrite}, {"local", f.FS.Local}, {"notFound", f.FS.NotFound},
-		{"policyReadOnly", f.FS.PolicyReadOnly}, {"policyLocal", f.FS.PolicyLocal}} {
-		if _, err := CompileAll("feature.fs."+l.key, l.exprs); err != nil {
-			return err
-		}
-	}
-	return nil
+	return validation.ValidateFeatures(&f, field.NewPath("feature")).ToAggregate()
 }
 
-// ValidateEnv checks the env feature's patterns. Include and exclude may both be set here: a
-// policy's excludes are added to a user's includes.
+// ValidateEnv checks the env feature's patterns (validation.ValidateEnv).
 func ValidateEnv(f mirrordv1alpha1.EnvFeature) error {
-	for _, p := range append(append([]string{}, f.Include...), f.Exclude...) {
-		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("feature.env: bad pattern %q (use * and ?): %w", p, err)
-		}
-	}
-	return nil
+	return validation.ValidateEnv(&f, field.NewPath("feature", "env")).ToAggregate()
 }
 
 // CompileAll compiles the regular expressions of setting key; an error names the setting and

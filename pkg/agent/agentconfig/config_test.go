@@ -13,10 +13,10 @@ func TestValidateFeatures(t *testing.T) {
 		want string // "" for valid
 	}{
 		{mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{ReadOnly: []string{"^/etc/"}}, Env: mirrordv1alpha1.EnvFeature{Exclude: []string{"SECRET_*"}}}, ""},
-		{mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Local: []string{"/tmp/(x"}}}, `feature.fs.local: invalid regular expression "/tmp/(x"`},
-		{mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{NotFound: []string{"["}}}, `feature.fs.notFound: invalid regular expression "["`},
-		{mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "rw"}}, "want local, read or write"},
-		{mirrordv1alpha1.Features{Env: mirrordv1alpha1.EnvFeature{Include: []string{"A[*"}}}, `feature.env: bad pattern "A[*"`},
+		{mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Local: []string{"/tmp/(x"}}}, `feature.fs.local[0]: Invalid value: "/tmp/(x"`},
+		{mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{NotFound: []string{"["}}}, `feature.fs.notFound[0]: Invalid value: "["`},
+		{mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "rw"}}, `feature.fs.mode: Unsupported value: "rw"`},
+		{mirrordv1alpha1.Features{Env: mirrordv1alpha1.EnvFeature{Include: []string{"A[*"}}}, `feature.env.include[0]: Invalid value: "A[*"`},
 	} {
 		err := ValidateFeatures(tc.f)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {

@@ -57,7 +57,7 @@ func TestEnv(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Env(nil, mirrordv1alpha1.EnvFeature{Exclude: []string{"[bad"}}); err == nil || !strings.Contains(err.Error(), `bad pattern "[bad"`) {
+	if _, err := Env(nil, mirrordv1alpha1.EnvFeature{Exclude: []string{"[bad"}}); err == nil || !strings.Contains(err.Error(), `feature.env.exclude[0]: Invalid value: "[bad"`) {
 		t.Errorf("bad pattern: err = %v", err)
 	}
 }

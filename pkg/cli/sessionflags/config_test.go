@@ -139,3 +139,14 @@ func TestConfigFileErrorsNameTheFile(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestSpecValidatesFeaturesAsTheAgentDoes: a value no flag check catches (an env pattern) is
+// refused before the session is made, named by its field, by the check the member and the
+// agent make.
+func TestSpecValidatesFeaturesAsTheAgentDoes(t *testing.T) {
+	o := &Flags{Target: "deploy/api", SessionTTL: 30, EnvExclude: []string{"[bad"}}
+	_, err := o.Spec("dev", session.Owner{Name: "me"})
+	if err == nil || !strings.Contains(err.Error(), `feature.env.exclude[0]: Invalid value: "[bad"`) {
+		t.Errorf("Spec: %v, want the bad env pattern named by its field", err)
+	}
+}

@@ -10,9 +10,11 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	featurevalidation "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1/validation"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/config"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
@@ -194,5 +196,10 @@ func (o *Flags) Spec(namespace string, owner session.Owner) (mirrordv1alpha1.Mir
 		f.Network.Outgoing.Filter = &mirrordv1alpha1.OutgoingFilter{Remote: o.OutgoingRemote}
 	}
 	f.Network.DNS.Disabled = o.NoDNS
+	// The same check the member and the agent make: what the flags above do not name (an env
+	// pattern, a config file's value) is named by its field.
+	if errs := featurevalidation.ValidateFeatures(f, field.NewPath("feature")); len(errs) > 0 {
+		return spec, errs.ToAggregate()
+	}
 	return spec, nil
 }
