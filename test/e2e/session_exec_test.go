@@ -536,7 +536,7 @@ func killExecAndWaitGone(ctx context.Context, t *testing.T, f *framework.Framewo
 	return took
 }
 
-var sessionRE = regexp.MustCompile(`session ([a-z0-9-]+)/([a-z0-9-]+) for `)
+var sessionRE = regexp.MustCompile(`session ([a-z0-9-]+)/([a-z0-9-]+) created for `)
 
 // execSession waits until exec's output says want and returns the session exec made.
 func execSession(ctx context.Context, t *testing.T, f *framework.Framework, out *framework.SyncBuffer, want string) *mirrordv1alpha1.MirrordSession {
