@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -284,10 +283,11 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 	}
 
 	c.mu.Lock()
-	changed := len(want) != len(c.members) || errString(topoErr) != errString(c.topoError)
+	keep, changed := planMembers(identities(c.members), identities(want))
+	changed = changed || errString(topoErr) != errString(c.topoError)
 	for name, old := range c.members {
-		if w, ok := want[name]; ok && w.identity == old.identity {
-			changed = changed || !slices.Equal(old.roles, w.roles)
+		if keep[name] {
+			w := want[name]
 			old.roles = w.roles
 			if t := w.token.Load(); t != nil {
 				old.token.Store(t) // registered again, or renewed
@@ -295,7 +295,6 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 			want[name] = old
 			continue
 		}
-		changed = true
 		if old.cancel != nil {
 			old.cancel()
 		}
