@@ -67,15 +67,37 @@ func (r *primaryRoute) Stateful(ctx context.Context) (Upstream, error) {
 	if err != nil {
 		return Upstream{}, err
 	}
+	c, ok := statefulCluster(clusters)
+	if !ok {
+		return Upstream{}, fmt.Errorf("session %s/%s has no Default cluster", r.session.Namespace, r.session.Name)
+	}
+	if self := r.selfRoute(c); self != nil {
+		return self.Stateful(ctx)
+	}
+	return r.member(ctx, c)
+}
+
+// statefulCluster is the cluster that answers a session's env, files, DNS and outgoing
+// traffic: its Default cluster.
+func statefulCluster(clusters []mirrordv1alpha1.SessionClusterStatus) (mirrordv1alpha1.SessionClusterStatus, bool) {
 	for _, c := range clusters {
 		if hasRole(c.Roles, mirrordv1alpha1.ClusterRoleDefault) {
-			if self := r.selfRoute(c); self != nil {
-				return self.Stateful(ctx)
-			}
-			return r.member(ctx, c)
+			return c, true
 		}
 	}
-	return Upstream{}, fmt.Errorf("session %s/%s has no Default cluster", r.session.Namespace, r.session.Name)
+	return mirrordv1alpha1.SessionClusterStatus{}, false
+}
+
+// incomingClusters are the clusters a session's incoming subscription goes to: every
+// Workload cluster with agents (one without target pods has nothing to intercept).
+func incomingClusters(clusters []mirrordv1alpha1.SessionClusterStatus) []mirrordv1alpha1.SessionClusterStatus {
+	var out []mirrordv1alpha1.SessionClusterStatus
+	for _, c := range clusters {
+		if hasRole(c.Roles, mirrordv1alpha1.ClusterRoleWorkload) && c.Agents > 0 {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (r *primaryRoute) Incoming(ctx context.Context) ([]Upstream, error) {
@@ -84,10 +106,7 @@ func (r *primaryRoute) Incoming(ctx context.Context) ([]Upstream, error) {
 		return nil, err
 	}
 	var ups []Upstream
-	for _, c := range clusters {
-		if !hasRole(c.Roles, mirrordv1alpha1.ClusterRoleWorkload) || c.Agents == 0 {
-			continue // a Workload cluster without target pods has nothing to intercept
-		}
+	for _, c := range incomingClusters(clusters) {
 		if self := r.selfRoute(c); self != nil {
 			agents, err := self.Incoming(ctx)
 			if err != nil {
