@@ -18,10 +18,13 @@ package apiserver
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -30,10 +33,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 // runningPod creates pod name in ns on node n1, then says through its status what a kubelet
@@ -102,9 +108,15 @@ func TestAgentLifecycle(t *testing.T) {
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}}}},
 		}},
 	}, "containerd://0123abcd", "10.244.0.7", true)
-	runController(t, s)
+	relayAddr := runController(t, s)
 
-	first, err := create(t, s, "", session("agents", "Pod", "api-1", "agents"))
+	pub, sessionKey, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withKey := session("agents", "Pod", "api-1", "agents")
+	withKey.Spec.PublicKey = base64.StdEncoding.EncodeToString(pub)
+	first, err := create(t, s, "", withKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +159,7 @@ func TestAgentLifecycle(t *testing.T) {
 	runningPod(t, s, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: job.Name + "-abcde", Namespace: "mirrord-system", Labels: podLabels},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "agent"}}},
-	}, "containerd://agent", "10.244.0.9", true)
+	}, "containerd://agent", "127.0.0.1", true) // on loopback, where no agent listens
 	for _, sess := range []*mirrordv1alpha1.MirrordSession{first, second} {
 		waitFor(t, "session "+sess.Name+" Ready", func(ctx context.Context) error {
 			got, err := s.Mirrord.MirrordV1alpha1().MirrordSessions("agents").Get(ctx, sess.Name, metav1.GetOptions{})
@@ -160,6 +172,26 @@ func TestAgentLifecycle(t *testing.T) {
 			return nil
 		})
 	}
+
+	// The session's owner at the Primary's relay: its operations are routed to this cluster's
+	// own part of the session (no member hop), to the ready agent of the target pod, with
+	// that agent's key. The agent is not there: the error says which one was tried.
+	direct := &rest.Config{Host: "https://" + relayAddr, TLSClientConfig: rest.TLSClientConfig{Insecure: true}} // the relay's certificate is made up
+	conn, err := relay.Dial(ctx, direct, relay.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux, err := protocol.Dial(conn, protocol.Hello{Kind: protocol.HelloSession, Session: "agents/" + first.Name}, sessionKey)
+	if err != nil {
+		t.Fatalf("the session's owner at the relay: %v", err)
+	}
+	client := protocol.NewClient(mux)
+	if _, err := client.Env(); err == nil || !strings.Contains(err.Error(), "api-1") {
+		t.Errorf("env through the relay with no agent listening: %v, want the agent of pod api-1 named", err)
+	} else {
+		t.Logf("env through the relay: %v", err)
+	}
+	client.Close()
 
 	if err := s.Mirrord.MirrordV1alpha1().MirrordSessions("agents").Delete(ctx, first.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
