@@ -69,9 +69,9 @@ func Start(ctx context.Context, o StartOptions) (*Started, error) {
 	o.Logf("session %s/%s created for %s", o.Namespace, s.Name, target.String(spec.Target))
 	keepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	st := &Started{Session: s, Key: key, StartedAt: began, opts: o, stop: stop, ended: make(chan struct{})}
+	interval := st.HeartbeatInterval()
 	go func() {
 		beat := relay.Heartbeater(o.Config, o.MirrordNamespace, s, key)
-		interval := time.Duration(spec.TTLSeconds) * time.Second / 3
 		if err := KeepAlive(keepCtx, o.Clients.Mirrord, o.Namespace, s.Name, interval, beat); err != nil {
 			st.why = fmt.Errorf("%w (by sessions kill, or it expired while this machine could not reach the cluster)", err)
 			close(st.ended)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -530,10 +529,6 @@ func isJobFailed(j *batchv1.Job) bool {
 		}
 	}
 	return false
-}
-
-func sortAgents(as []mirrordv1alpha1.Agent) {
-	slices.SortFunc(as, func(a, b mirrordv1alpha1.Agent) int { return strings.Compare(a.Pod, b.Pod) })
 }
 
 // TargetLabels returns the labels of a target in this cluster (nil if absent), so the Primary

@@ -2,6 +2,8 @@ package member
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -52,21 +54,20 @@ func childStatus(child *mirrordv1alpha1.MirrordClusterSession, res resolution, v
 	}
 	cond(mirrordv1alpha1.ConditionTargetResolved, res.Found && !res.Terminal && len(res.Pods) > 0, res.Reason, res.Message)
 
+	// By pod name, whatever order they came in: the first failed one is the one told.
+	agents = slices.Clone(agents)
+	slices.SortFunc(agents, func(a, b agentReport) int { return strings.Compare(a.agent.Pod, b.agent.Pod) })
 	st.Agents = nil
 	st.ReadyAgents = 0
+	var failed string
 	for _, a := range agents {
 		if a.agent.Ready {
 			st.ReadyAgents++
 		}
-		st.Agents = append(st.Agents, a.agent)
-	}
-	sortAgents(st.Agents)
-	var failed string
-	for _, a := range st.Agents { // the first by pod name, whatever order they came in
-		if i := indexAgent(agents, a.Job); i >= 0 && agents[i].failed {
-			failed = fmt.Sprintf("agent for pod %s failed: %s", a.Pod, a.Message)
-			break
+		if a.failed && failed == "" {
+			failed = fmt.Sprintf("agent for pod %s failed: %s", a.agent.Pod, a.agent.Message)
 		}
+		st.Agents = append(st.Agents, a.agent)
 	}
 
 	switch {
@@ -94,15 +95,6 @@ func childStatus(child *mirrordv1alpha1.MirrordClusterSession, res resolution, v
 		cond(mirrordv1alpha1.ConditionReady, false, mirrordv1alpha1.ReasonAgentsStarting, fmt.Sprintf("%d of %d agent(s) ready", st.ReadyAgents, desired))
 	}
 	return st
-}
-
-func indexAgent(agents []agentReport, job string) int {
-	for i, a := range agents {
-		if a.agent.Job == job {
-			return i
-		}
-	}
-	return -1
 }
 
 // agentState is an agent's state as its Job and the Job's newest pod (nil: none yet) show it;
