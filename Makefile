@@ -35,7 +35,7 @@ help: ## Show this help.
 ##@ Try it
 
 .PHONY: demo
-demo: deps build image rig ## Local clusters, kubectl-mirrord installed with kustomize, a sample app and one session of each kind.
+demo: deps build image rig ## Local clusters, kubectl-mirrord installed with `kubectl mirrord install`, a sample app and one session of each kind.
 	hack/demo.sh
 
 ##@ Development
@@ -73,9 +73,14 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yaml; pinned in hack/lint
 fmt: ## Format the Go code.
 	gofmt -w ./cmd ./pkg ./hack ./test
 
+# The controllers' tests (pkg/controller/apitest among them) run against a real kube-apiserver
+# and etcd without nodes: the rig's binaries, built once and cached.
+K8S_BINARIES = MIRRORD_K8S_BINARIES="$$($(RIG) binaries | paste -sd,)"
+
 .PHONY: unit
-unit: ## Run the unit tests.
-	go test ./...
+unit: rig ## Run the unit tests; the controllers' run against a real API server without nodes, and their coverage is checked.
+	$(K8S_BINARIES) go test $$(go list ./... | grep -v /pkg/controller)
+	$(MAKE) --no-print-directory apitest
 
 # A count of executions, not a duration: with a duration Go's fuzzing coordinator can fail a
 # run that found nothing with "context deadline exceeded" as its time runs out on a loaded
@@ -104,6 +109,16 @@ dist: ## Build the krew archives for every platform and render dist/mirrord.yaml
 	done
 	go run ./hack/dist -version $(DIST_VERSION) -bin $(BIN)/dist -out dist
 
+# REGISTRY is where `make release` pushes the image (REGISTRY/kubectl-mirrord:DIST_VERSION);
+# the canonical one is ghcr.io/kubectl-mirrord (what kustomize/base and `kubectl mirrord
+# install` name). Credentials come from ~/.docker/config.json, as docker login writes them.
+REGISTRY ?=
+
+.PHONY: release
+release: dist ## Push the linux/amd64+arm64 image to REGISTRY as DIST_VERSION, no Docker; write dist/SHA256SUMS and dist/IMAGE.
+	@test -n "$(REGISTRY)" || { echo "make release REGISTRY=ghcr.io/kubectl-mirrord DIST_VERSION=vX.Y.Z"; exit 2; }
+	go run ./hack/release -version $(DIST_VERSION) -registry $(REGISTRY) -bin $(BIN)/dist -dist dist $(RELEASE_FLAGS)
+
 KREW_TOOLS := $(BIN)/krew $(BIN)/validate-krew-manifest
 
 .PHONY: krew
@@ -130,8 +145,12 @@ rig:
 	go build -o $(RIG) ./test/rig
 
 .PHONY: clusters
-clusters: deps rig image ## Bring up $(CLUSTERS) real local clusters (kubeconfigs in /var/lib/mirrord-rig/kubeconfig).
-	$(RIG) up -clusters $(CLUSTERS) -image $(IMAGE_TAR)
+clusters: deps rig ## Bring up $(CLUSTERS) real local clusters and their registry (kubeconfigs in /var/lib/mirrord-rig/kubeconfig).
+	$(RIG) up -clusters $(CLUSTERS)
+
+# push-image pushes this build's image to the rig's registry; RIG_IMAGE is the reference by
+# digest that `kubectl mirrord install --image` installs.
+RIG_IMAGE = $$($(RIG) push $(IMAGE_TAR) kubectl-mirrord:$(VERSION))
 
 .PHONY: clusters-down
 clusters-down: rig ## Remove the local clusters and everything they made on this machine.
@@ -151,10 +170,9 @@ test: ## Unit tests, verify, then e2e on fresh local clusters (the CI command).
 CONTROLLER_COVERAGE_MIN := 70
 
 .PHONY: apitest
-apitest: rig ## Admission, RBAC and controllers against a real kube-apiserver and etcd without nodes (seconds); checks the controllers' coverage.
-	$(RIG) binaries > $(BIN)/k8s-binaries.txt
-	MIRRORD_K8S_BINARIES="$$(paste -sd, $(BIN)/k8s-binaries.txt)" go test -count=1 -timeout 10m \
-	  -coverpkg=./pkg/controller/... -coverprofile=$(BIN)/controller-cover.out ./test/apiserver/... ./pkg/controller/...
+apitest: rig ## The controllers' tests alone (admission, RBAC, reconciles on a real API server without nodes; seconds); checks their coverage.
+	$(K8S_BINARIES) go test -count=1 -timeout 10m \
+	  -coverpkg=./pkg/controller/... -coverprofile=$(BIN)/controller-cover.out ./pkg/controller/...
 	@go tool cover -func=$(BIN)/controller-cover.out | awk -v min=$(CONTROLLER_COVERAGE_MIN) \
 	  '/^total:/ { sub("%", "", $$NF); printf "controllers covered: %s%% of statements (at least %s%%)\n", $$NF, min; if ($$NF + 0 < min) exit 1 }'
 
@@ -164,8 +182,7 @@ bench: deps build image rig ## Run every benchmark on local clusters; print one 
 
 .PHONY: e2e
 e2e: build image rig dist krew ## Run the e2e suite against clusters that are already up (make clusters).
-	$(RIG) load $(IMAGE_TAR)
-	MIRRORD_E2E_DIST=$(CURDIR)/dist MIRRORD_E2E_KREW=$(BIN)/krew MIRRORD_E2E_KREW_VALIDATOR=$(BIN)/validate-krew-manifest \
+	MIRRORD_E2E_IMAGE=$(RIG_IMAGE) MIRRORD_E2E_DIST=$(CURDIR)/dist MIRRORD_E2E_KREW=$(BIN)/krew MIRRORD_E2E_KREW_VALIDATOR=$(BIN)/validate-krew-manifest \
 	MIRRORD_E2E_KUBECONFIGS=$$(ls /var/lib/mirrord-rig/kubeconfig/c*.yaml | paste -sd,) \
 	MIRRORD_E2E_KUBECTL=/var/lib/mirrord-rig/bin/kubectl \
 	MIRRORD_E2E_COLLECT_LOGS="$(RIG) logs" \

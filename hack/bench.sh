@@ -17,15 +17,6 @@ own=
 if [ ! -e /var/lib/mirrord-rig ]; then
   make --no-print-directory clusters
   own=1
-else
-  "$rig" load bin/images/kubectl-mirrord.tar
-  # The image keeps its tag: controllers already installed restart onto the new build.
-  for kc in /var/lib/mirrord-rig/kubeconfig/c*.yaml; do
-    if /var/lib/mirrord-rig/bin/kubectl --kubeconfig "$kc" -n mirrord-system get deploy/mirrord-controller >/dev/null 2>&1; then
-      /var/lib/mirrord-rig/bin/kubectl --kubeconfig "$kc" -n mirrord-system rollout restart deploy/mirrord-controller
-      /var/lib/mirrord-rig/bin/kubectl --kubeconfig "$kc" -n mirrord-system rollout status deploy/mirrord-controller --timeout=120s
-    fi
-  done
 fi
 cleanup() {
   local rc=$?
@@ -33,7 +24,11 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+# This build's image, pulled by the nodes from the rig's registry; the benchmarks install it
+# by digest, so controllers already installed roll onto it.
+image=$("$rig" push bin/images/kubectl-mirrord.tar "kubectl-mirrord:$(git describe --tags --always --dirty 2>/dev/null || echo dev)")
 
+MIRRORD_E2E_IMAGE="$image" \
 MIRRORD_BENCH_OUT="$out" \
 MIRRORD_E2E_KUBECONFIGS=$(ls /var/lib/mirrord-rig/kubeconfig/c*.yaml | paste -sd,) \
 MIRRORD_E2E_KUBECTL=/var/lib/mirrord-rig/bin/kubectl \

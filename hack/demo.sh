@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: three local clusters (reusing them when they are up), kubectl-mirrord installed
-# with `kubectl kustomize` the way an admin would (c1 a management-only Primary, c2 the
+# with `kubectl mirrord install` the way an admin would (c1 a management-only Primary, c2 the
 # Default and a Workload, c3 a Workload), a sample app in c2 and c3, then one session of each
 # kind: the target's environment and a file of its ConfigMap, a mirrored request and a stolen
 # one reaching a process on this machine. Every command is printed before it runs.
@@ -18,22 +18,20 @@ show() { printf '\033[2m$ %s\033[0m\n' "$*"; }
 run() { show "$*"; "$@"; }
 
 if [ -e "$rigdir" ]; then
-  say "Local clusters are up: loading this build's image"
-  bin/rig load bin/images/kubectl-mirrord.tar
+  say "Local clusters are up"
 else
   say "Bringing up three local clusters (kubeconfigs in $kc)"
   make --no-print-directory clusters
 fi
+say "This build's image goes to the clusters' registry, as a release's to yours"
+image=$(bin/rig push bin/images/kubectl-mirrord.tar "kubectl-mirrord:$(git describe --tags --always --dirty 2>/dev/null || echo dev)")
+echo "$image"
 k() { local c=$1; shift; "$kubectl" --kubeconfig "$kc/$c.yaml" "$@"; }
 
-say "Admin: install the roles with kustomize (members first, then the Primary)"
+say "Admin: install the roles with kubectl mirrord install (members first, then the Primary)"
 for pair in c3:workload c2:workload-default c1:primary-management-only; do
-  c=${pair%%:*} overlay=${pair#*:}
-  show "kubectl kustomize kustomize/overlays/$overlay | kubectl --context $c apply --server-side -f -"
-  "$kubectl" kustomize "kustomize/overlays/$overlay" | k "$c" apply --server-side --force-conflicts -f - >/dev/null
-  # A reinstall onto the same tag restarts onto this build.
-  k "$c" -n mirrord-system rollout restart deploy/mirrord-controller >/dev/null
-  k "$c" -n mirrord-system rollout status deploy/mirrord-controller --timeout=120s >/dev/null
+  c=${pair%%:*} role=${pair#*:}
+  run "$plugin" --kubeconfig "$kc/$c.yaml" install --role "$role" --cluster-name "$c" --image "$image"
 done
 
 say "Admin: register the members with the Primary (c1)"
@@ -121,7 +119,7 @@ cleanup; pids=()
 
 say "Sessions end with their command: nothing is left in any cluster"
 for _ in $(seq 50); do
-  "$plugin" --kubeconfig "$kc/c1.yaml" sessions -A 2>&1 | grep -q "No sessions" && break
+  "$plugin" --kubeconfig "$kc/c1.yaml" sessions -A 2>&1 | grep -q "No resources found" && break
   sleep 0.2
 done
 run "$plugin" --kubeconfig "$kc/c1.yaml" sessions -A

@@ -18,7 +18,7 @@ mkdir -p "${ARTIFACTS:-$root/_artifacts}"
 export MIRRORD_HOST_BASELINE="${ARTIFACTS:-$root/_artifacts}/host-before.json"
 bin/rig snapshot "$MIRRORD_HOST_BASELINE"
 
-echo "== unit tests"
+echo "== unit tests (the controllers' on a real API server without nodes)"
 make --no-print-directory unit
 echo "== fuzz targets, bounded"
 make --no-print-directory fuzz
@@ -26,8 +26,6 @@ echo "== leftovers of the unit tests"
 bin/rig check "$MIRRORD_HOST_BASELINE"
 echo "== verify"
 make --no-print-directory verify
-echo "== admission, RBAC and controllers on a real API server without nodes"
-make --no-print-directory apitest
 echo "== e2e on local clusters"
 make --no-print-directory deps rig image build dist krew
 # Everything below runs under a subreaper so no rig process can outlive the suite,

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	// client-go's credential plugins (OIDC; exec is built in), as kubectl links them.
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"

@@ -28,7 +28,7 @@ func TestCommandTree(t *testing.T) {
 			visible[c.Name()] = true
 		}
 	}
-	for _, name := range []string{"exec", "sessions", "status", "version", "completion"} {
+	for _, name := range []string{"exec", "sessions", "status", "version", "completion", "install", "uninstall", "options"} {
 		if !visible[name] {
 			t.Errorf("command %q is not visible; visible: %v", name, visible)
 		}
@@ -38,7 +38,7 @@ func TestCommandTree(t *testing.T) {
 			t.Errorf("command %q is not hidden; hidden: %v", name, hidden)
 		}
 	}
-	for _, flag := range []string{"kubeconfig", "context", "namespace", "cluster", "user"} {
+	for _, flag := range []string{"kubeconfig", "context", "namespace", "cluster", "user", "v"} {
 		if root.PersistentFlags().Lookup(flag) == nil {
 			t.Errorf("kubeconfig flag --%s missing", flag)
 		}
@@ -60,16 +60,17 @@ func TestErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		"exec without command":      {args: []string{"exec", "-t", "deploy/api"}, want: "no command given"},
-		"exec without target":       {args: []string{"exec", "--", "ls"}, want: "no target given"},
-		"exec bad regex":            {args: []string{"exec", "-t", "deploy/api", "--steal", "--http-path-filter", "(", "--", "ls"}, want: "--http-path-filter \"(\" is not a valid regular expression"},
-		"exec bad target":           {args: []string{"exec", "-t", "cronjob/x", "--", "ls"}, want: "--target"},
-		"exec bad local port":       {args: []string{"exec", "-t", "deploy/api", "--local-port", "70000", "--", "ls"}, want: "--local-port 70000"},
-		"exec missing config file":  {args: []string{"exec", "-f", "/nonexistent/mirrord.json", "--", "ls"}, want: "reading config file"},
-		"kill without names":        {args: []string{"sessions", "kill"}, want: "say which sessions to end"},
-		"status bad output format":  {args: []string{"status", "-o", "table"}, want: `--output "table": use json or yaml`},
-		"controller without roles":  {args: []string{"controller", "--roles-dir", "/nonexistent"}, want: "this installation has no role"},
-		"version bad output format": {args: []string{"version", "-o", "table"}, want: `unknown output format "table"`},
+		"exec without command":       {args: []string{"exec", "-t", "deploy/api"}, want: "no command given"},
+		"exec without target":        {args: []string{"exec", "--", "ls"}, want: "no target given"},
+		"mirrord's flag names parse": {args: []string{"exec", "--no-remote-dns", "--no-tcp-outgoing", "--target-namespace", "x", "--agent-ttl", "60", "-t", "deploy/api", "--steal", "--http-path-filter", "(", "--", "ls"}, want: "--http-path-filter \"(\": not a valid regular expression"},
+		"exec bad regex":             {args: []string{"exec", "-t", "deploy/api", "--steal", "--http-path-filter", "(", "--", "ls"}, want: "--http-path-filter \"(\": not a valid regular expression"},
+		"exec bad target":            {args: []string{"exec", "-t", "cronjob/x", "--", "ls"}, want: "--target"},
+		"exec bad local port":        {args: []string{"exec", "-t", "deploy/api", "--local-port", "70000", "--", "ls"}, want: "--local-port 70000"},
+		"exec missing config file":   {args: []string{"exec", "-f", "/nonexistent/mirrord.json", "--", "ls"}, want: "reading config file"},
+		"kill without names":         {args: []string{"sessions", "kill"}, want: "say which sessions to end"},
+		"status bad output format":   {args: []string{"status", "-o", "table"}, want: `--output "table": use json or yaml`},
+		"controller without roles":   {args: []string{"controller", "--roles-dir", "/nonexistent"}, want: "this installation has no role"},
+		"version bad output format":  {args: []string{"version", "-o", "table"}, want: `unknown output format "table"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -82,7 +83,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestVersionJSON(t *testing.T) {
-	out, err := run(t, "version", "-o", "json")
+	out, err := run(t, "version", "--client", "-o", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,5 +93,41 @@ func TestVersionJSON(t *testing.T) {
 	}
 	if info.Version == "" || !strings.HasPrefix(info.GoVersion, "go") || !strings.Contains(info.Platform, "/") {
 		t.Errorf("version info incomplete: %+v", info)
+	}
+}
+
+// TestKubectlManners: the kubeconfig flags are listed by `options`, not on every help page,
+// as kubectl does; enum flags complete their values.
+func TestKubectlManners(t *testing.T) {
+	help, err := run(t, "exec", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(help, "--kubeconfig") || !strings.Contains(help, `Use "kubectl mirrord options" for a list of global command-line options`) {
+		t.Errorf("exec --help lists the global flags, or does not point at options:\n%s", help)
+	}
+	opts, err := run(t, "options")
+	if err != nil || !strings.Contains(opts, "--kubeconfig") || !strings.Contains(opts, "-v, --v") {
+		t.Errorf("options (%v):\n%s", err, opts)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"exec", "--incoming", ""}, []string{"mirror", "steal", "off"}},
+		{[]string{"exec", "--fs-mode", ""}, []string{"read", "write", "local"}},
+		{[]string{"install", "--role", "work"}, []string{"workload", "workload-default"}},
+		{[]string{"sessions", "-o", "w"}, []string{"wide"}},
+		{[]string{"version", "-o", ""}, []string{"json", "yaml"}},
+	} {
+		out, err := run(t, append([]string{"__complete"}, tc.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w+"\n") {
+				t.Errorf("completing %q: %q lacks %q", tc.args, out, w)
+			}
+		}
 	}
 }

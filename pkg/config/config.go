@@ -3,6 +3,9 @@
 // YAML or TOML. Parsing is strict: an unknown key or a bad value is an error that names the
 // key and says how to fix it. Keys mirrord has but that an installation decides here (the
 // agent's image or namespace, say) are accepted with a warning.
+//
+// The features come out in the API's shape (mirrordv1alpha1.Features), checked by the same
+// validation the member and the agent run; Key names its field paths the way the file does.
 package config
 
 import (
@@ -15,11 +18,20 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1/validation"
 )
 
 // EnvVar names a config file to use when -f is not given, as mirrord's MIRRORD_CONFIG_FILE.
 const EnvVar = "MIRRORD_CONFIG_FILE"
+
+// DefaultPaths are read, the first that exists, when neither -f nor EnvVar names a file:
+// where mirrord users keep a project's config (.mirrord/mirrord.json, as mirrord's -f
+// without a value and its IDE extensions use).
+var DefaultPaths = []string{".mirrord/mirrord.json", ".mirrord/mirrord.yaml", ".mirrord/mirrord.yml", ".mirrord/mirrord.toml"}
 
 // File is a parsed config file. Unset fields are nil: flags and defaults apply to them.
 type File struct {
@@ -32,12 +44,12 @@ type File struct {
 	KubeContext *string
 	Kubeconfig  *string
 
-	Env      Env
-	FS       FS
-	Incoming Incoming
-	Outgoing Outgoing
-	// DNS is false when names are resolved locally.
-	DNS *bool
+	// Features are the file's feature section in the API's shape (what the session's spec
+	// carries): what the file does not set is left zero, for flags and defaults to fill.
+	Features mirrordv1alpha1.Features
+
+	// EnvFile is feature.env.env_file: a file of NAME=value lines read on this machine.
+	EnvFile *string
 
 	// SessionTTL is agent.ttl: seconds the session lives after the last heartbeat.
 	SessionTTL *int32
@@ -46,34 +58,6 @@ type File struct {
 
 	// Warnings are keys read but not applied, each with the reason.
 	Warnings []string
-}
-
-// Env is feature.env.
-type Env struct {
-	Disabled         *bool
-	Include, Exclude []string
-	Override         map[string]string
-}
-
-// FS is feature.fs. The path lists are regular expressions.
-type FS struct {
-	Mode                                 *string
-	ReadOnly, ReadWrite, Local, NotFound []string
-}
-
-// Incoming is feature.network.incoming.
-type Incoming struct {
-	Mode                 *string
-	Header, Path, Method *string
-	Ports, IgnorePorts   []int32
-	// PortMapping holds {remote, local} pairs (the file writes them [local, remote], as mirrord).
-	PortMapping [][2]int32
-}
-
-// Outgoing is feature.network.outgoing.
-type Outgoing struct {
-	TCP, UDP      *bool
-	Local, Remote []string
 }
 
 // Error is a bad key or value in a config file.
@@ -168,5 +152,75 @@ func Parse(b []byte, format string) (*File, error) {
 	if err := f.read(node{v: doc}); err != nil {
 		return nil, err
 	}
+	// The values' meaning (regexes, patterns, ports) is checked by the one function the CLI,
+	// the member and the agent use; its errors are named by the keys of the file.
+	if errs := validation.ValidateFeatures(&f.Features, field.NewPath("feature")); len(errs) > 0 {
+		e := errs[0]
+		return nil, &Error{Key: Key(e.Field), Msg: FieldMessage(e)}
+	}
 	return f, nil
+}
+
+// keys are the config file's names of the API's feature fields (validation's field paths).
+var keys = map[string]string{
+	"feature.env.include":                        "feature.env.include",
+	"feature.env.exclude":                        "feature.env.exclude",
+	"feature.env.override":                       "feature.env.override",
+	"feature.env.mapping":                        "feature.env.mapping",
+	"feature.env.unset":                          "feature.env.unset",
+	"feature.fs.mode":                            "feature.fs.mode",
+	"feature.fs.readOnly":                        "feature.fs.read_only",
+	"feature.fs.readWrite":                       "feature.fs.read_write",
+	"feature.fs.local":                           "feature.fs.local",
+	"feature.fs.notFound":                        "feature.fs.not_found",
+	"feature.network.incoming.mode":              "feature.network.incoming.mode",
+	"feature.network.incoming.ports":             "feature.network.incoming.ports",
+	"feature.network.incoming.ignorePorts":       "feature.network.incoming.ignore_ports",
+	"feature.network.incoming.portMapping":       "feature.network.incoming.port_mapping",
+	"feature.network.incoming.httpFilter.header": "feature.network.incoming.http_filter.header_filter",
+	"feature.network.incoming.httpFilter.path":   "feature.network.incoming.http_filter.path_filter",
+	"feature.network.incoming.httpFilter.method": "feature.network.incoming.http_filter.method_filter",
+	"feature.network.outgoing.filter":            "feature.network.outgoing.filter",
+	"feature.network.dns.filter":                 "feature.network.dns.filter",
+	"feature.network.dns":                        "feature.network.dns",
+}
+
+// Key is the config file's key for an API field path: feature.fs.readOnly[2] is
+// feature.fs.read_only[2], feature.network.incoming.portMapping[0].local is
+// feature.network.incoming.port_mapping[0]. A path it does not know is returned as it is.
+func Key(fieldPath string) string {
+	base, index := SplitIndex(fieldPath)
+	if k, ok := keys[base]; ok {
+		return k + index
+	}
+	return fieldPath
+}
+
+// SplitIndex splits a field path at its first list index: feature.fs.local[2] is
+// (feature.fs.local, [2]); what follows the index is dropped.
+func SplitIndex(fieldPath string) (base, index string) {
+	i := strings.IndexByte(fieldPath, '[')
+	if i < 0 {
+		return fieldPath, ""
+	}
+	j := strings.IndexByte(fieldPath[i:], ']')
+	if j < 0 {
+		return fieldPath[:i], ""
+	}
+	return fieldPath[:i], fieldPath[i : i+j+1]
+}
+
+// FieldMessage is a field error without its field: the bad value, then what is wrong, e.g.
+// `"(": not a valid regular expression: ...`.
+func FieldMessage(e *field.Error) string {
+	switch e.Type {
+	case field.ErrorTypeInvalid, field.ErrorTypeNotSupported:
+		if e.BadValue != nil && e.BadValue != "" {
+			if s, ok := e.BadValue.(string); ok {
+				return fmt.Sprintf("%q: %s", s, e.Detail)
+			}
+			return fmt.Sprintf("%v: %s", e.BadValue, e.Detail)
+		}
+	}
+	return e.ErrorBody()
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/utils/ptr"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 // The same configuration in the three formats, written as mirrord users write it.
@@ -107,12 +109,16 @@ image = "ghcr.io/metalbear-co/mirrord:latest"
 func TestParseFormats(t *testing.T) {
 	want := &File{
 		Target: ptr.To("deployment/api/container/app"), Namespace: ptr.To("shop"), KubeContext: ptr.To("eu-1"),
-		Env: Env{Include: []string{"DB_*", "API_KEY"}, Override: map[string]string{"LOG_LEVEL": "debug"}},
-		FS:  FS{Mode: ptr.To("read"), ReadWrite: []string{"^/tmp/.*"}, Local: []string{"^/home/.*"}},
-		Incoming: Incoming{Mode: ptr.To("steal"), Header: ptr.To("^X-User: me$"), Ports: []int32{8080},
-			IgnorePorts: []int32{9999}, PortMapping: [][2]int32{{80, 9090}}},
-		Outgoing:       Outgoing{TCP: ptr.To(true), UDP: ptr.To(false), Local: []string{"10.0.0.0/8:5432", ":53"}},
-		DNS:            ptr.To(true),
+		Features: mirrordv1alpha1.Features{
+			Env: mirrordv1alpha1.EnvFeature{Include: []string{"DB_*", "API_KEY"}, Override: map[string]string{"LOG_LEVEL": "debug"}},
+			FS:  mirrordv1alpha1.FSFeature{Mode: "read", ReadWrite: []string{"^/tmp/.*"}, Local: []string{"^/home/.*"}},
+			Network: mirrordv1alpha1.NetworkFeature{
+				Incoming: mirrordv1alpha1.IncomingFeature{Mode: "steal", HTTPFilter: &mirrordv1alpha1.HTTPFilter{Header: "^X-User: me$"},
+					Ports: []int32{8080}, IgnorePorts: []int32{9999}, PortMapping: []mirrordv1alpha1.PortMapping{{Remote: 80, Local: 9090}}},
+				Outgoing: mirrordv1alpha1.OutgoingFeature{TCP: ptr.To(true), UDP: ptr.To(false),
+					Filter: &mirrordv1alpha1.OutgoingFilter{Local: []string{"10.0.0.0/8:5432", ":53"}}},
+			},
+		},
 		SessionTTL:     ptr.To[int32](60),
 		StartupTimeout: ptr.To(90 * time.Second),
 		Warnings: []string{
@@ -140,20 +146,45 @@ func TestShortForms(t *testing.T) {
 	}{
 		{`{"target": "deploy/api"}`, func(f *File) bool { return *f.Target == "deploy/api" }},
 		{`{"target": {"path": {"deployment": "api", "container": "app"}}}`, func(f *File) bool { return *f.Target == "deployment/api" && *f.Container == "app" }},
-		{`{"feature": {"env": false}}`, func(f *File) bool { return *f.Env.Disabled }},
-		{`{"feature": {"fs": "localwithoverrides"}}`, func(f *File) bool { return *f.FS.Mode == "local" }},
-		{`{"feature": {"fs": false}}`, func(f *File) bool { return *f.FS.Mode == "local" }},
+		{`{"target": {"path": {"stateful_set": "db"}}}`, func(f *File) bool { return *f.Target == "statefulset/db" }},
+		{`{"target": {"deployment": "api", "container": "app", "namespace": "shop"}}`, func(f *File) bool {
+			return *f.Target == "deployment/api" && *f.Container == "app"
+		}},
+		{`{"target": {"path": {"replica_set": "api-7d9"}}}`, func(f *File) bool { return *f.Target == "replicaset/api-7d9" }},
+		{`{"feature": {"env": false}}`, func(f *File) bool { return f.Features.Env.Disabled }},
+		{`{"feature": {"fs": "localwithoverrides"}}`, func(f *File) bool { return f.Features.FS.Mode == "local" }},
+		{`{"feature": {"fs": false}}`, func(f *File) bool { return f.Features.FS.Mode == "local" }},
 		{`{"feature": {"network": {"incoming": "off", "outgoing": false, "dns": false}}}`, func(f *File) bool {
-			return *f.Incoming.Mode == "off" && !*f.Outgoing.TCP && !*f.Outgoing.UDP && !*f.DNS
+			n := f.Features.Network
+			return n.Incoming.Mode == "off" && !*n.Outgoing.TCP && !*n.Outgoing.UDP && n.DNS.Disabled
 		}},
 		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"all_of": [{"header": "^a: b$"}, {"path": "^/x"}]}}}}}`, func(f *File) bool {
-			return *f.Incoming.Header == "^a: b$" && *f.Incoming.Path == "^/x"
+			hf := f.Features.Network.Incoming.HTTPFilter
+			return hf.Header == "^a: b$" && hf.Path == "^/x"
 		}},
 		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_header_filter": {"filter": "^a: b$", "ports": [80]}}}}}`, func(f *File) bool {
-			return *f.Incoming.Header == "^a: b$" && f.Incoming.Ports[0] == 80
+			in := f.Features.Network.Incoming
+			return in.HTTPFilter.Header == "^a: b$" && in.Ports[0] == 80
 		}},
-		{`{"feature": {"network": {"incoming": {"ports": 8080}}}}`, func(f *File) bool { return f.Incoming.Ports[0] == 8080 }},
+		{`{"feature": {"network": {"incoming": {"http_filter": {"ports": [80]}}}}}`, func(f *File) bool {
+			in := f.Features.Network.Incoming
+			return in.HTTPFilter == nil && in.Ports[0] == 80
+		}},
+		{`{"feature": {"network": {"incoming": {"ports": 8080}}}}`, func(f *File) bool { return f.Features.Network.Incoming.Ports[0] == 8080 }},
+		{`{"feature": {"network": {"dns": {"enabled": true, "filter": {"local": ["db.example.com", "cache:6379"]}}}}}`, func(f *File) bool {
+			d := f.Features.Network.DNS
+			return !d.Disabled && d.Filter != nil && len(d.Filter.Local) == 2 && d.Filter.Remote == nil
+		}},
+		{`{"feature": {"env": {"unset": "AWS_PROFILE", "mapping": {".+_TIMEOUT": "1000"}, "env_file": ".env.local"}}}`, func(f *File) bool {
+			e := f.Features.Env
+			return len(e.Unset) == 1 && e.Unset[0] == "AWS_PROFILE" && e.Mapping[".+_TIMEOUT"] == "1000" && *f.EnvFile == ".env.local"
+		}},
 		{``, func(f *File) bool { return f.Target == nil }},
+		// mirrord's default ttl (1) and a long start-up wait: accepted, brought in range, said.
+		{`{"agent": {"ttl": 1, "startup_timeout": 100000}}`, func(f *File) bool {
+			return *f.SessionTTL == 5 && *f.StartupTimeout == 86400*time.Second && len(f.Warnings) == 2 &&
+				strings.Contains(f.Warnings[0], "agent.ttl 1: a session lives 5 to 3600 seconds") && strings.Contains(f.Warnings[1], "using 86400 seconds")
+		}},
 	} {
 		f, err := Parse([]byte(tc.text), "yaml") // YAML is a superset of JSON
 		if err != nil {
@@ -174,19 +205,26 @@ func TestErrorsNameTheKey(t *testing.T) {
 	}{
 		{"json", `{"taget": "deploy/api"}`, []string{"taget: unknown key", `did you mean "target"`}},
 		{"yaml", "feature:\n  network:\n    incoming:\n      mode: stael\n", []string{"feature.network.incoming.mode", `"stael" is not one of mirror, steal, off`}},
-		{"toml", "[feature.network.incoming]\nmode = \"steal\"\nhttp_filter = { header_filter = \"(\" }\n", []string{"feature.network.incoming.http_filter.header_filter", "not a valid regular expression"}},
+		{"toml", "[feature.network.incoming]\nmode = \"steal\"\nhttp_filter = { header_filter = \"(\" }\n", []string{"feature.network.incoming.http_filter.header_filter", `"(": not a valid regular expression`}},
+		{"json", `{"feature": {"fs": {"read_only": ["^/ok", "(x"]}}}`, []string{"feature.fs.read_only[1]", `"(x": not a valid regular expression`}},
+		{"json", `{"feature": {"env": {"exclude": "A;[bad"}}}`, []string{"feature.env.exclude[1]", `"[bad": not a valid pattern`}},
+		{"json", `{"feature": {"env": {"mapping": {"(": "x"}}}}`, []string{"feature.env.mapping[(]", `"(": not a valid regular expression`}},
+		{"json", `{"feature": {"env": {"unset": ["A=B"]}}}`, []string{"feature.env.unset[0]", "not a variable name"}},
+		{"json", `{"feature": {"network": {"incoming": {"port_mapping": [[0, 80]]}}}}`, []string{"feature.network.incoming.port_mapping[0]", "0: ports are 1 to 65535"}},
 		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"header_filter": "^(?!kube-probe)"}}}}}`, []string{"header_filter", "look-arounds are not supported"}},
 		{"json", `{"feature": {"network": {"incoming": {"http_filter": {"path_filter": "^/x"}}}}}`, []string{"feature.network.incoming", `set mode = "steal"`}},
-		{"json", `{"feature": {"network": {"incoming": {"ignore_ports": [70000]}}}}`, []string{"ignore_ports[0]", "70000 is out of range: use 1 to 65535"}},
+		{"json", `{"feature": {"network": {"incoming": {"ignore_ports": [70000]}}}}`, []string{"ignore_ports[0]", "70000: ports are 1 to 65535"}},
 		{"json", `{"feature": {"network": {"incoming": {"port_mapping": [[80]]}}}}`, []string{"port_mapping[0]", "[LOCAL, REMOTE]"}},
 		{"json", `{"feature": {"network": {"incoming": {"ports": ["80"]}}}}`, []string{"ports[0]", `expected a number, got a string ("80")`}},
 		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"path": "^/a"}, {"path": "^/b"}]}}}}}`, []string{"any_of", "combine regexes"}},
 		{"json", `{"feature": {"network": {"outgoing": {"filter": {"local": ["a"], "remote": ["b"]}}}}}`, []string{"outgoing.filter", "exactly one of local"}},
 		{"json", `{"feature": {"env": {"include": "A", "exclude": "B"}}}`, []string{"feature.env", "exclusive"}},
 		{"json", `{"feature": {"copy_target": true}}`, []string{"feature.copy_target", "not supported"}},
+		{"json", `{"feature": {"network": {"dns": {"filter": {"local": ["a"], "remote": ["b"]}}}}}`, []string{"feature.network.dns.filter", "exactly one of local"}},
 		{"json", `{"target": "deploy/api/bad"}`, []string{"target", "KIND/NAME"}},
 		{"json", `{"target": "targetless"}`, []string{"target", "targetless sessions are not supported"}},
-		{"json", `{"agent": {"ttl": 1}}`, []string{"agent.ttl", "use 5 to 3600"}},
+		{"json", `{"agent": {"ttl": 70000}}`, []string{"agent.ttl", "out of range: use 0 to 65535"}},
+		{"json", `{"agent": {"startup_timeout": -1}}`, []string{"agent.startup_timeout", "out of range"}},
 		{"json", `{"feature": {"fs": {"mode": "readwrite"}}}`, []string{"feature.fs.mode", "local, localwithoverrides, read, write"}},
 		{"json", `{"feature": {"env": {"override": {"A": 1}}}}`, []string{"feature.env.override.A", "expected a string"}},
 		{"json", `{"target": "deploy/api"} {}`, []string{"more than one value"}},
@@ -232,10 +270,24 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		for _, m := range c.Incoming.PortMapping {
-			if m[0] < 1 || m[0] > 65535 || m[1] < 1 || m[1] > 65535 {
+		for _, m := range c.Features.Network.Incoming.PortMapping {
+			if m.Remote < 1 || m.Remote > 65535 || m.Local < 1 || m.Local > 65535 {
 				t.Fatalf("port mapping %v out of range", m)
 			}
 		}
 	})
+}
+
+func TestKey(t *testing.T) {
+	for path, want := range map[string]string{
+		"feature.fs.readOnly[2]":                                 "feature.fs.read_only[2]",
+		"feature.network.incoming.portMapping[0].local":          "feature.network.incoming.port_mapping[0]",
+		"feature.network.incoming.httpFilter.header":             "feature.network.incoming.http_filter.header_filter",
+		"feature.env.exclude":                                    "feature.env.exclude",
+		"feature.network.incoming.httpFilter.requiredHeaders[1]": "feature.network.incoming.httpFilter.requiredHeaders[1]",
+	} {
+		if got := Key(path); got != want {
+			t.Errorf("Key(%q) = %q, want %q", path, got, want)
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -127,8 +126,9 @@ func (n node) integer(min, max int64) (int64, error) {
 	return i, nil
 }
 
+// port is a whole number; whether it is a port (1 to 65535) the features' validation says.
 func (n node) port() (int32, error) {
-	p, err := n.integer(1, 65535)
+	p, err := n.integer(math.MinInt32, math.MaxInt32)
 	return int32(p), err
 }
 
@@ -172,31 +172,6 @@ func (n node) strings(sep string) ([]string, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// regexes is strings that must each compile (RE2, as the agent's filters).
-func (n node) regexes() ([]string, error) {
-	l, err := n.strings("")
-	if err != nil {
-		return nil, err
-	}
-	for _, re := range l {
-		if err := checkRegex(n, re); err != nil {
-			return nil, err
-		}
-	}
-	return l, nil
-}
-
-func checkRegex(n node, re string) error {
-	if _, err := regexp.Compile(re); err != nil {
-		msg := err.Error()
-		if strings.Contains(re, "(?!") || strings.Contains(re, "(?=") || strings.Contains(re, "(?<") {
-			msg += "; look-arounds are not supported (RE2 syntax): match what you want instead, or use another filter field"
-		}
-		return n.errorf("%q is not a valid regular expression: %s", re, msg)
-	}
-	return nil
 }
 
 func (n node) ports() ([]int32, error) {

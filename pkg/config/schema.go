@@ -3,11 +3,19 @@ package config
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
 
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
+)
+
+// The ranges sessions here take: TTL (heartbeats come every third of it) and start-up wait.
+const (
+	minTTL, maxTTL = 5, 3600
+	maxStartup     = 86400
 )
 
 const installationDecides = "the kubectl-mirrord installation decides this (its admin, with kustomize)"
@@ -61,20 +69,50 @@ var ignored = map[string]string{
 	"agent.dns":                                    "DNS is resolved with the target's resolv.conf",
 	"agent.metrics":                                installationDecides,
 	"agent.exclude_from_mesh":                      "agents are always excluded from mesh injection",
+	"agent.disable_mesh_sidecar_injection":         "agents are always excluded from mesh injection",
+	"agent.clean_iptables_on_start":                "agents remove their own redirections and refuse to start over another agent's",
+	"agent.external_ip_fix":                        "passed-on requests reach the target on the address it listens on",
+	"agent.http_detection_timeout":                 installationDecides,
+	"agent.image_pull_policy":                      installationDecides,
+	"agent.inject_headers":                         "responses are passed on as the target or the command wrote them",
+	"agent.jaq_time_limit":                         installationDecides,
+	"agent.max_body_buffer_size":                   installationDecides,
+	"agent.max_body_buffer_timeout":                installationDecides,
+	"agent.override_cache_control":                 "responses are passed on as the target or the command wrote them",
+	"agent.priority_class":                         installationDecides,
+	"agent.security_context":                       installationDecides + "; agents get only the capabilities they need",
+	"api":                                          "there is no local session monitor API; `kubectl mirrord sessions` lists sessions",
+	"baggage":                                      "kubectl-mirrord sends no traces",
+	"traceparent":                                  "kubectl-mirrord sends no traces",
+	"ci":                                           "sessions end with their command or their heartbeats, in CI as anywhere",
+	"key":                                          "sessions are named by kubectl-mirrord (use --name)",
+	"multi_cluster":                                "sessions span the Primary's member clusters as its admin registered them",
+	"skip_sip":                                     "no binaries are patched: the command runs in namespaces",
+	"startup_retry":                                "exec waits for the session's agents up to agent.startup_timeout",
+	"feature.magic":                                "mirrord's automatic fixes for specific tools do not apply: the command runs unmodified in namespaces",
 }
 
 // unsupported are mirrord keys whose feature kubectl-mirrord does not have.
 var unsupported = map[string]string{
+	"profile": "mirrord profiles are not supported yet: set the features in this file",
+	"feature.network.incoming.http_filter.body_filter":      "HTTP body filters are not supported yet: filter on a header, the path or the method",
+	"feature.network.incoming.http_filter.header_filter_jq": "jq header filters are not supported yet: use header_filter (a regex over \"Name: value\" lines)",
+	"target.cron_job":                         "cron job targets are not supported yet: name the deployment, statefulset, replicaset, daemonset or pod",
+	"target.job":                              "job targets are not supported yet: name the deployment, statefulset, replicaset, daemonset or pod",
+	"target.service":                          "service targets are not supported yet: name the workload behind the service",
+	"target.rollout":                          "Argo rollout targets are not supported yet: name its replicaset or a pod",
+	"target.labels":                           "label selector targets are not supported yet: name a workload or a pod",
+	"target.path.cron_job":                    "cron job targets are not supported yet: name the deployment, statefulset, replicaset, daemonset or pod",
+	"target.path.job":                         "job targets are not supported yet: name the deployment, statefulset, replicaset, daemonset or pod",
+	"target.path.service":                     "service targets are not supported yet: name the workload behind the service",
+	"target.path.rollout":                     "Argo rollout targets are not supported yet: name its replicaset or a pod",
+	"target.path.labels":                      "label selector targets are not supported yet: name a workload or a pod",
 	"feature.copy_target":                     "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
 	"feature.split_queues":                    "queue splitting is not supported",
 	"feature.db_branches":                     "database branches are not supported",
 	"feature.preview":                         "preview environments are not supported",
 	"feature.network.incoming.https_delivery": "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
 	"feature.network.incoming.tls_delivery":   "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
-	"feature.network.dns.filter":              "DNS filters are not supported: use feature.network.outgoing.filter to keep hosts local (their names then resolve locally)",
-	"feature.env.unset":                       "unsetting variables is not supported: use feature.env.exclude",
-	"feature.env.env_file":                    "env files are not supported: use feature.env.override",
-	"feature.env.mapping":                     "env mapping is not supported: use feature.env.override",
 	"feature.fs.mapping":                      "fs mapping is not supported",
 	"feature.fs.not_found_patterns":           "not supported: use feature.fs.not_found",
 }
@@ -130,8 +168,28 @@ func (f *File) readTarget(n node) error {
 	if _, ok := n.v.(string); ok {
 		return f.readTargetPath(n)
 	}
+	if t, table := n.v.(map[string]any); table {
+		// mirrord also takes the path's table in place of {path: ...}: {deployment: api}.
+		if _, hasPath := t["path"]; !hasPath {
+			if ns, hasNS := t["namespace"]; !hasNS || len(t) > 1 {
+				rest := maps.Clone(t)
+				delete(rest, "namespace")
+				if hasNS {
+					s, err := node{path: n.child("namespace").path, v: ns}.str()
+					if err != nil {
+						return err
+					}
+					f.Namespace = &s
+				}
+				return f.readTargetPath(node{path: n.path, v: rest})
+			}
+		}
+	}
 	m, err := n.object("path", "namespace")
 	if err != nil {
+		if _, table := n.v.(map[string]any); table {
+			return err
+		}
 		return n.errorf("expected \"KIND/NAME[/container/C]\" or {path, namespace}, got %s", describe(n.v))
 	}
 	if ns, ok := m["namespace"]; ok {
@@ -158,13 +216,14 @@ func (f *File) readTargetPath(n node) error {
 		f.Target = &s
 		return nil
 	}
-	kinds := []string{"pod", "deployment", "statefulset", "replicaset", "daemonset", "container"}
+	// mirrord's keys (stateful_set, replica_set), and the spellings this loader took before.
+	kinds := []string{"pod", "deployment", "stateful_set", "replica_set", "daemonset", "daemon_set", "statefulset", "replicaset", "container"}
 	m, err := n.object(kinds...)
 	if err != nil {
 		return err
 	}
 	var kind, name string
-	for _, k := range kinds[:5] {
+	for _, k := range kinds[:8] {
 		if c, ok := m[k]; ok {
 			if kind != "" {
 				return n.errorf("names both a %s and a %s: give one", kind, k)
@@ -178,7 +237,7 @@ func (f *File) readTargetPath(n node) error {
 	if kind == "" {
 		return n.errorf("say which workload: one of %s", strings.Join(kinds[:5], ", "))
 	}
-	s := kind + "/" + name
+	s := strings.ReplaceAll(kind, "_", "") + "/" + name
 	if c, ok := m["container"]; ok {
 		cs, err := c.str()
 		if err != nil {
@@ -235,35 +294,64 @@ func (f *File) readFeature(n node) error {
 }
 
 func (f *File) readEnv(n node) error {
+	env := &f.Features.Env
 	if b, ok := n.v.(bool); ok {
-		off := !b
-		f.Env.Disabled = &off
+		env.Disabled = !b
 		return nil
 	}
-	m, err := n.object("include", "exclude", "override")
+	m, err := n.object("include", "exclude", "override", "mapping", "unset", "env_file")
 	if err != nil {
-		return n.errorf("expected true, false or {include, exclude, override}, got %s", describe(n.v))
+		if _, table := n.v.(map[string]any); table {
+			return err // a key of the table: its own error says what is wrong
+		}
+		return n.errorf("expected true, false or {include, exclude, override, mapping, unset, env_file}, got %s", describe(n.v))
 	}
 	m = f.take(m)
 	if i, ok := m["include"]; ok {
-		if f.Env.Include, err = i.strings(";"); err != nil {
+		if env.Include, err = i.strings(";"); err != nil {
 			return err
 		}
 	}
 	if e, ok := m["exclude"]; ok {
-		if f.Env.Exclude, err = e.strings(";"); err != nil {
+		if env.Exclude, err = e.strings(";"); err != nil {
 			return err
 		}
 	}
-	if len(f.Env.Include) > 0 && len(f.Env.Exclude) > 0 {
+	if len(env.Include) > 0 && len(env.Exclude) > 0 {
 		return n.errorf("include and exclude are exclusive: keep one of them")
+	}
+	if u, ok := m["unset"]; ok {
+		if env.Unset, err = u.strings(""); err != nil {
+			return err
+		}
+	}
+	if e, ok := m["env_file"]; ok {
+		p, err := e.str()
+		if err != nil {
+			return err
+		}
+		f.EnvFile = &p
+	}
+	if mp, ok := m["mapping"]; ok {
+		mm, err := mp.anyObject()
+		if err != nil {
+			return err
+		}
+		env.Mapping = map[string]string{}
+		for k, v := range mm {
+			s, err := v.str()
+			if err != nil {
+				return err
+			}
+			env.Mapping[k] = s
+		}
 	}
 	if o, ok := m["override"]; ok {
 		om, err := o.anyObject()
 		if err != nil {
 			return err
 		}
-		f.Env.Override = map[string]string{}
+		env.Override = map[string]string{}
 		for k, v := range om {
 			s, err := v.str()
 			if err != nil {
@@ -272,7 +360,7 @@ func (f *File) readEnv(n node) error {
 			if k == "" || strings.Contains(k, "=") {
 				return v.errorf("%q is not a variable name", k)
 			}
-			f.Env.Override[k] = s
+			env.Override[k] = s
 		}
 	}
 	return nil
@@ -296,6 +384,7 @@ func (n node) anyObject() (map[string]node, error) {
 var fsModes = []string{"local", "localwithoverrides", "read", "write"}
 
 func (f *File) readFS(n node) error {
+	fs := &f.Features.FS
 	setMode := func(n node) error {
 		mode, err := n.oneOf(fsModes...)
 		if err != nil {
@@ -304,22 +393,24 @@ func (f *File) readFS(n node) error {
 		if mode == "localwithoverrides" {
 			mode = "local"
 		}
-		f.FS.Mode = &mode
+		fs.Mode = mirrordv1alpha1.FSMode(mode)
 		return nil
 	}
 	switch v := n.v.(type) {
 	case bool:
-		mode := "local"
+		fs.Mode = mirrordv1alpha1.FSModeLocal
 		if v {
-			mode = "read"
+			fs.Mode = mirrordv1alpha1.FSModeRead
 		}
-		f.FS.Mode = &mode
 		return nil
 	case string:
 		return setMode(n)
 	}
 	m, err := n.object("mode", "read_only", "read_write", "local", "not_found")
 	if err != nil {
+		if _, table := n.v.(map[string]any); table {
+			return err // a key of the table: its own error says what is wrong
+		}
 		return n.errorf("expected a mode (%s) or {mode, read_only, read_write, local, not_found}, got %s", strings.Join(fsModes, ", "), describe(n.v))
 	}
 	m = f.take(m)
@@ -328,9 +419,9 @@ func (f *File) readFS(n node) error {
 			return err
 		}
 	}
-	for key, dst := range map[string]*[]string{"read_only": &f.FS.ReadOnly, "read_write": &f.FS.ReadWrite, "local": &f.FS.Local, "not_found": &f.FS.NotFound} {
+	for key, dst := range map[string]*[]string{"read_only": &fs.ReadOnly, "read_write": &fs.ReadWrite, "local": &fs.Local, "not_found": &fs.NotFound} {
 		if l, ok := m[key]; ok {
-			if *dst, err = l.regexes(); err != nil {
+			if *dst, err = l.strings(""); err != nil {
 				return err
 			}
 		}
@@ -341,17 +432,17 @@ func (f *File) readFS(n node) error {
 var incomingModes = []string{"mirror", "steal", "off"}
 
 func (f *File) readIncoming(n node) error {
+	in := &f.Features.Network.Incoming
 	switch v := n.v.(type) {
 	case string:
 		mode, err := n.oneOf(incomingModes...)
-		f.Incoming.Mode = &mode
+		in.Mode = mirrordv1alpha1.IncomingMode(mode)
 		return err
 	case bool:
-		mode := "mirror"
+		in.Mode = mirrordv1alpha1.IncomingModeMirror
 		if !v {
-			mode = "off"
+			in.Mode = mirrordv1alpha1.IncomingModeOff
 		}
-		f.Incoming.Mode = &mode
 		return nil
 	}
 	m, err := n.object("mode", "http_filter", "http_header_filter", "port_mapping", "ignore_ports", "ports")
@@ -359,13 +450,12 @@ func (f *File) readIncoming(n node) error {
 		return err
 	}
 	m = f.take(m)
-	in := &f.Incoming
 	if mode, ok := m["mode"]; ok {
 		s, err := mode.oneOf(incomingModes...)
 		if err != nil {
 			return err
 		}
-		in.Mode = &s
+		in.Mode = mirrordv1alpha1.IncomingMode(s)
 	}
 	if p, ok := m["ports"]; ok {
 		if in.Ports, err = p.ports(); err != nil {
@@ -395,7 +485,7 @@ func (f *File) readIncoming(n node) error {
 			if err != nil {
 				return err
 			}
-			in.PortMapping = append(in.PortMapping, [2]int32{remote, local})
+			in.PortMapping = append(in.PortMapping, mirrordv1alpha1.PortMapping{Remote: remote, Local: local})
 		}
 	}
 	if h, ok := m["http_filter"]; ok {
@@ -410,7 +500,7 @@ func (f *File) readIncoming(n node) error {
 			return err
 		}
 		if fl, ok := hm["filter"]; ok {
-			if err := f.setFilter(fl, &in.Header); err != nil {
+			if err := setFilter(fl, &httpFilter(in).Header); err != nil {
 				return err
 			}
 		}
@@ -420,24 +510,32 @@ func (f *File) readIncoming(n node) error {
 			}
 		}
 	}
-	if (in.Header != nil || in.Path != nil || in.Method != nil) && (in.Mode == nil || *in.Mode != "steal") {
+	if hf := in.HTTPFilter; hf != nil && hf.Header == "" && hf.Path == "" && hf.Method == "" {
+		in.HTTPFilter = nil // http_filter = {ports = [...]} filters nothing
+	}
+	if in.HTTPFilter != nil && in.Mode != mirrordv1alpha1.IncomingModeSteal {
 		return n.errorf("an HTTP filter chooses which requests to steal: set mode = \"steal\"")
 	}
 	return nil
 }
 
-func (f *File) setFilter(n node, dst **string) error {
+// httpFilter is in's HTTP filter, made when there is none yet.
+func httpFilter(in *mirrordv1alpha1.IncomingFeature) *mirrordv1alpha1.HTTPFilter {
+	if in.HTTPFilter == nil {
+		in.HTTPFilter = &mirrordv1alpha1.HTTPFilter{}
+	}
+	return in.HTTPFilter
+}
+
+func setFilter(n node, dst *string) error {
 	s, err := n.str()
 	if err != nil {
 		return err
 	}
-	if err := checkRegex(n, s); err != nil {
-		return err
-	}
-	if *dst != nil && **dst != s {
+	if *dst != "" && *dst != s {
 		return n.errorf("a second %s filter; a request must match every filter set, so give one regex per kind (combine them with |)", strings.TrimSuffix(n.path[strings.LastIndex(n.path, ".")+1:], "_filter"))
 	}
-	*dst = &s
+	*dst = s
 	return nil
 }
 
@@ -446,10 +544,11 @@ func (f *File) readHTTPFilter(n node) error {
 	if err != nil {
 		return err
 	}
-	in := &f.Incoming
-	for key, dst := range map[string]**string{"header_filter": &in.Header, "path_filter": &in.Path, "method_filter": &in.Method} {
+	in := &f.Features.Network.Incoming
+	hf := httpFilter(in)
+	for key, dst := range map[string]*string{"header_filter": &hf.Header, "path_filter": &hf.Path, "method_filter": &hf.Method} {
 		if fl, ok := m[key]; ok {
-			if err := f.setFilter(fl, dst); err != nil {
+			if err := setFilter(fl, dst); err != nil {
 				return err
 			}
 		}
@@ -480,8 +579,8 @@ func (f *File) readHTTPFilter(n node) error {
 				return e.errorf("each inner filter has exactly one of header, path, method")
 			}
 			for k, v := range em {
-				dst := map[string]**string{"header": &in.Header, "path": &in.Path, "method": &in.Method}[k]
-				if err := f.setFilter(v, dst); err != nil {
+				dst := map[string]*string{"header": &hf.Header, "path": &hf.Path, "method": &hf.Method}[k]
+				if err := setFilter(v, dst); err != nil {
 					return err
 				}
 			}
@@ -496,16 +595,20 @@ func (f *File) readHTTPFilter(n node) error {
 }
 
 func (f *File) readOutgoing(n node) error {
+	out := &f.Features.Network.Outgoing
 	if b, ok := n.v.(bool); ok {
-		f.Outgoing.TCP, f.Outgoing.UDP = &b, &b
+		out.TCP, out.UDP = &b, &b
 		return nil
 	}
 	m, err := n.object("tcp", "udp", "filter")
 	if err != nil {
+		if _, table := n.v.(map[string]any); table {
+			return err // a key of the table: its own error says what is wrong
+		}
 		return n.errorf("expected true, false or {tcp, udp, filter}, got %s", describe(n.v))
 	}
 	m = f.take(m)
-	for key, dst := range map[string]**bool{"tcp": &f.Outgoing.TCP, "udp": &f.Outgoing.UDP} {
+	for key, dst := range map[string]**bool{"tcp": &out.TCP, "udp": &out.UDP} {
 		if b, ok := m[key]; ok {
 			v, err := b.boolean()
 			if err != nil {
@@ -522,7 +625,8 @@ func (f *File) readOutgoing(n node) error {
 		if len(fm) != 1 {
 			return fl.errorf("give exactly one of local (these go from your machine) or remote (only these go through the target)")
 		}
-		for key, dst := range map[string]*[]string{"local": &f.Outgoing.Local, "remote": &f.Outgoing.Remote} {
+		out.Filter = &mirrordv1alpha1.OutgoingFilter{}
+		for key, dst := range map[string]*[]string{"local": &out.Filter.Local, "remote": &out.Filter.Remote} {
 			if l, ok := fm[key]; ok {
 				if *dst, err = l.strings(""); err != nil {
 					return err
@@ -537,20 +641,38 @@ func (f *File) readOutgoing(n node) error {
 }
 
 func (f *File) readDNS(n node) error {
+	dns := &f.Features.Network.DNS
 	if b, ok := n.v.(bool); ok {
-		f.DNS = &b
+		dns.Disabled = !b
 		return nil
 	}
-	m, err := n.object("enabled")
+	m, err := n.object("enabled", "filter")
 	if err != nil {
 		return err
+	}
+	if fl, ok := m["filter"]; ok {
+		fm, err := fl.object("local", "remote")
+		if err != nil {
+			return err
+		}
+		if len(fm) != 1 {
+			return fl.errorf("give exactly one of local (these names resolve on your machine) or remote (only these resolve through the target)")
+		}
+		dns.Filter = &mirrordv1alpha1.OutgoingFilter{}
+		for key, dst := range map[string]*[]string{"local": &dns.Filter.Local, "remote": &dns.Filter.Remote} {
+			if l, ok := fm[key]; ok {
+				if *dst, err = l.strings(""); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	if e, ok := m["enabled"]; ok {
 		b, err := e.boolean()
 		if err != nil {
 			return err
 		}
-		f.DNS = &b
+		dns.Disabled = !b
 	}
 	return nil
 }
@@ -561,20 +683,29 @@ func (f *File) readAgent(n node) error {
 		return err
 	}
 	m = f.take(m)
+	// mirrord's ranges (ttl: u16, startup_timeout: u64) are accepted; values outside what
+	// sessions here can do are brought in range, with a warning.
 	if t, ok := m["ttl"]; ok {
-		v, err := t.integer(5, 3600)
+		v, err := t.integer(0, math.MaxUint16)
 		if err != nil {
 			return err
 		}
-		ttl := int32(v)
+		ttl := int32(min(max(v, minTTL), maxTTL))
+		if int64(ttl) != v {
+			f.Warnings = append(f.Warnings, fmt.Sprintf("agent.ttl %d: a session lives %d to %d seconds after its last heartbeat here; using %d", v, minTTL, maxTTL, ttl))
+		}
 		f.SessionTTL = &ttl
 	}
 	if t, ok := m["startup_timeout"]; ok {
-		v, err := t.integer(1, 3600)
+		v, err := t.integer(0, math.MaxInt64)
 		if err != nil {
 			return err
 		}
-		d := time.Duration(v) * time.Second
+		secs := min(max(v, 1), maxStartup)
+		if secs != v {
+			f.Warnings = append(f.Warnings, fmt.Sprintf("agent.startup_timeout %d: using %d seconds (1 to %d)", v, secs, maxStartup))
+		}
+		d := time.Duration(secs) * time.Second
 		f.StartupTimeout = &d
 	}
 	return nil

@@ -1,92 +1,183 @@
-// Package install renders the kustomize overlays that install kubectl-mirrord's roles, with
-// the same library `kustomize build` and `kubectl apply -k` use.
+// Package install renders and applies the kustomize overlays that install kubectl-mirrord's
+// roles, with the same library `kustomize build` and `kubectl apply -k` use. The overlays are
+// the repository's own files, embedded in the binary (kubectlmirrord.Manifests), so the
+// plugin installs without a checkout.
 package install
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	kubectlmirrord "github.com/kubectl-mirrord/kubectl-mirrord"
 )
 
-// Overlays are the admin's choices, one per role combination.
+// Overlays are the admin's choices, one per role combination (`install --role`).
 var Overlays = []string{"single-cluster", "primary", "primary-management-only", "workload", "workload-default"}
 
-// DefaultImageName is the controller image the base names (what `make image` builds).
-const DefaultImageName = "mirrord.local/kubectl-mirrord"
+// ImageName is the controller's (and agents') image as the base names it: the canonical
+// repository. A release sets its tag in kustomize/base.
+const ImageName = "ghcr.io/kubectl-mirrord/kubectl-mirrord"
 
 // Options adjust a rendering the way an admin's own overlay would.
 type Options struct {
-	// Image replaces the controller and agent image (kustomize edit set image).
+	// Image replaces the controller and agent image: REPOSITORY:TAG or REPOSITORY@DIGEST.
 	Image string
 	// ClusterName sets the clusterName role setting.
 	ClusterName string
+	// ControllerArgs are appended to the controller's arguments (--agent-max-procs=2, ...).
+	ControllerArgs []string
 }
 
-// Render builds overlay (a directory name under kustomizeDir/overlays) and returns the YAML
-// stream to apply. With options it renders a throwaway overlay on top, as an admin would.
-func Render(kustomizeDir, overlay string, o Options) ([]byte, error) {
-	dir, err := filepath.Abs(filepath.Join(kustomizeDir, "overlays", overlay))
+// Render builds overlay and returns the YAML stream to apply. With options it renders a
+// throwaway overlay on top of it, as an admin's own would.
+func Render(overlay string, o Options) ([]byte, error) {
+	if !slices.Contains(Overlays, overlay) {
+		return nil, fmt.Errorf("no role %q: choose one of %s", overlay, strings.Join(Overlays, ", "))
+	}
+	mem, err := embedded()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "kustomization.yaml")); err != nil {
-		return nil, fmt.Errorf("overlay %q: %w (choose one of %v)", overlay, err, Overlays)
-	}
-	fs := filesys.MakeFsOnDisk()
-	restrict := types.LoadRestrictionsRootOnly
-	if o != (Options{}) {
-		// A throwaway overlay that only refers to the real one, as an admin's own would.
-		tmp, err := os.MkdirTemp("", "kubectl-mirrord-overlay-")
+	dir := "/kustomize/overlays/" + overlay
+	if o.Image != "" || o.ClusterName != "" || len(o.ControllerArgs) > 0 {
+		k, err := throwawayOverlay(overlay, o)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(tmp)
-		rel, err := filepath.Rel(tmp, dir)
-		if err != nil {
+		dir = "/install"
+		if err := mem.WriteFile(dir+"/kustomization.yaml", k); err != nil {
 			return nil, err
 		}
-		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- " + rel + "\n"
-		if o.Image != "" {
-			name, tag := splitImage(o.Image)
-			k += "images:\n- name: " + DefaultImageName + "\n  newName: " + name + "\n  newTag: " + tag + "\n"
-		}
-		if o.ClusterName != "" {
-			k += "configMapGenerator:\n- name: mirrord-roles\n  namespace: mirrord-system\n  behavior: merge\n  literals:\n  - clusterName=" + o.ClusterName + "\n"
-		}
-		if err := os.WriteFile(filepath.Join(tmp, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-			return nil, err
-		}
-		// The real overlay lies outside the throwaway root.
-		dir, restrict = tmp, types.LoadRestrictionsNone
 	}
 	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = restrict
-	m, err := krusty.MakeKustomizer(opts).Run(fs, dir)
+	opts.LoadRestrictions = types.LoadRestrictionsNone // the throwaway overlay refers outside itself
+	m, err := krusty.MakeKustomizer(opts).Run(mem, dir)
 	if err != nil {
-		return nil, fmt.Errorf("rendering overlay %s: %w", overlay, err)
+		return nil, fmt.Errorf("rendering role %s: %w", overlay, err)
 	}
 	return m.AsYaml()
 }
 
-// splitImage splits REGISTRY/NAME:TAG at the tag's colon (not a registry port's).
-func splitImage(ref string) (string, string) {
-	slash := -1
-	for i := len(ref) - 1; i >= 0; i-- {
-		switch ref[i] {
-		case '/':
-			slash = i
-		case ':':
-			if slash == -1 {
-				return ref[:i], ref[i+1:]
-			}
+// embedded is the repository's kustomize tree and CRDs in kustomize's in-memory file system.
+func embedded() (filesys.FileSystem, error) {
+	mem := filesys.MakeFsInMemory()
+	err := fs.WalkDir(kubectlmirrord.Manifests, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		if slash != -1 {
-			break
+		b, err := kubectlmirrord.Manifests.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return mem.WriteFile("/"+p, b)
+	})
+	return mem, err
+}
+
+// throwawayOverlay is the kustomization an admin would write on top of overlay for o.
+func throwawayOverlay(overlay string, o Options) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../kustomize/overlays/" + overlay + "\n")
+	if o.Image != "" {
+		name, tag, digest, err := splitImage(o.Image)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString("images:\n- name: " + ImageName + "\n  newName: " + name + "\n")
+		if digest != "" {
+			b.WriteString("  digest: " + digest + "\n")
+		} else {
+			b.WriteString("  newTag: " + tag + "\n")
 		}
 	}
-	return ref, "latest"
+	if o.ClusterName != "" {
+		b.WriteString("configMapGenerator:\n- name: mirrord-roles\n  namespace: mirrord-system\n  behavior: merge\n  literals:\n  - clusterName=" + o.ClusterName + "\n")
+	}
+	if len(o.ControllerArgs) > 0 {
+		b.WriteString("patches:\n- target: {kind: Deployment, name: mirrord-controller}\n  patch: |-\n")
+		for _, a := range o.ControllerArgs {
+			if !strings.HasPrefix(a, "--") || strings.ContainsAny(a, "\n\"\\") {
+				return nil, fmt.Errorf("controller flag %q: give each as --name=value", a)
+			}
+			fmt.Fprintf(&b, "    - {op: add, path: /spec/template/spec/containers/0/args/-, value: %q}\n", a)
+		}
+	}
+	return []byte(b.String()), nil
+}
+
+// splitImage splits REGISTRY/NAME:TAG at the tag's colon (not a registry port's), and
+// REGISTRY/NAME@sha256:... at the @.
+func splitImage(ref string) (name, tag, digest string, err error) {
+	if ref == "" || strings.ContainsAny(ref, " \t\n\"'") {
+		return "", "", "", fmt.Errorf("image %q: write REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:...", ref)
+	}
+	if n, d, ok := strings.Cut(ref, "@"); ok {
+		if !strings.HasPrefix(d, "sha256:") || len(d) != len("sha256:")+64 {
+			return "", "", "", fmt.Errorf("image %q: a digest is sha256: and 64 hex digits", ref)
+		}
+		return n, "", d, nil
+	}
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		return ref[:i], ref[i+1:], "", nil
+	}
+	return ref, "latest", "", nil
+}
+
+// Objects decodes a rendered YAML stream.
+func Objects(y []byte) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(y), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, err
+		}
+		if len(u.Object) > 0 {
+			out = append(out, u)
+		}
+	}
+}
+
+// AllObjects are the objects of every role, each once: what an uninstall looks for, whatever
+// role was installed (and whatever cluster name or image it was given).
+func AllObjects() ([]*unstructured.Unstructured, error) {
+	seen := map[string]bool{}
+	var all []*unstructured.Unstructured
+	for _, overlay := range Overlays {
+		y, err := Render(overlay, Options{})
+		if err != nil {
+			return nil, err
+		}
+		objs, err := Objects(y)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if k := Key(o); !seen[k] {
+				seen[k] = true
+				all = append(all, o)
+			}
+		}
+	}
+	return all, nil
+}
+
+// Key names an object: group/kind namespace/name.
+func Key(o *unstructured.Unstructured) string {
+	gvk := o.GroupVersionKind()
+	return path.Join(gvk.Group, gvk.Kind) + " " + path.Join(o.GetNamespace(), o.GetName())
 }

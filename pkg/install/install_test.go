@@ -1,9 +1,6 @@
 package install
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,28 +8,17 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 )
 
-const kustomizeDir = "../../kustomize"
-
 func objects(t *testing.T, y []byte) []*unstructured.Unstructured {
 	t.Helper()
-	var out []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(y), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			return out
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if len(u.Object) > 0 {
-			out = append(out, u)
-		}
+	out, err := Objects(y)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return out
 }
 
 func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
@@ -81,7 +67,7 @@ func TestOverlays(t *testing.T) {
 	}
 	for overlay, tc := range cases {
 		t.Run(overlay, func(t *testing.T) {
-			y, err := Render(kustomizeDir, overlay, Options{})
+			y, err := Render(overlay, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +97,7 @@ func TestOverlays(t *testing.T) {
 				t.Fatal("no controller Deployment")
 			}
 			cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
-			if img := cs[0].(map[string]any)["image"]; img != "mirrord.local/kubectl-mirrord:dev" {
+			if img := cs[0].(map[string]any)["image"]; img != ImageName+":v0.1.0" {
 				t.Errorf("controller image = %v", img)
 			}
 			for _, o := range []struct {
@@ -133,7 +119,8 @@ func TestOverlays(t *testing.T) {
 }
 
 func TestRenderOptions(t *testing.T) {
-	y, err := Render(kustomizeDir, "workload", Options{Image: "registry.example:5000/team/kubectl-mirrord:v1.2", ClusterName: "eu-1"})
+	y, err := Render("workload", Options{Image: "registry.example:5000/team/kubectl-mirrord:v1.2", ClusterName: "eu-1",
+		ControllerArgs: []string{"--agent-max-procs=2", "--excluded-namespaces=a,b"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,21 +132,75 @@ func TestRenderOptions(t *testing.T) {
 	if !strings.Contains(string(y), "image: registry.example:5000/team/kubectl-mirrord:v1.2") {
 		t.Errorf("image not replaced:\n%s", y)
 	}
-	if _, err := Render(kustomizeDir, "nope", Options{}); err == nil || !strings.Contains(err.Error(), "choose one of") {
-		t.Errorf("unknown overlay: err = %v", err)
+	dep := find(objs, "Deployment", "mirrord-controller")
+	cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+	if n := len(args); n < 3 || args[n-2] != "--agent-max-procs=2" || args[n-1] != "--excluded-namespaces=a,b" {
+		t.Errorf("controller args = %q, want the flags appended", args)
+	}
+
+	y, err = Render("workload", Options{Image: "registry.example/kubectl-mirrord@sha256:" + strings.Repeat("ab", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(y), "image: registry.example/kubectl-mirrord@sha256:abab") {
+		t.Errorf("image not pinned by digest:\n%s", y)
+	}
+	for _, tc := range []struct {
+		overlay string
+		o       Options
+		want    string
+	}{
+		{"nope", Options{}, "choose one of single-cluster, primary"},
+		{"workload", Options{Image: "a/b@sha256:12"}, "64 hex digits"},
+		{"workload", Options{Image: "a b"}, "write REGISTRY/REPOSITORY:TAG"},
+		{"workload", Options{ControllerArgs: []string{"agent-max-procs=2"}}, "give each as --name=value"},
+	} {
+		if _, err := Render(tc.overlay, tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Render(%s, %+v): %v, want %q", tc.overlay, tc.o, err, tc.want)
+		}
 	}
 }
 
 func TestSplitImage(t *testing.T) {
-	for in, want := range map[string][2]string{
-		"a/b:v1":          {"a/b", "v1"},
-		"host:5000/b":     {"host:5000/b", "latest"},
-		"host:5000/b:dev": {"host:5000/b", "dev"},
-		"kubectl-mirrord": {"kubectl-mirrord", "latest"},
+	for in, want := range map[string][3]string{
+		"a/b:v1":                     {"a/b", "v1", ""},
+		"host:5000/b":                {"host:5000/b", "latest", ""},
+		"host:5000/b:dev":            {"host:5000/b", "dev", ""},
+		"kubectl-mirrord":            {"kubectl-mirrord", "latest", ""},
+		"h:5000/b@sha256:" + hex64(): {"h:5000/b", "", "sha256:" + hex64()},
 	} {
-		n, tag := splitImage(in)
-		if n != want[0] || tag != want[1] {
-			t.Errorf("splitImage(%q) = %q, %q; want %q", in, n, tag, want)
+		n, tag, digest, err := splitImage(in)
+		if err != nil || n != want[0] || tag != want[1] || digest != want[2] {
+			t.Errorf("splitImage(%q) = %q, %q, %q, %v; want %q", in, n, tag, digest, err, want)
+		}
+	}
+}
+
+func hex64() string { return strings.Repeat("0f", 32) }
+
+// TestAllObjects: an uninstall looks for every role's objects, each once.
+func TestAllObjects(t *testing.T) {
+	all, err := AllObjects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, o := range all {
+		if seen[Key(o)] {
+			t.Errorf("%s twice", Key(o))
+		}
+		seen[Key(o)] = true
+	}
+	for _, k := range []string{
+		"apiextensions.k8s.io/CustomResourceDefinition mirrordsessions.kubectl-mirrord.io",
+		"Namespace mirrord-system",
+		"rbac.authorization.k8s.io/ClusterRole mirrord-user",
+		"rbac.authorization.k8s.io/ClusterRole mirrord-controller-workload",
+		"apps/Deployment mirrord-system/mirrord-controller",
+	} {
+		if !seen[k] {
+			t.Errorf("no %s among %d objects", k, len(all))
 		}
 	}
 }

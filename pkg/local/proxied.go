@@ -38,6 +38,7 @@ func (o *Options) runProxied(ctx context.Context, client *protocol.Client, spec 
 			return -1, fmt.Errorf("reading the target's resolv.conf: %w", err)
 		}
 		rc = outgoing.ParseResolvConf(r.Data)
+		h.Search = rc.Search
 	}
 	srv := &proxy.Server{Dialer: h, ResolvConf: rc}
 	if err := srv.Listen(ctx); err != nil {

@@ -31,6 +31,9 @@ type Options struct {
 	ProxyMode bool
 	// LocalPorts are ports of this machine the command reaches on its own 127.0.0.1.
 	LocalPorts []uint16
+	// EnvFile holds the variables of an env file (feature.env.env_file): read on this
+	// machine, never sent to the cluster.
+	EnvFile map[string]string
 	// In, Out and ErrOut are the command's streams.
 	In          io.Reader
 	Out, ErrOut io.Writer
@@ -52,16 +55,20 @@ func (o *Options) logf(format string, args ...any) {
 // with the target's environment (unless the session has none), and in its own namespaces
 // unless o.ProxyMode. It returns the command's exit code.
 func Run(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, o Options) (int, error) {
-	env := os.Environ()
+	var remote map[string]string
 	var hostname string
 	if !spec.Features.Env.Disabled {
-		remote, err := client.Env()
-		if err != nil {
+		var err error
+		if remote, err = client.Env(); err != nil {
 			return -1, fmt.Errorf("reading the target's environment: %w", err)
 		}
 		hostname = remote["HOSTNAME"]
-		env = mergeEnv(env, remote)
 	}
+	session, err := sessionEnv(remote, spec.Features.Env, o.EnvFile)
+	if err != nil {
+		return -1, err
+	}
+	env := unsetEnv(mergeEnv(os.Environ(), session), spec.Features.Env.Unset)
 	if o.ProxyMode {
 		return o.runProxied(ctx, client, spec, env, o.StartedAt, o.Ended)
 	}
@@ -100,16 +107,12 @@ func outgoingHandler(client *protocol.Client, spec *mirrordv1alpha1.MirrordSessi
 		Remote: client, TCP: net.Outgoing.TCP == nil || *net.Outgoing.TCP, UDP: net.Outgoing.UDP == nil || *net.Outgoing.UDP,
 		DNS: !net.DNS.Disabled, DNSAddr: netip.MustParseAddr(sandbox.DNSIP), LocalResolver: outgoing.LocalNameserver(),
 	}
-	if f := net.Outgoing.Filter; f != nil {
-		var err error
-		if len(f.Remote) > 0 {
-			h.Filter, err = outgoing.ParseFilter(f.Remote, true)
-		} else {
-			h.Filter, err = outgoing.ParseFilter(f.Local, false)
-		}
-		if err != nil {
-			return nil, err
-		}
+	var err error
+	if h.Filter, err = outgoing.FilterOf(net.Outgoing.Filter); err != nil {
+		return nil, err
+	}
+	if h.DNSFilter, err = outgoing.FilterOf(net.DNS.Filter); err != nil {
+		return nil, err
 	}
 	return h, nil
 }

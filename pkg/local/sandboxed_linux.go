@@ -33,6 +33,7 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 			return -1, fmt.Errorf("reading the target's resolv.conf: %w", err)
 		}
 		opts.ResolvConf = outgoing.SandboxResolvConf(r.Data, h.DNSAddr)
+		h.Search = outgoing.ParseResolvConf(r.Data).Search
 	}
 	if opts.RemoteDirs, err = o.remoteDirs(client, spec.Features.FS); err != nil {
 		return -1, err

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -17,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -57,38 +59,13 @@ type OwnedTree struct {
 	UID, GID    int
 }
 
-// Write builds the image and writes it as a tarball to out.
+// Write builds the image for this machine's architecture and writes it as a tarball to out.
 func Write(spec Spec, out string) error {
 	tag, err := name.NewTag(spec.Ref)
 	if err != nil {
 		return fmt.Errorf("image reference %q: %w", spec.Ref, err)
 	}
-	layerTar, err := rootfs(spec)
-	if err != nil {
-		return err
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
-	if err != nil {
-		return err
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return err
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	cfg = cfg.DeepCopy()
-	// containerd only unpacks images whose platform matches the node.
-	cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
-	cfg.Config.Entrypoint = spec.Entrypoint
-	cfg.Config.Cmd = spec.Cmd
-	cfg.Config.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, spec.Env...)
-	cfg.Config.WorkingDir = "/"
-	img, err = mutate.ConfigFile(img, cfg)
+	img, err := Image(spec, runtime.GOARCH)
 	if err != nil {
 		return err
 	}
@@ -102,18 +79,57 @@ func Write(spec Spec, out string) error {
 	return os.Rename(tmp, out)
 }
 
+// Image builds the image of spec for linux/arch (the files must be that architecture's).
+func Image(spec Spec, arch string) (v1.Image, error) {
+	layerTar, err := rootfs(spec)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.DeepCopy()
+	// containerd only unpacks images whose platform matches the node.
+	cfg.OS, cfg.Architecture = "linux", arch
+	cfg.Config.Entrypoint = spec.Entrypoint
+	cfg.Config.Cmd = spec.Cmd
+	cfg.Config.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, spec.Env...)
+	cfg.Config.WorkingDir = "/"
+	return mutate.ConfigFile(img, cfg)
+}
+
 // rootfs returns the layer: a tar of every file, library, directory and symlink of spec.
 func rootfs(spec Spec) ([]byte, error) {
 	files := map[string]string{}
-	// Files win over what Roots hold at the same path.
+	// The Roots' symlinks stay symlinks (a library's soname is one); spec.Symlinks and Files
+	// win over what Roots hold at the same path.
+	links := map[string]string{}
 	for _, root := range spec.Roots {
 		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			if d.Type().IsRegular() {
-				rel, _ := filepath.Rel(root, p)
+			rel, _ := filepath.Rel(root, p)
+			switch {
+			case d.Type().IsRegular():
 				files["/"+filepath.ToSlash(rel)] = p
+			case d.Type()&os.ModeSymlink != 0:
+				target, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				links["/"+filepath.ToSlash(rel)] = target
 			}
 			return nil
 		})
@@ -123,7 +139,9 @@ func rootfs(spec Spec) ([]byte, error) {
 	}
 	for dst, src := range spec.Files {
 		files[dst] = src
+		delete(links, dst)
 	}
+	maps.Copy(links, spec.Symlinks)
 	for _, bin := range spec.WithLibs {
 		files[bin] = bin
 		libs, err := sharedLibs(bin)
@@ -241,11 +259,11 @@ func rootfs(spec Spec) ([]byte, error) {
 			return nil, fmt.Errorf("copy %s into image: %w", tree.Host, err)
 		}
 	}
-	for _, link := range sortedKeys(spec.Symlinks) {
+	for _, link := range sortedKeys(links) {
 		if err := addDirs(link); err != nil {
 			return nil, err
 		}
-		hdr := &tar.Header{Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(link, "/"), Linkname: spec.Symlinks[link], Mode: 0o777}
+		hdr := &tar.Header{Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(link, "/"), Linkname: links[link], Mode: 0o777}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, err
 		}

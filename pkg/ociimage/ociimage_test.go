@@ -33,6 +33,10 @@ func TestWriteRoundTrips(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pkg, "etc", "app", "conf"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A library's soname is a symlink in its package: it must stay one.
+	if err := os.Symlink("conf", filepath.Join(pkg, "etc", "app", "conf.1")); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "img.tar")
 	spec := Spec{
 		Ref:        "mirrord.local/test:v1",
@@ -75,6 +79,9 @@ func TestWriteRoundTrips(t *testing.T) {
 	}
 	if h := files["usr/local/bin/prog"]; h == nil || h.Mode&0o111 == 0 {
 		t.Errorf("binary missing or not executable: %+v", h)
+	}
+	if h := files["etc/app/conf.1"]; h == nil || h.Typeflag != tar.TypeSymlink || h.Linkname != "conf" {
+		t.Errorf("a Root's symlink is not one in the image: %+v", h)
 	}
 	if h := files["usr/bin/prog"]; h == nil || h.Linkname != "/usr/local/bin/prog" {
 		t.Errorf("symlink missing: %+v", h)

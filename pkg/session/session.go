@@ -70,6 +70,8 @@ func Create(ctx context.Context, c versioned.Interface, namespace, name string, 
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
 			Namespace: namespace,
+			// For `sessions -l` at once; the Primary's controller keeps them true to the spec.
+			Labels: mirrordv1alpha1.SessionLabels(&spec),
 			// No finalizer: the Primary's controller adds it before it creates any child, so a
 			// session made while no controller runs can still be deleted (and its namespace).
 		},
@@ -89,7 +91,7 @@ func Create(ctx context.Context, c versioned.Interface, namespace, name string, 
 	case apierrors.IsNotFound(err) && isNamespaceNotFound(err):
 		return nil, fmt.Errorf("namespace %s does not exist on the Primary: a session lives in the Primary's namespace of the same name as the target's; ask an admin to create it (and bind mirrord-user there), or pick another with -n", namespace)
 	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("the MirrordSession API is not installed on this cluster: is it the Primary? An admin installs it with `kustomize build kustomize/overlays/single-cluster | kubectl apply -f -`: %w", err)
+		return nil, fmt.Errorf("the MirrordSession API is not installed on this cluster: is it the Primary? An admin installs it with `kubectl mirrord install`: %w", err)
 	case apierrors.IsForbidden(err) && admissionDenial(err) != "":
 		return nil, fmt.Errorf("the Primary refused the session: %s", admissionDenial(err))
 	case apierrors.IsForbidden(err):

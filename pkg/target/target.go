@@ -32,6 +32,12 @@ func init() {
 	}
 }
 
+// Kind is the kind a spelling names (deploy, deployments.apps, sts, po, ...).
+func Kind(spelling string) (mirrordv1alpha1.TargetKind, bool) {
+	k, ok := kinds[strings.ToLower(spelling)]
+	return k, ok
+}
+
 // Parse reads KIND/NAME or KIND/NAME/container/CONTAINER. container (from -c) wins over a
 // container in the path only if they agree; namespace is the session's namespace.
 func Parse(s, container, namespace string) (mirrordv1alpha1.Target, error) {

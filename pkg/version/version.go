@@ -3,6 +3,7 @@
 package version
 
 import (
+	"regexp"
 	"runtime"
 	"runtime/debug"
 )
@@ -12,6 +13,9 @@ var (
 	Version = "dev"
 	// Commit is the git commit the binary was built from.
 	Commit = ""
+	// ImageRepository is where this build's controller and agent image is published;
+	// `kubectl mirrord install` installs ImageRepository:Version.
+	ImageRepository = "ghcr.io/kubectl-mirrord/kubectl-mirrord"
 )
 
 // Info describes a build.
@@ -41,3 +45,10 @@ func Get() Info {
 		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
 	}
 }
+
+// releaseTag is how a release is tagged: v1.2.3, v1.2.3-rc.1.
+var releaseTag = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
+
+// IsReleaseTag reports whether v is shaped like a release's tag (`make release` and the
+// image `kubectl mirrord install` pins both need one).
+func IsReleaseTag(v string) bool { return releaseTag.MatchString(v) }

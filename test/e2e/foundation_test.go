@@ -27,8 +27,9 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
 )
 
-// A Job running the project's image completes in each cluster: the image was imported
-// offline and its binary runs.
+// A Job running the project's image completes in each cluster: the node pulled the image by
+// reference (on the rig, from its registry, as a real cluster pulls a release), and its
+// binary runs.
 func TestProjectImageRunsAsJob(t *testing.T) {
 	for i, c := range framework.New(t).Clusters {
 		t.Run(c.Name, func(t *testing.T) {
@@ -43,7 +44,7 @@ func TestProjectImageRunsAsJob(t *testing.T) {
 					Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 						RestartPolicy: corev1.RestartPolicyNever,
 						Containers: []corev1.Container{{
-							Name: "mirrord", Image: f.Image, ImagePullPolicy: corev1.PullNever,
+							Name: "mirrord", Image: f.Image, ImagePullPolicy: corev1.PullIfNotPresent,
 							Args: []string{"version", "-o", "json"},
 						}},
 					}},
@@ -57,7 +58,18 @@ func TestProjectImageRunsAsJob(t *testing.T) {
 			if err != nil || len(pods.Items) != 1 {
 				t.Fatalf("want the job's one pod, got %v (%v)", pods, err)
 			}
-			out, err := c.Kube.CoreV1().Pods(ns).GetLogs(pods.Items[0].Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			pod := pods.Items[0]
+			repo, _, byDigest := strings.Cut(f.Image, "@")
+			if cs := pod.Status.ContainerStatuses; byDigest && (len(cs) != 1 || cs[0].ImageID != f.Image) {
+				t.Errorf("the container's image: %+v, want %s exactly", cs, f.Image)
+			}
+			events, err := c.Kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name + ",reason=Pulled"})
+			if err != nil || len(events.Items) == 0 || !strings.Contains(events.Items[0].Message, repo) {
+				t.Errorf("the kubelet's Pulled event: %+v (%v), want it naming %s", events, err, repo)
+			} else {
+				t.Logf("%s: %s", c.Name, events.Items[0].Message)
+			}
+			out, err := c.Kube.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -256,6 +268,7 @@ func TestMirrordSessionCRDColumns(t *testing.T) {
 	}
 	created.Status = mirrordv1alpha1.MirrordSessionStatus{
 		Phase: mirrordv1alpha1.SessionReady, TargetDescription: "deploy/api", ClustersReady: "2/2",
+		ModeDescription: "steal", ClustersDescription: "c2(D,W),c3(W)",
 	}
 	if _, err := c.Mirrord.MirrordV1alpha1().MirrordSessions(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -269,10 +282,10 @@ func TestMirrordSessionCRDColumns(t *testing.T) {
 		if len(lines) != 2 {
 			t.Fatalf("kubectl get %s printed %q, want a header and one row", resource, out)
 		}
-		if got, want := strings.Fields(lines[0]), []string{"NAME", "OWNER", "TARGET", "MODE", "PHASE", "CLUSTERS", "AGE"}; !equal(got, want) {
+		if got, want := strings.Fields(lines[0]), []string{"NAME", "OWNER", "TARGET", "MODE", "CLUSTERS", "READY", "PHASE", "AGE"}; !equal(got, want) {
 			t.Errorf("kubectl get %s header = %v, want %v", resource, got, want)
 		}
-		if got := strings.Fields(lines[1]); len(got) != 7 || !equal(got[:6], []string{"alice-api", owner.Name, "deploy/api", "steal", "Ready", "2/2"}) {
+		if got := strings.Fields(lines[1]); len(got) != 8 || !equal(got[:7], []string{"alice-api", owner.Name, "deploy/api", "steal", "c2(D,W),c3(W)", "2/2", "Ready"}) {
 			t.Errorf("kubectl get %s row = %v", resource, got)
 		}
 	}

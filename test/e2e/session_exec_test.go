@@ -278,12 +278,21 @@ sys.stdout.write("%d %s" % (r.status, r.read().decode()))`
 				t.Errorf("a refused config file created session %s", n)
 			}
 		}
-		good := filepath.Join(dir, "mirrord.yaml")
-		if err := os.WriteFile(good, []byte("target:\n  path: deployment/api\nfeature:\n  env:\n    override: {FROM_FILE: \"yes\"}\n  network:\n    incoming: off\n"), 0o600); err != nil {
+		// mirrord's env keys, in its order: the target's, the env file's, mapping, override;
+		// unset also takes the developer's own variable, whatever its case.
+		dotenv := filepath.Join(dir, ".env")
+		if err := os.WriteFile(dotenv, []byte("REGION=us\nFROM_FILE=no\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-f", good, "--", "sh", "-c", `echo "file=$FROM_FILE cluster=$CLUSTER_NAME"`)
-		if err != nil || !strings.Contains(out, "file=yes cluster=c2") {
+		good := filepath.Join(dir, "mirrord.yaml")
+		if err := os.WriteFile(good, []byte("target:\n  path: deployment/api\nfeature:\n  env:\n    override: {FROM_FILE: \"yes\"}\n"+
+			"    mapping: {\"^GREET.*\": mapped}\n    unset: [aws_profile]\n    env_file: "+dotenv+"\n  network:\n    incoming: off\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("AWS_PROFILE", "dev")
+		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-f", good, "--", "sh", "-c",
+			`echo "file=$FROM_FILE cluster=$CLUSTER_NAME greeting=$GREETING region=$REGION aws=${AWS_PROFILE:-unset}"`)
+		if err != nil || !strings.Contains(out, "file=yes cluster=c2 greeting=mapped region=us aws=unset") {
 			t.Errorf("exec -f (%v):\n%s", err, out)
 		}
 	})
@@ -450,15 +459,37 @@ s.serve_forever()`, name)
 		if err != nil {
 			t.Fatal(err)
 		}
+		watchCmd, watched := f.StartPlugin(f.Clusters[0], "-n", ns, "sessions", "-w", "--no-headers")
+		// The table is kubectl get's: the CRD's columns, the same as kubectl get mirrordsessions.
+		row := `\s+\S+\s+deployment/api\s+steal\(path=\^/mine\)\s+c2\(D,W\),c3\(W\)\s+2/2\s+Ready\s+`
 		table, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions")
-		row := regexp.MustCompile(`(?m)^` + name + `\s+\S+\s+deployment/api\s+steal\(path=\^/mine\)\s+c2\(D,W\),c3\(W\)\s+2/2\s+\S+$`)
-		if err != nil || !strings.HasPrefix(table, "NAME ") || !row.MatchString(table) {
+		if err != nil || !strings.HasPrefix(table, "NAME ") || !regexp.MustCompile(`(?m)^`+name+row+`\S+$`).MatchString(table) {
 			t.Errorf("sessions (%v):\n%s", err, table)
 		}
-		js, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "sessions", name, "-o", "json")
-		var obj struct{ Kind, APIVersion string }
-		if err != nil || json.Unmarshal([]byte(js), &obj) != nil || obj.Kind != "MirrordSession" {
-			t.Errorf("sessions %s -o json (%v):\n%s", name, err, js)
+		noAge := regexp.MustCompile(`(?m)\s+\S+$`) // AGE may tick between the two
+		if kubectl, err := f.Kubectl(f.Clusters[0], "-n", ns, "get", "mirrordsessions"); err != nil || noAge.ReplaceAllString(kubectl, "") != noAge.ReplaceAllString(table, "") {
+			t.Errorf("kubectl get mirrordsessions (%v) shows other columns:\n%s\nthan sessions:\n%s", err, kubectl, table)
+		}
+		owner := s.Labels[mirrordv1alpha1.LabelOwner]
+		for _, tc := range []struct {
+			args []string
+			want string // a regexp over the whole output
+		}{
+			{[]string{"-o", "wide"}, `(?m)^NAME\s+OWNER\s+TARGET\s+MODE\s+CLUSTERS\s+READY\s+PHASE\s+TTL\s+AGE\n` + name + row + `60\s+\S+$`},
+			{[]string{"-o", "name"}, `^mirrordsession.kubectl-mirrord.io/` + name + `\n$`},
+			{[]string{"--no-headers"}, `^` + name + row + `\S+\n$`},
+			{[]string{"-o", "jsonpath={.items[*].status.modeDescription}"}, `^steal\(path=\^/mine\)$`},
+			{[]string{"-o", "custom-columns=NAME:.metadata.name,OWNER:.spec.owner"}, `^NAME\s+OWNER\n` + name + `\s+` + regexp.QuoteMeta(s.Spec.Owner) + `\n$`},
+			{[]string{"-l", mirrordv1alpha1.LabelOwner + "=" + owner + "," + mirrordv1alpha1.LabelTargetName + "=api", "-o", "name"}, `^mirrordsession.kubectl-mirrord.io/` + name + `\n$`},
+			{[]string{"-l", mirrordv1alpha1.LabelTargetName + "=web"}, `^No resources found in ` + ns + ` namespace.\n$`},
+			{[]string{"--sort-by", ".metadata.creationTimestamp", "-o", "name"}, `^mirrordsession.kubectl-mirrord.io/` + name + `\n$`},
+			{[]string{name, "-o", "yaml"}, `(?m)^kind: MirrordSession$`},
+			{[]string{"-o", "json"}, `(?s)^\{\s+"apiVersion": "v1",\s+"items": \[.*"kind": "MirrordSession"`},
+		} {
+			out, err := f.RunPlugin(ctx, f.Clusters[0], append([]string{"-n", ns, "sessions"}, tc.args...)...)
+			if err != nil || !regexp.MustCompile(tc.want).MatchString(out) {
+				t.Errorf("sessions %s (%v):\n%s\nwant %s", strings.Join(tc.args, " "), err, out, tc.want)
+			}
 		}
 		status, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "status")
 		for _, re := range []string{`Roles:\s+Primary\(managementOnly\)`, `(?m)^\s+c2\s+Workload\+Default\s+v\S+\s+.*True`, `(?m)^\s+c3\s+Workload\s+v\S+\s+.*True`, `Sessions in namespace ` + ns + `: 1 \(1 Ready\)`, name} {
@@ -473,6 +504,12 @@ s.serve_forever()`, name)
 		if err != nil || !strings.Contains(out, "mirrordsession "+ns+"/"+name+" ended") {
 			t.Fatalf("sessions kill: %v\n%s", err, out)
 		}
+		// -w printed the session as it became Ready, then as it went.
+		if _, err := watched.WaitFor(ctx, name, 10*time.Second); err != nil || !regexp.MustCompile(`(?m)^`+name+row).MatchString(watched.String()) {
+			t.Errorf("sessions -w (%v):\n%s", err, watched.String())
+		}
+		_ = watchCmd.Process.Kill()
+		_ = watchCmd.Wait()
 		// kill waits for the Primary's finalizer, so nothing is left the moment it returns.
 		if l := leftovers(ctx, f, string(s.UID)); len(l) > 0 {
 			t.Errorf("after sessions kill: %v", l)

@@ -321,7 +321,7 @@ func testSessions(t *testing.T, f *framework.Framework, tp topology) {
 	}
 	f.Eventually(ctx, 30*time.Second, "one agent per target pod on its node", func(ctx context.Context) error { return checkAgents(ctx, f, tp, ns, s) })
 	table, err := f.Kubectl(f.Clusters[0], "-n", ns, "get", "mirrordsessions")
-	if err != nil || !regexp.MustCompile(name+`\s+\S+\s+deployment/api\s+mirror\s+Ready\s+`+s.Status.ClustersReady).MatchString(table) {
+	if err != nil || !regexp.MustCompile(name+`\s+\S+\s+deployment/api\s+mirror\s+\S+\s+`+s.Status.ClustersReady+`\s+Ready\s+`).MatchString(table) {
 		t.Errorf("kubectl get mirrordsessions does not show the session Ready %s:\n%s%v", s.Status.ClustersReady, table, err)
 	}
 

@@ -41,7 +41,7 @@ func TestBadInput(t *testing.T) {
 		{"a target with no pods", []string{"-n", ns, "-t", "deploy/idle"}, []string{"deployment/idle has no pods in any workload cluster (c2)", "scale it up"}},
 		{"unknown container", []string{"-n", ns, "-t", "deploy/api", "-c", "nope"}, []string{`container "nope" not found`, "it has: app"}},
 		{"unknown kind", []string{"-n", ns, "-t", "cronjob/api"}, []string{`unknown kind "cronjob"`}},
-		{"invalid regex", []string{"-n", ns, "-t", "deploy/api", "--steal", "--http-path-filter", "(unclosed"}, []string{`--http-path-filter "(unclosed" is not a valid regular expression`}},
+		{"invalid regex", []string{"-n", ns, "-t", "deploy/api", "--steal", "--http-path-filter", "(unclosed"}, []string{`--http-path-filter "(unclosed": not a valid regular expression`}},
 		{"port out of range", []string{"-n", ns, "-t", "deploy/api", "--ports", "70000"}, []string{"--ports 70000: ports are 1 to 65535"}},
 		{"malformed config file", []string{"-n", ns, "-f", malformed}, []string{"config file " + malformed, "not valid YAML"}},
 		{"a namespace the Primary lacks", []string{"-n", "no-such-namespace", "-t", "deploy/api"}, []string{"namespace no-such-namespace does not exist on the Primary"}},

@@ -136,9 +136,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = %[7]q
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %[8]q
 `, c.path("containerd", "root"), c.path("containerd", "state"), containerdSocket(c),
-		c.path("containerd", "opt"), pauseImage, c.path("containerd", "runc"), c.path("cni", "net.d"))
+		c.path("containerd", "opt"), pauseImage, c.path("containerd", "runc"), c.path("cni", "net.d"),
+		c.path("containerd", "certs.d"))
 	if err := os.WriteFile(c.path("containerd", "config.toml"), []byte(containerd), 0o644); err != nil {
+		return err
+	}
+	// The rig's registry speaks plain HTTP on the bridge (see registry.go).
+	hosts := c.path("containerd", "certs.d", registryAddr)
+	if err := os.MkdirAll(hosts, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(hosts, "hosts.toml"), []byte(fmt.Sprintf(
+		"server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", registryAddr)), 0o644); err != nil {
 		return err
 	}
 

@@ -2,7 +2,9 @@
 // tests and the demo: N clusters of one node each, every node in its own network
 // namespace with its own containerd, kubelet, kube-proxy and CoreDNS.
 //
-//	rig up [-clusters N] [-image TAR]...   bring clusters up (builds and caches binaries)
+//	rig up [-clusters N] [-image TAR]...   bring clusters up (builds and caches binaries) with
+//	                                       a registry on the bridge (172.30.0.1:5000)
+//	rig push TAR REPOSITORY:TAG            push an image to the rig's registry; print its digest reference
 //	rig down                               remove everything the rig made
 //	rig stop|start CLUSTER COMPONENT       stop or restart one component (fault tests)
 //	rig status                             list components
@@ -12,6 +14,7 @@
 //	rig images DIR                         build the sample app images into DIR (for kind)
 //	rig binaries                           build (or find cached) the Kubernetes binaries; print NAME=PATH lines
 //	rig supervise                          (internal) the components' parent
+//	rig serve-registry DIR                 (internal) the registry
 package main
 
 import (
@@ -90,6 +93,10 @@ func main() {
 				fmt.Printf("%s=%s\n", name, bins[name])
 			}
 		}
+	case "push":
+		err = cmdPush(ctx, args)
+	case "serve-registry":
+		err = cmdServeRegistry(args)
 	case "subreaper":
 		os.Exit(cmdSubreaper(args))
 	default:
@@ -171,6 +178,9 @@ func bringUp(ctx context.Context, p Paths, n int, bins Binaries, images []string
 	defer sup.Close()
 	if err := setupBridge(); err != nil {
 		return err
+	}
+	if err := startRegistry(ctx, p, sup); err != nil {
+		return fmt.Errorf("the rig's registry: %w (see %s)", err, filepath.Join(p.State, "registry.log"))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range clusters {

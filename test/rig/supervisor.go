@@ -26,7 +26,7 @@ type ProcSpec struct {
 	Key  string
 	Argv []string
 	Env  []string
-	// NetNS is the named network namespace (ip netns) to run in.
+	// NetNS is the named network namespace (ip netns) to run in; empty: the host's.
 	NetNS string
 	// Cgroup is the pids cgroup below /sys/fs/cgroup/pids to run in.
 	Cgroup string
@@ -108,7 +108,7 @@ func (s *Supervisor) reap() {
 
 // launcher joins the cgroup, then enters the network namespace and execs the component,
 // so the process is tracked from its first instruction.
-const launcher = `echo $$ > "/sys/fs/cgroup/pids/$1/cgroup.procs" || exit 1; ns=$2; shift 2; exec nsenter --net="/run/netns/$ns" -- "$@"`
+const launcher = `echo $$ > "/sys/fs/cgroup/pids/$1/cgroup.procs" || exit 1; ns=$2; shift 2; [ -z "$ns" ] && exec "$@"; exec nsenter --net="/run/netns/$ns" -- "$@"`
 
 // Start starts a process, or restarts a stopped one when only Key is given.
 func (s *Supervisor) Start(spec ProcSpec, pid *int) error {

@@ -14,7 +14,7 @@ func ExplainAPIError(err error, action string) error {
 	case err == nil:
 		return nil
 	case apierrors.IsNotFound(err) && isResourceMissing(err):
-		return fmt.Errorf("cannot %s: kubectl-mirrord is not installed on this cluster; is the current context the Primary? (an admin installs it with `kustomize build kustomize/overlays/single-cluster | kubectl apply -f -`): %w", action, err)
+		return fmt.Errorf("cannot %s: kubectl-mirrord is not installed on this cluster; is the current context the Primary? (an admin installs it with `kubectl mirrord install`): %w", action, err)
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("not allowed to %s: ask an admin to bind the mirrord-user ClusterRole to you (kubectl create rolebinding NAME -n NAMESPACE --clusterrole=mirrord-user --user=YOU): %w", action, err)
 	case apierrors.IsUnauthorized(err):

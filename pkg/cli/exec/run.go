@@ -32,6 +32,10 @@ func (o *Options) Run(ctx context.Context) error {
 	if _, err := o.Spec(ns, session.Owner{Name: "-"}); err != nil {
 		return err
 	}
+	envFile, err := o.ReadEnvFile()
+	if err != nil {
+		return err
+	}
 	if !o.ProxyMode {
 		if err := sandbox.Supported(); err != nil {
 			o.logf("%v: running in proxy mode instead", err)
@@ -80,7 +84,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	defer client.Close()
 	code, err := local.Run(ctx, client, &spec, local.Options{
-		Command: o.Command, ProxyMode: o.ProxyMode, LocalPorts: o.LocalPorts,
+		Command: o.Command, ProxyMode: o.ProxyMode, LocalPorts: o.LocalPorts, EnvFile: envFile,
 		In: o.In, Out: o.Out, ErrOut: o.ErrOut, Logf: o.logf,
 		StartedAt: started.StartedAt, Ended: ended,
 	})

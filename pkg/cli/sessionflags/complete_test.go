@@ -28,3 +28,23 @@ func TestNamesOf(t *testing.T) {
 		}
 	}
 }
+
+func TestContainersOf(t *testing.T) {
+	tmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}, {Name: "sidecar"}}}}
+	kube := fake.NewClientset(
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{Template: tmpl}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "api-0", Namespace: "shop"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "only"}}}},
+	)
+	for _, tc := range []struct {
+		kind, name string
+		want       []string
+	}{{"deploy", "api", []string{"app", "sidecar"}}, {"pod", "api-0", []string{"only"}}, {"cronjob", "x", nil}} {
+		got, err := containersOf(context.Background(), kube, "shop", tc.kind, tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(tc.want, got); d != "" {
+			t.Errorf("%s/%s (-want +got):\n%s", tc.kind, tc.name, d)
+		}
+	}
+}

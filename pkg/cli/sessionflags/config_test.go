@@ -110,7 +110,8 @@ func TestFlagsOverrideTheConfigFile(t *testing.T) {
 	if _, err := o.Spec("dev", session.Owner{Name: "me"}); err == nil || !strings.Contains(err.Error(), "add --steal") {
 		t.Fatalf("want the file's HTTP filter refused with mirror mode, got %v", err)
 	}
-	o.HTTPHeaderFilter = ""
+	o, _, _, _ = load(t, "-t", "sts/db", "-n", "dev", "--incoming", "mirror", "--http-header-filter=", "--env-override", "B=from-flag",
+		"--outgoing-local", ":53", "--timeout", "5s", "--session-ttl", "20")
 	spec, err := o.Spec("dev", session.Owner{Name: "me"})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +147,167 @@ func TestConfigFileErrorsNameTheFile(t *testing.T) {
 func TestSpecValidatesFeaturesAsTheAgentDoes(t *testing.T) {
 	o := &Flags{Target: "deploy/api", SessionTTL: 30, EnvExclude: []string{"[bad"}}
 	_, err := o.Spec("dev", session.Owner{Name: "me"})
-	if err == nil || !strings.Contains(err.Error(), `feature.env.exclude[0]: Invalid value: "[bad"`) {
+	if err == nil || !strings.Contains(err.Error(), `--env-exclude "[bad": not a valid pattern`) {
 		t.Errorf("Spec: %v, want the bad env pattern named by its field", err)
+	}
+}
+
+// TestFeaturesFromFileAndFlags: the file's features are the base, each flag the command
+// line sets replaces its field, and every bad value is named where it was written.
+func TestFeaturesFromFileAndFlags(t *testing.T) {
+	for name, tc := range map[string]struct {
+		file    string
+		args    []string
+		check   func(mirrordv1alpha1.Features) bool
+		wantErr string
+	}{
+		"defaults without file or flags": {args: nil, check: func(f mirrordv1alpha1.Features) bool {
+			return f.Network.Incoming.Mode == "mirror" && f.FS.Mode == "read" && f.Network.Incoming.HTTPFilter == nil
+		}},
+		"the file's mode stays when no flag sets it": {file: `{"feature": {"network": {"incoming": "steal"}, "fs": "write"}}`, check: func(f mirrordv1alpha1.Features) bool {
+			return f.Network.Incoming.Mode == "steal" && f.FS.Mode == "write"
+		}},
+		"a flag replaces a list of the file": {file: `{"feature": {"fs": {"local": ["^/a", "^/b"]}}}`, args: []string{"--fs-local", "^/c"}, check: func(f mirrordv1alpha1.Features) bool {
+			return len(f.FS.Local) == 1 && f.FS.Local[0] == "^/c"
+		}},
+		"a flag filter joins the file's": {file: `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"path_filter": "^/api"}}}}}`,
+			args: []string{"--http-method-filter", "GET"}, check: func(f mirrordv1alpha1.Features) bool {
+				h := f.Network.Incoming.HTTPFilter
+				return h.Path == "^/api" && h.Method == "GET"
+			}},
+		"an empty flag clears the file's filter": {file: `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"path_filter": "^/api"}}}}}`,
+			args: []string{"--http-path-filter="}, check: func(f mirrordv1alpha1.Features) bool { return f.Network.Incoming.HTTPFilter == nil }},
+		"--no-outgoing beats the file": {file: `{"feature": {"network": {"outgoing": true}}}`, args: []string{"--no-outgoing"}, check: func(f mirrordv1alpha1.Features) bool {
+			o := f.Network.Outgoing
+			return !*o.TCP && !*o.UDP
+		}},
+		"a bad flag regex is named by the flag": {args: []string{"--fs-read-only", "(x"}, wantErr: `--fs-read-only "(x": not a valid regular expression`},
+		"a flag port out of range":              {args: []string{"--port-mapping", "80:70000"}, wantErr: "--port-mapping 70000: ports are 1 to 65535"},
+		"a port mapping that is not two ports":  {args: []string{"--port-mapping", "80"}, wantErr: `--port-mapping "80": write REMOTE:LOCAL`},
+		"the file's include and a flag's exclude": {file: `{"feature": {"env": {"include": "A_*"}}}`, args: []string{"--env-exclude", "B"},
+			wantErr: ": feature.env.include and --env-exclude are exclusive"},
+		"the file's filter with a flag's mirror mode": {file: `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"path_filter": "^/api"}}}}}`,
+			args: []string{"--incoming", "mirror"}, wantErr: "HTTP filters choose which requests to steal: add --steal"},
+		"a bad outgoing filter of the file is named by its key": {file: `{"feature": {"network": {"outgoing": {"filter": {"local": ["host:port"]}}}}}`,
+			wantErr: ": feature.network.outgoing.filter: "},
+		"--steal and --incoming off": {args: []string{"--steal", "--incoming", "off"}, wantErr: "--steal contradicts --incoming=off"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			o := &Flags{}
+			o.AddFlags(fs)
+			args := append([]string{"-t", "deploy/api"}, tc.args...)
+			if tc.file != "" {
+				path := filepath.Join(t.TempDir(), "mirrord.json")
+				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "-f", path)
+			}
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.LoadConfig(fs, Extra{}, &bytes.Buffer{}); err != nil {
+				t.Fatal(err)
+			}
+			spec, err := o.Spec("dev", session.Owner{Name: "me"})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Spec: %v, want an error with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(spec.Features) {
+				t.Errorf("features: %+v", spec.Features)
+			}
+		})
+	}
+}
+
+func TestReadEnvFile(t *testing.T) {
+	dir := t.TempDir()
+	env := filepath.Join(dir, ".env")
+	if err := os.WriteFile(env, []byte("# local settings\nREGION=us\nQUOTED=\"a b\"\nexport TOKEN=x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "mirrord.json")
+	if err := os.WriteFile(cfg, []byte(`{"feature": {"env": {"env_file": "`+filepath.Join(dir, "missing.env")+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		args    []string
+		want    map[string]string
+		wantErr string
+	}{
+		"none":                             {},
+		"the flag":                         {args: []string{"--env-file", env}, want: map[string]string{"REGION": "us", "QUOTED": "a b", "TOKEN": "x"}},
+		"the flag beats the config file's": {args: []string{"-f", cfg, "--env-file", env}, want: map[string]string{"REGION": "us", "QUOTED": "a b", "TOKEN": "x"}},
+		"the config file's, missing":       {args: []string{"-f", cfg}, wantErr: "config file " + cfg + ": feature.env.env_file " + filepath.Join(dir, "missing.env")},
+		"a missing flag file":              {args: []string{"--env-file", "/nonexistent/.env"}, wantErr: "--env-file /nonexistent/.env: open /nonexistent/.env"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			o := &Flags{}
+			o.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.LoadConfig(fs, Extra{}, &bytes.Buffer{}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := o.ReadEnvFile()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" && !(len(tc.want) == 0 && len(got) == 0) {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestDefaultConfigFile: with no -f and no $MIRRORD_CONFIG_FILE, the project's
+// .mirrord/mirrord.json is read (and said so); -f still wins.
+func TestDefaultConfigFile(t *testing.T) {
+	t.Setenv("MIRRORD_CONFIG_FILE", "")
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.MkdirAll(".mirrord", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(".mirrord/mirrord.json", []byte(`{"target": "deploy/from-default"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.json")
+	if err := os.WriteFile(other, []byte(`{"target": "deploy/from-flag"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args       []string
+		wantTarget string
+		wantSaid   bool
+	}{{nil, "deploy/from-default", true}, {[]string{"-f", other}, "deploy/from-flag", false}} {
+		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+		o := &Flags{}
+		o.AddFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		var warn bytes.Buffer
+		if err := o.LoadConfig(fs, Extra{}, &warn); err != nil {
+			t.Fatal(err)
+		}
+		if o.Target != tc.wantTarget || strings.Contains(warn.String(), "using config file .mirrord/mirrord.json") != tc.wantSaid {
+			t.Errorf("%v: target %q, said %q", tc.args, o.Target, warn.String())
+		}
 	}
 }

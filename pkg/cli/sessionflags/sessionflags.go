@@ -4,7 +4,7 @@ package sessionflags
 
 import (
 	"fmt"
-	"regexp"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -42,6 +42,7 @@ type Flags struct {
 	EnvInclude       []string
 	EnvExclude       []string
 	EnvOverride      map[string]string
+	EnvFile          string
 	NoEnv            bool
 	NoOutgoing       bool
 	NoTCP            bool
@@ -51,10 +52,17 @@ type Flags struct {
 	NoDNS            bool
 	SessionTTL       int32
 	Name             string
+
+	// flags is the flag set AddFlags registered on, to tell a flag's default from a value the
+	// command line set; file is the config file LoadConfig read.
+	flags   *pflag.FlagSet
+	file    *config.File
+	mirrord mirrordFlags
 }
 
 // AddFlags registers the flags on fs.
 func (o *Flags) AddFlags(f *pflag.FlagSet) {
+	o.flags = f
 	f.StringVarP(&o.ConfigFile, "config-file", "f", "", "mirrord config file (JSON, YAML or TOML; default $"+config.EnvVar+"); flags override it")
 	f.StringVarP(&o.Target, "target", "t", "", "target as pod/NAME[/container/C], deploy/NAME, sts/NAME, rs/NAME, ds/NAME")
 	f.StringVarP(&o.Container, "container", "c", "", "container of the target's pods (default: the first)")
@@ -74,6 +82,7 @@ func (o *Flags) AddFlags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.EnvInclude, "env-include", nil, "take only these environment variables (globs)")
 	f.StringSliceVar(&o.EnvExclude, "env-exclude", nil, "never take these environment variables (globs)")
 	f.StringToStringVar(&o.EnvOverride, "env-override", nil, "NAME=VALUE, set whatever the target says")
+	f.StringVar(&o.EnvFile, "env-file", "", "a file of NAME=value lines (dotenv) whose variables the command gets over the target's (read here, never sent)")
 	f.BoolVar(&o.NoEnv, "no-env", false, "do not take the target's environment")
 	f.BoolVar(&o.NoOutgoing, "no-outgoing", false, "make outgoing connections locally")
 	f.BoolVar(&o.NoTCP, "no-tcp", false, "make outgoing TCP connections locally")
@@ -83,10 +92,13 @@ func (o *Flags) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.NoDNS, "no-dns", false, "resolve names locally")
 	f.Int32Var(&o.SessionTTL, "session-ttl", 30, "seconds a session lives after the last heartbeat")
 	f.StringVar(&o.Name, "name", "", "the session's name (default: OWNER-TARGET-xxxxx); a name in use is an error")
+	o.mirrord.add(f)
 }
 
-// Spec builds the session spec for namespace, owned by owner. Every bad value is an error
-// that names the flag.
+// Spec builds the session spec for namespace, owned by owner: the config file's features
+// (LoadConfig), then every flag the command line set, checked once by the validation the
+// member and the agent use. Every error names where the bad value came from: the flag, or
+// the config file's key.
 func (o *Flags) Spec(namespace string, owner session.Owner) (mirrordv1alpha1.MirrordSessionSpec, error) {
 	var spec mirrordv1alpha1.MirrordSessionSpec
 	t, err := target.Parse(o.Target, o.Container, namespace)
@@ -104,102 +116,211 @@ func (o *Flags) Spec(namespace string, owner session.Owner) (mirrordv1alpha1.Mir
 			return spec, fmt.Errorf("--name %q: %s", o.Name, strings.Join(errs, "; "))
 		}
 	}
-
-	f := &spec.Features
-	in := &f.Network.Incoming
-	mode := o.Incoming
-	if o.Steal {
-		if mode != "" && mode != "steal" {
-			return spec, fmt.Errorf("--steal contradicts --incoming=%s: give one of them", mode)
-		}
-		mode = "steal"
+	f, err := o.features()
+	if err != nil {
+		return spec, err
 	}
-	switch mode {
-	case "", "mirror":
-		in.Mode = mirrordv1alpha1.IncomingModeMirror
-	case "steal":
-		in.Mode = mirrordv1alpha1.IncomingModeSteal
-	case "off":
-		in.Mode = mirrordv1alpha1.IncomingModeOff
-	default:
-		return spec, fmt.Errorf("--incoming %q: use mirror, steal or off", mode)
+	if errs := featurevalidation.ValidateFeatures(&f, field.NewPath("feature")); len(errs) > 0 {
+		return spec, o.fieldError(errs[0])
 	}
-	if o.HTTPHeaderFilter != "" || o.HTTPPathFilter != "" || o.HTTPMethodFilter != "" {
-		if in.Mode != mirrordv1alpha1.IncomingModeSteal {
-			return spec, fmt.Errorf("HTTP filters choose which requests to steal: add --steal")
-		}
-		for flag, re := range map[string]string{"--http-header-filter": o.HTTPHeaderFilter, "--http-path-filter": o.HTTPPathFilter, "--http-method-filter": o.HTTPMethodFilter} {
-			if _, err := regexp.Compile(re); err != nil {
-				return spec, fmt.Errorf("%s %q is not a valid regular expression: %v", flag, re, err)
-			}
-		}
-		in.HTTPFilter = &mirrordv1alpha1.HTTPFilter{Header: o.HTTPHeaderFilter, Path: o.HTTPPathFilter, Method: o.HTTPMethodFilter}
-	}
-	for flag, ports := range map[string][]int32{"--ports": o.Ports, "--ignore-ports": o.IgnorePorts} {
-		for _, p := range ports {
-			if p < 1 || p > 65535 {
-				return spec, fmt.Errorf("%s %d: ports are 1 to 65535", flag, p)
-			}
-		}
-	}
-	in.Ports, in.IgnorePorts = o.Ports, o.IgnorePorts
-	for _, m := range o.PortMappings {
-		remote, local, ok := strings.Cut(m, ":")
-		r, err1 := strconv.ParseInt(remote, 10, 32)
-		l, err2 := strconv.ParseInt(local, 10, 32)
-		if !ok || err1 != nil || err2 != nil || r < 1 || r > 65535 || l < 1 || l > 65535 {
-			return spec, fmt.Errorf("--port-mapping %q: write REMOTE:LOCAL with ports 1 to 65535, e.g. 80:8080", m)
-		}
-		in.PortMapping = append(in.PortMapping, mirrordv1alpha1.PortMapping{Remote: int32(r), Local: int32(l)})
-	}
-	switch o.FSMode {
-	case "", "read":
-		f.FS.Mode = mirrordv1alpha1.FSModeRead
-	case "local", "write":
-		f.FS.Mode = mirrordv1alpha1.FSMode(o.FSMode)
-	default:
-		return spec, fmt.Errorf("--fs-mode %q: use local, read or write", o.FSMode)
-	}
-	for _, l := range []struct {
-		flag string
-		res  []string
-	}{{"--fs-read-only", o.FSReadOnly}, {"--fs-read-write", o.FSReadWrite}, {"--fs-local", o.FSLocal}, {"--fs-not-found", o.FSNotFound}} {
-		for _, re := range l.res {
-			if _, err := regexp.Compile(re); err != nil {
-				return spec, fmt.Errorf("%s %q is not a valid regular expression: %v", l.flag, re, err)
-			}
-		}
-	}
-	f.FS.ReadOnly, f.FS.ReadWrite, f.FS.Local, f.FS.NotFound = o.FSReadOnly, o.FSReadWrite, o.FSLocal, o.FSNotFound
-	if len(o.EnvInclude) > 0 && len(o.EnvExclude) > 0 {
-		return spec, fmt.Errorf("--env-include and --env-exclude are exclusive: give one of them")
-	}
-	f.Env = mirrordv1alpha1.EnvFeature{Disabled: o.NoEnv, Include: o.EnvInclude, Exclude: o.EnvExclude, Override: o.EnvOverride}
-	if o.NoOutgoing || o.NoTCP {
-		f.Network.Outgoing.TCP = ptr.To(false)
-	}
-	if o.NoOutgoing || o.NoUDP {
-		f.Network.Outgoing.UDP = ptr.To(false)
-	}
-	switch {
-	case len(o.OutgoingLocal) > 0 && len(o.OutgoingRemote) > 0:
-		return spec, fmt.Errorf("--outgoing-local and --outgoing-remote are exclusive: list what goes locally, or what goes remotely")
-	case len(o.OutgoingLocal) > 0:
-		if _, err := outgoing.ParseFilter(o.OutgoingLocal, false); err != nil {
-			return spec, fmt.Errorf("--outgoing-local: %w", err)
-		}
-		f.Network.Outgoing.Filter = &mirrordv1alpha1.OutgoingFilter{Local: o.OutgoingLocal}
-	case len(o.OutgoingRemote) > 0:
-		if _, err := outgoing.ParseFilter(o.OutgoingRemote, true); err != nil {
-			return spec, fmt.Errorf("--outgoing-remote: %w", err)
-		}
-		f.Network.Outgoing.Filter = &mirrordv1alpha1.OutgoingFilter{Remote: o.OutgoingRemote}
-	}
-	f.Network.DNS.Disabled = o.NoDNS
-	// The same check the member and the agent make: what the flags above do not name (an env
-	// pattern, a config file's value) is named by its field.
-	if errs := featurevalidation.ValidateFeatures(f, field.NewPath("feature")); len(errs) > 0 {
-		return spec, errs.ToAggregate()
-	}
+	spec.Features = f
 	return spec, nil
+}
+
+// features are the config file's features with the flags the command line set laid over
+// them, and the defaults (mirror, read) where neither says.
+func (o *Flags) features() (mirrordv1alpha1.Features, error) {
+	var f mirrordv1alpha1.Features
+	if o.file != nil {
+		o.file.Features.DeepCopyInto(&f)
+	}
+	in := &f.Network.Incoming
+
+	if o.set("steal") && o.Steal {
+		if o.set("incoming") && o.Incoming != "" && o.Incoming != "steal" {
+			return f, fmt.Errorf("--steal contradicts --incoming=%s: give one of them", o.Incoming)
+		}
+		in.Mode = mirrordv1alpha1.IncomingModeSteal
+	} else if o.set("incoming") {
+		switch o.Incoming {
+		case "mirror", "steal", "off":
+			in.Mode = mirrordv1alpha1.IncomingMode(o.Incoming)
+		case "":
+			in.Mode = ""
+		default:
+			return f, fmt.Errorf("--incoming %q: use mirror, steal or off", o.Incoming)
+		}
+	}
+	if in.Mode == "" {
+		in.Mode = mirrordv1alpha1.IncomingModeMirror
+	}
+	for _, hf := range []struct {
+		flag  string
+		value string
+		dst   func(*mirrordv1alpha1.HTTPFilter) *string
+	}{
+		{"http-header-filter", o.HTTPHeaderFilter, func(h *mirrordv1alpha1.HTTPFilter) *string { return &h.Header }},
+		{"http-path-filter", o.HTTPPathFilter, func(h *mirrordv1alpha1.HTTPFilter) *string { return &h.Path }},
+		{"http-method-filter", o.HTTPMethodFilter, func(h *mirrordv1alpha1.HTTPFilter) *string { return &h.Method }},
+	} {
+		if o.set(hf.flag) {
+			if in.HTTPFilter == nil {
+				in.HTTPFilter = &mirrordv1alpha1.HTTPFilter{}
+			}
+			*hf.dst(in.HTTPFilter) = hf.value
+		}
+	}
+	if h := in.HTTPFilter; h != nil && h.Header == "" && h.Path == "" && h.Method == "" {
+		in.HTTPFilter = nil
+	}
+	if in.HTTPFilter != nil && in.Mode != mirrordv1alpha1.IncomingModeSteal {
+		return f, fmt.Errorf("HTTP filters choose which requests to steal: add --steal (or set feature.network.incoming.mode to steal)")
+	}
+	if o.set("ports") {
+		in.Ports = o.Ports
+	}
+	if o.set("ignore-ports") {
+		in.IgnorePorts = o.IgnorePorts
+	}
+	if o.set("port-mapping") {
+		in.PortMapping = nil
+		for _, m := range o.PortMappings {
+			remote, local, ok := strings.Cut(m, ":")
+			r, err1 := strconv.ParseInt(remote, 10, 32)
+			l, err2 := strconv.ParseInt(local, 10, 32)
+			if !ok || err1 != nil || err2 != nil {
+				return f, fmt.Errorf("--port-mapping %q: write REMOTE:LOCAL, e.g. 80:8080", m)
+			}
+			in.PortMapping = append(in.PortMapping, mirrordv1alpha1.PortMapping{Remote: int32(r), Local: int32(l)})
+		}
+	}
+
+	if o.set("fs-mode") {
+		switch o.FSMode {
+		case "local", "read", "write":
+			f.FS.Mode = mirrordv1alpha1.FSMode(o.FSMode)
+		case "localwithoverrides": // mirrord's name: local, with the overrides the path lists give
+			f.FS.Mode = mirrordv1alpha1.FSModeLocal
+		case "":
+			f.FS.Mode = ""
+		default:
+			return f, fmt.Errorf("--fs-mode %q: use local, read or write", o.FSMode)
+		}
+	}
+	if f.FS.Mode == "" {
+		f.FS.Mode = mirrordv1alpha1.FSModeRead
+	}
+	o.EnvInclude, o.EnvExclude = splitEnvPatterns(o.EnvInclude), splitEnvPatterns(o.EnvExclude)
+	for flag, l := range map[string]struct{ dst, v *[]string }{
+		"fs-read-only": {&f.FS.ReadOnly, &o.FSReadOnly}, "fs-read-write": {&f.FS.ReadWrite, &o.FSReadWrite},
+		"fs-local": {&f.FS.Local, &o.FSLocal}, "fs-not-found": {&f.FS.NotFound, &o.FSNotFound},
+		"env-include": {&f.Env.Include, &o.EnvInclude}, "env-exclude": {&f.Env.Exclude, &o.EnvExclude},
+	} {
+		if o.set(flag) {
+			*l.dst = *l.v
+		}
+	}
+	if o.set("no-env") {
+		f.Env.Disabled = o.NoEnv
+	}
+	if len(o.EnvOverride) > 0 {
+		// Per variable: the flag's value wins over the file's.
+		m := maps.Clone(f.Env.Override)
+		if m == nil {
+			m = map[string]string{}
+		}
+		maps.Copy(m, o.EnvOverride)
+		f.Env.Override = m
+	}
+	if len(f.Env.Include) > 0 && len(f.Env.Exclude) > 0 {
+		return f, fmt.Errorf("%s and %s are exclusive: give one of them", o.name("feature.env.include"), o.name("feature.env.exclude"))
+	}
+
+	out := &f.Network.Outgoing
+	if o.NoOutgoing || (o.set("no-tcp") && o.NoTCP) {
+		out.TCP = ptr.To(false)
+	}
+	if o.NoOutgoing || (o.set("no-udp") && o.NoUDP) {
+		out.UDP = ptr.To(false)
+	}
+	if o.set("outgoing-local") || o.set("outgoing-remote") {
+		if len(o.OutgoingLocal) > 0 && len(o.OutgoingRemote) > 0 {
+			return f, fmt.Errorf("--outgoing-local and --outgoing-remote are exclusive: list what goes locally, or what goes remotely")
+		}
+		out.Filter = nil
+		if len(o.OutgoingLocal) > 0 {
+			out.Filter = &mirrordv1alpha1.OutgoingFilter{Local: o.OutgoingLocal}
+		}
+		if len(o.OutgoingRemote) > 0 {
+			out.Filter = &mirrordv1alpha1.OutgoingFilter{Remote: o.OutgoingRemote}
+		}
+	}
+	if o.set("no-dns") {
+		f.Network.DNS.Disabled = o.NoDNS
+	}
+	// The filters are read by this machine's outgoing path only; the member and the agent
+	// never see them, so they are parsed here, as that path will.
+	for _, fl := range []struct {
+		path   string
+		filter *mirrordv1alpha1.OutgoingFilter
+	}{{"feature.network.outgoing.filter", out.Filter}, {"feature.network.dns.filter", f.Network.DNS.Filter}} {
+		if _, err := outgoing.FilterOf(fl.filter); err != nil {
+			return f, fmt.Errorf("%s: %w", o.name(fl.path), err)
+		}
+	}
+	return f, nil
+}
+
+// set reports whether the command line set flag. Flags made without AddFlags (tests) count
+// every flag as set.
+func (o *Flags) set(flag string) bool {
+	if o.flags == nil {
+		return true
+	}
+	f := o.flags.Lookup(flag)
+	return f != nil && f.Changed
+}
+
+// flagsOf are the flags that set each of the API's feature fields (validation's field paths).
+var flagsOf = map[string][]string{
+	"feature.env.include":                        {"env-include"},
+	"feature.env.exclude":                        {"env-exclude"},
+	"feature.env.override":                       {"env-override"},
+	"feature.fs.mode":                            {"fs-mode"},
+	"feature.fs.readOnly":                        {"fs-read-only"},
+	"feature.fs.readWrite":                       {"fs-read-write"},
+	"feature.fs.local":                           {"fs-local"},
+	"feature.fs.notFound":                        {"fs-not-found"},
+	"feature.network.incoming.mode":              {"incoming", "steal"},
+	"feature.network.incoming.ports":             {"ports"},
+	"feature.network.incoming.ignorePorts":       {"ignore-ports"},
+	"feature.network.incoming.portMapping":       {"port-mapping"},
+	"feature.network.incoming.httpFilter.header": {"http-header-filter"},
+	"feature.network.incoming.httpFilter.path":   {"http-path-filter"},
+	"feature.network.incoming.httpFilter.method": {"http-method-filter"},
+	"feature.network.outgoing.filter":            {"outgoing-local", "outgoing-remote"},
+}
+
+// name says where the value of an API field path came from: the flag that set it, else the
+// config file's key.
+func (o *Flags) name(fieldPath string) string {
+	base, _ := config.SplitIndex(fieldPath)
+	for _, flag := range flagsOf[base] {
+		if o.set(flag) {
+			return "--" + flag
+		}
+	}
+	if o.file != nil {
+		where := "config file"
+		if o.file.Path != "" {
+			where += " " + o.file.Path
+		}
+		return where + ": " + config.Key(fieldPath)
+	}
+	return fieldPath
+}
+
+// fieldError is a validation error named the way the user wrote the value.
+func (o *Flags) fieldError(e *field.Error) error {
+	return fmt.Errorf("%s %s", o.name(e.Field), config.FieldMessage(e))
 }

@@ -14,12 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/cmd/get"
+	kcmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned/scheme"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
@@ -28,39 +29,66 @@ var (
 		# List the sessions of the current namespace
 		kubectl mirrord sessions
 
-		# List every session, as YAML
-		kubectl mirrord sessions -A -o yaml
+		# Every session, with more columns; or the names only
+		kubectl mirrord sessions -A -o wide
+		kubectl mirrord sessions -A -o name
+
+		# Alice's sessions on deployment/api, watched as they change
+		kubectl mirrord sessions -l kubectl-mirrord.io/owner=alice,kubectl-mirrord.io/target-name=api -w
+
+		# One session as YAML; the targets of every session
+		kubectl mirrord sessions alice-api-x7k2 -o yaml
+		kubectl mirrord sessions -A -o jsonpath='{.items[*].status.targetDescription}'
 
 		# End one session, or all of them
 		kubectl mirrord sessions kill alice-api-x7k2
 		kubectl mirrord sessions kill --all`)
 )
 
-// ListOptions holds the flags of `kubectl mirrord sessions`.
-type ListOptions struct {
-	ConfigFlags *genericclioptions.ConfigFlags
-	genericiooptions.IOStreams
+// Resource is the sessions' resource as kubectl names it.
+const Resource = "mirrordsessions.kubectl-mirrord.io"
 
-	AllNamespaces bool
-	PrintFlags    *genericclioptions.PrintFlags
-}
-
-// NewCmdSessions returns the sessions command and its subcommands.
+// NewCmdSessions returns the sessions command and its subcommands. Listing is kubectl get
+// itself (k8s.io/kubectl's GetOptions) on MirrordSessions: the same columns as `kubectl get
+// mirrordsessions` (the CRD's, printed by the server), and kubectl's output, selector, sort
+// and watch flags.
 func NewCmdSessions(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ListOptions{ConfigFlags: flags, IOStreams: streams,
-		PrintFlags: genericclioptions.NewPrintFlags("").WithTypeSetter(scheme.Scheme)}
+	o := get.NewGetOptions("kubectl mirrord", streams)
+	f := kcmdutil.NewFactory(kcmdutil.NewMatchVersionFlags(flags))
 	cmd := &cobra.Command{
 		Use:     "sessions [NAME...]",
 		Aliases: []string{"session"},
 		Short:   "List mirrord sessions on the Primary cluster",
+		Long: templates.LongDesc(`
+			Lists the MirrordSessions of the current namespace (-A: every namespace) on the
+			Primary cluster of the current context, as kubectl get mirrordsessions does, with
+			its output formats (-o wide|name|json|yaml|jsonpath=...|custom-columns=...),
+			--no-headers, --sort-by, -w, and -l on the labels every session carries:
+			kubectl-mirrord.io/owner, kubectl-mirrord.io/target-kind and
+			kubectl-mirrord.io/target-name.`),
 		Example: sessionsExample,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.Run(cmd.Context(), args)
+			args = append([]string{Resource}, args...)
+			if err := o.Complete(f, cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return cmdutil.ExplainAPIError(o.Run(f, args), "list mirrordsessions")
 		},
 		ValidArgsFunction: CompleteNames(flags),
 	}
-	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "list sessions in every namespace")
 	o.PrintFlags.AddFlags(cmd)
+	fl := cmd.Flags()
+	fl.BoolVarP(&o.Watch, "watch", "w", false, "after listing, watch for changes")
+	fl.BoolVar(&o.WatchOnly, "watch-only", false, "watch for changes without listing first")
+	fl.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "list sessions in every namespace")
+	fl.StringVarP(&o.LabelSelector, "selector", "l", "", "label selector, e.g. -l kubectl-mirrord.io/owner=alice")
+	fl.StringVar(&o.FieldSelector, "field-selector", "", "field selector, e.g. --field-selector metadata.name=x")
+	fl.BoolVar(&o.IgnoreNotFound, "ignore-not-found", false, "no error for named sessions that do not exist")
+	fl.Int64Var(&o.ChunkSize, "chunk-size", 500, "list in chunks of this many sessions (0: all at once)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(o.PrintFlags.AllowedFormats(), cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(NewCmdKill(flags, streams), NewCmdCreate(flags, streams))
 	return cmd
 }
@@ -81,33 +109,6 @@ func find(ctx context.Context, flags *genericclioptions.ConfigFlags, all bool, n
 	}
 	list, err := List(ctx, cs, ns, names)
 	return cs, ns, list, err
-}
-
-// Run lists the sessions (only those named, if any).
-func (o *ListOptions) Run(ctx context.Context, names []string) error {
-	_, ns, list, err := find(ctx, o.ConfigFlags, o.AllNamespaces, names)
-	if err != nil {
-		return err
-	}
-	if o.PrintFlags.OutputFormat != nil && *o.PrintFlags.OutputFormat != "" {
-		p, err := o.PrintFlags.ToPrinter()
-		if err != nil {
-			return err
-		}
-		if len(names) == 1 && len(list.Items) == 1 {
-			return p.PrintObj(&list.Items[0], o.Out)
-		}
-		return p.PrintObj(list, o.Out)
-	}
-	if len(list.Items) == 0 {
-		where := "in namespace " + ns
-		if o.AllNamespaces {
-			where = "in any namespace"
-		}
-		fmt.Fprintf(o.ErrOut, "No sessions %s.\n", where)
-		return nil
-	}
-	return PrintTable(o.Out, list.Items, o.AllNamespaces, time.Now())
 }
 
 // List returns the sessions of namespace sorted by namespace and name; with names, only those,
@@ -144,7 +145,7 @@ func List(ctx context.Context, cs clients.Set, namespace string, names []string)
 }
 
 // PrintTable prints sessions as NAME, OWNER, TARGET, MODE, CLUSTERS, READY, AGE (NAMESPACE
-// first when withNamespace).
+// first when withNamespace), for `status`'s summary.
 func PrintTable(w io.Writer, items []mirrordv1alpha1.MirrordSession, withNamespace bool, now time.Time) error {
 	header := []string{"NAME", "OWNER", "TARGET", "MODE", "CLUSTERS", "READY", "AGE"}
 	if withNamespace {
@@ -152,7 +153,8 @@ func PrintTable(w io.Writer, items []mirrordv1alpha1.MirrordSession, withNamespa
 	}
 	rows := make([][]string, 0, len(items))
 	for _, s := range items {
-		row := []string{s.Name, s.Spec.Owner, targetOf(&s), Mode(s.Spec.Features.Network.Incoming), clustersOf(&s), readyOf(&s), age(s.CreationTimestamp, now)}
+		row := []string{s.Name, s.Spec.Owner, targetOf(&s), s.Spec.Features.Network.Incoming.Description(),
+			mirrordv1alpha1.ClustersDescription(s.Status.Clusters), readyOf(&s), age(s.CreationTimestamp, now)}
 		if withNamespace {
 			row = append([]string{s.Namespace}, row...)
 		}
@@ -166,41 +168,6 @@ func targetOf(s *mirrordv1alpha1.MirrordSession) string {
 		return s.Status.TargetDescription
 	}
 	return target.String(s.Spec.Target)
-}
-
-// Mode describes incoming traffic handling: mirror, steal, off, or steal with its filter.
-func Mode(in mirrordv1alpha1.IncomingFeature) string {
-	mode := string(in.Mode)
-	if mode == "" {
-		mode = string(mirrordv1alpha1.IncomingModeMirror)
-	}
-	if f := in.HTTPFilter; f != nil && in.Mode == mirrordv1alpha1.IncomingModeSteal {
-		var parts []string
-		for _, kv := range [][2]string{{"header", f.Header}, {"path", f.Path}, {"method", f.Method}} {
-			if kv[1] != "" {
-				parts = append(parts, kv[0]+"="+kv[1])
-			}
-		}
-		mode += "(" + strings.Join(parts, ",") + ")"
-	}
-	return mode
-}
-
-// clustersOf lists the session's clusters with their roles: c2(D,W),c3(W).
-func clustersOf(s *mirrordv1alpha1.MirrordSession) string {
-	if len(s.Status.Clusters) == 0 {
-		return "<none>"
-	}
-	var parts []string
-	for _, c := range s.Status.Clusters {
-		var roles []string
-		for _, r := range c.Roles {
-			roles = append(roles, string(r)[:1])
-		}
-		sort.Strings(roles)
-		parts = append(parts, fmt.Sprintf("%s(%s)", c.Name, strings.Join(roles, ",")))
-	}
-	return strings.Join(parts, ",")
 }
 
 // readyOf is ready/total clusters, with the phase when the session is not Ready.
@@ -244,7 +211,7 @@ func CompleteNames(flags *genericclioptions.ConfigFlags) func(*cobra.Command, []
 		var out []string
 		for _, s := range list.Items {
 			if strings.HasPrefix(s.Name, toComplete) {
-				out = append(out, s.Name+"\t"+targetOf(&s)+" "+Mode(s.Spec.Features.Network.Incoming))
+				out = append(out, s.Name+"\t"+targetOf(&s)+" "+s.Spec.Features.Network.Incoming.Description())
 			}
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp

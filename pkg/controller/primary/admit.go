@@ -26,6 +26,7 @@ func admit(s *mirrordv1alpha1.MirrordSession, in admission) (*draft, *verdict) {
 	d := &draft{st: *s.Status.DeepCopy(), gen: s.Generation}
 	d.st.ObservedGeneration = s.Generation
 	d.st.TargetDescription = target.String(s.Spec.Target)
+	d.st.ModeDescription = s.Spec.Features.Network.Incoming.Description()
 	stop := func(v verdict) (*draft, *verdict) { return nil, &v }
 
 	// A failed session stays failed (so its owner can read why) and holds nothing.

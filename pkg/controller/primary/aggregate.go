@@ -84,6 +84,7 @@ func aggregate(s *mirrordv1alpha1.MirrordSession, d *draft, reports []childRepor
 		}
 	}
 	d.st.ClustersReady = fmt.Sprintf("%d/%d", ready, len(reports))
+	d.st.ClustersDescription = mirrordv1alpha1.ClustersDescription(d.st.Clusters)
 
 	if len(unreachable) > 0 {
 		d.cond(mirrordv1alpha1.ConditionClustersReachable, false, mirrordv1alpha1.ReasonClusterUnreachable, "unreachable: "+strings.Join(unreachable, "; "))

@@ -347,9 +347,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	if s.DeletionTimestamp != nil {
 		return c.finalize(ctx, s)
 	}
-	if !hasFinalizer(s) {
-		updated := s.DeepCopy()
-		updated.Finalizers = append(updated.Finalizers, mirrordv1alpha1.FinalizerChildren)
+	if updated, ok := withMetadata(s); ok {
 		if s, err = c.mirrord.MirrordV1alpha1().MirrordSessions(s.Namespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
 			return ignoreGone(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 // Filter is feature.network.outgoing.filter: a list of destinations that go one way, all
@@ -27,6 +29,18 @@ type entry struct {
 
 // ParseFilter reads filter.local (remote=false) or filter.remote (remote=true) entries:
 // "host", "host:port", "CIDR", "CIDR:port", "IP", "IP:port" or ":port".
+// FilterOf parses the API's filter (an outgoing or a DNS one): its remote list if it has one,
+// else its local list; nil is no filter.
+func FilterOf(f *mirrordv1alpha1.OutgoingFilter) (*Filter, error) {
+	if f == nil {
+		return nil, nil
+	}
+	if len(f.Remote) > 0 {
+		return ParseFilter(f.Remote, true)
+	}
+	return ParseFilter(f.Local, false)
+}
+
 func ParseFilter(entries []string, remote bool) (*Filter, error) {
 	f := &Filter{listRemote: remote}
 	for _, s := range entries {
@@ -116,6 +130,32 @@ func (f *Filter) Remote(ip netip.Addr, port uint16, names []string) bool {
 
 // RemoteName says whether the name should be resolved by the target's DNS: names that the
 // filter sends locally (on any port) are resolved locally.
+// ResolveRemotely is the DNS filter's decision for name: listed names go the way the list
+// says (a remote list: through the target; a local list: on this machine), the rest the
+// other way. A listed short name also matches its expansions by the search domains the
+// command's resolver adds (backend is backend.shop.svc.cluster.local). Entries without a
+// name (":port", a subnet) do not match a name.
+func (f *Filter) ResolveRemotely(name string, search []string) bool {
+	if f == nil {
+		return true
+	}
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	for _, e := range f.entries {
+		if e.host == "" {
+			continue
+		}
+		if e.host == name {
+			return f.listRemote
+		}
+		for _, s := range search {
+			if e.host+"."+strings.TrimSuffix(strings.ToLower(s), ".") == name {
+				return f.listRemote
+			}
+		}
+	}
+	return !f.listRemote
+}
+
 func (f *Filter) RemoteName(name string) bool {
 	if f == nil {
 		return true

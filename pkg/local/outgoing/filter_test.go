@@ -47,3 +47,34 @@ func TestFilter(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveRemotely(t *testing.T) {
+	local, err := ParseFilter([]string{"db.example.com", "cache:6379", ":53"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := ParseFilter([]string{"api.shop.svc.cluster.local"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var none *Filter
+	for _, tc := range []struct {
+		f    *Filter
+		name string
+		want bool
+	}{
+		{none, "anything.", true},
+		{local, "db.example.com.", false},
+		{local, "DB.Example.com", false},
+		{local, "cache.", false}, // its port is not looked at: a query has none
+		{local, "other.example.com.", true},
+		{local, "db.example.com.shop.svc.cluster.local.", false}, // the resolver's expansion
+		{local, "cache.shop.svc.cluster.local.", false},
+		{remote, "api.shop.svc.cluster.local.", true},
+		{remote, "google.com.", false},
+	} {
+		if got := tc.f.ResolveRemotely(tc.name, []string{"shop.svc.cluster.local", "svc.cluster.local"}); got != tc.want {
+			t.Errorf("%v.ResolveRemotely(%q) = %v, want %v", tc.f, tc.name, got, tc.want)
+		}
+	}
+}

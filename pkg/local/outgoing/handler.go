@@ -17,9 +17,13 @@ import (
 
 // Handler carries the sandbox's flows (it is a netstack.Handler).
 type Handler struct {
-	// Remote is the session; Filter chooses per destination (nil: all remote).
-	Remote *protocol.Client
-	Filter *Filter
+	// Remote is the session; Filter chooses per destination (nil: all remote); DNSFilter
+	// per name (nil: as Filter says).
+	Remote    *protocol.Client
+	Filter    *Filter
+	DNSFilter *Filter
+	// Search are the search domains of the command's resolv.conf, for DNSFilter's short names.
+	Search []string
 	// TCP, UDP and DNS say whether each goes through the target at all.
 	TCP, UDP, DNS bool
 	// DNSAddr is the nameserver address the sandbox's resolv.conf names.
@@ -137,7 +141,7 @@ func (h *Handler) resolve(ctx context.Context, q []byte) ([]byte, error) {
 		return nil, err
 	}
 	_ = hdr
-	if h.DNS && h.Filter.RemoteName(question.Name.String()) {
+	if name := question.Name.String(); h.DNS && h.Filter.RemoteName(name) && h.DNSFilter.ResolveRemotely(name, h.Search) {
 		r, err := h.Remote.Do(protocol.Request{Op: protocol.OpDNS, Data: q})
 		return r.Data, err
 	}

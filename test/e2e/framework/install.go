@@ -16,8 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
-
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/install"
 )
 
 // RepoRoot is the repository's top directory.
@@ -34,21 +32,12 @@ func Plugin() string {
 // Rig is the local rig's binary (MIRRORD_E2E_RIG), empty when the clusters are not the rig's.
 func Rig() string { return os.Getenv("MIRRORD_E2E_RIG") }
 
-// Install applies a kustomize overlay to c, as `kustomize build | kubectl apply` would, with
-// the image under test and c's name as the cluster name, and waits for the controller.
+// Install installs a role on c the way an admin does, with `kubectl mirrord install` (the
+// image under test, c's name as the cluster name), which waits for the controller.
 func (f *Framework) Install(ctx context.Context, c *Cluster, overlay string) {
 	f.t.Helper()
-	y, err := install.Render(filepath.Join(RepoRoot(), "kustomize"), overlay, install.Options{Image: f.Image, ClusterName: c.Name})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, f.KubectlPath, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", "-")
-	cmd.Stdin = bytes.NewReader(y)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		f.t.Fatalf("%s: installing %s: %v\n%s", c.Name, overlay, err, out)
-	}
-	if out, err := f.Kubectl(c, "-n", "mirrord-system", "rollout", "status", "deploy/mirrord-controller", "--timeout=120s"); err != nil {
-		f.t.Fatalf("%s: controller of %s not ready: %v\n%s", c.Name, overlay, err, out)
+	if out, err := f.RunPlugin(ctx, c, "install", "--role", overlay, "--cluster-name", c.Name, "--image", f.Image, "--timeout", "2m"); err != nil {
+		f.t.Fatalf("%s: kubectl mirrord install --role %s: %v\n%s", c.Name, overlay, err, out)
 	}
 }
 
@@ -60,18 +49,15 @@ func (f *Framework) InstallAlone(ctx context.Context, c *Cluster) {
 	f.Install(ctx, c, "single-cluster")
 }
 
-// Uninstall deletes what an overlay installed on c.
-func (f *Framework) Uninstall(ctx context.Context, c *Cluster, overlay string) {
-	y, err := install.Render(filepath.Join(RepoRoot(), "kustomize"), overlay, install.Options{Image: f.Image, ClusterName: c.Name})
+// Uninstall removes kubectl-mirrord from c with `kubectl mirrord uninstall`, ending its
+// sessions.
+func (f *Framework) Uninstall(ctx context.Context, c *Cluster) string {
+	f.t.Helper()
+	out, err := f.RunPlugin(ctx, c, "uninstall", "--force")
 	if err != nil {
-		f.t.Error(err)
-		return
+		f.t.Fatalf("%s: kubectl mirrord uninstall: %v\n%s", c.Name, err, out)
 	}
-	cmd := exec.CommandContext(ctx, f.KubectlPath, "--kubeconfig", c.Kubeconfig, "delete", "--ignore-not-found", "--wait=true", "-f", "-")
-	cmd.Stdin = bytes.NewReader(y)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		f.t.Errorf("%s: uninstalling %s: %v\n%s", c.Name, overlay, err, out)
-	}
+	return out
 }
 
 // RunPlugin runs kubectl-mirrord against c and returns its combined output.

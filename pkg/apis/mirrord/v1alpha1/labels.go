@@ -16,6 +16,12 @@ limitations under the License.
 
 package v1alpha1
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
 // Label, annotation and finalizer keys: the one place they are spelled.
 const (
 	// LabelPrimary names the Primary installation that created a child session.
@@ -30,6 +36,12 @@ const (
 	LabelTargetPodUID = GroupName + "/target-pod-uid"
 	// LabelComponent tells controller and agent pods apart.
 	LabelComponent = GroupName + "/component"
+	// LabelOwner, LabelTargetKind and LabelTargetName are a session's owner and target as
+	// label values (LabelValue), for `kubectl mirrord sessions -l`. The Primary's controller
+	// keeps them equal to the spec, whatever the creator wrote.
+	LabelOwner      = GroupName + "/owner"
+	LabelTargetKind = GroupName + "/target-kind"
+	LabelTargetName = GroupName + "/target-name"
 
 	// FinalizerChildren keeps a MirrordSession until its child sessions in every member are
 	// deleted: owner references do not cross clusters.
@@ -48,3 +60,31 @@ const (
 	// ComponentAgentKey: an agent Job's key Secret.
 	ComponentAgentKey = "agent-key"
 )
+
+// SessionLabels are the labels a session with spec carries.
+func SessionLabels(spec *MirrordSessionSpec) map[string]string {
+	return map[string]string{
+		LabelOwner:      LabelValue(spec.Owner),
+		LabelTargetKind: LabelValue(strings.ToLower(string(spec.Target.Kind))),
+		LabelTargetName: LabelValue(spec.Target.Name),
+	}
+}
+
+// LabelValue makes s a label value: characters other than letters, digits, '-', '_' and '.'
+// become '-' (alice@example.com is alice-example.com, system:serviceaccount:ns:sa is
+// system-serviceaccount-ns-sa), it begins and ends with a letter or digit, and one longer
+// than 63 characters keeps 54 and a hash of the whole (so two long names stay apart).
+func LabelValue(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '-'
+		}
+	}
+	v := strings.Trim(string(b), "-_.")
+	if len(v) > 63 {
+		sum := sha256.Sum256([]byte(s))
+		v = strings.TrimRight(v[:54], "-_.") + "-" + hex.EncodeToString(sum[:4])
+	}
+	return v
+}

@@ -114,6 +114,16 @@ type EnvFeature struct {
 	// override sets variables regardless of the target's values.
 	// +optional
 	Override map[string]string `json:"override,omitempty"`
+	// mapping replaces the value of every variable whose name matches a regular expression
+	// (the key) with the value, as mirrord's feature.env.mapping: applied on the developer's
+	// machine, after an env file and before override; the first pattern in sorted order wins.
+	// +optional
+	Mapping map[string]string `json:"mapping,omitempty"`
+	// unset removes variables from the local process's environment, whatever their case
+	// (AWS_PROFILE also removes Aws_Profile), the target's and the developer's alike.
+	// +optional
+	// +listType=atomic
+	Unset []string `json:"unset,omitempty"`
 }
 
 // FSMode is how file operations of the local process are served.
@@ -285,6 +295,12 @@ type DNSFeature struct {
 	// disabled resolves every name locally.
 	// +optional
 	Disabled bool `json:"disabled,omitempty"`
+	// filter chooses per name, as mirrord's feature.network.dns.filter: the names of local
+	// are resolved on the developer's machine and the rest through the target, or only the
+	// names of remote through the target. Only one list may be set; entries are names (a
+	// ":port" of an entry, which a DNS query does not carry, is not looked at).
+	// +optional
+	Filter *OutgoingFilter `json:"filter,omitempty"`
 }
 
 // Agent is the state of one agent: the Job that runs next to one target pod.

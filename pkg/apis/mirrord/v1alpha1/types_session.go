@@ -31,9 +31,11 @@ import (
 // +kubebuilder:resource:shortName=mss;msession,categories=mirrord
 // +kubebuilder:printcolumn:name="Owner",type=string,JSONPath=`.spec.owner`
 // +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.status.targetDescription`
-// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.features.network.incoming.mode`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.modeDescription`,description="incoming traffic: mirror, steal (with its HTTP filter) or off"
+// +kubebuilder:printcolumn:name="Clusters",type=string,JSONPath=`.status.clustersDescription`,description="member clusters and their roles (Default, Workload)"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.clustersReady`,description="ready clusters / clusters"
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
-// +kubebuilder:printcolumn:name="Clusters",type=string,JSONPath=`.status.clustersReady`,description="ready clusters / clusters"
+// +kubebuilder:printcolumn:name="TTL",type=integer,JSONPath=`.spec.ttlSeconds`,priority=1,description="seconds the session lives after its last heartbeat"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type MirrordSession struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -88,9 +90,17 @@ type MirrordSessionStatus struct {
 	// targetDescription is the target as users write it, for example deploy/api/container/app.
 	// +optional
 	TargetDescription string `json:"targetDescription,omitempty"`
+	// modeDescription is the incoming traffic handling as tables show it, for example
+	// steal(path=^/api).
+	// +optional
+	ModeDescription string `json:"modeDescription,omitempty"`
 	// clustersReady is "ready/total" member clusters, for display.
 	// +optional
 	ClustersReady string `json:"clustersReady,omitempty"`
+	// clustersDescription lists the member clusters with the initials of their roles, for
+	// example c2(D,W),c3(W).
+	// +optional
+	ClustersDescription string `json:"clustersDescription,omitempty"`
 	// clusters has one entry per member cluster taking part in the session.
 	// +optional
 	// +listType=map

@@ -5,8 +5,11 @@
 package validation
 
 import (
+	"maps"
 	"path"
 	"regexp"
+	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -25,6 +28,10 @@ func ValidateFeatures(f *mirrordv1alpha1.Features, p *field.Path) field.ErrorLis
 		errs = append(errs, field.Invalid(p.Child("network", "outgoing", "filter"), "local and remote",
 			"give local (what goes from this machine) or remote (what goes through the target), not both"))
 	}
+	if d := f.Network.DNS.Filter; d != nil && len(d.Local) > 0 && len(d.Remote) > 0 {
+		errs = append(errs, field.Invalid(p.Child("network", "dns", "filter"), "local and remote",
+			"give local (names resolved on this machine) or remote (names resolved through the target), not both"))
+	}
 	return errs
 }
 
@@ -32,6 +39,14 @@ func ValidateFeatures(f *mirrordv1alpha1.Features, p *field.Path) field.ErrorLis
 // set: a policy's excludes are added to a user's includes.
 func ValidateEnv(f *mirrordv1alpha1.EnvFeature, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	for _, name := range slices.Sorted(maps.Keys(f.Mapping)) {
+		errs = append(errs, validateRegex(name, p.Child("mapping").Key(name))...)
+	}
+	for i, name := range f.Unset {
+		if name == "" || strings.Contains(name, "=") {
+			errs = append(errs, field.Invalid(p.Child("unset").Index(i), name, "not a variable name"))
+		}
+	}
 	for _, l := range []struct {
 		name     string
 		patterns []string
@@ -115,7 +130,11 @@ func validateRegexes(exprs []string, p *field.Path) field.ErrorList {
 
 func validateRegex(expr string, p *field.Path) field.ErrorList {
 	if _, err := regexp.Compile(expr); err != nil {
-		return field.ErrorList{field.Invalid(p, expr, "not a valid regular expression: "+err.Error())}
+		msg := "not a valid regular expression: " + err.Error()
+		if strings.Contains(expr, "(?!") || strings.Contains(expr, "(?=") || strings.Contains(expr, "(?<") {
+			msg += "; look-arounds are not supported (RE2 syntax): match what you want instead, or use another filter field"
+		}
+		return field.ErrorList{field.Invalid(p, expr, msg)}
 	}
 	return nil
 }

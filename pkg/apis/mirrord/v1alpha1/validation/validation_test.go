@@ -30,6 +30,8 @@ func TestValidateFeatures(t *testing.T) {
 		}},
 		"an env pattern": {f: mirrordv1alpha1.Features{Env: mirrordv1alpha1.EnvFeature{Exclude: []string{"OK_*", "[bad"}}},
 			want: []string{`feature.env.exclude[1]: Invalid value: "[bad": not a valid pattern`}},
+		"env mapping and unset": {f: mirrordv1alpha1.Features{Env: mirrordv1alpha1.EnvFeature{Mapping: map[string]string{".+_OK": "1", "(": "x"}, Unset: []string{"A", "B=C"}}},
+			want: []string{`feature.env.mapping[(]: Invalid value: "(": not a valid regular expression`, `feature.env.unset[1]: Invalid value: "B=C": not a variable name`}},
 		"an fs mode": {f: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{Mode: "rw"}},
 			want: []string{`feature.fs.mode: Unsupported value: "rw": supported values: "local", "read", "write"`}},
 		"fs regexes, every bad one": {f: mirrordv1alpha1.Features{FS: mirrordv1alpha1.FSFeature{ReadWrite: []string{"("}, PolicyLocal: []string{"["}}},

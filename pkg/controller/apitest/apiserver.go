@@ -14,14 +14,15 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package apiserver runs a real kube-apiserver and etcd without nodes, on loopback, for tests of
-// admission, RBAC and controllers that take seconds instead of the e2e suite's minutes. The
+// Package apitest runs a real kube-apiserver and etcd without nodes, on loopback, for tests of
+// admission, RBAC and controllers that take seconds instead of the e2e suite's minutes; the
+// tests run in parallel, each with its own API server. The
 // controller manager runs two controllers: ClusterRole aggregation (so mirrord-user has its
 // rules) and namespace deletion.
 //
 // The binaries are the rig's (`rig binaries` builds or finds them), handed over as
-// MIRRORD_K8S_BINARIES=name=path,...; `make apitest` does that.
-package apiserver
+// MIRRORD_K8S_BINARIES=name=path,...; `make unit` and `make apitest` do that.
+package apitest
 
 import (
 	"bytes"
@@ -31,20 +32,24 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -72,7 +77,7 @@ func Start(t *testing.T) *Server {
 	t.Helper()
 	given, ok := os.LookupEnv("MIRRORD_K8S_BINARIES")
 	if !ok {
-		t.Skip("MIRRORD_K8S_BINARIES is not set: run these tests with `make apitest`")
+		t.Skip("MIRRORD_K8S_BINARIES is not set: run these tests with `make unit` or `make apitest`")
 	}
 	bins := map[string]string{}
 	for kv := range strings.SplitSeq(given, ",") {
@@ -86,7 +91,8 @@ func Start(t *testing.T) *Server {
 		}
 	}
 	dir := t.TempDir()
-	etcdClient, etcdPeer, secure := freePort(t), freePort(t), freePort(t)
+	ports := freePorts(t, 3)
+	etcdClient, etcdPeer, secure := ports[0], ports[1], ports[2]
 
 	start(t, dir, "etcd", bins["etcd"], "--name=t", "--data-dir="+filepath.Join(dir, "etcd"),
 		"--listen-client-urls=http://127.0.0.1:"+etcdClient, "--advertise-client-urls=http://127.0.0.1:"+etcdClient,
@@ -161,23 +167,38 @@ func (s *Server) Kubectl(ctx context.Context, stdin []byte, args ...string) (str
 	return string(out), err
 }
 
-// Install applies a kustomize overlay of this repository, as an admin would, and waits for
-// its CRDs (its controller never runs: there are no nodes).
+// Install applies a role with install.Apply, as `kubectl mirrord install` does, without
+// waiting for its controller (it never runs: there are no nodes).
 func (s *Server) Install(t *testing.T, overlay string) {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	y, err := install.Render(filepath.Join(filepath.Dir(file), "..", "..", "kustomize"), overlay, install.Options{})
+	y, err := install.Render(overlay, install.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := install.Objects(y)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if out, err := s.Kubectl(ctx, y, "apply", "--server-side", "-f", "-"); err != nil {
-		t.Fatalf("installing %s: %v\n%s", overlay, err, out)
+	if err := install.Apply(ctx, s.InstallCluster(t, io.Discard), objs); err != nil {
+		t.Fatalf("installing %s: %v", overlay, err)
 	}
-	if out, err := s.Kubectl(ctx, nil, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"); err != nil {
-		t.Fatalf("CRDs of %s not established: %v\n%s", overlay, err, out)
+}
+
+// InstallCluster is the admin's view of s for pkg/install.
+func (s *Server) InstallCluster(t *testing.T, progress io.Writer) install.Cluster {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(s.Config)
+	if err != nil {
+		t.Fatal(err)
 	}
+	dc, err := discovery.NewDiscoveryClientForConfig(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	return install.Cluster{Dynamic: dyn, Mapper: mapper, Progress: progress}
 }
 
 // start runs a component until t ends; its output goes to dir/NAME.log, which a failing
@@ -245,14 +266,21 @@ func waitReady(t *testing.T, cfg *rest.Config, logPath string) {
 	}
 }
 
-func freePort(t *testing.T) string {
+// freePorts are n distinct loopback ports free a moment ago: all are held until the last
+// is picked, so two of them cannot be the same port (one listener closed, then handed out
+// again, left the API server facing its own etcd's peer port).
+func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return ports
 }
 
 func write(t *testing.T, path string, b []byte) {

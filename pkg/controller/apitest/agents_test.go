@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package apiserver
+package apitest
 
 import (
 	"context"
@@ -88,6 +88,7 @@ func agentJobs(ctx context.Context, s *Server, uid string) ([]batchv1.Job, error
 // and its key (owned by it) after it. The Job's pods are made by hand, as the Job controller would (there are no
 // nodes).
 func TestAgentLifecycle(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	s.Install(t, "single-cluster")
 	ctx := t.Context()

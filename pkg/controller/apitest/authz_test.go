@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package apiserver
+package apitest
 
 import (
 	"context"
@@ -119,6 +119,7 @@ func create(t *testing.T, s *Server, user string, sess *mirrordv1alpha1.MirrordS
 
 // TestAdmission: what the Primary's ValidatingAdmissionPolicy and RBAC let each user create.
 func TestAdmission(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	s.Install(t, "single-cluster")
 	grantUsers(t, s)
@@ -256,6 +257,7 @@ func TestAdmission(t *testing.T) {
 // removed) still refuses what admission would have, and a member refuses what its admin
 // excludes even when the Primary asks.
 func TestControllersRefuse(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	s.Install(t, "single-cluster")
 	grantUsers(t, s)
@@ -379,7 +381,7 @@ func runController(t *testing.T, s *Server) string {
 		}
 	}
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background()))
-	relayAddr := "127.0.0.1:" + freePort(t)
+	relayAddr := "127.0.0.1:" + freePorts(t, 1)[0]
 	done := make(chan error, 1)
 	go func() {
 		done <- manager.Run(ctx, rest.CopyConfig(s.Config), manager.Config{

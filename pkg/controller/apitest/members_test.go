@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package apiserver
+package apitest
 
 import (
 	"context"
@@ -41,6 +41,7 @@ import (
 // is refused by the API server. Tokens come from TokenRequest, as `cluster register` and the
 // Primary get them, with the Primary's own RBAC in the member.
 func TestMemberRelayTokens(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	s.Install(t, "single-cluster")
 	relayAddr := runController(t, s)
@@ -111,6 +112,7 @@ func TestMemberRelayTokens(t *testing.T) {
 // here (a MirrordCluster pointing at it, as the Primary's account; its Lease collides with
 // the Primary's own, which is why reachability is not asserted).
 func TestMemberTokenRenewal(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	s.Install(t, "single-cluster")
 	asPrimary, err := kubernetes.NewForConfig(s.Impersonate("system:serviceaccount:mirrord-system:"+mirrordv1alpha1.PrimaryServiceAccount,

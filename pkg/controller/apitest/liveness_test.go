@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package apiserver
+package apitest
 
 import (
 	"context"
@@ -38,6 +38,7 @@ import (
 // client's clock (an hour behind or ahead) cannot matter; one without the key keeps nothing
 // alive; and a heartbeat does not rewrite the session.
 func TestHeartbeats(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	s.Install(t, "single-cluster")
 	if _, err := s.Kube.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "hb"}}, metav1.CreateOptions{}); err != nil {
