@@ -78,7 +78,7 @@ fmt: ## Format the Go code.
 K8S_BINARIES = MIRRORD_K8S_BINARIES="$$($(RIG) binaries | paste -sd,)"
 
 .PHONY: unit
-unit: rig ## Run the unit tests; the controllers' run against a real API server without nodes, and their coverage is checked.
+unit: deps rig ## Run the unit tests (the agent's need iptables and nftables); the controllers' run against a real API server without nodes, and their coverage is checked.
 	$(K8S_BINARIES) go test $$(go list ./... | grep -v /pkg/controller)
 	$(MAKE) --no-print-directory apitest
 

@@ -11,9 +11,10 @@ if [ -e /var/lib/mirrord-rig ]; then
   exit 1
 fi
 
-# The host's state before anything runs: the agent's unit tests make network namespaces,
+# What the tests need from Debian first (the agent's steal tests run iptables), then the
+# host's state before anything runs: the agent's unit tests make network namespaces,
 # veths and nftables tables, and the rig much more; after teardown nothing may differ.
-make --no-print-directory rig
+make --no-print-directory deps rig
 mkdir -p "${ARTIFACTS:-$root/_artifacts}"
 export MIRRORD_HOST_BASELINE="${ARTIFACTS:-$root/_artifacts}/host-before.json"
 bin/rig snapshot "$MIRRORD_HOST_BASELINE"

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +20,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/mirror"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -97,7 +101,7 @@ func (a *Agent) loadKey() error {
 // Run locates the target, serves health endpoints, and follows the target's process until
 // ctx ends. A hostNetwork target is refused at once.
 func (a *Agent) Run(ctx context.Context) error {
-	logger := klog.FromContext(ctx).WithValues("pod", a.cfg.TargetNamespace+"/"+a.cfg.TargetPod, "container", a.cfg.Container)
+	logger := klog.FromContext(ctx).WithValues("pod", a.cfg.TargetNamespace+"/"+a.cfg.TargetPod, "container", a.cfg.Container, "targetless", a.cfg.Targetless)
 	if how, err := a.locate(ctx); errors.Is(err, ErrHostNetwork) {
 		return err
 	} else if err != nil {
@@ -166,18 +170,49 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // locate finds and holds the target's process; how says how it was found, for the log.
 func (a *Agent) locate(ctx context.Context) (how string, err error) {
-	c, how, nsFile, err := openTarget(ctx, a.procRoot, a.cfg.RuntimeEndpoint, a.cfg.ContainerID)
 	var t *served
-	if err == nil {
-		t = attach(c.PID, startTime(a.procRoot, c.PID), nsFile)
-		t.env, t.hostname = c.Env, c.Hostname
-		how += "; environment from " + t.envSource()
+	if a.cfg.Targetless {
+		t, how = a.self(), "targetless: the agent serves from its own pod"
+	} else {
+		var c runtimeContainer
+		var nsFile *os.File
+		c, how, nsFile, err = openTarget(ctx, a.procRoot, a.cfg.RuntimeEndpoint, a.cfg.ContainerID)
+		if err == nil {
+			t = attach(c.PID, startTime(a.procRoot, c.PID), nsFile)
+			t.env, t.hostname = c.Env, c.Hostname
+			how += "; environment from " + t.envSource()
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.target.close()
 	a.target, a.ready = t, err
 	return how, err
+}
+
+// self is the agent's own process as a targetless session's "target": its network
+// namespace (entered without setns), its files and its environment, less what the member
+// controller set for the agent itself.
+func (a *Agent) self() *served {
+	pid := os.Getpid()
+	ns := netns.Current()
+	t := &served{pid: pid, start: startTime(a.procRoot, pid), ns: ns, mirror: mirror.NewHub(ns)}
+	t.env = agentOwnEnvRemoved(os.Environ())
+	t.hostname, _ = os.Hostname()
+	return t
+}
+
+// agentOwnEnvRemoved drops the variables the member controller sets for the agent itself.
+func agentOwnEnvRemoved(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == agentconfig.ConfigEnv || name == "GOMAXPROCS" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 func (a *Agent) pid() int {

@@ -80,7 +80,10 @@ func (a *Agent) serveIncoming(ctx context.Context, se *session, sess *yamux.Sess
 		mode = mirrordv1alpha1.IncomingModeMirror
 	}
 	ports, err := a.incomingPorts(in, t)
-	if mode == mirrordv1alpha1.IncomingModeOff {
+	switch {
+	case a.cfg.Targetless:
+		err = errors.New("a targetless session receives no incoming traffic: name a target (--target deploy/NAME) to mirror or steal its traffic")
+	case mode == mirrordv1alpha1.IncomingModeOff:
 		err = errors.New("incoming traffic is off for this session")
 	}
 	if err != nil {

@@ -104,9 +104,15 @@ func Primary(sessionNamespace string, spec mirrordv1alpha1.MirrordSessionSpec, a
 	if group != "" {
 		gr += "." + group
 	}
-	msg := fmt.Sprintf("%s may not run sessions on %s in namespace %s: an admin grants the %q verb on %s (all of the namespace's workloads with the mirrord-user ClusterRole, or this one: kubectl create role NAME -n %s --verb=%s --resource=%s --resource-name=%s)",
-		spec.Owner, target.String(mirrordv1alpha1.Target{Kind: spec.Target.Kind, Name: spec.Target.Name}), spec.Target.Namespace,
-		mirrordv1alpha1.VerbMirrord, gr, spec.Target.Namespace, mirrordv1alpha1.VerbMirrord, gr, spec.Target.Name)
+	var msg string
+	if spec.Target.IsTargetless() {
+		msg = fmt.Sprintf("%s may not run targetless sessions in namespace %s: an admin grants the %q verb on %s (with the mirrord-user ClusterRole, or alone: kubectl create role NAME -n %s --verb=%s --resource=%s)",
+			spec.Owner, spec.Target.Namespace, mirrordv1alpha1.VerbMirrord, gr, spec.Target.Namespace, mirrordv1alpha1.VerbMirrord, gr)
+	} else {
+		msg = fmt.Sprintf("%s may not run sessions on %s in namespace %s: an admin grants the %q verb on %s (all of the namespace's workloads with the mirrord-user ClusterRole, or this one: kubectl create role NAME -n %s --verb=%s --resource=%s --resource-name=%s)",
+			spec.Owner, target.String(mirrordv1alpha1.Target{Kind: spec.Target.Kind, Name: spec.Target.Name}), spec.Target.Namespace,
+			mirrordv1alpha1.VerbMirrord, gr, spec.Target.Namespace, mirrordv1alpha1.VerbMirrord, gr, spec.Target.Name)
+	}
 	if access != nil && access.Why != "" {
 		msg += " (" + access.Why + ")"
 	}

@@ -61,6 +61,15 @@ func TestPrimary(t *testing.T) {
 			wantReason: mirrordv1alpha1.ReasonTargetForbidden,
 			wantInMsg:  []string{"--resource=pods --resource-name=p"},
 		},
+		"targetless, RBAC does not grant the verb on targetless": {
+			namespace: "shop", spec: spec(mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindTargetless, Namespace: "shop"}), access: &Access{},
+			wantReason: mirrordv1alpha1.ReasonTargetForbidden,
+			wantInMsg:  []string{"alice may not run targetless sessions in namespace shop", "--verb=mirrord --resource=targetless.kubectl-mirrord.io)"},
+		},
+		"targetless in another namespace": {
+			namespace: "shop", spec: spec(mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindTargetless, Namespace: "kube-system"}), access: &Access{Allowed: true},
+			wantReason: mirrordv1alpha1.ReasonTargetOutsideNamespace,
+		},
 		"no answer from RBAC (a kind it cannot name) denies": {
 			namespace: "shop", spec: spec(deploy("shop", "api")), access: nil,
 			wantReason: mirrordv1alpha1.ReasonTargetForbidden,
@@ -133,6 +142,8 @@ func TestAccessReview(t *testing.T) {
 		"pod":        {mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindPod, Name: "p", Namespace: "shop"}, &authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "mirrord", Resource: "pods", Name: "p"}},
 		"statefulset": {mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindStatefulSet, Name: "db", Namespace: "shop"},
 			&authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "mirrord", Group: "apps", Resource: "statefulsets", Name: "db"}},
+		"targetless names no object": {mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindTargetless, Namespace: "shop"},
+			&authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "mirrord", Group: "kubectl-mirrord.io", Resource: "targetless"}},
 		"an unknown kind cannot be reviewed": {mirrordv1alpha1.Target{Kind: "CronJob", Name: "x", Namespace: "shop"}, nil},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -61,7 +61,6 @@ func TestErrors(t *testing.T) {
 		want string
 	}{
 		"exec without command":       {args: []string{"exec", "-t", "deploy/api"}, want: "no command given"},
-		"exec without target":        {args: []string{"exec", "--", "ls"}, want: "no target given"},
 		"mirrord's flag names parse": {args: []string{"exec", "--no-remote-dns", "--no-tcp-outgoing", "--target-namespace", "x", "--agent-ttl", "60", "-t", "deploy/api", "--steal", "--http-path-filter", "(", "--", "ls"}, want: "--http-path-filter \"(\": not a valid regular expression"},
 		"exec bad regex":             {args: []string{"exec", "-t", "deploy/api", "--steal", "--http-path-filter", "(", "--", "ls"}, want: "--http-path-filter \"(\": not a valid regular expression"},
 		"exec bad target":            {args: []string{"exec", "-t", "cronjob/x", "--", "ls"}, want: "--target"},

@@ -151,6 +151,8 @@ func TestShortForms(t *testing.T) {
 			return *f.Target == "deployment/api" && *f.Container == "app"
 		}},
 		{`{"target": {"path": {"replica_set": "api-7d9"}}}`, func(f *File) bool { return *f.Target == "replicaset/api-7d9" }},
+		{`{"target": "targetless"}`, func(f *File) bool { return *f.Target == "targetless" }},
+		{`{"target": {"path": "targetless", "namespace": "shop"}}`, func(f *File) bool { return *f.Target == "targetless" && *f.Namespace == "shop" }},
 		{`{"feature": {"env": false}}`, func(f *File) bool { return f.Features.Env.Disabled }},
 		{`{"feature": {"fs": "localwithoverrides"}}`, func(f *File) bool { return f.Features.FS.Mode == "local" }},
 		{`{"feature": {"fs": false}}`, func(f *File) bool { return f.Features.FS.Mode == "local" }},
@@ -222,7 +224,6 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"json", `{"feature": {"copy_target": true}}`, []string{"feature.copy_target", "not supported"}},
 		{"json", `{"feature": {"network": {"dns": {"filter": {"local": ["a"], "remote": ["b"]}}}}}`, []string{"feature.network.dns.filter", "exactly one of local"}},
 		{"json", `{"target": "deploy/api/bad"}`, []string{"target", "KIND/NAME"}},
-		{"json", `{"target": "targetless"}`, []string{"target", "targetless sessions are not supported"}},
 		{"json", `{"agent": {"ttl": 70000}}`, []string{"agent.ttl", "out of range: use 0 to 65535"}},
 		{"json", `{"agent": {"startup_timeout": -1}}`, []string{"agent.startup_timeout", "out of range"}},
 		{"json", `{"feature": {"fs": {"mode": "readwrite"}}}`, []string{"feature.fs.mode", "local, localwithoverrides, read, write"}},

@@ -207,9 +207,6 @@ func (f *File) readTarget(n node) error {
 
 func (f *File) readTargetPath(n node) error {
 	if s, ok := n.v.(string); ok {
-		if s == "targetless" {
-			return n.errorf("targetless sessions are not supported: name a target, e.g. deployment/api")
-		}
 		if _, err := target.Parse(s, "", "default"); err != nil {
 			return n.errorf("%v", err)
 		}

@@ -53,14 +53,14 @@ var clusterScoped = map[string]bool{
 
 func TestOverlays(t *testing.T) {
 	cases := map[string]struct {
-		want                                   roles.Roles
-		primaryObjects, memberObjects, isValid bool
+		want                                                   roles.Roles
+		primaryObjects, memberObjects, defaultObjects, isValid bool
 	}{
-		"single-cluster":          {want: roles.Roles{ClusterName: "local", Primary: true, Workload: true, Default: true}, primaryObjects: true, memberObjects: true},
+		"single-cluster":          {want: roles.Roles{ClusterName: "local", Primary: true, Workload: true, Default: true}, primaryObjects: true, memberObjects: true, defaultObjects: true},
 		"primary":                 {want: roles.Roles{ClusterName: "local", Primary: true, Workload: true}, primaryObjects: true, memberObjects: true},
 		"primary-management-only": {want: roles.Roles{ClusterName: "local", Primary: true, ManagementOnly: true}, primaryObjects: true},
 		"workload":                {want: roles.Roles{ClusterName: "local", Workload: true}, memberObjects: true},
-		"workload-default":        {want: roles.Roles{ClusterName: "local", Workload: true, Default: true}, memberObjects: true},
+		"workload-default":        {want: roles.Roles{ClusterName: "local", Workload: true, Default: true}, memberObjects: true, defaultObjects: true},
 	}
 	if len(cases) != len(Overlays) {
 		t.Fatalf("every overlay needs a case: %v", Overlays)
@@ -109,6 +109,7 @@ func TestOverlays(t *testing.T) {
 				{"ClusterRole", "mirrord-controller-primary", tc.primaryObjects},
 				{"ServiceAccount", "mirrord-primary", tc.memberObjects},
 				{"ClusterRole", "mirrord-controller-workload", tc.memberObjects},
+				{"ClusterRole", "mirrord-controller-default", tc.defaultObjects},
 			} {
 				if got := find(objs, o.kind, o.name) != nil; got != o.want {
 					t.Errorf("%s %s present = %v, want %v", o.kind, o.name, got, o.want)

@@ -120,8 +120,8 @@ func outgoingHandler(client *protocol.Client, spec *mirrordv1alpha1.MirrordSessi
 // subscribe delivers the target's incoming traffic to dialer's side until ctx ends.
 func subscribe(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, dialer incoming.Dialer, target netip.Addr) (func(), error) {
 	in := spec.Features.Network.Incoming
-	if in.Mode == mirrordv1alpha1.IncomingModeOff {
-		return func() {}, nil
+	if in.Mode == mirrordv1alpha1.IncomingModeOff || spec.Target.IsTargetless() {
+		return func() {}, nil // a targetless session has no target to receive traffic from
 	}
 	sub, err := client.Subscribe()
 	if err != nil {

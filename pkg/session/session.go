@@ -147,7 +147,11 @@ func generateName(spec mirrordv1alpha1.MirrordSessionSpec) string {
 	if name != "" {
 		name += "-"
 	}
-	name += clean(spec.Target.Name)
+	if spec.Target.IsTargetless() {
+		name += "targetless"
+	} else {
+		name += clean(spec.Target.Name)
+	}
 	if len(name) > 40 {
 		name = strings.TrimRight(name[:40], "-")
 	}

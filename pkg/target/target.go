@@ -13,7 +13,10 @@ import (
 )
 
 // ErrNoTarget is returned for an empty target.
-var ErrNoTarget = errors.New("no target given: use deploy/NAME, pod/NAME, sts/NAME, rs/NAME or ds/NAME")
+var ErrNoTarget = errors.New("no target given: use deploy/NAME, pod/NAME, sts/NAME, rs/NAME, ds/NAME or targetless")
+
+// Targetless is how mirrord users write a session without a target.
+const Targetless = "targetless"
 
 // kinds maps every accepted spelling of a resource to its kind.
 var kinds = map[string]mirrordv1alpha1.TargetKind{}
@@ -38,12 +41,18 @@ func Kind(spelling string) (mirrordv1alpha1.TargetKind, bool) {
 	return k, ok
 }
 
-// Parse reads KIND/NAME or KIND/NAME/container/CONTAINER. container (from -c) wins over a
-// container in the path only if they agree; namespace is the session's namespace.
+// Parse reads KIND/NAME, KIND/NAME/container/CONTAINER or targetless. container (from -c)
+// wins over a container in the path only if they agree; namespace is the session's namespace.
 func Parse(s, container, namespace string) (mirrordv1alpha1.Target, error) {
 	var t mirrordv1alpha1.Target
 	if s == "" {
 		return t, ErrNoTarget
+	}
+	if strings.EqualFold(s, Targetless) {
+		if container != "" {
+			return t, fmt.Errorf("a targetless session has no container: drop -c %s, or name a target", container)
+		}
+		return mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindTargetless, Namespace: namespace}, nil
 	}
 	parts := strings.Split(s, "/")
 	if len(parts) != 2 && len(parts) != 4 {
@@ -77,8 +86,12 @@ func Parse(s, container, namespace string) (mirrordv1alpha1.Target, error) {
 	return t, nil
 }
 
-// String prints a target the way kubectl users read it: deployment/api[/container/c].
+// String prints a target the way kubectl users read it: deployment/api[/container/c], or
+// targetless.
 func String(t mirrordv1alpha1.Target) string {
+	if t.IsTargetless() {
+		return Targetless
+	}
 	s := strings.ToLower(string(t.Kind)) + "/" + t.Name
 	if t.Container != "" {
 		s += "/container/" + t.Container

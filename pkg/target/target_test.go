@@ -15,20 +15,23 @@ func TestParse(t *testing.T) {
 		want          mirrordv1alpha1.Target
 		wantErr       string
 	}{
-		"kubectl short":     {in: "deploy/api", want: mirrordv1alpha1.Target{Kind: "Deployment", Name: "api", Namespace: "ns"}},
-		"mirrord long":      {in: "deployment/api/container/main", want: mirrordv1alpha1.Target{Kind: "Deployment", Name: "api", Namespace: "ns", Container: "main"}},
-		"pod with -c":       {in: "pod/api-0", container: "side", want: mirrordv1alpha1.Target{Kind: "Pod", Name: "api-0", Namespace: "ns", Container: "side"}},
-		"sts":               {in: "sts/db", want: mirrordv1alpha1.Target{Kind: "StatefulSet", Name: "db", Namespace: "ns"}},
-		"rs group suffix":   {in: "replicasets.apps/x", want: mirrordv1alpha1.Target{Kind: "ReplicaSet", Name: "x", Namespace: "ns"}},
-		"ds upper":          {in: "DS/agent", want: mirrordv1alpha1.Target{Kind: "DaemonSet", Name: "agent", Namespace: "ns"}},
-		"same container":    {in: "pod/a/container/c", container: "c", want: mirrordv1alpha1.Target{Kind: "Pod", Name: "a", Namespace: "ns", Container: "c"}},
-		"empty":             {in: "", wantErr: "no target given"},
-		"bare name":         {in: "api", wantErr: "KIND/NAME"},
-		"unknown kind":      {in: "svc/api", wantErr: `unknown kind "svc"`},
-		"bad name":          {in: "deploy/API_x", wantErr: "not a valid name"},
-		"bad container key": {in: "pod/a/c/x", wantErr: "expected .../container/CONTAINER"},
-		"conflict":          {in: "pod/a/container/x", container: "y", wantErr: "give it once"},
-		"bad container":     {in: "pod/a", container: "Bad_", wantErr: "not a valid container name"},
+		"kubectl short":      {in: "deploy/api", want: mirrordv1alpha1.Target{Kind: "Deployment", Name: "api", Namespace: "ns"}},
+		"mirrord long":       {in: "deployment/api/container/main", want: mirrordv1alpha1.Target{Kind: "Deployment", Name: "api", Namespace: "ns", Container: "main"}},
+		"pod with -c":        {in: "pod/api-0", container: "side", want: mirrordv1alpha1.Target{Kind: "Pod", Name: "api-0", Namespace: "ns", Container: "side"}},
+		"sts":                {in: "sts/db", want: mirrordv1alpha1.Target{Kind: "StatefulSet", Name: "db", Namespace: "ns"}},
+		"rs group suffix":    {in: "replicasets.apps/x", want: mirrordv1alpha1.Target{Kind: "ReplicaSet", Name: "x", Namespace: "ns"}},
+		"ds upper":           {in: "DS/agent", want: mirrordv1alpha1.Target{Kind: "DaemonSet", Name: "agent", Namespace: "ns"}},
+		"same container":     {in: "pod/a/container/c", container: "c", want: mirrordv1alpha1.Target{Kind: "Pod", Name: "a", Namespace: "ns", Container: "c"}},
+		"empty":              {in: "", wantErr: "no target given"},
+		"targetless":         {in: "targetless", want: mirrordv1alpha1.Target{Kind: "Targetless", Namespace: "ns"}},
+		"targetless upper":   {in: "Targetless", want: mirrordv1alpha1.Target{Kind: "Targetless", Namespace: "ns"}},
+		"targetless with -c": {in: "targetless", container: "main", wantErr: "has no container"},
+		"bare name":          {in: "api", wantErr: "KIND/NAME"},
+		"unknown kind":       {in: "svc/api", wantErr: `unknown kind "svc"`},
+		"bad name":           {in: "deploy/API_x", wantErr: "not a valid name"},
+		"bad container key":  {in: "pod/a/c/x", wantErr: "expected .../container/CONTAINER"},
+		"conflict":           {in: "pod/a/container/x", container: "y", wantErr: "give it once"},
+		"bad container":      {in: "pod/a", container: "Bad_", wantErr: "not a valid container name"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -50,7 +53,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestStringRoundTrip(t *testing.T) {
-	for _, in := range []string{"deployment/api", "pod/a/container/c", "statefulset/db", "daemonset/x", "replicaset/y"} {
+	for _, in := range []string{"deployment/api", "pod/a/container/c", "statefulset/db", "daemonset/x", "replicaset/y", "targetless"} {
 		tg, err := Parse(in, "", "ns")
 		if err != nil {
 			t.Fatal(err)

@@ -78,6 +78,34 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 		}
 	})
 
+	t.Run("targetless: a Service of the Default cluster by its short name, from an agent in the session's namespace", func(t *testing.T) {
+		// No target: mirrord's targetless. The agent is an unprivileged pod of the session's
+		// namespace in the Default cluster c2 (not of mirrord-system), so the short name
+		// resolves in that namespace; it goes with the session.
+		script := fmt.Sprintf(`%s get http://backend:8080/targetless; hostname`, echoBin)
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "--", "sh", "-c", script)
+		if err != nil {
+			t.Fatalf("exec: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "no target given: running targetless") {
+			t.Errorf("exec did not say it runs targetless:\n%s", out)
+		}
+		if r := lastReply(t, out); r.Cluster != "c2" || !strings.HasPrefix(r.Pod, "backend-") || r.Path != "/targetless" {
+			t.Errorf("the command reached %+v, want backend in c2\n%s", r, out)
+		}
+		if !strings.Contains(out, "\nmirrord-targetless-") {
+			t.Errorf("the command's hostname is not the targetless agent pod's:\n%s", out)
+		}
+		selector := mirrordv1alpha1.LabelComponent + "=" + mirrordv1alpha1.ComponentTargetlessAgent
+		f.Eventually(ctx, 30*time.Second, "the targetless agent Job in c2 gone", func(ctx context.Context) error {
+			l, err := c2.Kube.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+			if err == nil && len(l.Items) > 0 {
+				err = fmt.Errorf("%d left", len(l.Items))
+			}
+			return err
+		})
+	})
+
 	t.Run("Debian's nginx as the target: the command sees the pod's environment and hostname", func(t *testing.T) {
 		// nginx sets its process title, which writes over /proc/PID/environ: the environment
 		// must come from the container runtime.

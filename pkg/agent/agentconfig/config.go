@@ -49,6 +49,10 @@ type Config struct {
 	StealBackend string `json:"stealBackend,omitempty"`
 	// ProbePorts are the ports of the container's probes: never stolen unless asked for.
 	ProbePorts []int32 `json:"probePorts,omitempty"`
+	// Targetless: the agent serves a session with no target from its own pod (in the
+	// session's namespace, unprivileged): its DNS, outgoing connections, files and
+	// environment; no incoming traffic. The target fields are empty.
+	Targetless bool `json:"targetless,omitempty"`
 	// KeyDir holds the agent key (KeyFile, KeyJobUIDFile), mounted from the Secret the
 	// member controller made for this agent's Job; "" is DefaultKeyDir.
 	KeyDir string `json:"keyDir,omitempty"`
@@ -106,7 +110,7 @@ func ConfigFromEnv() (Config, error) {
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
 		return c, fmt.Errorf("parsing %s: %w", ConfigEnv, err)
 	}
-	if c.ContainerID == "" || c.TargetPodUID == "" {
+	if !c.Targetless && (c.ContainerID == "" || c.TargetPodUID == "") {
 		return c, fmt.Errorf("%s lacks the target container: containerID and targetPodUID are required", ConfigEnv)
 	}
 	return c, nil

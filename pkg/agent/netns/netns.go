@@ -20,8 +20,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Handle is an open network namespace.
+// Handle is an open network namespace, or this process's own (Current).
 type Handle struct{ f *os.File }
+
+// Current is this process's own network namespace: code runs and sockets open where they
+// are, with no setns (which needs CAP_SYS_ADMIN even to enter the namespace one is in).
+func Current() *Handle { return &Handle{} }
 
 // Open opens the network namespace at path (/proc/PID/ns/net, or a bind mount of one).
 func Open(path string) (*Handle, error) {
@@ -37,14 +41,27 @@ func OfPID(procRoot string, pid int) (*Handle, error) {
 	return Open(fmt.Sprintf("%s/%d/ns/net", procRoot, pid))
 }
 
-// Fd is the namespace's file descriptor (for netlink and nftables clients).
-func (h *Handle) Fd() int { return int(h.f.Fd()) }
+// Fd is the namespace's file descriptor (for netlink and nftables clients); -1 for Current.
+func (h *Handle) Fd() int {
+	if h.f == nil {
+		return -1
+	}
+	return int(h.f.Fd())
+}
 
 // Close releases the namespace; sockets made in it stay valid.
-func (h *Handle) Close() error { return h.f.Close() }
+func (h *Handle) Close() error {
+	if h == nil || h.f == nil {
+		return nil
+	}
+	return h.f.Close()
+}
 
 // Do runs fn on a thread inside the namespace and returns its error.
 func (h *Handle) Do(fn func() error) error {
+	if h.f == nil {
+		return fn()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

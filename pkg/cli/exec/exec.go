@@ -105,8 +105,5 @@ func (o *Options) Validate() error {
 	if len(o.Command) == 0 {
 		return fmt.Errorf("no command given: put the local command after --, e.g. kubectl mirrord exec -t deploy/api -- ./api")
 	}
-	if o.Target == "" {
-		return fmt.Errorf("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...) or a config file with a target")
-	}
 	return nil
 }

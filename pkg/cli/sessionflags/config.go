@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/joho/godotenv"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/config"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
 // Extra are settings of the config file that live outside Flags: the kubeconfig flags and
@@ -44,19 +46,39 @@ func (o *Flags) LoadConfig(fs *pflag.FlagSet, extra Extra, warn io.Writer) error
 			}
 		}
 	}
-	if path == "" {
-		return nil
+	if path != "" {
+		c, err := config.Load(path)
+		if err != nil {
+			return err
+		}
+		for _, w := range c.Warnings {
+			fmt.Fprintf(warn, "mirrord: %s: %s\n", path, w)
+		}
+		o.flags, o.file = fs, c
+		o.applySettings(c, extra)
 	}
-	c, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	for _, w := range c.Warnings {
-		fmt.Fprintf(warn, "mirrord: %s: %s\n", path, w)
-	}
-	o.flags, o.file = fs, c
-	o.applySettings(c, extra)
+	o.defaultTargetless(warn)
 	return nil
+}
+
+// incomingFlags are the flags that shape incoming traffic, which a targetless session has none of.
+var incomingFlags = []string{"incoming", "steal", "http-header-filter", "http-path-filter", "http-method-filter", "ports", "ignore-ports", "port-mapping"}
+
+// defaultTargetless makes a session with no target targetless, as mirrord does, and says so;
+// and says which settings a targetless session has no use for.
+func (o *Flags) defaultTargetless(warn io.Writer) {
+	if o.Target == "" {
+		o.Target = target.Targetless
+		fmt.Fprintln(warn, "mirrord: no target given: running targetless (DNS, outgoing traffic and files from an agent in the session's namespace of the Default cluster; no incoming traffic); name one with --target deploy/NAME")
+	}
+	if !strings.EqualFold(o.Target, target.Targetless) {
+		return
+	}
+	for _, f := range incomingFlags {
+		if o.set(f) {
+			fmt.Fprintf(warn, "mirrord: --%s is ignored: a targetless session receives no incoming traffic\n", f)
+		}
+	}
 }
 
 // applySettings copies the file's settings that are not features where the command line did

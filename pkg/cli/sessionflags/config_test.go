@@ -311,3 +311,53 @@ func TestDefaultConfigFile(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetlessByDefault: with no target anywhere a session is targetless, as mirrord's, and
+// the command says so; settings of incoming traffic are said to be ignored.
+func TestTargetlessByDefault(t *testing.T) {
+	t.Setenv("MIRRORD_CONFIG_FILE", "")
+	t.Chdir(t.TempDir())
+	file := filepath.Join(t.TempDir(), "mirrord.json")
+	if err := os.WriteFile(file, []byte(`{"target": "targetless"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args       []string
+		wantTarget string
+		wantSaid   []string
+	}{
+		{nil, "targetless", []string{"no target given: running targetless"}},
+		{[]string{"--steal", "--ports", "80"}, "targetless", []string{"--steal is ignored: a targetless session receives no incoming traffic", "--ports is ignored"}},
+		{[]string{"-f", file}, "targetless", nil},
+		{[]string{"-t", "deploy/api", "--steal"}, "deploy/api", nil},
+	} {
+		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+		o := &Flags{}
+		o.AddFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		var warn bytes.Buffer
+		if err := o.LoadConfig(fs, Extra{}, &warn); err != nil {
+			t.Fatal(err)
+		}
+		if o.Target != tc.wantTarget {
+			t.Errorf("%v: target %q, want %q", tc.args, o.Target, tc.wantTarget)
+		}
+		for _, s := range tc.wantSaid {
+			if !strings.Contains(warn.String(), s) {
+				t.Errorf("%v: said %q, want %q in it", tc.args, warn.String(), s)
+			}
+		}
+		if len(tc.wantSaid) == 0 && warn.Len() > 0 {
+			t.Errorf("%v: said %q, want nothing", tc.args, warn.String())
+		}
+		spec, err := o.Spec("shop", session.Owner{Name: "alice"})
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if want := tc.wantTarget == "targetless"; spec.Target.IsTargetless() != want {
+			t.Errorf("%v: spec target %+v", tc.args, spec.Target)
+		}
+	}
+}

@@ -64,7 +64,7 @@ type Flags struct {
 func (o *Flags) AddFlags(f *pflag.FlagSet) {
 	o.flags = f
 	f.StringVarP(&o.ConfigFile, "config-file", "f", "", "mirrord config file (JSON, YAML or TOML; default $"+config.EnvVar+"); flags override it")
-	f.StringVarP(&o.Target, "target", "t", "", "target as pod/NAME[/container/C], deploy/NAME, sts/NAME, rs/NAME, ds/NAME")
+	f.StringVarP(&o.Target, "target", "t", "", "target as pod/NAME[/container/C], deploy/NAME, sts/NAME, rs/NAME, ds/NAME, or targetless (the default when none is given)")
 	f.StringVarP(&o.Container, "container", "c", "", "container of the target's pods (default: the first)")
 	f.StringVar(&o.Incoming, "incoming", "", "incoming traffic mode: mirror, steal or off (default mirror)")
 	f.BoolVar(&o.Steal, "steal", false, "steal incoming traffic instead of mirroring it (same as --incoming=steal)")

@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -80,9 +79,6 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	kube := cs.Kube
-	if o.Target == "" {
-		return errors.New("no target given: use --target deploy/NAME (or pod/NAME, sts/NAME, ...), or a config file (-f) with a target")
-	}
 	owner, err := session.Whoami(ctx, kube)
 	if err != nil {
 		return err

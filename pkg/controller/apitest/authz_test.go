@@ -79,7 +79,7 @@ func grantUsers(t *testing.T, s *Server) {
 	// The aggregation controller fills mirrord-user in.
 	waitFor(t, "mirrord-user aggregated", func(ctx context.Context) error {
 		r, err := s.Kube.RbacV1().ClusterRoles().Get(ctx, "mirrord-user", metav1.GetOptions{})
-		if err == nil && len(r.Rules) < 3 {
+		if err == nil && len(r.Rules) < 5 {
 			err = fmt.Errorf("%d rules", len(r.Rules))
 		}
 		return err
@@ -139,7 +139,12 @@ func TestAdmission(t *testing.T) {
 		"bob targets the one deployment granted": {bob, session("shop", "Deployment", "api", "shop"), ""},
 		"bob targets its neighbour": {bob, session("shop", "Deployment", "web", "shop"),
 			`bob may not run sessions on deployment/web in namespace shop: an admin grants the "mirrord" verb on deployments.apps`},
-		"bob targets a pod of api's namespace": {bob, session("shop", "Pod", "api-0", "shop"), `bob may not run sessions on pod/api-0`},
+		"bob targets a pod of api's namespace":             {bob, session("shop", "Pod", "api-0", "shop"), `bob may not run sessions on pod/api-0`},
+		"alice runs a targetless session in her namespace": {alice, session("hc", "Targetless", "", "hc"), ""},
+		"bob was granted no targetless sessions": {bob, session("shop", "Targetless", "", "shop"),
+			`bob may not run sessions on targetless in namespace shop: an admin grants the "mirrord" verb on targetless.kubectl-mirrord.io (all of the namespace's workloads with the mirrord-user ClusterRole, or this one: kubectl create role NAME -n shop --verb=mirrord --resource=targetless.kubectl-mirrord.io)`},
+		"a targetless session names no workload": {alice, session("hc", "Targetless", "api", "hc"), "name is required, except for a Targetless session"},
+		"a deployment target needs its name":     {alice, session("hc", "Deployment", "", "hc"), "name is required, except for a Targetless session"},
 		"alice claims bob's name": {alice, func() *mirrordv1alpha1.MirrordSession {
 			x := session("hc", "Deployment", "api", "hc")
 			x.Spec.Owner, x.Spec.OwnerGroups = bob, []string{"system:authenticated"}

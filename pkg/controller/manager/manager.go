@@ -163,6 +163,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 			mc, err := member.New(kube, mirrord, kubeAll, kubeOwn, mirrordAll, mirrordOwn, recorder, member.Options{
 				Namespace: cfg.Namespace, Workers: cfg.Workers,
 				ExcludedNamespaces: excludedNamespaces(cfg),
+				Default:            rs.Default,
 				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline,
 					RuntimeEndpoint: cfg.AgentRuntimeEndpoint, StealBackend: cfg.AgentStealBackend, MaxProcs: cfg.AgentMaxProcs},
 			})

@@ -70,9 +70,12 @@ type Options struct {
 	// ExcludedNamespaces are namespaces whose workloads this cluster never lets a session
 	// target, whatever the Primary asks (authz.Member).
 	ExcludedNamespaces []string
-	Agent              AgentOptions
-	Workers            int
-	Clock              clock.PassiveClock
+	// Default: this cluster is the Default, which runs targetless sessions' agents in the
+	// sessions' namespaces (targetless.go).
+	Default bool
+	Agent   AgentOptions
+	Workers int
+	Clock   clock.PassiveClock
 }
 
 // Controller reconciles MirrordClusterSessions into agent Jobs.
@@ -90,9 +93,15 @@ type Controller struct {
 	sessionIndex cache.Indexer
 	jobs         batchlisters.JobLister
 	jobIndex     cache.Indexer
-	leases       coordinationlisters.LeaseLister
-	policiesFor  func(namespace string) ([]policy.Policy, error)
-	synced       []cache.InformerSynced
+	// targetless watches the targetless agent Jobs of every namespace (only in the Default
+	// cluster; nil elsewhere); targetlessQueue holds those to delete (syncTargetlessJob).
+	targetless      cache.SharedIndexInformer
+	targetlessJobs  batchlisters.JobLister
+	targetlessIndex cache.Indexer
+	targetlessQueue worker.Queue
+	leases          coordinationlisters.LeaseLister
+	policiesFor     func(namespace string) ([]policy.Policy, error)
+	synced          []cache.InformerSynced
 
 	// keyed are the agent Jobs (by UID) whose key Secret this controller knows exists.
 	keyed sync.Map
@@ -168,6 +177,20 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	}); err != nil {
 		return nil, err
 	}
+	if opts.Default {
+		c.targetless = newTargetlessInformer(kube)
+		c.targetlessJobs, c.targetlessIndex = batchlisters.NewJobLister(c.targetless.GetIndexer()), c.targetless.GetIndexer()
+		c.targetlessQueue = worker.NewQueue(targetlessControllerName)
+		c.synced = append(c.synced, c.targetless.HasSynced)
+		if _, err := c.targetless.AddEventHandler(worker.FuncHandler(func(obj any) {
+			if j, ok := obj.(*batchv1.Job); ok {
+				c.queue.Add(cache.NewObjectName(opts.Namespace, j.Labels[mirrordv1alpha1.LabelChildName]))
+				c.targetlessQueue.Add(cache.NewObjectName(j.Namespace, j.Name))
+			}
+		})); err != nil {
+			return nil, err
+		}
+	}
 	// An agent Job concerns the sessions that own it; an agent pod its Job's sessions;
 	// anything else in a namespace may be (part of) a target there.
 	byOwnerOrNamespace := worker.FuncHandler(func(obj any) {
@@ -182,6 +205,12 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 				c.agentQueue.Add(cache.NewObjectName(o.Namespace, o.Name))
 			case *corev1.Pod:
 				c.enqueueOwners(o.Namespace, o.Labels[batchv1.JobNameLabel])
+			}
+			return
+		}
+		if o.GetLabels()[mirrordv1alpha1.LabelComponent] == mirrordv1alpha1.ComponentTargetlessAgent {
+			if _, ok := o.(*corev1.Pod); ok {
+				c.queue.Add(cache.NewObjectName(opts.Namespace, o.GetLabels()[mirrordv1alpha1.LabelChildName]))
 			}
 			return
 		}
@@ -258,12 +287,16 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 }
 
 // agentsControllerName names the loop that deletes unused agent Jobs.
-const agentsControllerName = "member-agents"
+const (
+	agentsControllerName     = "member-agents"
+	targetlessControllerName = "member-targetless-agents"
+)
 
 func (c *Controller) enqueueChildJobs(key cache.ObjectName) {
 	for _, j := range c.childJobs(key) {
 		c.agentQueue.Add(cache.NewObjectName(j.Namespace, j.Name))
 	}
+	c.enqueueTargetless(key.Name)
 }
 
 func primaryOfLease(name string) string {
@@ -293,6 +326,9 @@ func (c *Controller) enqueueAll() {
 // Run waits for the caches and reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithValues("controller", ControllerName)
+	if c.targetless != nil {
+		go c.targetless.Run(ctx.Done())
+	}
 	if !cache.WaitForNamedCacheSync(ControllerName, ctx.Done(), c.synced...) {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
@@ -300,6 +336,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("%s: caches did not sync", ControllerName)
 	}
 	logger.Info("Started", "namespace", c.opts.Namespace)
+	if c.targetless != nil {
+		// Its Jobs' add events, the first of which come now, look at each: a Job left by a
+		// session that ended while this controller was away goes.
+		go worker.Run(ctx, targetlessControllerName, c.targetlessQueue, 1, c.syncTargetlessJob)
+	}
 	// Agent Jobs no session used while this controller was away.
 	for _, o := range c.jobIndex.List() {
 		worker.Enqueue(c.agentQueue, o)
@@ -344,6 +385,8 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 			c.recorder.Event(child, corev1.EventTypeWarning, EventTargetRefused, d.Message)
 		}
 		res = resolution{Reason: d.Reason, Message: d.Message, Terminal: true, refused: true}
+	} else if child.Spec.Target.IsTargetless() {
+		res = targetlessResolution(c.opts.Default, child.Spec.Target.Namespace)
 	} else if res, err = c.resolveTarget(child.Spec.Target); err != nil {
 		return err
 	}
@@ -390,7 +433,20 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	for uid, j := range have {
 		agents = append(agents, c.agentReport(j, desired[uid]))
 	}
-	status := childStatus(child, res, violation, features, len(desired), agents)
+	wanted := len(desired)
+	if res.targetless && violation == nil && !res.Terminal {
+		wanted = 1
+		j, err := c.targetlessJob(ctx, child)
+		if err != nil {
+			return err
+		}
+		if j == nil {
+			defer c.queue.AddAfter(key, 500*time.Millisecond) // its last agent is going, or our cache is behind
+		} else {
+			agents = append(agents, c.targetlessReport(key, j))
+		}
+	}
+	status := childStatus(child, res, violation, features, wanted, agents)
 	if reflect.DeepEqual(child.Status, status) {
 		return nil
 	}
@@ -438,7 +494,7 @@ func (c *Controller) agentReport(j *batchv1.Job, tp targetPod) agentReport {
 			newest = p
 		}
 	}
-	serving := newest != nil && !isJobFailed(j) && !podReady(newest) && c.servingEarly(newest, j.Name)
+	serving := newest != nil && !isJobFailed(j) && !podReady(newest) && c.servingEarly(newest, func() { c.enqueueOwners(newest.Namespace, j.Name) })
 	return agentReport{agent: agentState(j, tp, newest, serving), failed: isJobFailed(j)}
 }
 
@@ -467,9 +523,10 @@ func podFailure(p *corev1.Pod) string {
 type agentProbe struct{ serving atomic.Bool }
 
 // servingEarly says whether a running agent pod, not Ready yet, already serves: it asks the
-// agent's /readyz itself (every 15-50 ms for up to 5 s, once per pod) and requeues the sessions
-// of Job job when it does, instead of waiting up to a second for the kubelet's next probe.
-func (c *Controller) servingEarly(p *corev1.Pod, job string) bool {
+// agent's /readyz itself (every 15-50 ms for up to 5 s, once per pod) and calls serving (which
+// requeues the agent's sessions) when it does, instead of waiting up to a second for the
+// kubelet's next probe.
+func (c *Controller) servingEarly(p *corev1.Pod, serving func()) bool {
 	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
 		return false
 	}
@@ -499,7 +556,7 @@ func (c *Controller) servingEarly(p *corev1.Pod, job string) bool {
 					resp.Body.Close()
 					if resp.StatusCode == http.StatusOK {
 						probe.serving.Store(true)
-						c.enqueueOwners(p.Namespace, job)
+						serving()
 						return
 					}
 				}

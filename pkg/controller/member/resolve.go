@@ -35,6 +35,8 @@ type resolution struct {
 	Terminal        bool
 	// refused: the target was not looked up because this cluster refuses it (authz.Member).
 	refused bool
+	// targetless: the session has no target; its own agent serves it (targetlessResolution).
+	targetless bool
 }
 
 // listers are the caches target resolution reads.

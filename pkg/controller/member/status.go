@@ -52,7 +52,7 @@ func childStatus(child *mirrordv1alpha1.MirrordClusterSession, res resolution, v
 	} else {
 		cond(mirrordv1alpha1.ConditionPolicyAllowed, true, mirrordv1alpha1.ReasonAllowed, "no policy blocks this session")
 	}
-	cond(mirrordv1alpha1.ConditionTargetResolved, res.Found && !res.Terminal && len(res.Pods) > 0, res.Reason, res.Message)
+	cond(mirrordv1alpha1.ConditionTargetResolved, res.Found && !res.Terminal && (len(res.Pods) > 0 || res.targetless), res.Reason, res.Message)
 
 	// By pod name, whatever order they came in: the first failed one is the one told.
 	agents = slices.Clone(agents)

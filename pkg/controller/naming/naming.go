@@ -39,6 +39,12 @@ func AgentJob(podName string, podUID types.UID, container, generation string) st
 	return truncate("mirrord-agent-"+podName, 46) + "-" + hash(10, string(podUID), container) + "-" + truncate(generation, 5)
 }
 
+// TargetlessAgent is the name of the agent Job of targetless child session childUID: new each
+// time, as AgentJob's.
+func TargetlessAgent(childUID types.UID, generation string) string {
+	return "mirrord-targetless-" + hash(10, string(childUID)) + "-" + truncate(generation, 5)
+}
+
 // SessionLease is the Lease, in the Primary controller's namespace, whose renewals are a
 // session's heartbeats (written by the relay that checked them, so by a server's clock).
 func SessionLease(sessionUID types.UID) string {

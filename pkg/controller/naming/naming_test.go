@@ -43,6 +43,13 @@ func TestNamesAreValidAndDistinct(t *testing.T) {
 	if AgentJob("p", "u1", "app", "aaaaa") == AgentJob("p", "u1", "app", "bbbbb") {
 		t.Error("AgentJob is the same for two generations")
 	}
+	for _, uid := range []string{"u1", "u2"} {
+		j := TargetlessAgent(types.UID(uid), "x7k2p")
+		if errs := validation.IsDNS1123Label(j); len(errs) > 0 || seen[j] {
+			t.Errorf("TargetlessAgent %q invalid or repeated: %v", j, errs)
+		}
+		seen[j] = true
+	}
 	if first, again := ClusterSession("c1", "a", "b", "u"), ClusterSession("c1", "a", "b", "u"); first != again {
 		t.Error("ClusterSession is not deterministic")
 	}

@@ -332,6 +332,21 @@ func (c *Controller) sortedMembers() []*member {
 	return out
 }
 
+// sessionMembers are the members that hold a part of a session on t: every member, except
+// that a targetless session is the Default cluster's alone (it has no pods to find elsewhere).
+func sessionMembers(t mirrordv1alpha1.Target, members []*member) []*member {
+	if !t.IsTargetless() {
+		return members
+	}
+	var out []*member
+	for _, m := range members {
+		if m.has(mirrordv1alpha1.ClusterRoleDefault) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // sync reconciles one MirrordSession.
 func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	s, err := c.sessions.MirrordSessions(key.Namespace).Get(key.Name)
@@ -474,7 +489,7 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 			}
 		}
 	}
-	members := c.sortedMembers()
+	members := sessionMembers(s.Spec.Target, c.sortedMembers())
 	in.members = len(members)
 	d, v := admit(s, in)
 	if v == nil {

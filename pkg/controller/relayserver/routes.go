@@ -264,7 +264,7 @@ func (r *memberRoute) upstream(a mirrordv1alpha1.Agent, features *mirrordv1alpha
 	return Upstream{
 		Key: a.Pod + "/" + a.Job, Describe: "the agent of pod " + a.Pod,
 		Dial: func(ctx context.Context) (*yamux.Session, error) {
-			key, err := r.agentKey(ctx, a.Job)
+			key, err := r.agentKey(ctx, a)
 			if err != nil {
 				return nil, err
 			}
@@ -283,16 +283,20 @@ func (r *memberRoute) upstream(a mirrordv1alpha1.Agent, features *mirrordv1alpha
 	}
 }
 
-// agentKey reads the key of agent Job job from the Secret its pod mounts
-// (agentconfig.ReadKey's other side), once per connection to the agent.
-func (r *memberRoute) agentKey(ctx context.Context, job string) ([]byte, error) {
-	j, err := r.s.Kube.BatchV1().Jobs(r.s.Namespace).Get(ctx, job, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("agent Job %s: %w", job, err)
-	}
-	name := agentconfig.KeySecretOf(j.Spec.Template.Spec)
-	if name == "" {
-		return nil, fmt.Errorf("agent Job %s mounts no key", job)
+// agentKey reads the key of agent a from the Secret its pod mounts (agentconfig.ReadKey's
+// other side), once per connection to the agent. A targetless agent's Job is in the
+// session's namespace, where the relay reads nothing: its key's copy in the controller's
+// namespace has the Job's name.
+func (r *memberRoute) agentKey(ctx context.Context, a mirrordv1alpha1.Agent) ([]byte, error) {
+	job, name := a.Job, a.Job
+	if a.Namespace == "" || a.Namespace == r.s.Namespace {
+		j, err := r.s.Kube.BatchV1().Jobs(r.s.Namespace).Get(ctx, job, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("agent Job %s: %w", job, err)
+		}
+		if name = agentconfig.KeySecretOf(j.Spec.Template.Spec); name == "" {
+			return nil, fmt.Errorf("agent Job %s mounts no key", job)
+		}
 	}
 	s, err := r.s.Kube.CoreV1().Secrets(r.s.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {

@@ -34,6 +34,11 @@ const (
 	// LabelTargetPodUID is the UID of the target pod an agent Job serves. The sessions it
 	// serves are its owners.
 	LabelTargetPodUID = GroupName + "/target-pod-uid"
+	// LabelChildName and LabelChildUID name the child session a targetless agent Job serves:
+	// the Job lives in the session's namespace, where an owner reference to the child (in
+	// the controller's namespace) cannot reach.
+	LabelChildName = GroupName + "/child"
+	LabelChildUID  = GroupName + "/child-uid"
 	// LabelComponent tells controller and agent pods apart.
 	LabelComponent = GroupName + "/component"
 	// LabelOwner, LabelTargetKind and LabelTargetName are a session's owner and target as
@@ -57,6 +62,8 @@ const PrimaryServiceAccount = "mirrord-primary"
 const (
 	ComponentController = "controller"
 	ComponentAgent      = "agent"
+	// ComponentTargetlessAgent: the agent of one targetless session, in its namespace.
+	ComponentTargetlessAgent = "targetless-agent"
 	// ComponentAgentKey: an agent Job's key Secret.
 	ComponentAgentKey = "agent-key"
 )

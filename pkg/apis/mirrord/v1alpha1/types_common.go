@@ -17,7 +17,7 @@ limitations under the License.
 package v1alpha1
 
 // TargetKind is the kind of workload a session targets.
-// +kubebuilder:validation:Enum=Pod;Deployment;StatefulSet;ReplicaSet;DaemonSet
+// +kubebuilder:validation:Enum=Pod;Deployment;StatefulSet;ReplicaSet;DaemonSet;Targetless
 type TargetKind string
 
 // The workload kinds a session can target.
@@ -27,17 +27,21 @@ const (
 	TargetKindStatefulSet TargetKind = "StatefulSet"
 	TargetKindReplicaSet  TargetKind = "ReplicaSet"
 	TargetKindDaemonSet   TargetKind = "DaemonSet"
+	// TargetKindTargetless is a session without a target (mirrord's `targetless`): an agent
+	// of its own, in the session's namespace of the Default cluster, answers its DNS,
+	// outgoing traffic, files and environment; no incoming traffic reaches it.
+	TargetKindTargetless TargetKind = "Targetless"
 )
 
 // Target names the workload whose pods a session runs in the context of. The same
 // namespace and name are looked up in every workload cluster.
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Targetless' ? size(self.name) == 0 : size(self.name) > 0",message="name is required, except for a Targetless session, which has none"
 type Target struct {
 	// kind of the workload.
 	// +required
 	Kind TargetKind `json:"kind"`
-	// name of the workload.
+	// name of the workload; empty for a Targetless session.
 	// +required
-	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
 	// namespace of the workload in the member clusters.
 	// +required
@@ -68,9 +72,20 @@ func (k TargetKind) GroupResource() (group, resource string, ok bool) {
 		return "apps", "replicasets", true
 	case TargetKindDaemonSet:
 		return "apps", "daemonsets", true
+	case TargetKindTargetless:
+		// No such resource exists: RBAC names it only to grant targetless sessions.
+		return GroupName, ResourceTargetless, true
 	}
 	return "", "", false
 }
+
+// ResourceTargetless is the resource RBAC grants targetless sessions with: the mirrord verb
+// on it in a namespace lets its holder run sessions with no target there
+// (`kubectl create role dev -n shop --verb=mirrord --resource=targetless.kubectl-mirrord.io`).
+const ResourceTargetless = "targetless"
+
+// IsTargetless says whether t is a session without a target.
+func (t Target) IsTargetless() bool { return t.Kind == TargetKindTargetless }
 
 // ClusterRole is a part a member cluster plays in sessions.
 // +kubebuilder:validation:Enum=Workload;Default
@@ -305,7 +320,7 @@ type DNSFeature struct {
 
 // Agent is the state of one agent: the Job that runs next to one target pod.
 type Agent struct {
-	// pod is the target pod the agent serves.
+	// pod is the target pod the agent serves; for a targetless session, the agent's own pod.
 	Pod string `json:"pod"`
 	// node the target pod and the agent run on.
 	// +optional
@@ -313,6 +328,10 @@ type Agent struct {
 	// job is the name of the agent's Job.
 	// +optional
 	Job string `json:"job,omitempty"`
+	// namespace of the agent's Job and pod when it is not the controller's: a targetless
+	// session's agent runs in the session's namespace.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 	// ready is true once the agent has entered the target and serves requests.
 	Ready bool `json:"ready"`
 	// address is the agent's pod IP and port, for the member controller to relay to.
