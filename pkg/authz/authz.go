@@ -109,9 +109,13 @@ func Primary(sessionNamespace string, spec mirrordv1alpha1.MirrordSessionSpec, a
 		msg = fmt.Sprintf("%s may not run targetless sessions in namespace %s: an admin grants the %q verb on %s (with the mirrord-user ClusterRole, or alone: kubectl create role NAME -n %s --verb=%s --resource=%s)",
 			spec.Owner, spec.Target.Namespace, mirrordv1alpha1.VerbMirrord, gr, spec.Target.Namespace, mirrordv1alpha1.VerbMirrord, gr)
 	} else {
-		msg = fmt.Sprintf("%s may not run sessions on %s in namespace %s: an admin grants the %q verb on %s (all of the namespace's workloads with the mirrord-user ClusterRole, or this one: kubectl create role NAME -n %s --verb=%s --resource=%s --resource-name=%s)",
-			spec.Owner, target.String(mirrordv1alpha1.Target{Kind: spec.Target.Kind, Name: spec.Target.Name}), spec.Target.Namespace,
-			mirrordv1alpha1.VerbMirrord, gr, spec.Target.Namespace, mirrordv1alpha1.VerbMirrord, gr, spec.Target.Name)
+		one := " --resource-name=" + spec.Target.Name
+		if spec.Target.Name == "" {
+			one = "" // a Labels target: the verb on every pod of the namespace
+		}
+		msg = fmt.Sprintf("%s may not run sessions on %s in namespace %s: an admin grants the %q verb on %s (all of the namespace's workloads with the mirrord-user ClusterRole, or this one: kubectl create role NAME -n %s --verb=%s --resource=%s%s)",
+			spec.Owner, target.String(mirrordv1alpha1.Target{Kind: spec.Target.Kind, Name: spec.Target.Name, Labels: spec.Target.Labels}), spec.Target.Namespace,
+			mirrordv1alpha1.VerbMirrord, gr, spec.Target.Namespace, mirrordv1alpha1.VerbMirrord, gr, one)
 	}
 	if access != nil && access.Why != "" {
 		msg += " (" + access.Why + ")"

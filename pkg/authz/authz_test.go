@@ -66,6 +66,11 @@ func TestPrimary(t *testing.T) {
 			wantReason: mirrordv1alpha1.ReasonTargetForbidden,
 			wantInMsg:  []string{"alice may not run targetless sessions in namespace shop", "--verb=mirrord --resource=targetless.kubectl-mirrord.io)"},
 		},
+		"labels: the verb on every pod": {
+			namespace: "shop", spec: spec(mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindLabels, Labels: map[string]string{"app": "api"}, Namespace: "shop"}), access: &Access{},
+			wantReason: mirrordv1alpha1.ReasonTargetForbidden,
+			wantInMsg:  []string{"alice may not run sessions on labels/app=api in namespace shop", "--verb=mirrord --resource=pods)"},
+		},
 		"targetless in another namespace": {
 			namespace: "shop", spec: spec(mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindTargetless, Namespace: "kube-system"}), access: &Access{Allowed: true},
 			wantReason: mirrordv1alpha1.ReasonTargetOutsideNamespace,
@@ -144,7 +149,13 @@ func TestAccessReview(t *testing.T) {
 			&authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "mirrord", Group: "apps", Resource: "statefulsets", Name: "db"}},
 		"targetless names no object": {mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindTargetless, Namespace: "shop"},
 			&authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "mirrord", Group: "kubectl-mirrord.io", Resource: "targetless"}},
-		"an unknown kind cannot be reviewed": {mirrordv1alpha1.Target{Kind: "CronJob", Name: "x", Namespace: "shop"}, nil},
+		"cronjob": {mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindCronJob, Name: "nightly", Namespace: "shop"},
+			&authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "mirrord", Group: "batch", Resource: "cronjobs", Name: "nightly"}},
+		"service": {mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindService, Name: "api", Namespace: "shop"},
+			&authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "mirrord", Resource: "services", Name: "api"}},
+		"labels: every pod of the namespace": {mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindLabels, Labels: map[string]string{"app": "api"}, Namespace: "shop"},
+			&authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "mirrord", Resource: "pods"}},
+		"an unknown kind cannot be reviewed": {mirrordv1alpha1.Target{Kind: "Route", Name: "x", Namespace: "shop"}, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			spec := mirrordv1alpha1.MirrordSessionSpec{Owner: "alice", OwnerGroups: []string{"dev", "system:authenticated"}, Target: tc.target}

@@ -63,7 +63,7 @@ func TestErrors(t *testing.T) {
 		"exec without command":       {args: []string{"exec", "-t", "deploy/api"}, want: "no command given"},
 		"mirrord's flag names parse": {args: []string{"exec", "--no-remote-dns", "--no-tcp-outgoing", "--target-namespace", "x", "--agent-ttl", "60", "-t", "deploy/api", "--steal", "--http-path-filter", "(", "--", "ls"}, want: "--http-path-filter \"(\": not a valid regular expression"},
 		"exec bad regex":             {args: []string{"exec", "-t", "deploy/api", "--steal", "--http-path-filter", "(", "--", "ls"}, want: "--http-path-filter \"(\": not a valid regular expression"},
-		"exec bad target":            {args: []string{"exec", "-t", "cronjob/x", "--", "ls"}, want: "--target"},
+		"exec bad target":            {args: []string{"exec", "-t", "route/x", "--", "ls"}, want: "--target"},
 		"exec bad local port":        {args: []string{"exec", "-t", "deploy/api", "--local-port", "70000", "--", "ls"}, want: "--local-port 70000"},
 		"exec missing config file":   {args: []string{"exec", "-f", "/nonexistent/mirrord.json", "--", "ls"}, want: "reading config file"},
 		"kill without names":         {args: []string{"sessions", "kill"}, want: "say which sessions to end"},

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
@@ -97,24 +100,14 @@ var unsupported = map[string]string{
 	"profile": "mirrord profiles are not supported yet: set the features in this file",
 	"feature.network.incoming.http_filter.body_filter":      "HTTP body filters are not supported yet: filter on a header, the path or the method",
 	"feature.network.incoming.http_filter.header_filter_jq": "jq header filters are not supported yet: use header_filter (a regex over \"Name: value\" lines)",
-	"target.cron_job":                         "cron job targets are not supported yet: name the deployment, statefulset, replicaset, daemonset or pod",
-	"target.job":                              "job targets are not supported yet: name the deployment, statefulset, replicaset, daemonset or pod",
-	"target.service":                          "service targets are not supported yet: name the workload behind the service",
-	"target.rollout":                          "Argo rollout targets are not supported yet: name its replicaset or a pod",
-	"target.labels":                           "label selector targets are not supported yet: name a workload or a pod",
-	"target.path.cron_job":                    "cron job targets are not supported yet: name the deployment, statefulset, replicaset, daemonset or pod",
-	"target.path.job":                         "job targets are not supported yet: name the deployment, statefulset, replicaset, daemonset or pod",
-	"target.path.service":                     "service targets are not supported yet: name the workload behind the service",
-	"target.path.rollout":                     "Argo rollout targets are not supported yet: name its replicaset or a pod",
-	"target.path.labels":                      "label selector targets are not supported yet: name a workload or a pod",
-	"feature.copy_target":                     "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
-	"feature.split_queues":                    "queue splitting is not supported",
-	"feature.db_branches":                     "database branches are not supported",
-	"feature.preview":                         "preview environments are not supported",
-	"feature.network.incoming.https_delivery": "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
-	"feature.network.incoming.tls_delivery":   "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
-	"feature.fs.mapping":                      "fs mapping is not supported",
-	"feature.fs.not_found_patterns":           "not supported: use feature.fs.not_found",
+	"feature.copy_target":                                   "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
+	"feature.split_queues":                                  "queue splitting is not supported",
+	"feature.db_branches":                                   "database branches are not supported",
+	"feature.preview":                                       "preview environments are not supported",
+	"feature.network.incoming.https_delivery":               "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
+	"feature.network.incoming.tls_delivery":                 "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
+	"feature.fs.mapping":                                    "fs mapping is not supported",
+	"feature.fs.not_found_patterns":                         "not supported: use feature.fs.not_found",
 }
 
 // take drops the ignored keys of m, recording a warning for each.
@@ -213,14 +206,19 @@ func (f *File) readTargetPath(n node) error {
 		f.Target = &s
 		return nil
 	}
-	// mirrord's keys (stateful_set, replica_set), and the spellings this loader took before.
-	kinds := []string{"pod", "deployment", "stateful_set", "replica_set", "daemonset", "daemon_set", "statefulset", "replicaset", "container"}
+	// mirrord's keys (stateful_set, replica_set, cron_job, ...), and the spellings this
+	// loader took before.
+	kinds := []string{"pod", "deployment", "stateful_set", "replica_set", "job", "cron_job", "service", "rollout",
+		"daemonset", "daemon_set", "statefulset", "replicaset", "labels", "container"}
 	m, err := n.object(kinds...)
 	if err != nil {
 		return err
 	}
+	if l, ok := m["labels"]; ok {
+		return f.readLabelsTarget(n, m, l)
+	}
 	var kind, name string
-	for _, k := range kinds[:8] {
+	for _, k := range kinds[:12] {
 		if c, ok := m[k]; ok {
 			if kind != "" {
 				return n.errorf("names both a %s and a %s: give one", kind, k)
@@ -232,7 +230,7 @@ func (f *File) readTargetPath(n node) error {
 		}
 	}
 	if kind == "" {
-		return n.errorf("say which workload: one of %s", strings.Join(kinds[:5], ", "))
+		return n.errorf("say which workload: one of %s, or labels", strings.Join(kinds[:8], ", "))
 	}
 	s := strings.ReplaceAll(kind, "_", "") + "/" + name
 	if c, ok := m["container"]; ok {
@@ -245,6 +243,43 @@ func (f *File) readTargetPath(n node) error {
 	if _, err := target.Parse(s, "", "default"); err != nil {
 		return n.errorf("%v", err)
 	}
+	f.Target = &s
+	return nil
+}
+
+// readLabelsTarget reads mirrord's {labels: {KEY: VALUE, ...}[, container]}: every pod with
+// all of the labels.
+func (f *File) readLabelsTarget(n node, m map[string]node, l node) error {
+	if len(m) > 2 || (len(m) == 2 && m["container"].v == nil) {
+		return n.errorf("labels select pods by themselves: give only labels and container")
+	}
+	lm, ok := l.v.(map[string]any)
+	if !ok || len(lm) == 0 {
+		return l.errorf("expected a table of labels (KEY: VALUE), got %s", describe(l.v))
+	}
+	set := labels.Set{}
+	for k, v := range lm {
+		c := node{path: l.child(k).path, v: v}
+		s, err := c.str()
+		if err != nil {
+			return err
+		}
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return c.errorf("not a label key: %s", strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(s); len(errs) > 0 {
+			return c.errorf("%q is not a label value: %s", s, strings.Join(errs, "; "))
+		}
+		set[k] = s
+	}
+	if c, ok := m["container"]; ok {
+		cs, err := c.str()
+		if err != nil {
+			return err
+		}
+		f.Container = &cs
+	}
+	s := "labels/" + set.String()
 	f.Target = &s
 	return nil
 }

@@ -147,9 +147,12 @@ func generateName(spec mirrordv1alpha1.MirrordSessionSpec) string {
 	if name != "" {
 		name += "-"
 	}
-	if spec.Target.IsTargetless() {
+	switch {
+	case spec.Target.IsTargetless():
 		name += "targetless"
-	} else {
+	case spec.Target.Name == "": // a Labels target
+		name += strings.ToLower(string(spec.Target.Kind))
+	default:
 		name += clean(spec.Target.Name)
 	}
 	if len(name) > 40 {

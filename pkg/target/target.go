@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 )
 
 // ErrNoTarget is returned for an empty target.
-var ErrNoTarget = errors.New("no target given: use deploy/NAME, pod/NAME, sts/NAME, rs/NAME, ds/NAME or targetless")
+var ErrNoTarget = errors.New("no target given: use deploy/NAME, pod/NAME, sts/NAME, rs/NAME, ds/NAME, job/NAME, cronjob/NAME, svc/NAME, rollout/NAME, labels/KEY=VALUE[,...] or targetless")
 
 // Targetless is how mirrord users write a session without a target.
 const Targetless = "targetless"
@@ -28,6 +29,11 @@ func init() {
 		mirrordv1alpha1.TargetKindStatefulSet: {"statefulset", "statefulsets", "sts", "statefulset.apps", "statefulsets.apps"},
 		mirrordv1alpha1.TargetKindReplicaSet:  {"replicaset", "replicasets", "rs", "replicaset.apps", "replicasets.apps"},
 		mirrordv1alpha1.TargetKindDaemonSet:   {"daemonset", "daemonsets", "ds", "daemonset.apps", "daemonsets.apps"},
+		mirrordv1alpha1.TargetKindJob:         {"job", "jobs", "job.batch", "jobs.batch"},
+		mirrordv1alpha1.TargetKindCronJob:     {"cronjob", "cronjobs", "cj", "cronjob.batch", "cronjobs.batch"},
+		mirrordv1alpha1.TargetKindService:     {"service", "services", "svc"},
+		mirrordv1alpha1.TargetKindRollout:     {"rollout", "rollouts", "ro", "rollout.argoproj.io", "rollouts.argoproj.io"},
+		mirrordv1alpha1.TargetKindLabels:      {"labels"},
 	} {
 		for _, n := range names {
 			kinds[n] = kind
@@ -60,11 +66,20 @@ func Parse(s, container, namespace string) (mirrordv1alpha1.Target, error) {
 	}
 	kind, ok := kinds[strings.ToLower(parts[0])]
 	if !ok {
-		return t, fmt.Errorf("target %q: unknown kind %q; use pod, deployment (deploy), statefulset (sts), replicaset (rs) or daemonset (ds)", s, parts[0])
+		return t, fmt.Errorf("target %q: unknown kind %q; use pod, deployment (deploy), statefulset (sts), replicaset (rs), daemonset (ds), job, cronjob (cj), service (svc), rollout or labels", s, parts[0])
 	}
-	t.Kind, t.Name, t.Namespace = kind, parts[1], namespace
-	if errs := validation.IsDNS1123Subdomain(t.Name); len(errs) > 0 {
-		return t, fmt.Errorf("target %q: %q is not a valid name: %s", s, t.Name, strings.Join(errs, "; "))
+	t.Kind, t.Namespace = kind, namespace
+	if kind == mirrordv1alpha1.TargetKindLabels {
+		sel, err := labels.ConvertSelectorToLabelsMap(parts[1])
+		if err != nil || len(sel) == 0 {
+			return t, fmt.Errorf("target %q: write the labels as labels/KEY=VALUE[,KEY=VALUE...]: %v", s, err)
+		}
+		t.Labels = sel
+	} else {
+		t.Name = parts[1]
+		if errs := validation.IsDNS1123Subdomain(t.Name); len(errs) > 0 {
+			return t, fmt.Errorf("target %q: %q is not a valid name: %s", s, t.Name, strings.Join(errs, "; "))
+		}
 	}
 	if len(parts) == 4 {
 		if parts[2] != "container" {
@@ -92,7 +107,11 @@ func String(t mirrordv1alpha1.Target) string {
 	if t.IsTargetless() {
 		return Targetless
 	}
-	s := strings.ToLower(string(t.Kind)) + "/" + t.Name
+	name := t.Name
+	if t.Kind == mirrordv1alpha1.TargetKindLabels {
+		name = labels.Set(t.Labels).String() // sorted by key
+	}
+	s := strings.ToLower(string(t.Kind)) + "/" + name
 	if t.Container != "" {
 		s += "/container/" + t.Container
 	}

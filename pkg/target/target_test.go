@@ -27,7 +27,14 @@ func TestParse(t *testing.T) {
 		"targetless upper":   {in: "Targetless", want: mirrordv1alpha1.Target{Kind: "Targetless", Namespace: "ns"}},
 		"targetless with -c": {in: "targetless", container: "main", wantErr: "has no container"},
 		"bare name":          {in: "api", wantErr: "KIND/NAME"},
-		"unknown kind":       {in: "svc/api", wantErr: `unknown kind "svc"`},
+		"unknown kind":       {in: "route/api", wantErr: `unknown kind "route"`},
+		"job":                {in: "job/migrate", want: mirrordv1alpha1.Target{Kind: "Job", Name: "migrate", Namespace: "ns"}},
+		"cronjob short":      {in: "cj/nightly", want: mirrordv1alpha1.Target{Kind: "CronJob", Name: "nightly", Namespace: "ns"}},
+		"service short":      {in: "svc/api", want: mirrordv1alpha1.Target{Kind: "Service", Name: "api", Namespace: "ns"}},
+		"argo rollout":       {in: "rollouts.argoproj.io/api/container/app", want: mirrordv1alpha1.Target{Kind: "Rollout", Name: "api", Namespace: "ns", Container: "app"}},
+		"labels":             {in: "labels/app=api,tier=web", want: mirrordv1alpha1.Target{Kind: "Labels", Labels: map[string]string{"app": "api", "tier": "web"}, Namespace: "ns"}},
+		"labels none":        {in: "labels/", wantErr: "labels/KEY=VALUE"},
+		"labels bad":         {in: "labels/app", wantErr: "labels/KEY=VALUE"},
 		"bad name":           {in: "deploy/API_x", wantErr: "not a valid name"},
 		"bad container key":  {in: "pod/a/c/x", wantErr: "expected .../container/CONTAINER"},
 		"conflict":           {in: "pod/a/container/x", container: "y", wantErr: "give it once"},
@@ -53,7 +60,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestStringRoundTrip(t *testing.T) {
-	for _, in := range []string{"deployment/api", "pod/a/container/c", "statefulset/db", "daemonset/x", "replicaset/y", "targetless"} {
+	for _, in := range []string{"deployment/api", "pod/a/container/c", "statefulset/db", "daemonset/x", "replicaset/y", "targetless", "job/j", "cronjob/c", "service/s", "rollout/r", "labels/app=api,tier=web"} {
 		tg, err := Parse(in, "", "ns")
 		if err != nil {
 			t.Fatal(err)

@@ -19,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 
@@ -104,6 +107,58 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 			}
 			return err
 		})
+	})
+
+	t.Run("every target kind mirrord knows: job, cron job, service, labels", func(t *testing.T) {
+		// A Job, and a suspended CronJob with a Job of its own (as `kubectl create job
+		// --from=cronjob/...` makes): each runs the sample server in c2.
+		podSpec := func(kind string) corev1.PodTemplateSpec {
+			return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"kind": kind}},
+				Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{
+					Name: "run", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever, Args: []string{"serve", "-addr", ":8080"},
+					Env: []corev1.EnvVar{{Name: "CLUSTER_NAME", Value: "c2"}},
+				}}}}
+		}
+		if _, err := c2.Kube.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "migrate"},
+			Spec: batchv1.JobSpec{Template: podSpec("job")}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cron, err := c2.Kube.BatchV1().CronJobs(ns).Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "nightly"},
+			Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", Suspend: ptr.To(true),
+				JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: podSpec("cron")}}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c2.Kube.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "nightly-manual",
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: cron.Name, UID: cron.UID, Controller: ptr.To(true)}}},
+			Spec: batchv1.JobSpec{Template: podSpec("cron")}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		labelsConfig := filepath.Join(t.TempDir(), "mirrord.json")
+		if err := os.WriteFile(labelsConfig, []byte(`{"target": {"labels": {"app": "backend"}}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			args       []string
+			wantPrefix string
+		}{
+			{[]string{"-t", "job/migrate"}, "migrate-"},
+			{[]string{"-t", "cronjob/nightly"}, "nightly-manual-"},
+			{[]string{"-t", "svc/backend"}, "backend-"},
+			{[]string{"-f", labelsConfig}, "backend-"},
+		} {
+			args := append([]string{"-n", ns, "exec", "--incoming", "off"}, tc.args...)
+			args = append(args, "--", "sh", "-c", "echo CLUSTER_NAME=$CLUSTER_NAME; echo host=$(hostname)")
+			// The Jobs' pods may still be starting: exec waits for running pods (--timeout).
+			out, err := f.RunPlugin(ctx, f.Clusters[0], args...)
+			if err != nil {
+				t.Errorf("%v: %v\n%s", tc.args, err, out)
+				continue
+			}
+			if !strings.Contains(out, "CLUSTER_NAME=c2") || !strings.Contains(out, "host="+tc.wantPrefix) {
+				t.Errorf("%v: want the environment and hostname of a %s* pod in c2:\n%s", tc.args, tc.wantPrefix, out)
+			}
+		}
 	})
 
 	t.Run("Debian's nginx as the target: the command sees the pod's environment and hostname", func(t *testing.T) {

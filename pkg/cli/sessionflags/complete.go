@@ -16,7 +16,7 @@ import (
 )
 
 // targetKinds are what --target completes first, as kubectl users write them.
-var targetKinds = []string{"deploy/", "sts/", "pod/", "ds/", "rs/"}
+var targetKinds = []string{"deploy/", "sts/", "pod/", "ds/", "rs/", "job/", "cronjob/", "svc/", "targetless"}
 
 // RegisterCompletions completes --target (KIND/ then the names of that kind in the namespace
 // of the current context) and --container (the containers of the target's pod template).
@@ -112,6 +112,18 @@ func containersOf(ctx context.Context, kube kubernetes.Interface, ns, kind, name
 			return nil, err
 		}
 		spec = &o.Spec
+	case mirrordv1alpha1.TargetKindJob:
+		o, err := kube.BatchV1().Jobs(ns).Get(ctx, name, opts)
+		if err != nil {
+			return nil, err
+		}
+		spec = &o.Spec.Template.Spec
+	case mirrordv1alpha1.TargetKindCronJob:
+		o, err := kube.BatchV1().CronJobs(ns).Get(ctx, name, opts)
+		if err != nil {
+			return nil, err
+		}
+		spec = &o.Spec.JobTemplate.Spec.Template.Spec
 	default:
 		return nil, nil
 	}
@@ -166,6 +178,30 @@ func namesOf(ctx context.Context, kube kubernetes.Interface, ns, kind string) ([
 		}
 	case mirrordv1alpha1.TargetKindReplicaSet:
 		l, err := kube.AppsV1().ReplicaSets(ns).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range l.Items {
+			names = append(names, o.Name)
+		}
+	case mirrordv1alpha1.TargetKindJob:
+		l, err := kube.BatchV1().Jobs(ns).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range l.Items {
+			names = append(names, o.Name)
+		}
+	case mirrordv1alpha1.TargetKindCronJob:
+		l, err := kube.BatchV1().CronJobs(ns).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range l.Items {
+			names = append(names, o.Name)
+		}
+	case mirrordv1alpha1.TargetKindService:
+		l, err := kube.CoreV1().Services(ns).List(ctx, opts)
 		if err != nil {
 			return nil, err
 		}

@@ -38,7 +38,7 @@ func TestContainersOf(t *testing.T) {
 	for _, tc := range []struct {
 		kind, name string
 		want       []string
-	}{{"deploy", "api", []string{"app", "sidecar"}}, {"pod", "api-0", []string{"only"}}, {"cronjob", "x", nil}} {
+	}{{"deploy", "api", []string{"app", "sidecar"}}, {"pod", "api-0", []string{"only"}}, {"svc", "x", nil}} {
 		got, err := containersOf(context.Background(), kube, "shop", tc.kind, tc.name)
 		if err != nil {
 			t.Fatal(err)

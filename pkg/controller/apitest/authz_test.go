@@ -143,8 +143,21 @@ func TestAdmission(t *testing.T) {
 		"alice runs a targetless session in her namespace": {alice, session("hc", "Targetless", "", "hc"), ""},
 		"bob was granted no targetless sessions": {bob, session("shop", "Targetless", "", "shop"),
 			`bob may not run sessions on targetless in namespace shop: an admin grants the "mirrord" verb on targetless.kubectl-mirrord.io (all of the namespace's workloads with the mirrord-user ClusterRole, or this one: kubectl create role NAME -n shop --verb=mirrord --resource=targetless.kubectl-mirrord.io)`},
-		"a targetless session names no workload": {alice, session("hc", "Targetless", "api", "hc"), "name is required, except for a Targetless session"},
-		"a deployment target needs its name":     {alice, session("hc", "Deployment", "", "hc"), "name is required, except for a Targetless session"},
+		"a targetless session names no workload": {alice, session("hc", "Targetless", "api", "hc"), "name is required, except for Targetless and Labels targets"},
+		"alice targets pods by labels": {alice, func() *mirrordv1alpha1.MirrordSession {
+			x := session("hc", "Labels", "", "hc")
+			x.Spec.Target.Labels = map[string]string{"app": "api"}
+			return x
+		}(), ""},
+		"bob may not target pods by labels (not every pod is his)": {bob, func() *mirrordv1alpha1.MirrordSession {
+			x := session("shop", "Labels", "", "shop")
+			x.Spec.Target.Labels = map[string]string{"app": "api"}
+			return x
+		}(), "bob may not run sessions on the pods labelled app=api in namespace shop"},
+		"a labels target without labels":            {alice, session("hc", "Labels", "", "hc"), "labels are required for a Labels target"},
+		"alice targets a cron job of her namespace": {alice, session("hc", "CronJob", "nightly", "hc"), ""},
+		"bob targets a service he was not granted":  {bob, session("shop", "Service", "api", "shop"), `"mirrord" verb on services`},
+		"a deployment target needs its name":        {alice, session("hc", "Deployment", "", "hc"), "name is required, except for Targetless and Labels targets"},
 		"alice claims bob's name": {alice, func() *mirrordv1alpha1.MirrordSession {
 			x := session("hc", "Deployment", "api", "hc")
 			x.Spec.Owner, x.Spec.OwnerGroups = bob, []string{"system:authenticated"}

@@ -145,7 +145,9 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	replicaSets, daemonSets := kubeAll.Apps().V1().ReplicaSets(), kubeAll.Apps().V1().DaemonSets()
 	jobs, leases := kubeOwn.Batch().V1().Jobs(), kubeOwn.Coordination().V1().Leases()
 	policies, clusterPolicies := mirrordAll.Mirrord().V1alpha1().MirrordPolicies(), mirrordAll.Mirrord().V1alpha1().MirrordClusterPolicies()
-	c.listers = listers{pods: pods.Lister(), deployments: deployments.Lister(), statefulSets: statefulSets.Lister(), replicaSets: replicaSets.Lister(), daemonSets: daemonSets.Lister()}
+	allJobs, cronJobs, services := kubeAll.Batch().V1().Jobs(), kubeAll.Batch().V1().CronJobs(), kubeAll.Core().V1().Services()
+	c.listers = listers{pods: pods.Lister(), deployments: deployments.Lister(), statefulSets: statefulSets.Lister(), replicaSets: replicaSets.Lister(), daemonSets: daemonSets.Lister(),
+		batchJobs: allJobs.Lister(), cronJobs: cronJobs.Lister(), services: services.Lister(), rollout: rolloutGetter(kube, deployments.Lister())}
 	if err := jobs.Informer().AddIndexers(cache.Indexers{indexJobOwner: jobOwnerIndex, indexJobTarget: jobTargetIndex}); err != nil {
 		return nil, err
 	}
@@ -155,6 +157,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	for _, inf := range []cache.SharedIndexInformer{
 		sessions.Informer(), pods.Informer(), deployments.Informer(), statefulSets.Informer(), replicaSets.Informer(),
 		daemonSets.Informer(), jobs.Informer(), leases.Informer(), policies.Informer(), clusterPolicies.Informer(),
+		allJobs.Informer(), cronJobs.Informer(), services.Informer(),
 	} {
 		c.synced = append(c.synced, inf.HasSynced)
 	}
@@ -216,7 +219,8 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 		}
 		c.enqueueIndexed(indexTargetNamespace, o.GetNamespace())
 	})
-	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), deployments.Informer(), statefulSets.Informer(), replicaSets.Informer(), daemonSets.Informer(), jobs.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), deployments.Informer(), statefulSets.Informer(), replicaSets.Informer(), daemonSets.Informer(), jobs.Informer(),
+		allJobs.Informer(), cronJobs.Informer(), services.Informer()} {
 		if _, err := inf.AddEventHandler(byOwnerOrNamespace); err != nil {
 			return nil, err
 		}

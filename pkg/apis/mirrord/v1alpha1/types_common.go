@@ -17,7 +17,7 @@ limitations under the License.
 package v1alpha1
 
 // TargetKind is the kind of workload a session targets.
-// +kubebuilder:validation:Enum=Pod;Deployment;StatefulSet;ReplicaSet;DaemonSet;Targetless
+// +kubebuilder:validation:Enum=Pod;Deployment;StatefulSet;ReplicaSet;DaemonSet;Job;CronJob;Service;Rollout;Labels;Targetless
 type TargetKind string
 
 // The workload kinds a session can target.
@@ -27,6 +27,16 @@ const (
 	TargetKindStatefulSet TargetKind = "StatefulSet"
 	TargetKindReplicaSet  TargetKind = "ReplicaSet"
 	TargetKindDaemonSet   TargetKind = "DaemonSet"
+	TargetKindJob         TargetKind = "Job"
+	// TargetKindCronJob targets the pods of the cron job's newest Job.
+	TargetKindCronJob TargetKind = "CronJob"
+	// TargetKindService targets the pods the Service selects.
+	TargetKindService TargetKind = "Service"
+	// TargetKindRollout is an Argo Rollout (argoproj.io), where its CRD is installed.
+	TargetKindRollout TargetKind = "Rollout"
+	// TargetKindLabels targets every pod of the namespace with all of the target's labels
+	// (mirrord's `target: {labels: {...}}`).
+	TargetKindLabels TargetKind = "Labels"
 	// TargetKindTargetless is a session without a target (mirrord's `targetless`): an agent
 	// of its own, in the session's namespace of the Default cluster, answers its DNS,
 	// outgoing traffic, files and environment; no incoming traffic reaches it.
@@ -35,7 +45,8 @@ const (
 
 // Target names the workload whose pods a session runs in the context of. The same
 // namespace and name are looked up in every workload cluster.
-// +kubebuilder:validation:XValidation:rule="self.kind == 'Targetless' ? size(self.name) == 0 : size(self.name) > 0",message="name is required, except for a Targetless session, which has none"
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Targetless' || self.kind == 'Labels' ? size(self.name) == 0 : size(self.name) > 0",message="name is required, except for Targetless and Labels targets, which have none"
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Labels' ? has(self.labels) && size(self.labels) > 0 : !has(self.labels) || size(self.labels) == 0",message="labels are required for a Labels target, and only there"
 type Target struct {
 	// kind of the workload.
 	// +required
@@ -47,6 +58,10 @@ type Target struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	Namespace string `json:"namespace"`
+	// labels select the pods of a Labels target: every pod with all of them.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Labels map[string]string `json:"labels,omitempty"`
 	// container in the target's pods; empty means the first container.
 	// +optional
 	Container string `json:"container,omitempty"`
@@ -72,6 +87,17 @@ func (k TargetKind) GroupResource() (group, resource string, ok bool) {
 		return "apps", "replicasets", true
 	case TargetKindDaemonSet:
 		return "apps", "daemonsets", true
+	case TargetKindJob:
+		return "batch", "jobs", true
+	case TargetKindCronJob:
+		return "batch", "cronjobs", true
+	case TargetKindService:
+		return "", "services", true
+	case TargetKindRollout:
+		return "argoproj.io", "rollouts", true
+	case TargetKindLabels:
+		// Every pod the labels select: the verb on pods, all of the namespace's.
+		return "", "pods", true
 	case TargetKindTargetless:
 		// No such resource exists: RBAC names it only to grant targetless sessions.
 		return GroupName, ResourceTargetless, true
