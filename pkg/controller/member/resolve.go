@@ -16,8 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 
@@ -339,7 +339,7 @@ func appendPort(out []int32, c corev1.Container, num int32, name string) []int32
 type argoRollout struct {
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              struct {
-		Selector *metav1.LabelSelector `json:"selector"`
+		Selector *metav1.LabelSelector  `json:"selector"`
 		Template corev1.PodTemplateSpec `json:"template"`
 		// WorkloadRef names a Deployment whose template the Rollout's pods run.
 		WorkloadRef *struct {
