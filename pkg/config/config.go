@@ -82,6 +82,11 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
+	if isTemplate(b) {
+		if b, err = Render(b, DefaultTemplateVars()); err != nil {
+			return nil, &Error{File: path, Msg: err.Error()}
+		}
+	}
 	f, err := Parse(b, Format(path))
 	if err != nil {
 		var ce *Error
