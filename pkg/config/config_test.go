@@ -152,6 +152,15 @@ func TestShortForms(t *testing.T) {
 		}},
 		{`{"target": {"path": {"replica_set": "api-7d9"}}}`, func(f *File) bool { return *f.Target == "replicaset/api-7d9" }},
 		{`{"target": "targetless"}`, func(f *File) bool { return *f.Target == "targetless" }},
+		{`{"feature": {"network": true}}`, func(f *File) bool { return f.Features.Network.Incoming.Mode == "" && !f.Features.Network.DNS.Disabled }},
+		{`{"feature": {"network": false}}`, func(f *File) bool {
+			n := f.Features.Network
+			return n.Incoming.Mode == "off" && n.DNS.Disabled && n.Outgoing.TCP != nil && !*n.Outgoing.TCP && n.Outgoing.UDP != nil && !*n.Outgoing.UDP
+		}},
+		// mirrord users keep the kubelet's probes out of a steal with a look-ahead.
+		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"header_filter": "^User-Agent: (?!kube-probe)"}}}}}`, func(f *File) bool {
+			return f.Features.Network.Incoming.HTTPFilter.Header == "^User-Agent: (?!kube-probe)"
+		}},
 		{`{"target": {"cron_job": "nightly", "container": "run"}}`, func(f *File) bool { return *f.Target == "cronjob/nightly" && *f.Container == "run" }},
 		{`{"target": {"path": {"job": "migrate"}}}`, func(f *File) bool { return *f.Target == "job/migrate" }},
 		{`{"target": {"path": {"service": "api"}, "namespace": "shop"}}`, func(f *File) bool { return *f.Target == "service/api" && *f.Namespace == "shop" }},
@@ -221,7 +230,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"json", `{"feature": {"env": {"mapping": {"(": "x"}}}}`, []string{"feature.env.mapping[(]", `"(": not a valid regular expression`}},
 		{"json", `{"feature": {"env": {"unset": ["A=B"]}}}`, []string{"feature.env.unset[0]", "not a variable name"}},
 		{"json", `{"feature": {"network": {"incoming": {"port_mapping": [[0, 80]]}}}}`, []string{"feature.network.incoming.port_mapping[0]", "0: ports are 1 to 65535"}},
-		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"header_filter": "^(?!kube-probe)"}}}}}`, []string{"header_filter", "look-arounds are not supported"}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"header_filter": "^(?!kube-probe"}}}}}`, []string{"header_filter", "not a valid regular expression"}},
+		{"json", `{"feature": {"fs": {"read_only": ["^/(?!proc)"]}}}`, []string{"feature.fs.read_only[0]", "look-arounds are not supported here"}},
 		{"json", `{"feature": {"network": {"incoming": {"http_filter": {"path_filter": "^/x"}}}}}`, []string{"feature.network.incoming", `set mode = "steal"`}},
 		{"json", `{"feature": {"network": {"incoming": {"ignore_ports": [70000]}}}}`, []string{"ignore_ports[0]", "70000: ports are 1 to 65535"}},
 		{"json", `{"feature": {"network": {"incoming": {"port_mapping": [[80]]}}}}`, []string{"port_mapping[0]", "[LOCAL, REMOTE]"}},

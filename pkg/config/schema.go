@@ -301,6 +301,20 @@ func (f *File) readFeature(n node) error {
 		}
 	}
 	if e, ok := m["network"]; ok {
+		if b, isBool := e.v.(bool); isBool {
+			// mirrord's switch for the whole network feature: false is no incoming, no
+			// outgoing and no remote DNS.
+			if b {
+				return nil
+			}
+			if err := f.readIncoming(node{path: e.child("incoming").path, v: "off"}); err != nil {
+				return err
+			}
+			if err := f.readOutgoing(node{path: e.child("outgoing").path, v: false}); err != nil {
+				return err
+			}
+			return f.readDNS(node{path: e.child("dns").path, v: false})
+		}
 		nm, err := e.object("incoming", "outgoing", "dns")
 		if err != nil {
 			return err

@@ -6,7 +6,6 @@ package policy
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	mirrordlisters "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/listers/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/regex"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
@@ -165,7 +165,7 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 		}
 	}
 	if p.RequiredHeaderFilter != "" && steal {
-		re, err := regexp.Compile(p.RequiredHeaderFilter)
+		re, err := regex.Compile(p.RequiredHeaderFilter)
 		if err != nil {
 			return fmt.Sprintf("its requiredHeaderFilter %q is not a valid regex; an admin must fix it", p.RequiredHeaderFilter)
 		}

@@ -3,16 +3,17 @@ package steal
 import (
 	"fmt"
 	"net/http"
-	"regexp"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/regex"
 )
 
 // Filter matches HTTP requests: every set expression must match (header and each required
-// header: one "Name: value" line; path: the request path; method: the method).
+// header: one "Name: value" line; path: the request path; method: the method). Expressions
+// are mirrord's (pkg/regex: look-around included, bounded).
 type Filter struct {
-	header, path, method *regexp.Regexp
-	required             []*regexp.Regexp
+	header, path, method regex.Regexp
+	required             []regex.Regexp
 }
 
 // CompileFilter compiles a session's httpFilter; an invalid expression is an error naming
@@ -25,19 +26,19 @@ func CompileFilter(f *mirrordv1alpha1.HTTPFilter) (*Filter, error) {
 	var out Filter
 	for _, e := range []struct {
 		key, expr string
-		into      **regexp.Regexp
+		into      *regex.Regexp
 	}{{"header", f.Header, &out.header}, {"path", f.Path, &out.path}, {"method", f.Method, &out.method}} {
 		if e.expr == "" {
 			continue
 		}
-		re, err := regexp.Compile(e.expr)
+		re, err := regex.Compile(e.expr)
 		if err != nil {
 			return nil, fmt.Errorf("feature.network.incoming.httpFilter.%s: invalid regular expression %q: %w", e.key, e.expr, err)
 		}
 		*e.into = re
 	}
 	for i, expr := range f.RequiredHeaders {
-		re, err := regexp.Compile(expr)
+		re, err := regex.Compile(expr)
 		if err != nil {
 			return nil, fmt.Errorf("feature.network.incoming.httpFilter.requiredHeaders[%d]: invalid regular expression %q: %w", i, expr, err)
 		}
@@ -63,7 +64,7 @@ func (f *Filter) Match(r *http.Request) bool {
 			lines = append(lines, k+": "+v)
 		}
 	}
-	anyLine := func(re *regexp.Regexp) bool {
+	anyLine := func(re regex.Regexp) bool {
 		for _, l := range lines {
 			if re.MatchString(l) {
 				return true

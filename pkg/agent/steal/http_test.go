@@ -37,6 +37,10 @@ func TestCompileFilter(t *testing.T) {
 		// Every required header must match, each on some line.
 		{f: mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"^X-User: .+", "^X-Env: dev$"}}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: b\r\n\r\n", match: false},
 		{f: mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"^X-User: .+", "^X-Env: dev$"}}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: b\r\nX-Env: dev\r\n\r\n", match: true},
+		// mirrord users' look-ahead: every request but the kubelet's probes.
+		{f: mirrordv1alpha1.HTTPFilter{Header: "^User-Agent: (?!kube-probe)"}, req: "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: curl/8.0\r\n\r\n", match: true},
+		{f: mirrordv1alpha1.HTTPFilter{Header: "^User-Agent: (?!kube-probe)"}, req: "GET /healthz HTTP/1.1\r\nHost: a\r\nUser-Agent: kube-probe/1.30\r\n\r\n", match: false},
+		{f: mirrordv1alpha1.HTTPFilter{Path: "^/api/(?!internal/)"}, req: "GET /api/internal/x HTTP/1.1\r\nHost: a\r\n\r\n", match: false},
 		{f: mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"("}}, wantErr: "httpFilter.requiredHeaders[0]: invalid regular expression"},
 		{f: mirrordv1alpha1.HTTPFilter{Header: "(unclosed"}, wantErr: `feature.network.incoming.httpFilter.header: invalid regular expression "(unclosed"`},
 		{f: mirrordv1alpha1.HTTPFilter{Method: "*GET"}, wantErr: "httpFilter.method: invalid regular expression"},

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/regex"
 )
 
 // ValidateFeatures checks f, found at p (field.NewPath("feature") for a config file's or a
@@ -105,10 +106,12 @@ func validateIncoming(in *mirrordv1alpha1.IncomingFeature, p *field.Path) field.
 		fp := p.Child("httpFilter")
 		for _, e := range []struct{ name, expr string }{{"header", f.Header}, {"path", f.Path}, {"method", f.Method}} {
 			if e.expr != "" {
-				errs = append(errs, validateRegex(e.expr, fp.Child(e.name))...)
+				errs = append(errs, validateHTTPRegex(e.expr, fp.Child(e.name))...)
 			}
 		}
-		errs = append(errs, validateRegexes(f.RequiredHeaders, fp.Child("requiredHeaders"))...)
+		for i, e := range f.RequiredHeaders {
+			errs = append(errs, validateHTTPRegex(e, fp.Child("requiredHeaders").Index(i))...)
+		}
 	}
 	return errs
 }
@@ -128,11 +131,20 @@ func validateRegexes(exprs []string, p *field.Path) field.ErrorList {
 	return errs
 }
 
+// validateHTTPRegex checks an HTTP filter's expression as mirrord's fancy-regex reads it
+// (pkg/regex: look-around and backreferences included).
+func validateHTTPRegex(expr string, p *field.Path) field.ErrorList {
+	if _, err := regex.Compile(expr); err != nil {
+		return field.ErrorList{field.Invalid(p, expr, "not a valid regular expression: "+err.Error())}
+	}
+	return nil
+}
+
 func validateRegex(expr string, p *field.Path) field.ErrorList {
 	if _, err := regexp.Compile(expr); err != nil {
 		msg := "not a valid regular expression: " + err.Error()
 		if strings.Contains(expr, "(?!") || strings.Contains(expr, "(?=") || strings.Contains(expr, "(?<") {
-			msg += "; look-arounds are not supported (RE2 syntax): match what you want instead, or use another filter field"
+			msg += "; look-arounds are not supported here (RE2 syntax; HTTP filters take them): match what you want instead"
 		}
 		return field.ErrorList{field.Invalid(p, expr, msg)}
 	}
