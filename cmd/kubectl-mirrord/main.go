@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
 )
 
@@ -23,7 +24,9 @@ func main() {
 		sandbox.Init()
 	}
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-	if err := cli.NewRootCmd(streams).Execute(); err != nil {
+	root := cli.NewRootCmd(streams)
+	root.SetArgs(sessionflags.DefaultMissingConfigFile(os.Args[1:]))
+	if err := root.Execute(); err != nil {
 		var exit *cmdutil.ExitError
 		if errors.As(err, &exit) {
 			os.Exit(exit.Code)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/config"
 )
 
 // mirrordNames are mirrord exec's flag names that mean one of ours: a mirrord user's command
@@ -97,6 +99,31 @@ func splitEnvPatterns(l []string) []string {
 			if p = strings.TrimSpace(p); p != "" {
 				out = append(out, p)
 			}
+		}
+	}
+	return out
+}
+
+// DefaultMissingConfigFile gives mirrord's `-f` with no value its value,
+// ./.mirrord/mirrord.json, in the arguments of `exec` and `sessions create`: pflag has no
+// optional value that still takes `-f FILE`, so the arguments get it before parsing. A `-f`
+// is valueless when it ends the arguments or a flag or `--` follows it.
+func DefaultMissingConfigFile(args []string) []string {
+	session := len(args) > 0 && args[0] == "exec" || len(args) > 1 && args[0] == "sessions" && args[1] == "create"
+	if !session {
+		return args
+	}
+	out := make([]string, 0, len(args)+1)
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		out = append(out, a)
+		if a != "-f" && a != "--config-file" {
+			continue
+		}
+		if i+1 == len(args) || (strings.HasPrefix(args[i+1], "-") && args[i+1] != "-") {
+			out = append(out, "./"+config.DefaultPaths[0])
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package sessionflags
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +51,21 @@ func TestMirrordFlagNames(t *testing.T) {
 	}
 	if err := o.LoadConfig(fs, Extra{Timeout: &timeout}, &warn); err == nil || !strings.Contains(err.Error(), "use 1 to 3600 seconds") {
 		t.Errorf("--agent-startup-timeout 0: %v", err)
+	}
+}
+
+func TestDefaultMissingConfigFile(t *testing.T) {
+	const def = "./.mirrord/mirrord.json"
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"exec", "-f", "--", "ls"}, []string{"exec", "-f", def, "--", "ls"}},
+		{[]string{"exec", "-f", "-t", "deploy/api", "--", "ls", "-f"}, []string{"exec", "-f", def, "-t", "deploy/api", "--", "ls", "-f"}},
+		{[]string{"exec", "-f", "my.json", "--", "ls"}, []string{"exec", "-f", "my.json", "--", "ls"}},
+		{[]string{"sessions", "create", "--config-file"}, []string{"sessions", "create", "--config-file", def}},
+		{[]string{"sessions", "-f"}, []string{"sessions", "-f"}}, // not a session's flag there
+		{[]string{"exec", "--config-file=x.json", "--", "ls"}, []string{"exec", "--config-file=x.json", "--", "ls"}},
+	} {
+		if got := DefaultMissingConfigFile(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
