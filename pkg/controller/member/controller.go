@@ -93,9 +93,9 @@ type Controller struct {
 	sessionIndex cache.Indexer
 	jobs         batchlisters.JobLister
 	jobIndex     cache.Indexer
-	// targetless watches the targetless agent Jobs of every namespace (only in the Default
-	// cluster; nil elsewhere); targetlessQueue holds those to delete (syncTargetlessJob).
-	targetless      cache.SharedIndexInformer
+	// targetlessJobs are the Jobs of every namespace, indexed by the child a targetless
+	// agent's serves; targetlessQueue holds those to delete (syncTargetlessJob), only in the
+	// Default cluster (nil elsewhere).
 	targetlessJobs  batchlisters.JobLister
 	targetlessIndex cache.Indexer
 	targetlessQueue worker.Queue
@@ -181,12 +181,15 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 		return nil, err
 	}
 	if opts.Default {
-		c.targetless = newTargetlessInformer(kube)
-		c.targetlessJobs, c.targetlessIndex = batchlisters.NewJobLister(c.targetless.GetIndexer()), c.targetless.GetIndexer()
+		if err := allJobs.Informer().AddIndexers(targetlessIndexers); err != nil {
+			return nil, err
+		}
+		c.targetlessJobs, c.targetlessIndex = allJobs.Lister(), allJobs.Informer().GetIndexer()
 		c.targetlessQueue = worker.NewQueue(targetlessControllerName)
-		c.synced = append(c.synced, c.targetless.HasSynced)
-		if _, err := c.targetless.AddEventHandler(worker.FuncHandler(func(obj any) {
-			if j, ok := obj.(*batchv1.Job); ok {
+		// Its add events at the informer's start look at every Job: one left by a session
+		// that ended while this controller was away goes.
+		if _, err := allJobs.Informer().AddEventHandler(worker.FuncHandler(func(obj any) {
+			if j, ok := obj.(*batchv1.Job); ok && j.Labels[mirrordv1alpha1.LabelComponent] == mirrordv1alpha1.ComponentTargetlessAgent {
 				c.queue.Add(cache.NewObjectName(opts.Namespace, j.Labels[mirrordv1alpha1.LabelChildName]))
 				c.targetlessQueue.Add(cache.NewObjectName(j.Namespace, j.Name))
 			}
@@ -330,9 +333,6 @@ func (c *Controller) enqueueAll() {
 // Run waits for the caches and reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithValues("controller", ControllerName)
-	if c.targetless != nil {
-		go c.targetless.Run(ctx.Done())
-	}
 	if !cache.WaitForNamedCacheSync(ControllerName, ctx.Done(), c.synced...) {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
@@ -340,9 +340,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("%s: caches did not sync", ControllerName)
 	}
 	logger.Info("Started", "namespace", c.opts.Namespace)
-	if c.targetless != nil {
-		// Its Jobs' add events, the first of which come now, look at each: a Job left by a
-		// session that ended while this controller was away goes.
+	if c.targetlessQueue != nil {
 		go worker.Run(ctx, targetlessControllerName, c.targetlessQueue, 1, c.syncTargetlessJob)
 	}
 	// Agent Jobs no session used while this controller was away.

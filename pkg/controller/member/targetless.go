@@ -15,8 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
-	batchinformers "k8s.io/client-go/informers/batch/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -36,7 +34,7 @@ import (
 // Its Job cannot be owned by the child session, which lives in the controller's namespace
 // (owner references do not cross namespaces): it carries the child's name and UID as labels,
 // and this controller deletes it when the child is gone, from the child's deletion, from its
-// own informer's events, and at start for Jobs left while it was away. Its key is written
+// Job informer's events, and at start for Jobs left while it was away. Its key is written
 // twice: in the controller's namespace, owned by the child, for the relays to read; and in the
 // session's namespace, owned by the Job, for its pod to mount. The controller may create
 // Secrets there, never read them.
@@ -48,14 +46,9 @@ const (
 	indexChildName = "childName"
 )
 
-// newTargetlessInformer watches the targetless agent Jobs of every namespace, and only them.
-func newTargetlessInformer(kube kubernetes.Interface) cache.SharedIndexInformer {
-	return batchinformers.NewFilteredJobInformer(kube, metav1.NamespaceAll, 0,
-		cache.Indexers{indexChildUID: byLabel(mirrordv1alpha1.LabelChildUID), indexChildName: byLabel(mirrordv1alpha1.LabelChildName)},
-		func(o *metav1.ListOptions) {
-			o.LabelSelector = mirrordv1alpha1.LabelComponent + "=" + mirrordv1alpha1.ComponentTargetlessAgent
-		})
-}
+// targetlessIndexers index every Job by the child its labels name, if any: only targetless
+// agents' have one.
+var targetlessIndexers = cache.Indexers{indexChildUID: byLabel(mirrordv1alpha1.LabelChildUID), indexChildName: byLabel(mirrordv1alpha1.LabelChildName)}
 
 func byLabel(key string) cache.IndexFunc {
 	return func(obj any) ([]string, error) {
