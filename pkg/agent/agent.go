@@ -23,6 +23,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/mirror"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/regex"
 )
 
 // Agent serves every session on one target container: the member controller runs one per
@@ -253,6 +254,10 @@ func (a *Agent) healthMux() *http.ServeMux {
 		Name: "kubectl_mirrord_agent_handshakes_refused_total",
 		Help: "Session connections refused because protocol.MaxConcurrentHandshakes handshakes were running.",
 	}, func() float64 { return float64(a.handshakes.Refused()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "kubectl_mirrord_agent_regex_timeouts_total",
+		Help: "HTTP filter matches that needed backtracking and ran out of regex.MatchTimeout or its stack (each counted as no match).",
+	}, func() float64 { return float64(regex.TimedOut()) }))
 	m.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		a.mu.Lock()

@@ -40,7 +40,7 @@ func Compile(expr string) (Regexp, error) {
 	return backtracking{re}, nil
 }
 
-// TimedOut counts backtracking matches that ran out of time or stack (each was no match).
+// timedOut counts backtracking matches that ran out of time or stack (each was no match).
 var timedOut atomic.Int64
 
 // TimedOut is how many backtracking matches ran out of time or stack since the start.
