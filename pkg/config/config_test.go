@@ -152,6 +152,9 @@ func TestShortForms(t *testing.T) {
 		}},
 		{`{"target": {"path": {"replica_set": "api-7d9"}}}`, func(f *File) bool { return *f.Target == "replicaset/api-7d9" }},
 		{`{"target": "targetless"}`, func(f *File) bool { return *f.Target == "targetless" }},
+		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"path": "^/a"}, {"path": "^/b/(?!x)"}]}}}}}`, func(f *File) bool {
+			return f.Features.Network.Incoming.HTTPFilter.Path == "(?:^/a)|(?:^/b/(?!x))"
+		}},
 		{`{"feature": {"network": true}}`, func(f *File) bool { return f.Features.Network.Incoming.Mode == "" && !f.Features.Network.DNS.Disabled }},
 		{`{"feature": {"network": false}}`, func(f *File) bool {
 			n := f.Features.Network
@@ -236,7 +239,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"json", `{"feature": {"network": {"incoming": {"ignore_ports": [70000]}}}}`, []string{"ignore_ports[0]", "70000: ports are 1 to 65535"}},
 		{"json", `{"feature": {"network": {"incoming": {"port_mapping": [[80]]}}}}`, []string{"port_mapping[0]", "[LOCAL, REMOTE]"}},
 		{"json", `{"feature": {"network": {"incoming": {"ports": ["80"]}}}}`, []string{"ports[0]", `expected a number, got a string ("80")`}},
-		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"path": "^/a"}, {"path": "^/b"}]}}}}}`, []string{"any_of", "combine regexes"}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"path": "^/a"}, {"header": "^x: b"}]}}}}}`, []string{"any_of", "several kinds"}},
 		{"json", `{"feature": {"network": {"outgoing": {"filter": {"local": ["a"], "remote": ["b"]}}}}}`, []string{"outgoing.filter", "exactly one of local"}},
 		{"json", `{"feature": {"env": {"include": "A", "exclude": "B"}}}`, []string{"feature.env", "exclusive"}},
 		{"json", `{"feature": {"copy_target": true}}`, []string{"feature.copy_target", "not supported"}},

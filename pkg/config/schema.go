@@ -585,6 +585,34 @@ func setFilter(n node, dst *string) error {
 	return nil
 }
 
+// anyOfOneKind reads any_of's filters when there are several, all of one kind (header,
+// path or method): one regex, their alternation. ok is false otherwise.
+func anyOfOneKind(l node) (kind, alt string, ok bool, err error) {
+	inner, err := l.list()
+	if err != nil || len(inner) < 2 {
+		return "", "", false, err
+	}
+	var alts []string
+	for _, e := range inner {
+		em, isMap := e.v.(map[string]any)
+		if !isMap || len(em) != 1 {
+			return "", "", false, nil // the general path says what is wrong
+		}
+		for k, v := range em {
+			s, isStr := v.(string)
+			if !isStr || (kind != "" && k != kind) {
+				return "", "", false, nil
+			}
+			kind = k
+			alts = append(alts, "(?:"+s+")")
+		}
+	}
+	if kind != "header" && kind != "path" && kind != "method" {
+		return "", "", false, nil
+	}
+	return kind, strings.Join(alts, "|"), true, nil
+}
+
 func (f *File) readHTTPFilter(n node) error {
 	m, err := n.object("header_filter", "path_filter", "method_filter", "all_of", "any_of", "ports")
 	if err != nil {
@@ -600,7 +628,19 @@ func (f *File) readHTTPFilter(n node) error {
 		}
 	}
 	// all_of: every inner filter must match, which is how the set fields combine. any_of
-	// with one entry is the same; with more it is a union the agent cannot express.
+	// with one entry is the same; with several of one kind it is their alternation; of
+	// several kinds, a union the agent cannot express.
+	if l, ok := m["any_of"]; ok {
+		if kind, alt, ok, err := anyOfOneKind(l); err != nil {
+			return err
+		} else if ok {
+			dst := map[string]*string{"header": &hf.Header, "path": &hf.Path, "method": &hf.Method}[kind]
+			if err := setFilter(node{path: l.path + "." + kind, v: alt}, dst); err != nil {
+				return err
+			}
+			delete(m, "any_of")
+		}
+	}
 	for _, key := range []string{"all_of", "any_of"} {
 		l, ok := m[key]
 		if !ok {
@@ -614,7 +654,7 @@ func (f *File) readHTTPFilter(n node) error {
 			return l.errorf("an empty list matches nothing: remove it or add filters")
 		}
 		if key == "any_of" && len(inner) > 1 {
-			return l.errorf("a request matching any of several filters is not supported: combine regexes of one kind with |, e.g. path_filter = \"^/a|^/b\"")
+			return l.errorf("a request matching any of filters of several kinds (header, path, method) is not supported: filter on one kind, or give one regex per kind")
 		}
 		for _, e := range inner {
 			em, err := e.object("header", "path", "method")
