@@ -156,3 +156,43 @@ func TestTargetlessLifecycle(t *testing.T) {
 		return nil
 	})
 }
+
+// TestTargetlessSweep: a targetless agent Job whose session ended while no controller ran
+// (a kill -9, say) is deleted when the Default's controller starts; one whose child lives
+// is kept.
+func TestTargetlessSweep(t *testing.T) {
+	t.Parallel()
+	s := Start(t)
+	s.Install(t, "single-cluster")
+	ctx := t.Context()
+	if _, err := s.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tl"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	orphan := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "mirrord-targetless-left", Namespace: "tl", Labels: map[string]string{
+			mirrordv1alpha1.LabelComponent: mirrordv1alpha1.ComponentTargetlessAgent,
+			mirrordv1alpha1.LabelChildName: "tl-gone-1a2b3c4d", mirrordv1alpha1.LabelChildUID: "gone",
+		}},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "agent", Image: "agent"}}}}},
+	}
+	if _, err := s.Kube.BatchV1().Jobs("tl").Create(ctx, orphan, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	unrelated := orphan.DeepCopy()
+	unrelated.Name, unrelated.Labels = "someone-elses", map[string]string{"app": "batch"}
+	if _, err := s.Kube.BatchV1().Jobs("tl").Create(ctx, unrelated, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runController(t, s)
+	waitFor(t, "the left targetless agent Job deleted", func(ctx context.Context) error {
+		jobs, err := targetlessJobs(ctx, s, "tl")
+		if err != nil || len(jobs) != 0 {
+			return fmt.Errorf("%d left (%v)", len(jobs), err)
+		}
+		return nil
+	})
+	if _, err := s.Kube.BatchV1().Jobs("tl").Get(ctx, unrelated.Name, metav1.GetOptions{}); err != nil {
+		t.Errorf("a Job that is not an agent's: %v, want it untouched", err)
+	}
+}
