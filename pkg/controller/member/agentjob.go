@@ -3,6 +3,7 @@ package member
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -60,6 +61,35 @@ var sidecarOptOut = map[string]string{
 	"kuma.io/sidecar-injection": "disabled",
 }
 
+// agentContainer is the agent's container in every agent pod, shared or targetless: its
+// config in the environment, its key mounted from the pod's key volume, its ports and
+// readiness, and a memory limit; cpuRequest and sc are the pod kind's own.
+func agentContainer(opts AgentOptions, config []byte, cpuRequest string, sc *corev1.SecurityContext) corev1.Container {
+	return corev1.Container{
+		Name:  "agent",
+		Image: opts.Image,
+		Args:  []string{"agent"},
+		Env:   agentEnv(config, opts.MaxProcs),
+		// The agent key: a Secret the controller writes before the Job's pod needs it.
+		VolumeMounts: []corev1.VolumeMount{{Name: agentconfig.KeyVolume, MountPath: agentconfig.DefaultKeyDir, ReadOnly: true}},
+		Ports: []corev1.ContainerPort{
+			{Name: "session", ContainerPort: agentconfig.SessionPort},
+			{Name: "health", ContainerPort: agentconfig.HealthPort},
+		},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(agentconfig.HealthPort)}},
+			PeriodSeconds: 1,
+		},
+		// The agent's last log lines explain a crash in the pod's status.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuRequest), corev1.ResourceMemory: resource.MustParse("32Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+		},
+		SecurityContext: sc,
+	}
+}
+
 // target is one resolved target pod.
 type targetPod struct {
 	Pod         *corev1.Pod
@@ -95,10 +125,6 @@ func constructAgentJob(ns, jobName string, tp targetPod, opts AgentOptions, keyS
 		mirrordv1alpha1.GroupName + "/target-pod": tp.Pod.Namespace + "/" + tp.Pod.Name,
 		annotationTargetContainer:                 tp.Container,
 	}
-	podAnnotations := map[string]string{}
-	for k, v := range sidecarOptOut {
-		podAnnotations[k] = v
-	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        jobName,
@@ -112,7 +138,7 @@ func constructAgentJob(ns, jobName string, tp targetPod, opts AgentOptions, keyS
 			ActiveDeadlineSeconds:   ptr.To(int64(opts.ActiveDeadline.Seconds())),
 			TTLSecondsAfterFinished: ptr.To[int32](60),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: maps.Clone(sidecarOptOut)},
 				Spec: corev1.PodSpec{
 					RestartPolicy: corev1.RestartPolicyNever,
 					// nodeName bypasses the scheduler: the agent must run next to the pod, now.
@@ -124,37 +150,16 @@ func constructAgentJob(ns, jobName string, tp targetPod, opts AgentOptions, keyS
 					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 					Volumes: []corev1.Volume{{Name: agentconfig.KeyVolume, VolumeSource: corev1.VolumeSource{
 						Secret: &corev1.SecretVolumeSource{SecretName: keySecret, DefaultMode: ptr.To[int32](0o400)}}}},
-					Containers: []corev1.Container{{
-						Name:  "agent",
-						Image: opts.Image,
-						Args:  []string{"agent"},
-						Env:   agentEnv(raw, opts.MaxProcs),
-						// The agent key: a Secret the controller writes just before the Job
-						// (joinAgent), so the kubelet finds it at once.
-						VolumeMounts: []corev1.VolumeMount{{Name: agentconfig.KeyVolume, MountPath: agentconfig.DefaultKeyDir, ReadOnly: true}},
-						Ports: []corev1.ContainerPort{
-							{Name: "session", ContainerPort: agentconfig.SessionPort},
-							{Name: "health", ContainerPort: agentconfig.HealthPort},
-						},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(agentconfig.HealthPort)}},
-							PeriodSeconds: 1,
-						},
-						// The agent's last log lines explain a crash in the pod's status.
-						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+					Containers: []corev1.Container{agentContainer(opts, raw,
 						// A pinned pod skips the scheduler, so a node whose CPU is fully requested
 						// rejects it (OutOfcpu): ask for the least CPU, like mirrord's agent (1m).
-						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
-						},
-						SecurityContext: &corev1.SecurityContext{
+						"1m",
+						&corev1.SecurityContext{
 							RunAsUser:                ptr.To[int64](0),
 							AllowPrivilegeEscalation: ptr.To(false),
 							ReadOnlyRootFilesystem:   ptr.To(true),
 							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: agentCapabilities},
-						},
-					}},
+						})},
 				},
 			},
 		},

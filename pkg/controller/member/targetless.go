@@ -6,14 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -86,10 +85,6 @@ func constructTargetlessJob(ns, name string, child *mirrordv1alpha1.MirrordClust
 		mirrordv1alpha1.LabelChildName: child.Name,
 		mirrordv1alpha1.LabelChildUID:  string(child.UID),
 	}
-	podAnnotations := map[string]string{}
-	for k, v := range sidecarOptOut {
-		podAnnotations[k] = v
-	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: map[string]string{
 			mirrordv1alpha1.GroupName + "/session": child.Spec.Parent.Namespace + "/" + child.Spec.Parent.Name,
@@ -99,7 +94,7 @@ func constructTargetlessJob(ns, name string, child *mirrordv1alpha1.MirrordClust
 			ActiveDeadlineSeconds:   ptr.To(int64(opts.ActiveDeadline.Seconds())),
 			TTLSecondsAfterFinished: ptr.To[int32](60),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: maps.Clone(sidecarOptOut)},
 				Spec: corev1.PodSpec{
 					RestartPolicy:                 corev1.RestartPolicyNever,
 					AutomountServiceAccountToken:  ptr.To(false),
@@ -114,31 +109,11 @@ func constructTargetlessJob(ns, name string, child *mirrordv1alpha1.MirrordClust
 					},
 					Volumes: []corev1.Volume{{Name: agentconfig.KeyVolume, VolumeSource: corev1.VolumeSource{
 						Secret: &corev1.SecretVolumeSource{SecretName: name, DefaultMode: ptr.To[int32](0o440)}}}},
-					Containers: []corev1.Container{{
-						Name:         "agent",
-						Image:        opts.Image,
-						Args:         []string{"agent"},
-						Env:          agentEnv(raw, opts.MaxProcs),
-						VolumeMounts: []corev1.VolumeMount{{Name: agentconfig.KeyVolume, MountPath: agentconfig.DefaultKeyDir, ReadOnly: true}},
-						Ports: []corev1.ContainerPort{
-							{Name: "session", ContainerPort: agentconfig.SessionPort},
-							{Name: "health", ContainerPort: agentconfig.HealthPort},
-						},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(agentconfig.HealthPort)}},
-							PeriodSeconds: 1,
-						},
-						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
-						},
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false),
-							ReadOnlyRootFilesystem:   ptr.To(true),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
-					}},
+					Containers: []corev1.Container{agentContainer(opts, raw, "10m", &corev1.SecurityContext{
+						AllowPrivilegeEscalation: ptr.To(false),
+						ReadOnlyRootFilesystem:   ptr.To(true),
+						Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+					})},
 				},
 			},
 		},
