@@ -86,7 +86,7 @@ unit: deps rig ## Run the unit tests (the agent's need iptables and nftables); t
 # run that found nothing with "context deadline exceeded" as its time runs out on a loaded
 # machine (golang/go#75804; seen here in CI). 50000 is 5-15 s a target on 2 cores.
 FUZZTIME ?= 50000x
-FUZZ_TARGETS := FuzzReadMessage:./pkg/protocol FuzzAccept:./pkg/protocol FuzzAcceptAgent:./pkg/protocol FuzzFilter:./pkg/agent/steal FuzzPermit:./pkg/agent FuzzStealServer:./pkg/agent/steal FuzzMirrorPackets:./pkg/agent/mirror FuzzServeStream:./pkg/controller/relayserver FuzzParse:./pkg/config
+FUZZ_TARGETS := FuzzReadMessage:./pkg/protocol FuzzAccept:./pkg/protocol FuzzAcceptAgent:./pkg/protocol FuzzFilter:./pkg/httpfilter FuzzPermit:./pkg/agent FuzzStealServer:./pkg/agent/steal FuzzMirrorPackets:./pkg/agent/mirror FuzzServeStream:./pkg/controller/relayserver FuzzParse:./pkg/config
 
 .PHONY: fuzz
 fuzz: ## Run each native fuzz target for FUZZTIME (default 50000 executions; or a duration, 30s).

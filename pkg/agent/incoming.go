@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/mirror"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/steal"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -130,7 +131,7 @@ func (a *Agent) serveIncoming(ctx context.Context, se *session, sess *yamux.Sess
 		for i, p := range ports {
 			p32[i] = int32(p)
 		}
-		filter, err := steal.CompileFilter(in.HTTPFilter)
+		filter, err := httpfilter.Compile(in.HTTPFilter)
 		if err != nil {
 			return protocol.WriteMessage(st, failure(err))
 		}

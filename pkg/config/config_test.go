@@ -153,7 +153,21 @@ func TestShortForms(t *testing.T) {
 		{`{"target": {"path": {"replica_set": "api-7d9"}}}`, func(f *File) bool { return *f.Target == "replicaset/api-7d9" }},
 		{`{"target": "targetless"}`, func(f *File) bool { return *f.Target == "targetless" }},
 		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"path": "^/a"}, {"path": "^/b/(?!x)"}]}}}}}`, func(f *File) bool {
-			return f.Features.Network.Incoming.HTTPFilter.Path == "(?:^/a)|(?:^/b/(?!x))"
+			hf := f.Features.Network.Incoming.HTTPFilter
+			return len(hf.AnyOf) == 2 && hf.AnyOf[0].Path == "^/a" && hf.AnyOf[1].Path == "^/b/(?!x)"
+		}},
+		// any_of mixing kinds, with mirrord's body and jq filters.
+		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"header": "^baggage: .*mirrord-session=k"}, {"path": "^/api/my$"}, {"query": "startswith(\"X-A\")"}, {"body": "json", "query": "$.user", "matches": "^me$"}]}}}}}`, func(f *File) bool {
+			a := f.Features.Network.Incoming.HTTPFilter.AnyOf
+			return len(a) == 4 && a[0].Header != "" && a[1].Path != "" && a[2].HeaderJQ == `startswith("X-A")` && a[3].Body != nil && a[3].Body.Query == "$.user" && a[3].Body.Matches == "^me$"
+		}},
+		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"body_filter": {"body": "json", "query": "$.library.books[*]", "matches": "^\\d{3,5}$"}, "header_filter_jq": "test(\"^X-User: \")"}}}}}`, func(f *File) bool {
+			hf := f.Features.Network.Incoming.HTTPFilter
+			return hf.Body != nil && hf.Body.Query == "$.library.books[*]" && hf.Body.Matches == `^\d{3,5}$` && hf.HeaderJQ == `test("^X-User: ")`
+		}},
+		// A filter beside mirror mode is kept for a --steal flag (sessionflags drops it otherwise).
+		{`{"feature": {"network": {"incoming": {"http_filter": {"path_filter": "^/x"}}}}}`, func(f *File) bool {
+			return f.Features.Network.Incoming.HTTPFilter.Path == "^/x" && len(f.Warnings) == 0
 		}},
 		{`{"feature": {"network": true}}`, func(f *File) bool { return f.Features.Network.Incoming.Mode == "" && !f.Features.Network.DNS.Disabled }},
 		{`{"feature": {"network": false}}`, func(f *File) bool {
@@ -181,8 +195,8 @@ func TestShortForms(t *testing.T) {
 			return n.Incoming.Mode == "off" && !*n.Outgoing.TCP && !*n.Outgoing.UDP && n.DNS.Disabled
 		}},
 		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"all_of": [{"header": "^a: b$"}, {"path": "^/x"}]}}}}}`, func(f *File) bool {
-			hf := f.Features.Network.Incoming.HTTPFilter
-			return hf.Header == "^a: b$" && hf.Path == "^/x"
+			a := f.Features.Network.Incoming.HTTPFilter.AllOf
+			return len(a) == 2 && a[0].Header == "^a: b$" && a[1].Path == "^/x"
 		}},
 		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_header_filter": {"filter": "^a: b$", "ports": [80]}}}}}`, func(f *File) bool {
 			in := f.Features.Network.Incoming
@@ -235,11 +249,15 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"json", `{"feature": {"network": {"incoming": {"port_mapping": [[0, 80]]}}}}`, []string{"feature.network.incoming.port_mapping[0]", "0: ports are 1 to 65535"}},
 		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"header_filter": "^(?!kube-probe"}}}}}`, []string{"header_filter", "not a valid regular expression"}},
 		{"json", `{"feature": {"fs": {"read_only": ["^/(?!proc)"]}}}`, []string{"feature.fs.read_only[0]", "look-arounds are not supported here"}},
-		{"json", `{"feature": {"network": {"incoming": {"http_filter": {"path_filter": "^/x"}}}}}`, []string{"feature.network.incoming", `set mode = "steal"`}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"all_of": [{"path": "/"}, {"path": "("}]}}}}}`, []string{"feature.network.incoming.http_filter.all_of[1]", `"(": not a valid regular expression`}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"body_filter": {"body": "json", "query": "user", "matches": "x"}}}}}}`, []string{"feature.network.incoming.http_filter.body_filter.query", `"user": not a valid JSONPath (RFC 9535) query`}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"body_filter": {"body": "xml", "query": "$", "matches": "x"}}}}}}`, []string{"body_filter.body", `"xml" is not one of json`}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"body_filter": {"body": "json", "query": "$"}}}}}}`, []string{"body_filter", "needs body, query and matches"}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"header_filter_jq": "startswith("}}}}}`, []string{"http_filter.header_filter_jq", "not a valid jq program"}},
+		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"path": "/", "method": "GET"}]}}}}}`, []string{"any_of[0]", "exactly one of header, path, method, query"}},
 		{"json", `{"feature": {"network": {"incoming": {"ignore_ports": [70000]}}}}`, []string{"ignore_ports[0]", "70000: ports are 1 to 65535"}},
 		{"json", `{"feature": {"network": {"incoming": {"port_mapping": [[80]]}}}}`, []string{"port_mapping[0]", "[LOCAL, REMOTE]"}},
 		{"json", `{"feature": {"network": {"incoming": {"ports": ["80"]}}}}`, []string{"ports[0]", `expected a number, got a string ("80")`}},
-		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"path": "^/a"}, {"header": "^x: b"}]}}}}}`, []string{"any_of", "several kinds"}},
 		{"json", `{"feature": {"network": {"outgoing": {"filter": {"local": ["a"], "remote": ["b"]}}}}}`, []string{"outgoing.filter", "exactly one of local"}},
 		{"json", `{"feature": {"env": {"include": "A", "exclude": "B"}}}`, []string{"feature.env", "exclusive"}},
 		{"json", `{"feature": {"copy_target": true}}`, []string{"feature.copy_target", "not supported"}},

@@ -97,17 +97,15 @@ var ignored = map[string]string{
 
 // unsupported are mirrord keys whose feature kubectl-mirrord does not have.
 var unsupported = map[string]string{
-	"profile": "mirrord profiles are not supported yet: set the features in this file",
-	"feature.network.incoming.http_filter.body_filter":      "HTTP body filters are not supported yet: filter on a header, the path or the method",
-	"feature.network.incoming.http_filter.header_filter_jq": "jq header filters are not supported yet: use header_filter (a regex over \"Name: value\" lines)",
-	"feature.copy_target":                                   "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
-	"feature.split_queues":                                  "queue splitting is not supported",
-	"feature.db_branches":                                   "database branches are not supported",
-	"feature.preview":                                       "preview environments are not supported",
-	"feature.network.incoming.https_delivery":               "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
-	"feature.network.incoming.tls_delivery":                 "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
-	"feature.fs.mapping":                                    "fs mapping is not supported",
-	"feature.fs.not_found_patterns":                         "not supported: use feature.fs.not_found",
+	"profile":                                 "mirrord profiles are not supported yet: set the features in this file",
+	"feature.copy_target":                     "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
+	"feature.split_queues":                    "queue splitting is not supported",
+	"feature.db_branches":                     "database branches are not supported",
+	"feature.preview":                         "preview environments are not supported",
+	"feature.network.incoming.https_delivery": "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
+	"feature.network.incoming.tls_delivery":   "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
+	"feature.fs.mapping":                      "fs mapping is not supported",
+	"feature.fs.not_found_patterns":           "not supported: use feature.fs.not_found",
 }
 
 // take drops the ignored keys of m, recording a warning for each.
@@ -556,12 +554,11 @@ func (f *File) readIncoming(n node) error {
 			}
 		}
 	}
-	if hf := in.HTTPFilter; hf != nil && hf.Header == "" && hf.Path == "" && hf.Method == "" {
+	if !in.HTTPFilter.Filters() {
 		in.HTTPFilter = nil // http_filter = {ports = [...]} filters nothing
 	}
-	if in.HTTPFilter != nil && in.Mode != mirrordv1alpha1.IncomingModeSteal {
-		return n.errorf("an HTTP filter chooses which requests to steal: set mode = \"steal\"")
-	}
+	// A filter beside a mode other than steal is kept: a --steal flag may still use it
+	// (sessionflags ignores it otherwise, as mirrord does).
 	return nil
 }
 
@@ -585,63 +582,26 @@ func setFilter(n node, dst *string) error {
 	return nil
 }
 
-// anyOfOneKind reads any_of's filters when there are several, all of one kind (header,
-// path or method): one regex, their alternation. ok is false otherwise.
-func anyOfOneKind(l node) (kind, alt string, ok bool, err error) {
-	inner, err := l.list()
-	if err != nil || len(inner) < 2 {
-		return "", "", false, err
-	}
-	var alts []string
-	for _, e := range inner {
-		em, isMap := e.v.(map[string]any)
-		if !isMap || len(em) != 1 {
-			return "", "", false, nil // the general path says what is wrong
-		}
-		for k, v := range em {
-			s, isStr := v.(string)
-			if !isStr || (kind != "" && k != kind) {
-				return "", "", false, nil
-			}
-			kind = k
-			alts = append(alts, "(?:"+s+")")
-		}
-	}
-	if kind != "header" && kind != "path" && kind != "method" {
-		return "", "", false, nil
-	}
-	return kind, strings.Join(alts, "|"), true, nil
-}
-
 func (f *File) readHTTPFilter(n node) error {
-	m, err := n.object("header_filter", "path_filter", "method_filter", "all_of", "any_of", "ports")
+	m, err := n.object("header_filter", "header_filter_jq", "path_filter", "method_filter", "body_filter", "all_of", "any_of", "ports")
 	if err != nil {
 		return err
 	}
 	in := &f.Features.Network.Incoming
 	hf := httpFilter(in)
-	for key, dst := range map[string]*string{"header_filter": &hf.Header, "path_filter": &hf.Path, "method_filter": &hf.Method} {
+	for key, dst := range map[string]*string{"header_filter": &hf.Header, "header_filter_jq": &hf.HeaderJQ, "path_filter": &hf.Path, "method_filter": &hf.Method} {
 		if fl, ok := m[key]; ok {
 			if err := setFilter(fl, dst); err != nil {
 				return err
 			}
 		}
 	}
-	// all_of: every inner filter must match, which is how the set fields combine. any_of
-	// with one entry is the same; with several of one kind it is their alternation; of
-	// several kinds, a union the agent cannot express.
-	if l, ok := m["any_of"]; ok {
-		if kind, alt, ok, err := anyOfOneKind(l); err != nil {
+	if b, ok := m["body_filter"]; ok {
+		if hf.Body, err = readBodyFilter(b); err != nil {
 			return err
-		} else if ok {
-			dst := map[string]*string{"header": &hf.Header, "path": &hf.Path, "method": &hf.Method}[kind]
-			if err := setFilter(node{path: l.path + "." + kind, v: alt}, dst); err != nil {
-				return err
-			}
-			delete(m, "any_of")
 		}
 	}
-	for _, key := range []string{"all_of", "any_of"} {
+	for key, dst := range map[string]*[]mirrordv1alpha1.HTTPFilterTerm{"all_of": &hf.AllOf, "any_of": &hf.AnyOf} {
 		l, ok := m[key]
 		if !ok {
 			continue
@@ -653,23 +613,12 @@ func (f *File) readHTTPFilter(n node) error {
 		if len(inner) == 0 {
 			return l.errorf("an empty list matches nothing: remove it or add filters")
 		}
-		if key == "any_of" && len(inner) > 1 {
-			return l.errorf("a request matching any of filters of several kinds (header, path, method) is not supported: filter on one kind, or give one regex per kind")
-		}
 		for _, e := range inner {
-			em, err := e.object("header", "path", "method")
+			t, err := readFilterTerm(e)
 			if err != nil {
 				return err
 			}
-			if len(em) != 1 {
-				return e.errorf("each inner filter has exactly one of header, path, method")
-			}
-			for k, v := range em {
-				dst := map[string]*string{"header": &hf.Header, "path": &hf.Path, "method": &hf.Method}[k]
-				if err := setFilter(v, dst); err != nil {
-					return err
-				}
-			}
+			*dst = append(*dst, t)
 		}
 	}
 	if p, ok := m["ports"]; ok && in.Ports == nil {
@@ -678,6 +627,58 @@ func (f *File) readHTTPFilter(n node) error {
 		}
 	}
 	return nil
+}
+
+// readFilterTerm reads one filter of all_of or any_of: {"header": ...}, {"path": ...},
+// {"method": ...}, a jq header filter {"query": ...}, or a body filter {"body": "json",
+// "query": ..., "matches": ...}.
+func readFilterTerm(n node) (mirrordv1alpha1.HTTPFilterTerm, error) {
+	var t mirrordv1alpha1.HTTPFilterTerm
+	if m, isMap := n.v.(map[string]any); isMap {
+		if _, body := m["body"]; body {
+			b, err := readBodyFilter(n)
+			t.Body = b
+			return t, err
+		}
+	}
+	m, err := n.object("header", "path", "method", "query")
+	if err != nil {
+		return t, err
+	}
+	if len(m) != 1 {
+		return t, n.errorf("each filter has exactly one of header, path, method, query (jq), or is a body filter {body, query, matches}")
+	}
+	for k, v := range m {
+		dst := map[string]*string{"header": &t.Header, "path": &t.Path, "method": &t.Method, "query": &t.HeaderJQ}[k]
+		if *dst, err = v.str(); err != nil {
+			return t, err
+		}
+	}
+	return t, nil
+}
+
+// readBodyFilter reads mirrord's {"body": "json", "query": JSONPATH, "matches": REGEX}.
+func readBodyFilter(n node) (*mirrordv1alpha1.JSONBodyFilter, error) {
+	m, err := n.object("body", "query", "matches")
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"body", "query", "matches"} {
+		if _, ok := m[k]; !ok {
+			return nil, n.errorf("a body filter needs body, query and matches: {\"body\": \"json\", \"query\": \"$.user.id\", \"matches\": \"^42$\"}")
+		}
+	}
+	if _, err := m["body"].oneOf("json"); err != nil {
+		return nil, err
+	}
+	var b mirrordv1alpha1.JSONBodyFilter
+	if b.Query, err = m["query"].str(); err != nil {
+		return nil, err
+	}
+	if b.Matches, err = m["matches"].str(); err != nil {
+		return nil, err
+	}
+	return &b, nil
 }
 
 func (f *File) readOutgoing(n node) error {

@@ -147,7 +147,10 @@ func keyStatus(path, typ string) string {
 		return "not supported: " + err.Error()
 	}
 	onKey := ce.Key == path || strings.HasPrefix(ce.Key, path+".") || strings.HasPrefix(ce.Key, path+"[")
-	if onKey && !strings.Contains(ce.Msg, "not supported") {
+	// A table that wants its other keys beside this one (a body filter's body, query and
+	// matches) read it.
+	inTable := strings.HasPrefix(path, ce.Key+".") && strings.Contains(ce.Msg, "needs")
+	if (onKey || inTable) && !strings.Contains(ce.Msg, "not supported") && !strings.Contains(ce.Msg, "unknown key") {
 		return "works"
 	}
 	return "not supported: " + ce.Msg

@@ -134,7 +134,8 @@ func Check(ps []Policy, t mirrordv1alpha1.Target, targetLabels map[string]string
 func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 	in := f.Network.Incoming
 	steal := in.Mode == mirrordv1alpha1.IncomingModeSteal
-	filtered := in.HTTPFilter != nil && (in.HTTPFilter.Header != "" || in.HTTPFilter.Path != "" || in.HTTPFilter.Method != "")
+	hf := in.HTTPFilter
+	filtered := hf != nil && (!hf.Top().Empty() || len(hf.AllOf) > 0 || len(hf.AnyOf) > 0)
 	for _, b := range p.Block {
 		switch b {
 		case mirrordv1alpha1.BlockSteal:
@@ -169,7 +170,7 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 		if err != nil {
 			return fmt.Sprintf("its requiredHeaderFilter %q is not a valid regex; an admin must fix it", p.RequiredHeaderFilter)
 		}
-		if in.HTTPFilter == nil || in.HTTPFilter.Header == "" || !re.MatchString(in.HTTPFilter.Header) {
+		if !requiredHeaderMatches(hf, re) {
 			return fmt.Sprintf("stealing requires an HTTP header filter matching %q", p.RequiredHeaderFilter)
 		}
 	}
@@ -177,6 +178,21 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 }
 
 func enabled(b *bool) bool { return b == nil || *b }
+
+// requiredHeaderMatches reports whether a header filter every request must pass (the
+// filter's own, or one of allOf's) matches a policy's requiredHeaderFilter. One inside anyOf
+// does not count: a request may pass by another term.
+func requiredHeaderMatches(hf *mirrordv1alpha1.HTTPFilter, re regex.Regexp) bool {
+	if hf == nil {
+		return false
+	}
+	for _, t := range append([]mirrordv1alpha1.HTTPFilterTerm{hf.Top()}, hf.AllOf...) {
+		if t.Header != "" && re.MatchString(t.Header) {
+			return true
+		}
+	}
+	return false
+}
 
 // Restrict applies the non-blocking parts of the policies that cover the target (forced env
 // excludes, fs overrides, required header filters) to a copy of the session's features. What

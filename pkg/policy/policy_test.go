@@ -21,6 +21,12 @@ func steal(header string) mirrordv1alpha1.Features {
 	return f
 }
 
+func stealWith(hf mirrordv1alpha1.HTTPFilter) mirrordv1alpha1.Features {
+	f := steal("")
+	f.Network.Incoming.HTTPFilter = &hf
+	return f
+}
+
 func TestCheck(t *testing.T) {
 	api := mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: "shop", Container: "main"}
 	appLabels := map[string]string{"app": "api"}
@@ -58,6 +64,11 @@ func TestCheck(t *testing.T) {
 		"required header irrelevant to mirror": {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^x-user: .+"}, features: mirror},
 		"invalid glob blocks":                  {spec: mirrordv1alpha1.PolicySpec{TargetPath: "deploy/[", Block: []mirrordv1alpha1.BlockedFeature{"steal"}}, features: mirror, wantReason: "policy is invalid"},
 		"invalid required regex blocks":        {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "("}, features: steal("x"), wantReason: "not a valid regex"},
+		"required header met in allOf":         {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^x-user: .+"}, features: stealWith(mirrordv1alpha1.HTTPFilter{AllOf: []mirrordv1alpha1.HTTPFilterTerm{{Path: "/"}, {Header: "x-user: alice"}}})},
+		"required header only in anyOf":        {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^x-user: .+"}, features: stealWith(mirrordv1alpha1.HTTPFilter{AnyOf: []mirrordv1alpha1.HTTPFilterTerm{{Path: "/"}, {Header: "x-user: alice"}}}), wantReason: "requires"},
+		"anyOf filters a steal":                {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: stealWith(mirrordv1alpha1.HTTPFilter{AnyOf: []mirrordv1alpha1.HTTPFilterTerm{{Path: "/a"}}})},
+		"a body filter filters a steal":        {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: stealWith(mirrordv1alpha1.HTTPFilter{Body: &mirrordv1alpha1.JSONBodyFilter{Query: "$.u", Matches: "a"}})},
+		"required headers alone do not":        {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: stealWith(mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"x"}}), wantReason: "without an HTTP filter"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -37,6 +37,11 @@ const (
 	// and headers passed the steal's MaxHeaderBytes (answered 431) or HeaderTimeout (closed).
 	LimitStealHeaderBytes LimitName = "steal_header_bytes"
 	LimitStealHeaderTime  LimitName = "steal_header_time"
+	// LimitStealBodyBytes and LimitStealBodyTime: a stolen request whose body a body filter
+	// had to read was longer than httpfilter.MaxBody (not matched: it goes to the target) or
+	// slower than the steal's BodyTimeout (answered 408).
+	LimitStealBodyBytes LimitName = "steal_filter_body_bytes"
+	LimitStealBodyTime  LimitName = "steal_filter_body_time"
 )
 
 // The values of the limits above.
@@ -48,7 +53,7 @@ const (
 )
 
 // LimitNames lists every limit, for metrics.
-var LimitNames = []LimitName{LimitStreams, LimitDials, LimitIncoming, LimitMirrorConns, LimitMirrorBytes, LimitPendingConns, LimitStealHeaderBytes, LimitStealHeaderTime}
+var LimitNames = []LimitName{LimitStreams, LimitDials, LimitIncoming, LimitMirrorConns, LimitMirrorBytes, LimitPendingConns, LimitStealHeaderBytes, LimitStealHeaderTime, LimitStealBodyBytes, LimitStealBodyTime}
 
 var limitHits = map[LimitName]*atomic.Int64{}
 

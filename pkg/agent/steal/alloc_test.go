@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/bench/report"
 )
 
@@ -26,7 +27,7 @@ const requestBudget = 16 << 10
 func TestRequestAllocations(t *testing.T) {
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "target") }))
 	defer target.Close()
-	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
+	filter, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
 	if err != nil {
 		t.Fatal(err)
 	}

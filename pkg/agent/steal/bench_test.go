@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/bench/report"
 )
 
@@ -49,7 +50,7 @@ func quantile(d []time.Duration, q float64) float64 {
 func TestBenchStealLatency(t *testing.T) {
 	const n, reps = 2000, 3
 	tg, link, ns := targetWithClient(t)
-	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
+	filter, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
 	if err != nil {
 		t.Fatal(err)
 	}

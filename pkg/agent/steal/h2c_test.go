@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 )
 
 // TestStealH2C steals a port with a header filter from an HTTP/2 (prior knowledge) client:
@@ -21,7 +22,7 @@ import (
 // HTTP/1 clients of the same port still work.
 func TestStealH2C(t *testing.T) {
 	tg, link, ns := targetWithClient(t)
-	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
+	filter, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
 	if err != nil {
 		t.Fatal(err)
 	}

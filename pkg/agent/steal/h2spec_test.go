@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpconn"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 )
 
 // h2specPort is where the conformance test's HTTP/2 target listens in its pod.
@@ -106,7 +107,7 @@ func TestH2Spec(t *testing.T) {
 
 	alone := h2spec(t, bin, link.Client, addr)
 
-	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
+	filter, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
 	if err != nil {
 		t.Fatal(err)
 	}

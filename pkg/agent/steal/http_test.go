@@ -15,65 +15,15 @@ import (
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 )
-
-func TestCompileFilter(t *testing.T) {
-	for _, tc := range []struct {
-		f       mirrordv1alpha1.HTTPFilter
-		req     string
-		match   bool
-		wantErr string
-	}{
-		{f: mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: alice\r\n\r\n", match: true},
-		{f: mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: bob\r\n\r\n", match: false},
-		{f: mirrordv1alpha1.HTTPFilter{Path: "^/api/v2/"}, req: "GET /api/v2/items?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", match: true},
-		{f: mirrordv1alpha1.HTTPFilter{Path: "^/api/v2/", Method: "^POST$"}, req: "GET /api/v2/items HTTP/1.1\r\nHost: a\r\n\r\n", match: false},
-		{f: mirrordv1alpha1.HTTPFilter{Header: "^Host: shop"}, req: "GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n", match: true},
-		// A policy's required header narrows what a permissive filter takes: `.*` matches the
-		// Host line of every request, the policy's pattern only requests that carry X-User.
-		{f: mirrordv1alpha1.HTTPFilter{Header: "X-User: a|.*", RequiredHeaders: []string{"^X-User: .+"}}, req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", match: false},
-		{f: mirrordv1alpha1.HTTPFilter{Header: "X-User: a|.*", RequiredHeaders: []string{"^X-User: .+"}}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: b\r\n\r\n", match: true},
-		{f: mirrordv1alpha1.HTTPFilter{Header: "X-User: a|.*"}, req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", match: true},
-		// Every required header must match, each on some line.
-		{f: mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"^X-User: .+", "^X-Env: dev$"}}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: b\r\n\r\n", match: false},
-		{f: mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"^X-User: .+", "^X-Env: dev$"}}, req: "GET / HTTP/1.1\r\nHost: a\r\nX-User: b\r\nX-Env: dev\r\n\r\n", match: true},
-		// mirrord users' look-ahead: every request but the kubelet's probes.
-		{f: mirrordv1alpha1.HTTPFilter{Header: "^User-Agent: (?!kube-probe)"}, req: "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: curl/8.0\r\n\r\n", match: true},
-		{f: mirrordv1alpha1.HTTPFilter{Header: "^User-Agent: (?!kube-probe)"}, req: "GET /healthz HTTP/1.1\r\nHost: a\r\nUser-Agent: kube-probe/1.30\r\n\r\n", match: false},
-		{f: mirrordv1alpha1.HTTPFilter{Path: "^/api/(?!internal/)"}, req: "GET /api/internal/x HTTP/1.1\r\nHost: a\r\n\r\n", match: false},
-		{f: mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"("}}, wantErr: "httpFilter.requiredHeaders[0]: invalid regular expression"},
-		{f: mirrordv1alpha1.HTTPFilter{Header: "(unclosed"}, wantErr: `feature.network.incoming.httpFilter.header: invalid regular expression "(unclosed"`},
-		{f: mirrordv1alpha1.HTTPFilter{Method: "*GET"}, wantErr: "httpFilter.method: invalid regular expression"},
-	} {
-		f, err := CompileFilter(&tc.f)
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("%+v: err = %v, want %q", tc.f, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(tc.req)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := f.Match(req); got != tc.match {
-			t.Errorf("%+v on %q: match %v, want %v", tc.f, tc.req, got, tc.match)
-		}
-	}
-	if f, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{}); f != nil || err != nil {
-		t.Errorf("empty filter: %v %v, want whole-port steal", f, err)
-	}
-}
 
 // TestStealHTTPFilter steals a port with a header filter: on one keep-alive connection, and
 // with pipelined requests, matching requests are answered by the session and the rest by
 // the target, in order.
 func TestStealHTTPFilter(t *testing.T) {
 	tg, link, ns := targetWithClient(t)
-	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
+	filter, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,23 +92,6 @@ func TestStealHTTPFilter(t *testing.T) {
 	}
 }
 
-// FuzzFilter: no filter expression or request crashes compiling or matching.
-func FuzzFilter(f *testing.F) {
-	f.Add("^X-User: alice$", "^/api/", "GET|POST", "GET /api/x HTTP/1.1\r\nHost: a\r\nX-User: alice\r\n\r\n")
-	f.Add("(", "", "", "POST / HTTP/1.0\r\n\r\n")
-	f.Fuzz(func(t *testing.T, header, path, method, raw string) {
-		filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: header, Path: path, Method: method})
-		if err != nil || filter == nil {
-			return
-		}
-		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
-		if err != nil {
-			return
-		}
-		_ = filter.Match(req)
-	})
-}
-
 // scripted is a connection that reads in and then EOF, and takes every write.
 type scripted struct {
 	net.Conn
@@ -182,7 +115,7 @@ func FuzzStealServer(f *testing.F) {
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
 	f.Add([]byte(h2Preface + "\x00\x00\x00\x04\x00\x00\x00\x00\x00"))
-	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
+	filter, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: alice$"})
 	if err != nil {
 		f.Fatal(err)
 	}

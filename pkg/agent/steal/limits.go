@@ -18,6 +18,9 @@ const (
 var (
 	// HeaderTimeout is the longest a request's headers may take once its first byte came.
 	HeaderTimeout = 10 * time.Second
+	// BodyTimeout is the longest a request's body may take to arrive when a body filter
+	// reads it (at most httpfilter.MaxBody of it) to route the request.
+	BodyTimeout = 10 * time.Second
 	// IdleTimeout is the longest a stolen connection may wait for its next request (or its
 	// first): a client that connects and says nothing does not hold the agent forever.
 	IdleTimeout = 2 * time.Minute

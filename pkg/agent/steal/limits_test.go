@@ -3,14 +3,18 @@ package steal
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -23,7 +27,7 @@ func serveLoopback(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	f, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Path: "^/"})
+	f, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Path: "^/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,4 +140,105 @@ func hitsAfter(limit protocol.LimitName, before int64) int64 {
 		}
 	}
 	return protocol.LimitHits(limit) - before
+}
+
+// TestStealBodyFilter: a body filter reads the body to route a request, and whoever gets the
+// request gets all of it: the session when the JSON matches, the target otherwise, and the
+// target when the body is longer than the filter reads. A body slower than BodyTimeout is
+// answered 408.
+func TestStealBodyFilter(t *testing.T) {
+	bodyTimeout := BodyTimeout
+	BodyTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { BodyTimeout = bodyTimeout })
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "target %d %x", len(b), sha256.Sum256(b))
+	}))
+	t.Cleanup(target.Close)
+	f, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Body: &mirrordv1alpha1.JSONBodyFilter{Query: "$.user", Matches: "^alice$"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := func(r *http.Request) (*http.Response, error) {
+		b, _ := io.ReadAll(r.Body)
+		msg := fmt.Sprintf("local %d %x", len(b), sha256.Sum256(b))
+		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_ = Serve(t.Context(), c, f, RoundTripFunc(session), func(ctx context.Context) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "tcp", target.Listener.Addr().String())
+				})
+			}()
+		}
+	}()
+	post := func(t *testing.T, body string, chunked bool) string {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+l.Addr().String()+"/users", strings.NewReader(body))
+		if chunked {
+			req.ContentLength = -1
+			req.Body = io.NopCloser(strings.NewReader(body))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	want := func(who, body string) string {
+		return fmt.Sprintf("%s %d %x", who, len(body), sha256.Sum256([]byte(body)))
+	}
+
+	alice, bob := `{"user": "alice", "n": 1}`, `{"user": "bob"}`
+	long := `{"user": "alice", "pad": "` + strings.Repeat("p", httpfilter.MaxBody) + `"}`
+	for name, tc := range map[string]struct {
+		body    string
+		chunked bool
+		want    string
+	}{
+		"matching JSON to the session":      {body: alice, want: want("local", alice)},
+		"other JSON to the target":          {body: bob, want: want("target", bob)},
+		"chunked matching JSON":             {body: alice, chunked: true, want: want("local", alice)},
+		"a body over MaxBody to the target": {body: long, want: want("target", long)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			hits := protocol.LimitHits(protocol.LimitStealBodyBytes)
+			if got := post(t, tc.body, tc.chunked); got != tc.want {
+				t.Errorf("answer %.80q, want %.80q", got, tc.want)
+			}
+			if over, got := len(tc.body) > httpfilter.MaxBody, protocol.LimitHits(protocol.LimitStealBodyBytes)-hits; (got == 1) != over {
+				t.Errorf("%s hits = %d", protocol.LimitStealBodyBytes, got)
+			}
+		})
+	}
+	t.Run("a body slower than BodyTimeout is answered 408", func(t *testing.T) {
+		hits := protocol.LimitHits(protocol.LimitStealBodyTime)
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "POST /users HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n{\"user\":")
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("response: %v %v, want 408", resp, err)
+		}
+		if got := protocol.LimitHits(protocol.LimitStealBodyTime) - hits; got != 1 {
+			t.Errorf("%s hits = %d, want 1", protocol.LimitStealBodyTime, got)
+		}
+	})
 }

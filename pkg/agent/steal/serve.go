@@ -2,7 +2,9 @@ package steal
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpconn"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
@@ -21,7 +24,7 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // destination, which dial reaches. Both sides are net/http's: its server parses what the
 // client sends (1xx, Expect: 100-continue, chunked bodies and trailers, pipelining, upgrades),
 // and a reverse proxy passes each request on, so every exchange keeps HTTP's meaning.
-func Serve(ctx context.Context, client net.Conn, f *Filter, session http.RoundTripper, dial func(context.Context) (net.Conn, error)) error {
+func Serve(ctx context.Context, client net.Conn, f *httpfilter.Filter, session http.RoundTripper, dial func(context.Context) (net.Conn, error)) error {
 	cr := bufio.NewReaderSize(client, readBuffer)
 	// A client that connects and says nothing is closed after IdleTimeout.
 	_ = client.SetReadDeadline(time.Now().Add(IdleTimeout))
@@ -45,7 +48,7 @@ func Serve(ctx context.Context, client net.Conn, f *Filter, session http.RoundTr
 // when h2: each request goes to the session if f matches it, else to the original
 // destination over connections of the same protocol that dial opens (one at a time for
 // HTTP/1, as the client's requests come one at a time).
-func serveHTTP(ctx context.Context, client *watchedConn, h2 bool, f *Filter, session http.RoundTripper, dial func(context.Context) (net.Conn, error)) error {
+func serveHTTP(ctx context.Context, client *watchedConn, h2 bool, f *httpfilter.Filter, session http.RoundTripper, dial func(context.Context) (net.Conn, error)) error {
 	upstream := &http.Transport{
 		Protocols:   new(http.Protocols),
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
@@ -67,7 +70,11 @@ func serveHTTP(ctx context.Context, client *watchedConn, h2 bool, f *Filter, ses
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client.handling.Store(true)
 		httpconn.AsItWas(w)
-		if f.Match(r) {
+		req := &httpfilter.Request{Request: r}
+		if f.NeedsBody && !readFilterBody(w, req) {
+			return
+		}
+		if f.Match(req) {
 			toSession.ServeHTTP(w, r)
 		} else {
 			toTarget.ServeHTTP(w, r)
@@ -82,6 +89,38 @@ func serveHTTP(ctx context.Context, client *watchedConn, h2 bool, f *Filter, ses
 	}
 	srv.ConnState = func(_ net.Conn, s http.ConnState) { client.track(s) }
 	return httpconn.Serve(srv, client)
+}
+
+// readFilterBody reads the body of req (at most httpfilter.MaxBody+1 bytes, within
+// BodyTimeout) for a body filter, and puts what it read back in front of the rest for
+// whoever gets the request. A body too long to filter is left unread by the filter (no
+// match); one too slow is answered 408 and false returned, as is one whose client went away.
+func readFilterBody(w http.ResponseWriter, req *httpfilter.Request) bool {
+	r := req.Request
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(BodyTimeout))
+	buf, err := io.ReadAll(io.LimitReader(r.Body, httpfilter.MaxBody+1))
+	if err != nil {
+		// The deadline stays passed, and the connection closes after the answer: net/http
+		// reads no more of this body.
+		if isTimeout(err) {
+			protocol.CountLimitHit(protocol.LimitStealBodyTime)
+			w.Header().Set("Connection", "close")
+			http.Error(w, "mirrord: the request body took longer than "+BodyTimeout.String()+" to arrive", http.StatusRequestTimeout)
+		}
+		return false
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	if len(buf) > httpfilter.MaxBody {
+		protocol.CountLimitHit(protocol.LimitStealBodyBytes)
+	} else {
+		req.Body = buf
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	return true
 }
 
 // passOn is a reverse proxy to rt that sends each request where its Host says.

@@ -16,13 +16,14 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/internal/nstest"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/netns"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 )
 
 // startFiltered starts a session that steals the target's HTTP port for the requests whose
 // X-User header is user and answers "<user>'s local <path> from <caller's IP>".
 func startFiltered(t *testing.T, ns *netns.Handle, backend Backend, user string) *Stealer {
 	t.Helper()
-	filter, err := CompileFilter(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: " + user + "$"})
+	filter, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Header: "^X-User: " + user + "$"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/config"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
@@ -54,11 +55,21 @@ func (o *Flags) LoadConfig(fs *pflag.FlagSet, extra Extra, warn io.Writer) error
 		for _, w := range c.Warnings {
 			fmt.Fprintf(warn, "mirrord: %s: %s\n", path, w)
 		}
+		if in := &c.Features.Network.Incoming; in.HTTPFilter != nil && in.Mode != mirrordv1alpha1.IncomingModeSteal && !o.stealsByFlag() {
+			// As mirrord: an HTTP filter chooses which requests to steal, and is ignored otherwise.
+			fmt.Fprintf(warn, "mirrord: %s: feature.network.incoming.http_filter ignored: it chooses which requests to steal, and the mode is not steal (set mode = \"steal\", or give --steal)\n", path)
+			in.HTTPFilter = nil
+		}
 		o.flags, o.file = fs, c
 		o.applySettings(c, extra)
 	}
 	o.defaultTargetless(warn)
 	return nil
+}
+
+// stealsByFlag reports whether the command line sets the incoming mode to steal.
+func (o *Flags) stealsByFlag() bool {
+	return (o.set("steal") && o.Steal) || (o.set("incoming") && o.Incoming == "steal")
 }
 
 // incomingFlags are the flags that shape incoming traffic, which a targetless session has none of.

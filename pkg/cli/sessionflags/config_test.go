@@ -156,11 +156,21 @@ func TestSpecValidatesFeaturesAsTheAgentDoes(t *testing.T) {
 // line sets replaces its field, and every bad value is named where it was written.
 func TestFeaturesFromFileAndFlags(t *testing.T) {
 	for name, tc := range map[string]struct {
-		file    string
-		args    []string
-		check   func(mirrordv1alpha1.Features) bool
-		wantErr string
+		file     string
+		args     []string
+		check    func(mirrordv1alpha1.Features) bool
+		wantErr  string
+		wantWarn string
 	}{
+		"the file's filter without steal is ignored, as mirrord does": {file: `{"feature": {"network": {"incoming": {"http_filter": {"path_filter": "^/api"}}}}}`,
+			check: func(f mirrordv1alpha1.Features) bool {
+				return f.Network.Incoming.Mode == "mirror" && f.Network.Incoming.HTTPFilter == nil
+			},
+			wantWarn: "feature.network.incoming.http_filter ignored: it chooses which requests to steal, and the mode is not steal"},
+		"--steal takes the file's filter": {file: `{"feature": {"network": {"incoming": {"http_filter": {"path_filter": "^/api"}}}}}`,
+			args: []string{"--steal"}, check: func(f mirrordv1alpha1.Features) bool {
+				return f.Network.Incoming.Mode == "steal" && f.Network.Incoming.HTTPFilter.Path == "^/api"
+			}},
 		"defaults without file or flags": {args: nil, check: func(f mirrordv1alpha1.Features) bool {
 			return f.Network.Incoming.Mode == "mirror" && f.FS.Mode == "read" && f.Network.Incoming.HTTPFilter == nil
 		}},
@@ -207,8 +217,12 @@ func TestFeaturesFromFileAndFlags(t *testing.T) {
 			if err := fs.Parse(args); err != nil {
 				t.Fatal(err)
 			}
-			if err := o.LoadConfig(fs, Extra{}, &bytes.Buffer{}); err != nil {
+			var warn bytes.Buffer
+			if err := o.LoadConfig(fs, Extra{}, &warn); err != nil {
 				t.Fatal(err)
+			}
+			if !strings.Contains(warn.String(), tc.wantWarn) {
+				t.Errorf("warnings %q, want %q", warn.String(), tc.wantWarn)
 			}
 			spec, err := o.Spec("dev", session.Owner{Name: "me"})
 			if tc.wantErr != "" {

@@ -170,7 +170,7 @@ func (o *Flags) features() (mirrordv1alpha1.Features, error) {
 			*hf.dst(in.HTTPFilter) = hf.value
 		}
 	}
-	if h := in.HTTPFilter; h != nil && h.Header == "" && h.Path == "" && h.Method == "" {
+	if !in.HTTPFilter.Filters() {
 		in.HTTPFilter = nil
 	}
 	if in.HTTPFilter != nil && in.Mode != mirrordv1alpha1.IncomingModeSteal {

@@ -14,15 +14,36 @@ func (in IncomingFeature) Description() string {
 		mode = string(IncomingModeMirror)
 	}
 	if f := in.HTTPFilter; f != nil && in.Mode == IncomingModeSteal {
-		var parts []string
-		for _, kv := range [][2]string{{"header", f.Header}, {"path", f.Path}, {"method", f.Method}} {
-			if kv[1] != "" {
-				parts = append(parts, kv[0]+"="+kv[1])
+		parts := f.Top().describe()
+		for _, l := range []struct {
+			name  string
+			terms []HTTPFilterTerm
+		}{{"allOf", f.AllOf}, {"anyOf", f.AnyOf}} {
+			if len(l.terms) > 0 {
+				var ts []string
+				for _, t := range l.terms {
+					ts = append(ts, t.describe()...)
+				}
+				parts = append(parts, l.name+"["+strings.Join(ts, ",")+"]")
 			}
 		}
 		mode += "(" + strings.Join(parts, ",") + ")"
 	}
 	return mode
+}
+
+// describe is a term's set fields as key=value.
+func (t HTTPFilterTerm) describe() []string {
+	var parts []string
+	for _, kv := range [][2]string{{"header", t.Header}, {"headerJQ", t.HeaderJQ}, {"path", t.Path}, {"method", t.Method}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+	}
+	if t.Body != nil {
+		parts = append(parts, "body="+t.Body.Query+"~"+t.Body.Matches)
+	}
+	return parts
 }
 
 // ClustersDescription lists a session's clusters with the initials of their roles:

@@ -273,24 +273,89 @@ type IncomingFeature struct {
 	StealProbePorts bool `json:"stealProbePorts,omitempty"`
 }
 
-// HTTPFilter matches HTTP requests. Every field is a regular expression (RE2); a request
-// matches when every set field matches.
+// HTTPFilter matches HTTP requests, as mirrord's http_filter: a request matches when every
+// set field matches, every allOf term matches, and (when anyOf is set) one anyOf term
+// matches. Regular expressions are mirrord's (fancy-regex: look-around included);
+// header and path ones ignore case, as mirrord's do.
 type HTTPFilter struct {
 	// header matches one "Name: value" line of the request's headers.
 	// +optional
 	Header string `json:"header,omitempty"`
-	// path matches the request's path.
+	// headerJQ is a jq expression run on each "Name: value" line (a JSON string); it matches
+	// when it yields true for one.
+	// +optional
+	HeaderJQ string `json:"headerJQ,omitempty"`
+	// path matches the request's path, or its path with the query.
 	// +optional
 	Path string `json:"path,omitempty"`
 	// method matches the request's method.
 	// +optional
 	Method string `json:"method,omitempty"`
+	// body matches the request's JSON body.
+	// +optional
+	Body *JSONBodyFilter `json:"body,omitempty"`
+	// allOf are terms that must all match.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	AllOf []HTTPFilterTerm `json:"allOf,omitempty"`
+	// anyOf are terms of which one must match.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	AnyOf []HTTPFilterTerm `json:"anyOf,omitempty"`
 	// requiredHeaders are set by policies (requiredHeaderFilter), not by users: each must
 	// also match one "Name: value" line, so a steal only ever takes requests its policies let
-	// it take, whatever header says.
+	// it take, whatever the rest says.
 	// +optional
 	// +listType=atomic
 	RequiredHeaders []string `json:"requiredHeaders,omitempty"`
+}
+
+// HTTPFilterTerm is one test of a request; in allOf and anyOf, exactly one field is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.header), has(self.headerJQ), has(self.path), has(self.method), has(self.body)].filter(x, x).size() == 1",message="each term sets exactly one of header, headerJQ, path, method, body"
+type HTTPFilterTerm struct {
+	// header matches one "Name: value" line of the request's headers.
+	// +optional
+	Header string `json:"header,omitempty"`
+	// headerJQ is a jq expression run on each "Name: value" line (a JSON string); it matches
+	// when it yields true for one.
+	// +optional
+	HeaderJQ string `json:"headerJQ,omitempty"`
+	// path matches the request's path, or its path with the query.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// method matches the request's method.
+	// +optional
+	Method string `json:"method,omitempty"`
+	// body matches the request's JSON body.
+	// +optional
+	Body *JSONBodyFilter `json:"body,omitempty"`
+}
+
+// JSONBodyFilter matches a request whose body is JSON and in which the query finds a value
+// the regular expression matches (values other than strings are matched as JSON text).
+type JSONBodyFilter struct {
+	// query is a JSONPath (RFC 9535) query; typeof(@) gives a node's JSON type.
+	// +kubebuilder:validation:MinLength=1
+	Query string `json:"query"`
+	// matches is a regular expression (fancy-regex) a found value must match.
+	Matches string `json:"matches"`
+}
+
+// Empty reports whether the term tests nothing.
+func (t HTTPFilterTerm) Empty() bool {
+	return t.Header == "" && t.HeaderJQ == "" && t.Path == "" && t.Method == "" && t.Body == nil
+}
+
+// Top is the filter's own fields as one term (each set one must match).
+func (f *HTTPFilter) Top() HTTPFilterTerm {
+	return HTTPFilterTerm{Header: f.Header, HeaderJQ: f.HeaderJQ, Path: f.Path, Method: f.Method, Body: f.Body}
+}
+
+// Filters reports whether the filter tests requests at all (a user's test or a policy's).
+func (f *HTTPFilter) Filters() bool {
+	return f != nil && (!f.Top().Empty() || len(f.AllOf) > 0 || len(f.AnyOf) > 0 || len(f.RequiredHeaders) > 0)
 }
 
 // PortMapping maps a port of the target to a port of the local process.

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/regex"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
 )
 
 // ValidateFeatures checks f, found at p (field.NewPath("feature") for a config file's or a
@@ -102,15 +102,9 @@ func validateIncoming(in *mirrordv1alpha1.IncomingFeature, p *field.Path) field.
 		errs = append(errs, validatePort(m.Remote, p.Child("portMapping").Index(i).Child("remote"))...)
 		errs = append(errs, validatePort(m.Local, p.Child("portMapping").Index(i).Child("local"))...)
 	}
-	if f := in.HTTPFilter; f != nil {
-		fp := p.Child("httpFilter")
-		for _, e := range []struct{ name, expr string }{{"header", f.Header}, {"path", f.Path}, {"method", f.Method}} {
-			if e.expr != "" {
-				errs = append(errs, validateHTTPRegex(e.expr, fp.Child(e.name))...)
-			}
-		}
-		for i, e := range f.RequiredHeaders {
-			errs = append(errs, validateHTTPRegex(e, fp.Child("requiredHeaders").Index(i))...)
+	if _, err := httpfilter.Compile(in.HTTPFilter); err != nil {
+		for _, fe := range httpfilter.Errors(err) {
+			errs = append(errs, field.Invalid(p.Child("httpFilter", fe.Field), fe.Value, fe.Reason))
 		}
 	}
 	return errs
@@ -129,15 +123,6 @@ func validateRegexes(exprs []string, p *field.Path) field.ErrorList {
 		errs = append(errs, validateRegex(e, p.Index(i))...)
 	}
 	return errs
-}
-
-// validateHTTPRegex checks an HTTP filter's expression as mirrord's fancy-regex reads it
-// (pkg/regex: look-around and backreferences included).
-func validateHTTPRegex(expr string, p *field.Path) field.ErrorList {
-	if _, err := regex.Compile(expr); err != nil {
-		return field.ErrorList{field.Invalid(p, expr, "not a valid regular expression: "+err.Error())}
-	}
-	return nil
 }
 
 func validateRegex(expr string, p *field.Path) field.ErrorList {
