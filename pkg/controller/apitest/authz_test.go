@@ -158,6 +158,18 @@ func TestAdmission(t *testing.T) {
 		"alice targets a cron job of her namespace": {alice, session("hc", "CronJob", "nightly", "hc"), ""},
 		"bob targets a service he was not granted":  {bob, session("shop", "Service", "api", "shop"), `"mirrord" verb on services`},
 		"a deployment target needs its name":        {alice, session("hc", "Deployment", "", "hc"), "name is required, except for Targetless and Labels targets"},
+		"an anyOf term tests one thing": {alice, func() *mirrordv1alpha1.MirrordSession {
+			x := session("hc", "Deployment", "api", "hc")
+			x.Spec.Features.Network.Incoming.Mode = mirrordv1alpha1.IncomingModeSteal
+			x.Spec.Features.Network.Incoming.HTTPFilter = &mirrordv1alpha1.HTTPFilter{AnyOf: []mirrordv1alpha1.HTTPFilterTerm{{Path: "/a"}, {Path: "/b", Method: "GET"}}}
+			return x
+		}(), "each term sets exactly one of header, headerJQ, path, method, body"},
+		"a body filter with an allOf term": {alice, func() *mirrordv1alpha1.MirrordSession {
+			x := session("hc", "Deployment", "api", "hc")
+			x.Spec.Features.Network.Incoming.Mode = mirrordv1alpha1.IncomingModeSteal
+			x.Spec.Features.Network.Incoming.HTTPFilter = &mirrordv1alpha1.HTTPFilter{Body: &mirrordv1alpha1.JSONBodyFilter{Query: "$.u", Matches: "^a$"}, AllOf: []mirrordv1alpha1.HTTPFilterTerm{{Header: "x"}}}
+			return x
+		}(), ""},
 		"alice claims bob's name": {alice, func() *mirrordv1alpha1.MirrordSession {
 			x := session("hc", "Deployment", "api", "hc")
 			x.Spec.Owner, x.Spec.OwnerGroups = bob, []string{"system:authenticated"}
