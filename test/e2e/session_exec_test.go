@@ -305,6 +305,56 @@ sys.stdout.write("%d %s" % (r.status, r.read().decode()))`
 		}
 	})
 
+	t.Run("a config's any_of: mirrord's lowercase baggage filter or a JSON body filter, through nginx", func(t *testing.T) {
+		// What mirrord's docs tell users to write: header names as lowercase as W3C's, and a
+		// JSONPath over the body. The local server says what body it was given whole.
+		server := `import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        b = self.rfile.read(int(self.headers["Content-Length"]))
+        body = ("local got %s" % b.decode()).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+s = http.server.HTTPServer(("127.0.0.1", 80), H)
+print("listening", flush=True)
+s.serve_forever()`
+		cfg := filepath.Join(t.TempDir(), "mirrord.json")
+		if err := os.WriteFile(cfg, []byte(`{"target": "deployment/web", "feature": {"network": {"incoming": {"mode": "steal", "ports": [80],
+  "http_filter": {"any_of": [{"header": "^baggage: .*mirrord-session={{ key }}"}, {"body": "json", "query": "$.users[?@.name == 'alice']", "matches": "admin"}]}}}}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("MIRRORD_ENV_KEY", "k1")
+		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-f", cfg, "--", "python3", "-c", server)
+		defer interrupt(t, cmd)
+		if _, err := out.WaitFor(ctx, "\nlistening", 90*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		pods, err := c2.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("nginx pods: %v %v", pods, err)
+		}
+		url := "http://" + net.JoinHostPort(pods.Items[0].Status.PodIP, "80") + "/users"
+		nginx := "200 nginx " + pods.Items[0].Name + " POST /users\n"
+		alice := `{"users": [{"name": "bob", "role": "dev"}, {"name": "alice", "role": "admin"}]}`
+		bob := `{"users": [{"name": "bob", "role": "admin"}]}`
+		for _, tc := range []struct{ header, body, want string }{
+			{"X-Any: 1", alice, "200 local got " + alice},
+			{"X-Any: 1", bob, nginx},
+			{"Baggage: team=a,mirrord-session=k1", bob, "200 local got " + bob},
+			{"Baggage: mirrord-session=k2", bob, nginx},
+		} {
+			res, err := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "10", "-H", tc.header, "-H", "Content-Type: application/json",
+				"--data-binary", tc.body, "-w", "\n%{http_code}", url).CombinedOutput()
+			if err != nil {
+				t.Fatalf("curl: %v\n%s", err, res)
+			}
+			i := strings.LastIndex(string(res), "\n")
+			if got := string(res[i+1:]) + " " + string(res[:max(i, 0)]); got != tc.want {
+				t.Errorf("%s %s: got %q, want %q", tc.header, tc.body, got, tc.want)
+			}
+		}
+	})
+
 	t.Run("Debian's PostgreSQL as the target, psql as the command", func(t *testing.T) {
 		// PostgreSQL sets its process title too; psql reaches the Service db of the Default
 		// cluster by its short name, through the target's network.
