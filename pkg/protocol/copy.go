@@ -3,6 +3,7 @@ package protocol
 import (
 	"bufio"
 	"io"
+	"net"
 	"sync"
 )
 
@@ -78,4 +79,23 @@ func Copy(dst io.Writer, src io.Reader) (written int64, err error) {
 			buf = *large
 		}
 	}
+}
+
+// Splice copies both ways between a and b until both directions end: each side's EOF
+// half-closes the other (or closes it, where it cannot half-close). Both are closed after.
+func Splice(a, b net.Conn) {
+	var wg sync.WaitGroup
+	half := func(dst, src net.Conn) {
+		_, _ = Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+	}
+	wg.Go(func() { half(b, a) })
+	half(a, b)
+	wg.Wait()
+	a.Close()
+	b.Close()
 }

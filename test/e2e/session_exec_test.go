@@ -109,6 +109,37 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 		})
 	})
 
+	t.Run("port-forward: a local port reaches a Service of the Default cluster by short name, targetless and from a target", func(t *testing.T) {
+		for _, target := range [][]string{nil, {"-t", "deploy/api"}} {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := l.Addr().(*net.TCPAddr).Port
+			l.Close()
+			args := append([]string{"-n", ns, "port-forward", "-L", fmt.Sprintf("%d:backend:8080", port)}, target...)
+			cmd, out := f.StartPlugin(f.Clusters[0], args...)
+			session := execSession(ctx, t, f, out, fmt.Sprintf("forwarding 127.0.0.1:%d -> backend:8080", port)).Name
+			for i := range 3 { // one connection after another, each its own dial
+				res, err := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "10", fmt.Sprintf("http://127.0.0.1:%d/pf%d", port, i)).CombinedOutput()
+				if err != nil {
+					t.Fatalf("%v: curl: %v\n%s\n%s", target, err, res, out.String())
+				}
+				if r := lastReply(t, string(res)); r.Cluster != "c2" || !strings.HasPrefix(r.Pod, "backend-") || r.Path != fmt.Sprintf("/pf%d", i) {
+					t.Errorf("%v: port-forward reached %+v, want backend in c2", target, r)
+				}
+			}
+			interrupt(t, cmd)
+			f.Eventually(ctx, 20*time.Second, "the port-forward's session gone", func(ctx context.Context) error {
+				_, err := f.Clusters[0].Mirrord.MirrordV1alpha1().MirrordSessions(ns).Get(ctx, session, metav1.GetOptions{})
+				if err == nil {
+					return fmt.Errorf("session %s still there", session)
+				}
+				return nil
+			})
+		}
+	})
+
 	t.Run("every target kind mirrord knows: job, cron job, service, labels", func(t *testing.T) {
 		// A Job, and a suspended CronJob with a Job of its own (as `kubectl create job
 		// --from=cronjob/...` makes): each runs the sample server in c2.

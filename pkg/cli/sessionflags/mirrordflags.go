@@ -105,11 +105,11 @@ func splitEnvPatterns(l []string) []string {
 }
 
 // DefaultMissingConfigFile gives mirrord's `-f` with no value its value,
-// ./.mirrord/mirrord.json, in the arguments of `exec` and `sessions create`: pflag has no
+// ./.mirrord/mirrord.json, in the arguments of `exec`, `port-forward` and `sessions create`: pflag has no
 // optional value that still takes `-f FILE`, so the arguments get it before parsing. A `-f`
 // is valueless when it ends the arguments or a flag or `--` follows it.
 func DefaultMissingConfigFile(args []string) []string {
-	session := len(args) > 0 && args[0] == "exec" || len(args) > 1 && args[0] == "sessions" && args[1] == "create"
+	session := len(args) > 0 && (args[0] == "exec" || args[0] == "port-forward") || len(args) > 1 && args[0] == "sessions" && args[1] == "create"
 	if !session {
 		return args
 	}

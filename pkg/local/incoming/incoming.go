@@ -110,7 +110,7 @@ func (d *Deliverer) deliver(ctx context.Context, in protocol.Incoming, st net.Co
 		_, _ = protocol.Copy(c, st)
 	case protocol.IncomingConn:
 		d.Stolen.Add(1)
-		splice(st, c)
+		protocol.Splice(st, c)
 	}
 }
 
@@ -200,7 +200,7 @@ func (d *Deliverer) deliverRequest(ctx context.Context, st *bufferedConn, req *h
 				lc.Close()
 				return false
 			}
-			splice(st, &bufferedConn{Conn: lc.Conn, r: lc.r})
+			protocol.Splice(st, &bufferedConn{Conn: lc.Conn, r: lc.r})
 			return false
 		}
 		werr := protocol.WriteBuffered(st, resp.Write)
@@ -408,21 +408,6 @@ func (b *bufferedConn) CloseWrite() error {
 }
 
 type closeWriter interface{ CloseWrite() error }
-
-func splice(a, b net.Conn) {
-	var wg sync.WaitGroup
-	half := func(dst, src net.Conn) {
-		_, _ = protocol.Copy(dst, src)
-		if cw, ok := dst.(closeWriter); ok {
-			_ = cw.CloseWrite()
-		} else {
-			_ = dst.Close()
-		}
-	}
-	wg.Go(func() { half(b, a) })
-	half(a, b)
-	wg.Wait()
-}
 
 // ParsePortMapping reads "remote:local" pairs.
 func ParsePortMapping(pairs []string) (map[uint16]uint16, error) {

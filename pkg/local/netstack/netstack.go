@@ -95,7 +95,7 @@ func New(tun *os.File, h Handler) (*Stack, error) {
 		}
 		r.Complete(false)
 		ep.SocketOptions().SetKeepAlive(true)
-		go splice(gonet.NewTCPConn(&wq, ep), remote)
+		go protocol.Splice(gonet.NewTCPConn(&wq, ep), remote)
 	})
 	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
 	udpFwd := udp.NewForwarder(s, func(r *udp.ForwarderRequest) bool {
@@ -148,28 +148,4 @@ func (st *Stack) Close() {
 func addrOf(a tcpip.Address) netip.Addr {
 	ip, _ := netip.AddrFromSlice(a.AsSlice())
 	return ip.Unmap()
-}
-
-// splice copies both ways; each end's EOF half-closes the other.
-func splice(a, b net.Conn) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		copyClose(b, a)
-	}()
-	copyClose(a, b)
-	<-done
-	a.Close()
-	b.Close()
-}
-
-type closeWriter interface{ CloseWrite() error }
-
-func copyClose(dst, src net.Conn) {
-	_, _ = protocol.Copy(dst, src)
-	if cw, ok := dst.(closeWriter); ok {
-		_ = cw.CloseWrite()
-	} else {
-		_ = dst.Close()
-	}
 }
