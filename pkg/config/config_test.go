@@ -152,6 +152,7 @@ func TestShortForms(t *testing.T) {
 		}},
 		{`{"target": {"path": {"replica_set": "api-7d9"}}}`, func(f *File) bool { return *f.Target == "replicaset/api-7d9" }},
 		{`{"target": "targetless"}`, func(f *File) bool { return *f.Target == "targetless" }},
+		{`{"profile": "shop/strict"}`, func(f *File) bool { return f.Features.Profile == "shop/strict" }},
 		{`{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"any_of": [{"path": "^/a"}, {"path": "^/b/(?!x)"}]}}}}}`, func(f *File) bool {
 			hf := f.Features.Network.Incoming.HTTPFilter
 			return len(hf.AnyOf) == 2 && hf.AnyOf[0].Path == "^/a" && hf.AnyOf[1].Path == "^/b/(?!x)"
@@ -240,6 +241,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		want         []string
 	}{
 		{"json", `{"taget": "deploy/api"}`, []string{"taget: unknown key", `did you mean "target"`}},
+		{"json", `{"profile": "Shop/x"}`, []string{"profile", `"Shop/x": profile "Shop/x": namespace`}},
 		{"yaml", "feature:\n  network:\n    incoming:\n      mode: stael\n", []string{"feature.network.incoming.mode", `"stael" is not one of mirror, steal, off`}},
 		{"toml", "[feature.network.incoming]\nmode = \"steal\"\nhttp_filter = { header_filter = \"(\" }\n", []string{"feature.network.incoming.http_filter.header_filter", `"(": not a valid regular expression`}},
 		{"json", `{"feature": {"fs": {"read_only": ["^/ok", "(x"]}}}`, []string{"feature.fs.read_only[1]", `"(x": not a valid regular expression`}},

@@ -121,7 +121,7 @@ func (f *File) take(m map[string]node) map[string]node {
 }
 
 func (f *File) read(root node) error {
-	m, err := root.object("target", "kube_context", "kubeconfig", "feature", "agent")
+	m, err := root.object("target", "kube_context", "kubeconfig", "feature", "agent", "profile")
 	if err != nil {
 		return err
 	}
@@ -147,6 +147,13 @@ func (f *File) read(root node) error {
 	}
 	if n, ok := m["agent"]; ok {
 		if err := f.readAgent(n); err != nil {
+			return err
+		}
+	}
+	if n, ok := m["profile"]; ok {
+		// A MirrordClusterProfile's NAME or a MirrordProfile's NAMESPACE/NAME on the Primary,
+		// applied when the session starts.
+		if f.Features.Profile, err = n.str(); err != nil {
 			return err
 		}
 	}

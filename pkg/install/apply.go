@@ -249,7 +249,7 @@ func podProblems(pods []corev1.Pod) []string {
 type UninstallOptions struct {
 	// Force ends running sessions instead of refusing.
 	Force bool
-	// KeepCRDs keeps the CRDs, and with them the policies and registered clusters.
+	// KeepCRDs keeps the CRDs, and with them the policies, profiles and registered clusters.
 	KeepCRDs bool
 }
 

@@ -89,8 +89,8 @@ func TestOverlays(t *testing.T) {
 					t.Errorf("%s %s is in namespace %q, want mirrord-system", o.GetKind(), o.GetName(), ns)
 				}
 			}
-			if crds != 5 {
-				t.Errorf("%d CRDs, want 5", crds)
+			if crds != 7 { // sessions, cluster sessions, clusters, policies and profiles (two each)
+				t.Errorf("%d CRDs, want 7", crds)
 			}
 			dep := find(objs, "Deployment", "mirrord-controller")
 			if dep == nil {

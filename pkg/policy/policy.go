@@ -165,6 +165,9 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 			}
 		}
 	}
+	if len(p.RequiredProfiles) > 0 && !slices.Contains(p.RequiredProfiles, f.Profile) {
+		return fmt.Sprintf("sessions on this target must follow one of the profiles %s: name one with `profile` in the config file", strings.Join(p.RequiredProfiles, ", "))
+	}
 	if p.RequiredHeaderFilter != "" && steal {
 		re, err := regex.Compile(p.RequiredHeaderFilter)
 		if err != nil {

@@ -68,6 +68,9 @@ func TestCheck(t *testing.T) {
 		"required header only in anyOf":        {spec: mirrordv1alpha1.PolicySpec{RequiredHeaderFilter: "^x-user: .+"}, features: stealWith(mirrordv1alpha1.HTTPFilter{AnyOf: []mirrordv1alpha1.HTTPFilterTerm{{Path: "/"}, {Header: "x-user: alice"}}}), wantReason: "requires"},
 		"anyOf filters a steal":                {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: stealWith(mirrordv1alpha1.HTTPFilter{AnyOf: []mirrordv1alpha1.HTTPFilterTerm{{Path: "/a"}}})},
 		"a body filter filters a steal":        {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: stealWith(mirrordv1alpha1.HTTPFilter{Body: &mirrordv1alpha1.JSONBodyFilter{Query: "$.u", Matches: "a"}})},
+		"profile required, none named":         {spec: mirrordv1alpha1.PolicySpec{RequiredProfiles: []string{"team", "shop/strict"}}, features: mirror, wantReason: "must follow one of the profiles team, shop/strict"},
+		"profile required, another named":      {spec: mirrordv1alpha1.PolicySpec{RequiredProfiles: []string{"team"}}, features: mirrordv1alpha1.Features{Profile: "other"}, wantReason: "profiles team"},
+		"profile required and named":           {spec: mirrordv1alpha1.PolicySpec{RequiredProfiles: []string{"team", "shop/strict"}}, features: mirrordv1alpha1.Features{Profile: "shop/strict"}},
 		"required headers alone do not":        {spec: mirrordv1alpha1.PolicySpec{Block: []mirrordv1alpha1.BlockedFeature{"steal-without-filter"}}, features: stealWith(mirrordv1alpha1.HTTPFilter{RequiredHeaders: []string{"x"}}), wantReason: "without an HTTP filter"},
 	}
 	for name, tc := range cases {

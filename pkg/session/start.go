@@ -57,6 +57,14 @@ type Started struct {
 // error ends it; a kill -9 of this process leaves it to its TTL.
 func Start(ctx context.Context, o StartOptions) (*Started, error) {
 	spec := o.Spec
+	features, err := ApplyProfile(ctx, o.Clients.Mirrord, o.Namespace, spec.Features)
+	if err != nil {
+		return nil, err
+	}
+	if features.Profile != "" {
+		o.Logf("profile %s applied: incoming %s", features.Profile, features.Network.Incoming.Description())
+	}
+	spec.Features = features
 	key, err := NewKey(&spec)
 	if err != nil {
 		return nil, err

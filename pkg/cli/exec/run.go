@@ -62,6 +62,7 @@ func (o *Options) Run(ctx context.Context) error {
 			o.logf("%v", err)
 		}
 	}()
+	spec = started.Session.Spec // with its profile applied
 	// ended closes when someone else ends the session: the command is stopped then.
 	ended := make(chan struct{})
 	go func() {

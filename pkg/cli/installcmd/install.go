@@ -198,7 +198,7 @@ func NewCmdUninstall(flags *genericclioptions.ConfigFlags, streams genericioopti
 		},
 	}
 	cmd.Flags().BoolVar(&o.Force, "force", false, "end running sessions instead of refusing")
-	cmd.Flags().BoolVar(&o.KeepCRDs, "keep-crds", false, "keep the CRDs, with the policies and registered clusters")
+	cmd.Flags().BoolVar(&o.KeepCRDs, "keep-crds", false, "keep the CRDs, with the policies, profiles and registered clusters")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 3*time.Minute, "how long to wait for everything to be gone")
 	return cmd
 }

@@ -16,7 +16,9 @@ type admission struct {
 	topology error
 	// violation is a policy of the Primary's that blocks the session (policy.Check).
 	violation error
-	members   int
+	// profile says why the session does not follow the profile it names ("" when it does).
+	profile string
+	members int
 }
 
 // admit decides whether s may have children now. A verdict ends the decision there (the
@@ -56,6 +58,10 @@ func admit(s *mirrordv1alpha1.MirrordSession, in admission) (*draft, *verdict) {
 	if in.violation != nil {
 		d.cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonBlockedByPolicy, in.violation.Error())
 		return stop(d.fail(mirrordv1alpha1.ReasonBlockedByPolicy, in.violation.Error()))
+	}
+	if in.profile != "" {
+		d.cond(mirrordv1alpha1.ConditionPolicyAllowed, false, mirrordv1alpha1.ReasonProfileNotFollowed, in.profile)
+		return stop(d.fail(mirrordv1alpha1.ReasonProfileNotFollowed, in.profile))
 	}
 	if in.members == 0 {
 		return stop(d.fail(mirrordv1alpha1.ReasonNoMembers, "no Workload cluster is registered: an admin must add MirrordCluster objects (kubectl mirrord cluster register)"))

@@ -84,6 +84,11 @@ func TestAdmit(t *testing.T) {
 				mirrordv1alpha1.ConditionAuthorized:    {true, mirrordv1alpha1.ReasonAuthorized, "alice may run sessions on deployment/api"},
 			},
 		},
+		"a profile it does not follow": {
+			session: w.Session("shop", "s").Obj(), in: admission{access: allowed, profile: "the session's features do not follow its profile team (incoming off, not mirror)", members: 2},
+			phase: mirrordv1alpha1.SessionFailed, removeChildren: true, failure: "do not follow its profile team",
+			conditions: map[string]wantCondition{mirrordv1alpha1.ConditionPolicyAllowed: {false, mirrordv1alpha1.ReasonProfileNotFollowed, "incoming off"}},
+		},
 		"no member cluster": {
 			session: w.Session("shop", "s").Obj(), in: admission{access: allowed},
 			phase: mirrordv1alpha1.SessionFailed, removeChildren: true, failure: "kubectl mirrord cluster register",

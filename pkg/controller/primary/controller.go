@@ -43,6 +43,7 @@ import (
 	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
 	mirrordlisters "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/listers/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/policy"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/profile"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
@@ -82,8 +83,10 @@ type Controller struct {
 	secrets     corelisters.SecretLister
 	leases      coordinationlisters.LeaseLister // sessions' heartbeats, in Namespace
 	policiesFor func(namespace string) ([]policy.Policy, error)
-	labelsOf    func(mirrordv1alpha1.Target) map[string]string
-	synced      []cache.InformerSynced
+	// profileOf is the adjustments of the profile a session names, from the Primary's.
+	profileOf func(ref profile.Ref) ([]mirrordv1alpha1.FeatureAdjustment, error)
+	labelsOf  func(mirrordv1alpha1.Target) map[string]string
+	synced    []cache.InformerSynced
 
 	runCtx    context.Context
 	mu        sync.RWMutex
@@ -134,7 +137,22 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	secrets, leases := kubeOwn.Core().V1().Secrets(), kubeOwn.Coordination().V1().Leases()
 	c.sessions, c.clusters, c.secrets, c.leases = sessions.Lister(), clusters.Lister(), secrets.Lister(), leases.Lister()
 	c.policiesFor = policy.Lister(policies.Lister(), clusterPolicies.Lister())
-	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), leases.Informer(), policies.Informer(), clusterPolicies.Informer()} {
+	profiles, clusterProfiles := mirrordAll.Mirrord().V1alpha1().MirrordProfiles(), mirrordAll.Mirrord().V1alpha1().MirrordClusterProfiles()
+	c.profileOf = func(ref profile.Ref) ([]mirrordv1alpha1.FeatureAdjustment, error) {
+		if ref.Namespace == "" {
+			p, err := clusterProfiles.Lister().Get(ref.Name)
+			if err != nil {
+				return nil, err
+			}
+			return p.Spec.FeatureAdjustments, nil
+		}
+		p, err := profiles.Lister().MirrordProfiles(ref.Namespace).Get(ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		return p.Spec.FeatureAdjustments, nil
+	}
+	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), leases.Informer(), policies.Informer(), clusterPolicies.Informer(), profiles.Informer(), clusterProfiles.Informer()} {
 		c.synced = append(c.synced, inf.HasSynced)
 	}
 	if _, err := sessions.Informer().AddEventHandler(worker.Handler(c.queue)); err != nil {
@@ -173,7 +191,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 		return nil, err
 	}
 	everything := worker.FuncHandler(func(any) { c.enqueueAllSessions() })
-	for _, inf := range []cache.SharedIndexInformer{policies.Informer(), clusterPolicies.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{policies.Informer(), clusterPolicies.Informer(), profiles.Informer(), clusterProfiles.Informer()} {
 		if _, err := inf.AddEventHandler(everything); err != nil {
 			return nil, err
 		}
@@ -489,6 +507,9 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 			}
 		}
 	}
+	if s.Spec.Features.Profile != "" && (s.Status.Phase == "" || s.Status.Phase == mirrordv1alpha1.SessionPending) {
+		in.profile = c.profileProblem(s)
+	}
 	members := sessionMembers(s.Spec.Target, c.sortedMembers())
 	in.members = len(members)
 	d, v := admit(s, in)
@@ -503,6 +524,29 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 		_ = c.deleteChildren(ctx, s) // what is left is retried with the next reconcile, or swept
 	}
 	return v.status, v.recheck
+}
+
+// profileProblem says why a starting session does not follow the profile it names, or ""
+// when it does. A running session is not failed by a profile edited after it started.
+func (c *Controller) profileProblem(s *mirrordv1alpha1.MirrordSession) string {
+	ref, err := profile.ParseRef(s.Spec.Features.Profile)
+	if err != nil {
+		return err.Error()
+	}
+	if ref.Namespace != "" && ref.Namespace != s.Namespace {
+		return fmt.Sprintf("profile %s: a MirrordProfile must be in the session's namespace (%s), or name a MirrordClusterProfile", ref, s.Namespace)
+	}
+	adjs, err := c.profileOf(ref)
+	if apierrors.IsNotFound(err) {
+		return fmt.Sprintf("profile %s: no %s of that name on the Primary: an admin creates it, or remove profile from the config file", ref, ref.Kind())
+	}
+	if err != nil {
+		return fmt.Sprintf("profile %s: %v", ref, err)
+	}
+	if why := profile.Follows(adjs, s.Spec.Features); why != "" {
+		return fmt.Sprintf("the session's features do not follow its profile %s (%s): start it with the profile applied (kubectl mirrord exec does)", ref, why)
+	}
+	return ""
 }
 
 // reportChildren makes sure every member holds the session's child, all at once (creating

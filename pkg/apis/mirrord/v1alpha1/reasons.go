@@ -6,6 +6,9 @@ const (
 	// ReasonInvalidTopology: the Primary's cluster roles are invalid (two Default clusters,
 	// say); new sessions fail, running ones are Degraded until an admin fixes them (Ready).
 	ReasonInvalidTopology = "InvalidTopology"
+	// ReasonProfileNotFollowed: the session names a profile that is missing, or whose
+	// adjustments its features do not follow.
+	ReasonProfileNotFollowed = "ProfileNotFollowed"
 	// ReasonNoMembers: no member cluster is registered (Ready).
 	ReasonNoMembers = "NoMemberClusters"
 	// ReasonClusterFailed: a member's child session failed; the message says which and why

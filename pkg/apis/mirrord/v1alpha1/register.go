@@ -47,6 +47,8 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&MirrordCluster{}, &MirrordClusterList{},
 		&MirrordPolicy{}, &MirrordPolicyList{},
 		&MirrordClusterPolicy{}, &MirrordClusterPolicyList{},
+		&MirrordProfile{}, &MirrordProfileList{},
+		&MirrordClusterProfile{}, &MirrordClusterProfileList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

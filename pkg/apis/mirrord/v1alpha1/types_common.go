@@ -127,6 +127,12 @@ const (
 // Features says what a session takes from its target. The field names follow mirrord's
 // configuration file (feature.env, feature.fs, feature.network).
 type Features struct {
+	// profile names the profile these features follow: a MirrordClusterProfile's NAME, or
+	// NAMESPACE/NAME of a MirrordProfile in the session's namespace. The Primary refuses a
+	// session whose features do not follow it; policies may require one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=317
+	Profile string `json:"profile,omitempty"`
 	// env selects the target's environment variables the local process gets.
 	// +optional
 	Env EnvFeature `json:"env,omitempty"`

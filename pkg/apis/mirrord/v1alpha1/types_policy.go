@@ -57,6 +57,12 @@ type PolicySpec struct {
 	// (e.g. `^x-user: .+`), so developers only take their own requests.
 	// +optional
 	RequiredHeaderFilter string `json:"requiredHeaderFilter,omitempty"`
+	// requiredProfiles, when set, are the profiles of which sessions on matching targets must
+	// name one (a MirrordClusterProfile's NAME, or a MirrordProfile's NAMESPACE/NAME); the
+	// Primary checks that a session's features follow the profile it names.
+	// +optional
+	// +listType=set
+	RequiredProfiles []string `json:"requiredProfiles,omitempty"`
 }
 
 // PolicyEnv forces environment settings.

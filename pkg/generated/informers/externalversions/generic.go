@@ -57,10 +57,14 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordClusters().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("mirrordclusterpolicies"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordClusterPolicies().Informer()}, nil
+	case v1alpha1.SchemeGroupVersion.WithResource("mirrordclusterprofiles"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordClusterProfiles().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("mirrordclustersessions"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordClusterSessions().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("mirrordpolicies"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordPolicies().Informer()}, nil
+	case v1alpha1.SchemeGroupVersion.WithResource("mirrordprofiles"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordProfiles().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("mirrordsessions"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordSessions().Informer()}, nil
 

@@ -15,12 +15,18 @@ import (
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/httpfilter"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/profile"
 )
 
 // ValidateFeatures checks f, found at p (field.NewPath("feature") for a config file's or a
 // spec's features).
 func ValidateFeatures(f *mirrordv1alpha1.Features, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	if f.Profile != "" {
+		if _, err := profile.ParseRef(f.Profile); err != nil {
+			errs = append(errs, field.Invalid(p.Child("profile"), f.Profile, err.Error()))
+		}
+	}
 	errs = append(errs, ValidateEnv(&f.Env, p.Child("env"))...)
 	errs = append(errs, validateFS(&f.FS, p.Child("fs"))...)
 	errs = append(errs, validateIncoming(&f.Network.Incoming, p.Child("network", "incoming"))...)

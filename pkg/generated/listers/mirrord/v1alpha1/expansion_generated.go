@@ -26,6 +26,10 @@ type MirrordClusterListerExpansion interface{}
 // MirrordClusterPolicyLister.
 type MirrordClusterPolicyListerExpansion interface{}
 
+// MirrordClusterProfileListerExpansion allows custom methods to be added to
+// MirrordClusterProfileLister.
+type MirrordClusterProfileListerExpansion interface{}
+
 // MirrordClusterSessionListerExpansion allows custom methods to be added to
 // MirrordClusterSessionLister.
 type MirrordClusterSessionListerExpansion interface{}
@@ -41,6 +45,14 @@ type MirrordPolicyListerExpansion interface{}
 // MirrordPolicyNamespaceListerExpansion allows custom methods to be added to
 // MirrordPolicyNamespaceLister.
 type MirrordPolicyNamespaceListerExpansion interface{}
+
+// MirrordProfileListerExpansion allows custom methods to be added to
+// MirrordProfileLister.
+type MirrordProfileListerExpansion interface{}
+
+// MirrordProfileNamespaceListerExpansion allows custom methods to be added to
+// MirrordProfileNamespaceLister.
+type MirrordProfileNamespaceListerExpansion interface{}
 
 // MirrordSessionListerExpansion allows custom methods to be added to
 // MirrordSessionLister.

@@ -28,10 +28,14 @@ type Interface interface {
 	MirrordClusters() TypedMirrordClusterInformer
 	// MirrordClusterPolicies returns a MirrordClusterPolicyInformer.
 	MirrordClusterPolicies() TypedMirrordClusterPolicyInformer
+	// MirrordClusterProfiles returns a MirrordClusterProfileInformer.
+	MirrordClusterProfiles() TypedMirrordClusterProfileInformer
 	// MirrordClusterSessions returns a MirrordClusterSessionInformer.
 	MirrordClusterSessions() TypedMirrordClusterSessionInformer
 	// MirrordPolicies returns a MirrordPolicyInformer.
 	MirrordPolicies() TypedMirrordPolicyInformer
+	// MirrordProfiles returns a MirrordProfileInformer.
+	MirrordProfiles() TypedMirrordProfileInformer
 	// MirrordSessions returns a MirrordSessionInformer.
 	MirrordSessions() TypedMirrordSessionInformer
 }
@@ -57,6 +61,11 @@ func (v *version) MirrordClusterPolicies() TypedMirrordClusterPolicyInformer {
 	return &mirrordClusterPolicyInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
 }
 
+// MirrordClusterProfiles returns a TypedMirrordClusterProfileInformer.
+func (v *version) MirrordClusterProfiles() TypedMirrordClusterProfileInformer {
+	return &mirrordClusterProfileInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
+}
+
 // MirrordClusterSessions returns a TypedMirrordClusterSessionInformer.
 func (v *version) MirrordClusterSessions() TypedMirrordClusterSessionInformer {
 	return &mirrordClusterSessionInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
@@ -65,6 +74,11 @@ func (v *version) MirrordClusterSessions() TypedMirrordClusterSessionInformer {
 // MirrordPolicies returns a TypedMirrordPolicyInformer.
 func (v *version) MirrordPolicies() TypedMirrordPolicyInformer {
 	return &mirrordPolicyInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// MirrordProfiles returns a TypedMirrordProfileInformer.
+func (v *version) MirrordProfiles() TypedMirrordProfileInformer {
+	return &mirrordProfileInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }
 
 // MirrordSessions returns a TypedMirrordSessionInformer.

@@ -22,8 +22,12 @@ type MirrordClusterExpansion interface{}
 
 type MirrordClusterPolicyExpansion interface{}
 
+type MirrordClusterProfileExpansion interface{}
+
 type MirrordClusterSessionExpansion interface{}
 
 type MirrordPolicyExpansion interface{}
+
+type MirrordProfileExpansion interface{}
 
 type MirrordSessionExpansion interface{}

@@ -30,8 +30,10 @@ type MirrordV1alpha1Interface interface {
 	RESTClient() rest.Interface
 	MirrordClustersGetter
 	MirrordClusterPoliciesGetter
+	MirrordClusterProfilesGetter
 	MirrordClusterSessionsGetter
 	MirrordPoliciesGetter
+	MirrordProfilesGetter
 	MirrordSessionsGetter
 }
 
@@ -48,12 +50,20 @@ func (c *MirrordV1alpha1Client) MirrordClusterPolicies() MirrordClusterPolicyInt
 	return newMirrordClusterPolicies(c)
 }
 
+func (c *MirrordV1alpha1Client) MirrordClusterProfiles() MirrordClusterProfileInterface {
+	return newMirrordClusterProfiles(c)
+}
+
 func (c *MirrordV1alpha1Client) MirrordClusterSessions(namespace string) MirrordClusterSessionInterface {
 	return newMirrordClusterSessions(c, namespace)
 }
 
 func (c *MirrordV1alpha1Client) MirrordPolicies(namespace string) MirrordPolicyInterface {
 	return newMirrordPolicies(c, namespace)
+}
+
+func (c *MirrordV1alpha1Client) MirrordProfiles(namespace string) MirrordProfileInterface {
+	return newMirrordProfiles(c, namespace)
 }
 
 func (c *MirrordV1alpha1Client) MirrordSessions(namespace string) MirrordSessionInterface {

@@ -36,12 +36,20 @@ func (c *FakeMirrordV1alpha1) MirrordClusterPolicies() v1alpha1.MirrordClusterPo
 	return newFakeMirrordClusterPolicies(c)
 }
 
+func (c *FakeMirrordV1alpha1) MirrordClusterProfiles() v1alpha1.MirrordClusterProfileInterface {
+	return newFakeMirrordClusterProfiles(c)
+}
+
 func (c *FakeMirrordV1alpha1) MirrordClusterSessions(namespace string) v1alpha1.MirrordClusterSessionInterface {
 	return newFakeMirrordClusterSessions(c, namespace)
 }
 
 func (c *FakeMirrordV1alpha1) MirrordPolicies(namespace string) v1alpha1.MirrordPolicyInterface {
 	return newFakeMirrordPolicies(c, namespace)
+}
+
+func (c *FakeMirrordV1alpha1) MirrordProfiles(namespace string) v1alpha1.MirrordProfileInterface {
+	return newFakeMirrordProfiles(c, namespace)
 }
 
 func (c *FakeMirrordV1alpha1) MirrordSessions(namespace string) v1alpha1.MirrordSessionInterface {
