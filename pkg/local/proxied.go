@@ -46,7 +46,7 @@ func (o *Options) runProxied(ctx context.Context, client *protocol.Client, spec 
 	}
 	defer srv.Close()
 	ports := &owner.Checker{}
-	unsubscribe, err := subscribe(ctx, client, spec, hostDialer{ports: ports}, netip.MustParseAddr("127.0.0.1"))
+	unsubscribe, err := Subscribe(ctx, client, spec, hostDialer{ports: ports}, netip.MustParseAddr("127.0.0.1"))
 	if err != nil {
 		return -1, err
 	}

@@ -117,8 +117,9 @@ func outgoingHandler(client *protocol.Client, spec *mirrordv1alpha1.MirrordSessi
 	return h, nil
 }
 
-// subscribe delivers the target's incoming traffic to dialer's side until ctx ends.
-func subscribe(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, dialer incoming.Dialer, target netip.Addr) (func(), error) {
+// Subscribe delivers the target's incoming traffic (the spec's mode, ports and port mapping) to
+// dialer's side, addressed to target, until ctx ends or the returned func is called.
+func Subscribe(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.MirrordSessionSpec, dialer incoming.Dialer, target netip.Addr) (func(), error) {
 	in := spec.Features.Network.Incoming
 	if in.Mode == mirrordv1alpha1.IncomingModeOff || spec.Target.IsTargetless() {
 		return func() {}, nil // a targetless session has no target to receive traffic from

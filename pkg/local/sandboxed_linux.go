@@ -72,7 +72,7 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 	} else if opts.Incoming {
 		o.logf("incoming connections go through the userspace network stack: %s", sb.NoDelivery)
 	}
-	unsubscribe, err := subscribe(ctx, client, spec, dialer, netip.MustParseAddr(sandbox.ChildIP))
+	unsubscribe, err := Subscribe(ctx, client, spec, dialer, netip.MustParseAddr(sandbox.ChildIP))
 	if err != nil {
 		sb.Kill()
 		return -1, err

@@ -140,6 +140,41 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 		}
 	})
 
+	t.Run("port-forward -R: nginx's port 80 mirrored to a local server, nginx still answering", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// Python's own server, which logs each request it gets on stderr.
+		var logged framework.SyncBuffer
+		srv := exec.Command("python3", "-m", "http.server", strconv.Itoa(port), "--bind", "127.0.0.1")
+		srv.Stderr, srv.Dir = &logged, t.TempDir()
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "port-forward", "-t", "deploy/web", "-R", fmt.Sprintf("80:%d", port))
+		defer interrupt(t, cmd)
+		execSession(ctx, t, f, out, fmt.Sprintf("forwarding the target's port 80 -> 127.0.0.1:%d (mirror)", port))
+		pods, err := c2.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("nginx pods: %v %v", pods, err)
+		}
+		url := "http://" + net.JoinHostPort(pods.Items[0].Status.PodIP, "80") + "/reverse"
+		f.Eventually(ctx, 30*time.Second, "a request to nginx mirrored to the local server", func(ctx context.Context) error {
+			res, err := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "5", url).CombinedOutput()
+			if err != nil || !strings.Contains(string(res), "nginx "+pods.Items[0].Name) {
+				return fmt.Errorf("nginx answered %q (%v)", res, err)
+			}
+			if !strings.Contains(logged.String(), "GET /reverse") {
+				return fmt.Errorf("the local server logged %q", logged.String())
+			}
+			return nil
+		})
+	})
+
 	t.Run("every target kind mirrord knows: job, cron job, service, labels", func(t *testing.T) {
 		// A Job, and a suspended CronJob with a Job of its own (as `kubectl create job
 		// --from=cronjob/...` makes): each runs the sample server in c2.

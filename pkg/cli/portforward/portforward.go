@@ -21,6 +21,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
 var (
@@ -83,6 +84,30 @@ func ParseForward(s string) (Forward, error) {
 	return Forward{LocalPort: lp, Host: host, RemotePort: rp}, nil
 }
 
+// Reverse is one -R: the target's RemotePort delivered to 127.0.0.1:LocalPort of this machine.
+type Reverse struct{ RemotePort, LocalPort uint16 }
+
+func (r Reverse) String() string {
+	return fmt.Sprintf("the target's port %d -> 127.0.0.1:%d", r.RemotePort, r.LocalPort)
+}
+
+// ParseReverse reads mirrord's -R value, [REMOTE_PORT:]LOCAL_PORT (REMOTE_PORT defaults to
+// LOCAL_PORT).
+func ParseReverse(s string) (Reverse, error) {
+	remote, local, ok := strings.Cut(s, ":")
+	if !ok {
+		remote, local = s, s
+	}
+	rp, err := parsePort(remote)
+	if err == nil {
+		var lp uint16
+		if lp, err = parsePort(local); err == nil {
+			return Reverse{RemotePort: rp, LocalPort: lp}, nil
+		}
+	}
+	return Reverse{}, fmt.Errorf("-R %q: %v; write [REMOTE_PORT:]LOCAL_PORT, e.g. 80:8080 for the target's port 80 on this machine's 8080", s, err)
+}
+
 func isPort(s string) bool {
 	_, err := strconv.ParseUint(s, 10, 16)
 	return err == nil
@@ -103,6 +128,7 @@ type Options struct {
 
 	sessionflags.Flags
 	Forwards         []Forward
+	Reverses         []Reverse
 	MirrordNamespace string
 	Timeout          time.Duration
 }
@@ -110,17 +136,17 @@ type Options struct {
 // NewCmdPortForward returns the port-forward command.
 func NewCmdPortForward(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{ConfigFlags: flags, IOStreams: streams}
-	var specs []string
+	var specs, reverseSpecs []string
 	cmd := &cobra.Command{
-		Use:                   "port-forward -L [LOCAL_PORT:]HOST:REMOTE_PORT [-t TARGET] [flags]",
+		Use:                   "port-forward -L [LOCAL_PORT:]HOST:REMOTE_PORT | -R [REMOTE_PORT:]LOCAL_PORT [-t TARGET] [flags]",
 		DisableFlagsInUseLine: true,
 		Short:                 "Forward local ports to hosts of the cluster's network through a session",
 		Long:                  long,
 		Example:               example,
 		Args:                  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(specs) == 0 {
-				return fmt.Errorf("no port to forward: give -L [LOCAL_PORT:]HOST:REMOTE_PORT, e.g. -L 5432:postgres:5432")
+			if len(specs) == 0 && len(reverseSpecs) == 0 {
+				return fmt.Errorf("no port to forward: give -L [LOCAL_PORT:]HOST:REMOTE_PORT (e.g. -L 5432:postgres:5432) or -R [REMOTE_PORT:]LOCAL_PORT (e.g. -R 80:8080)")
 			}
 			seen := map[uint16]string{}
 			for _, s := range specs {
@@ -134,8 +160,23 @@ func NewCmdPortForward(flags *genericclioptions.ConfigFlags, streams genericioop
 				seen[f.LocalPort] = s
 				o.Forwards = append(o.Forwards, f)
 			}
+			remotes := map[uint16]bool{}
+			for _, s := range reverseSpecs {
+				r, err := ParseReverse(s)
+				if err != nil {
+					return err
+				}
+				if remotes[r.RemotePort] {
+					return fmt.Errorf("-R: the target's port %d is given twice", r.RemotePort)
+				}
+				remotes[r.RemotePort] = true
+				o.Reverses = append(o.Reverses, r)
+			}
 			if err := o.LoadConfig(cmd.Flags(), sessionflags.Extra{Kube: flags, Timeout: &o.Timeout}, o.ErrOut); err != nil {
 				return err
+			}
+			if len(o.Reverses) > 0 && strings.EqualFold(o.Target, target.Targetless) {
+				return fmt.Errorf("-R needs a target (--target deploy/NAME): a targetless session receives no traffic")
 			}
 			// Ctrl-C, a SIGTERM or the terminal's hang-up end the session (End deletes it).
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -151,6 +192,7 @@ func NewCmdPortForward(flags *genericclioptions.ConfigFlags, streams genericioop
 	sessionflags.RegisterCompletions(cmd, flags)
 	f := cmd.Flags()
 	f.StringArrayVarP(&specs, "port-mapping", "L", nil, "[LOCAL_PORT:]HOST:REMOTE_PORT: 127.0.0.1:LOCAL_PORT reaches HOST:REMOTE_PORT from the cluster; repeatable")
+	f.StringArrayVarP(&reverseSpecs, "reverse-port-mapping", "R", nil, "[REMOTE_PORT:]LOCAL_PORT: the target's REMOTE_PORT traffic (mirrored, or stolen as the config file says) reaches 127.0.0.1:LOCAL_PORT; repeatable")
 	f.StringVar(&o.MirrordNamespace, "mirrord-namespace", "mirrord-system", "namespace of kubectl-mirrord's controller on the Primary")
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "how long to wait for the session's agents")
 	return cmd

@@ -53,10 +53,42 @@ func TestForwardFeatures(t *testing.T) {
 	f.Network.Incoming.Mode = mirrordv1alpha1.IncomingModeSteal
 	f.Network.Outgoing.TCP = ptr.To(false)
 	f.Network.DNS.Disabled = true
-	got := forwardFeatures(f)
+	got := forwardFeatures(f, nil)
 	n := got.Network
 	if !got.Env.Disabled || len(got.Env.Include) > 0 || got.FS.ReadsRemotely() || n.Incoming.Mode != mirrordv1alpha1.IncomingModeOff ||
 		!*n.Outgoing.TCP || n.DNS.Disabled || n.Outgoing.Filter != nil {
 		t.Errorf("forwardFeatures = %+v", got)
+	}
+}
+
+func TestParseReverse(t *testing.T) {
+	for in, want := range map[string]Reverse{
+		"80:8080": {RemotePort: 80, LocalPort: 8080},
+		"8080":    {RemotePort: 8080, LocalPort: 8080},
+	} {
+		if got, err := ParseReverse(in); err != nil || got != want {
+			t.Errorf("ParseReverse(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "http", "80:", ":80", "0:80", "80:70000", "a:b:c"} {
+		if _, err := ParseReverse(in); err == nil || !strings.Contains(err.Error(), "[REMOTE_PORT:]LOCAL_PORT") {
+			t.Errorf("ParseReverse(%q) = %v, want an error with the form", in, err)
+		}
+	}
+}
+
+// TestForwardFeaturesReverse: -R asks for the incoming traffic of its ports only, in the
+// config's mode (mirror when it says none or off), each delivered to its local port.
+func TestForwardFeaturesReverse(t *testing.T) {
+	var f mirrordv1alpha1.Features
+	f.Network.Incoming = mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeSteal, HTTPFilter: &mirrordv1alpha1.HTTPFilter{Path: "^/api"}, IgnorePorts: []int32{9090}}
+	in := forwardFeatures(f, []Reverse{{80, 8080}, {443, 8443}}).Network.Incoming
+	if in.Mode != mirrordv1alpha1.IncomingModeSteal || in.HTTPFilter.Path != "^/api" || len(in.IgnorePorts) != 0 ||
+		len(in.Ports) != 2 || in.Ports[1] != 443 || in.PortMapping[0] != (mirrordv1alpha1.PortMapping{Remote: 80, Local: 8080}) {
+		t.Errorf("incoming = %+v", in)
+	}
+	f.Network.Incoming = mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeOff}
+	if m := forwardFeatures(f, []Reverse{{80, 80}}).Network.Incoming.Mode; m != mirrordv1alpha1.IncomingModeMirror {
+		t.Errorf("-R with incoming off: mode %s, want mirror", m)
 	}
 }

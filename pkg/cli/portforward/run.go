@@ -13,6 +13,7 @@ import (
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
@@ -25,12 +26,25 @@ const MaxConns = 256
 // ResolveTimeout bounds a host name's lookup through the session.
 const ResolveTimeout = 10 * time.Second
 
-// forwardFeatures are what a port-forward asks of the target: outgoing TCP and DNS only, so
-// that policies blocking the rest (environment, files, incoming) do not stand in its way.
-func forwardFeatures(f mirrordv1alpha1.Features) mirrordv1alpha1.Features {
+// forwardFeatures are what a port-forward asks of the target: outgoing TCP and DNS, and with
+// -R the incoming traffic of those ports only (in the config's mode, mirror by default, with
+// its HTTP filter), so that policies blocking the rest (environment, files) do not stand in
+// its way.
+func forwardFeatures(f mirrordv1alpha1.Features, reverses []Reverse) mirrordv1alpha1.Features {
 	f.Env = mirrordv1alpha1.EnvFeature{Disabled: true}
 	f.FS = mirrordv1alpha1.FSFeature{Mode: mirrordv1alpha1.FSModeLocal}
-	f.Network.Incoming = mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeOff}
+	in := mirrordv1alpha1.IncomingFeature{Mode: mirrordv1alpha1.IncomingModeOff}
+	if len(reverses) > 0 {
+		in.Mode, in.HTTPFilter = f.Network.Incoming.Mode, f.Network.Incoming.HTTPFilter
+		if in.Mode == "" || in.Mode == mirrordv1alpha1.IncomingModeOff {
+			in.Mode = mirrordv1alpha1.IncomingModeMirror
+		}
+		for _, r := range reverses {
+			in.Ports = append(in.Ports, int32(r.RemotePort))
+			in.PortMapping = append(in.PortMapping, mirrordv1alpha1.PortMapping{Remote: int32(r.RemotePort), Local: int32(r.LocalPort)})
+		}
+	}
+	f.Network.Incoming = in
 	f.Network.Outgoing = mirrordv1alpha1.OutgoingFeature{TCP: ptr.To(true), UDP: ptr.To(true)}
 	f.Network.DNS = mirrordv1alpha1.DNSFeature{}
 	return f
@@ -77,7 +91,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	spec.Features = forwardFeatures(spec.Features)
+	spec.Features = forwardFeatures(spec.Features, o.Reverses)
 	started, err := session.Start(ctx, session.StartOptions{
 		Config: restCfg, Clients: cs, Namespace: ns, Name: o.Name, Spec: spec,
 		MirrordNamespace: o.MirrordNamespace, Timeout: o.Timeout, Progress: o.ErrOut, Logf: o.logf,
@@ -101,6 +115,21 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	defer client.Close()
+	spec = started.Session.Spec // with its profile applied
+	if len(o.Reverses) > 0 {
+		dialer := reverseDialer{}
+		for _, r := range o.Reverses {
+			dialer[r.LocalPort] = true
+		}
+		unsubscribe, err := local.Subscribe(ctx, client, &spec, dialer, netip.MustParseAddr("127.0.0.1"))
+		if err != nil {
+			return err
+		}
+		defer unsubscribe()
+		for _, r := range o.Reverses {
+			o.logf("forwarding %s (%s)", r, spec.Features.Network.Incoming.Description())
+		}
+	}
 	r, err := client.Do(protocol.Request{Op: protocol.OpResolvConf})
 	if err != nil {
 		return fmt.Errorf("reading the target's resolv.conf: %w", err)
@@ -128,6 +157,18 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// reverseDialer delivers the target's traffic to this machine's loopback, to the -R ports
+// only (whatever port a delivery names).
+type reverseDialer map[uint16]bool
+
+func (d reverseDialer) DialIn(ctx context.Context, _, dst netip.AddrPort) (net.Conn, error) {
+	if !d[dst.Port()] {
+		return nil, fmt.Errorf("port %d is not one of -R's", dst.Port())
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, "tcp", dst.String())
 }
 
 // forwarder carries each accepted connection to its forward's host through the session.
