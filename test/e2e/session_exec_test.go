@@ -175,6 +175,41 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 		})
 	})
 
+	t.Run("a config's profile: read from the Primary and applied over the file", func(t *testing.T) {
+		name := "e2e-" + ns
+		if _, err := f.Clusters[0].Mirrord.MirrordV1alpha1().MirrordClusterProfiles().Create(ctx, &mirrordv1alpha1.MirrordClusterProfile{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: mirrordv1alpha1.ProfileSpec{FeatureAdjustments: []mirrordv1alpha1.FeatureAdjustment{
+				{Change: mirrordv1alpha1.ChangeIncomingSteal}, {Change: mirrordv1alpha1.ChangeIncomingOff}, {Change: mirrordv1alpha1.ChangeOutgoingOff},
+			}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = f.Clusters[0].Mirrord.MirrordV1alpha1().MirrordClusterProfiles().Delete(context.Background(), name, metav1.DeleteOptions{})
+		}()
+		cfg := filepath.Join(t.TempDir(), "mirrord.json")
+		if err := os.WriteFile(cfg, []byte(`{"target": "deploy/api", "profile": "`+name+`", "feature": {"network": {"incoming": "mirror", "outgoing": true}}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd, out := f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "-f", cfg, "--", "sh", "-c", "echo started; exec sleep 60")
+		sess := execSession(ctx, t, f, out, "\nstarted")
+		interrupt(t, cmd)
+		n := sess.Spec.Features.Network
+		if !strings.Contains(out.String(), "profile "+name+" applied: incoming off") || sess.Spec.Features.Profile != name ||
+			n.Incoming.Mode != mirrordv1alpha1.IncomingModeOff || n.Outgoing.TCP == nil || *n.Outgoing.TCP {
+			t.Errorf("the session's features %+v, want the profile's (incoming off, outgoing off):\n%s", n, out.String())
+		}
+		cfg2 := filepath.Join(t.TempDir(), "mirrord.json")
+		if err := os.WriteFile(cfg2, []byte(`{"target": "deploy/api", "profile": "no-such-profile"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-f", cfg2, "--", "true")
+		if err == nil || !strings.Contains(res, "profile no-such-profile: no MirrordClusterProfile of that name") {
+			t.Errorf("exec with a missing profile (%v):\n%s", err, res)
+		}
+	})
+
 	t.Run("every target kind mirrord knows: job, cron job, service, labels", func(t *testing.T) {
 		// A Job, and a suspended CronJob with a Job of its own (as `kubectl create job
 		// --from=cronjob/...` makes): each runs the sample server in c2.
