@@ -4,8 +4,9 @@
 //
 // Everything a filter runs is bounded, because filters are written by session users and run
 // in an agent shared by every session of a pod: regular expressions by pkg/regex's time and
-// stack, jq by JQTimeout, bodies by MaxBody. A test that runs out is no match: the request
-// goes to the target.
+// stack, jq by JQTimeout, bodies by MaxBody, JSONPath queries to one descendant segment
+// (linear in the body), and all of one request's tests by MatchBudget. A test that runs out
+// is no match: the request goes to the target.
 package httpfilter
 
 import (
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/itchyny/gojq"
@@ -32,6 +34,10 @@ const (
 	MaxBody = 1 << 20
 	// JQTimeout bounds one jq run over one header line.
 	JQTimeout = 50 * time.Millisecond
+	// MatchBudget bounds all the tests of one request together: header tests stop at the
+	// first line after it (a request of many header lines, each near a regex's or jq's own
+	// bound, cannot hold the agent for long).
+	MatchBudget = 100 * time.Millisecond
 )
 
 // Filter is a compiled HTTPFilter. The zero of *Filter (nil) takes every request.
@@ -47,9 +53,13 @@ type Filter struct {
 // was longer than MaxBody).
 type Request struct {
 	*http.Request
-	Body  []byte
-	lines []string
+	Body     []byte
+	lines    []string
+	deadline time.Time
 }
+
+// expired reports whether the request's MatchBudget is spent.
+func (r *Request) expired() bool { return !r.deadline.IsZero() && time.Now().After(r.deadline) }
 
 // headerLines are the request's headers as "Name: value" lines, Host first.
 func (r *Request) headerLines() []string {
@@ -164,7 +174,10 @@ func (c *compiler) terms(prefix string, t mirrordv1alpha1.HTTPFilterTerm) []test
 		} else {
 			tests = append(tests, func(r *Request) bool {
 				for _, l := range r.headerLines() {
-					if jqTrue(code, l) {
+					if r.expired() {
+						return false
+					}
+					if jqTrue(code, l, r.deadline) {
 						return true
 					}
 				}
@@ -189,8 +202,13 @@ func (c *compiler) terms(prefix string, t mirrordv1alpha1.HTTPFilterTerm) []test
 	}
 	if b := t.Body; b != nil {
 		query, err := parser.Parse(b.Query)
-		if err != nil {
+		switch {
+		case err != nil:
 			c.fail(prefix+"body.query", b.Query, "not a valid JSONPath (RFC 9535) query: "+err.Error())
+		case strings.Count(b.Query, "..") > 1:
+			// Each nested descendant segment multiplies the work by the body's size.
+			err = errors.New("nested descendants")
+			c.fail(prefix+"body.query", b.Query, "more than one descendant segment (..) is refused here: such a query takes time quadratic in the body; keep one")
 		}
 		re := c.regex(prefix+"body.matches", b.Matches, false)
 		if err == nil && re != nil {
@@ -205,6 +223,9 @@ func (c *compiler) terms(prefix string, t mirrordv1alpha1.HTTPFilterTerm) []test
 func (f *Filter) Match(r *Request) bool {
 	if f == nil {
 		return true
+	}
+	if r.deadline.IsZero() {
+		r.deadline = time.Now().Add(MatchBudget)
 	}
 	for _, t := range f.all {
 		if !t(r) {
@@ -225,6 +246,9 @@ func (f *Filter) Match(r *Request) bool {
 func headerTest(re regex.Regexp) test {
 	return func(r *Request) bool {
 		for _, l := range r.headerLines() {
+			if r.expired() {
+				return false
+			}
 			if re.MatchString(l) {
 				return true
 			}
@@ -243,9 +267,14 @@ func compileJQ(src string) (*gojq.Code, error) {
 	return gojq.Compile(q)
 }
 
-// jqTrue reports whether code yields true for input within JQTimeout.
-func jqTrue(code *gojq.Code, input string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), JQTimeout)
+// jqTrue reports whether code yields true for input within JQTimeout (and before deadline,
+// when there is one).
+func jqTrue(code *gojq.Code, input string, deadline time.Time) bool {
+	end := time.Now().Add(JQTimeout)
+	if !deadline.IsZero() && deadline.Before(end) {
+		end = deadline
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), end)
 	defer cancel()
 	it := code.RunWithContext(ctx, input)
 	for {

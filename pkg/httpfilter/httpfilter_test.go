@@ -2,6 +2,7 @@ package httpfilter
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -152,6 +153,31 @@ func TestCompileErrors(t *testing.T) {
 	}
 	if f, _ := Compile(&filter{Path: "/"}); f.NeedsBody {
 		t.Error("a path filter needs no body")
+	}
+}
+
+// TestMatchBudget: a request of many header lines, each taking a backtracking regex near its
+// own bound, is no match once MatchBudget is spent, not after every line.
+func TestMatchBudget(t *testing.T) {
+	// Catastrophic backtracking on every line: (a+)+ over a's that end in b, with a look-ahead
+	// so it runs on regexp2.
+	f, err := Compile(&filter{Header: "^X-(?=P)P: (a+)+c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("GET / HTTP/1.1\r\nHost: a\r\n")
+	for i := range 200 {
+		fmt.Fprintf(&b, "X-P: %sb%d\r\n", strings.Repeat("a", 40), i)
+	}
+	b.WriteString("\r\n")
+	r := request(t, b.String())
+	start := time.Now()
+	if f.Match(r) {
+		t.Fatal("matched")
+	}
+	if took := time.Since(start); took > MatchBudget+500*time.Millisecond {
+		t.Errorf("a match took %v, want about MatchBudget (%v)", took, MatchBudget)
 	}
 }
 
