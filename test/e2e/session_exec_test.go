@@ -210,7 +210,7 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 		}
 	})
 
-	t.Run("every target kind mirrord knows: job, cron job, service, labels", func(t *testing.T) {
+	t.Run("every target kind mirrord knows: job, cron job, service, Argo rollout, labels", func(t *testing.T) {
 		// A Job, and a suspended CronJob with a Job of its own (as `kubectl create job
 		// --from=cronjob/...` makes): each runs the sample server in c2.
 		podSpec := func(kind string) corev1.PodTemplateSpec {
@@ -235,6 +235,45 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 			Spec: batchv1.JobSpec{Template: podSpec("cron")}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// An Argo Rollout, its CRD as Argo's names it (no Argo controller runs here: the
+		// Rollout refers to the backend Deployment, whose pods it then stands for, as with
+		// Argo's workloadRef). c3 has no such CRD, and so no part of the target.
+		rollout := filepath.Join(t.TempDir(), "rollout.yaml")
+		if err := os.WriteFile(rollout, []byte(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: rollouts.argoproj.io
+spec:
+  group: argoproj.io
+  names: {kind: Rollout, listKind: RolloutList, plural: rollouts, singular: rollout}
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := f.Kubectl(c2, "apply", "-f", rollout); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		defer func() { _, _ = f.Kubectl(c2, "delete", "crd", "rollouts.argoproj.io", "--wait=false") }()
+		if err := os.WriteFile(rollout, []byte(`apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: storefront
+spec:
+  selector: {matchLabels: {app: backend}}
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: backend}
+`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f.Eventually(ctx, 30*time.Second, "the Rollout created (its CRD established)", func(ctx context.Context) error {
+			_, err := f.Kubectl(c2, "apply", "-n", ns, "-f", rollout)
+			return err
+		})
 		labelsConfig := filepath.Join(t.TempDir(), "mirrord.json")
 		if err := os.WriteFile(labelsConfig, []byte(`{"target": {"labels": {"app": "backend"}}}`), 0o600); err != nil {
 			t.Fatal(err)
@@ -246,6 +285,7 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 			{[]string{"-t", "job/migrate"}, "migrate-"},
 			{[]string{"-t", "cronjob/nightly"}, "nightly-manual-"},
 			{[]string{"-t", "svc/backend"}, "backend-"},
+			{[]string{"-t", "rollout/storefront"}, "backend-"},
 			{[]string{"-f", labelsConfig}, "backend-"},
 		} {
 			args := append([]string{"-n", ns, "exec", "--incoming", "off"}, tc.args...)
