@@ -238,7 +238,12 @@ print(urllib.request.urlopen("http://backend.` + ns + `:8080/python").read().dec
 		// An Argo Rollout, its CRD as Argo's names it (no Argo controller runs here: the
 		// Rollout refers to the backend Deployment, whose pods it then stands for, as with
 		// Argo's workloadRef). c3 has no such CRD, and so no part of the target.
-		rollout := filepath.Join(t.TempDir(), "rollout.yaml")
+		dir, err := os.MkdirTemp("", "rollout") // kubectl -f splits a path at commas, as the test's name has
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		rollout := filepath.Join(dir, "rollout.yaml")
 		if err := os.WriteFile(rollout, []byte(`apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
