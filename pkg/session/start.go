@@ -142,3 +142,14 @@ func (s *Started) endQuietly() {
 		s.opts.Logf("%v", err)
 	}
 }
+
+// LogReconnects is a Dial's events as lines for the user: the drop, and the return.
+func LogReconnects(logf func(format string, args ...any), ttlSeconds int32) func(protocol.ConnEvent) {
+	return func(e protocol.ConnEvent) {
+		if e.Err != nil {
+			logf("%v: reconnecting (the session lasts %ds without heartbeats)", e.Err, ttlSeconds)
+		} else {
+			logf("reconnected to the session after %s; connections open at the drop were reset", e.Down.Round(100*time.Millisecond))
+		}
+	}
+}

@@ -4,30 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 )
 
 // Run runs the session: create it, wait for it, run the command in its context, end it.
 func (o *Options) Run(ctx context.Context) error {
-	restCfg, err := o.ConfigFlags.ToRESTConfig()
+	primary, err := cmdutil.ConnectPrimary(o.ConfigFlags)
 	if err != nil {
 		return err
 	}
-	cs, err := clients.ForConfig(restCfg)
-	if err != nil {
-		return err
-	}
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return err
-	}
+	ns := primary.Namespace
 	// Every mistake in the flags is reported before anything is created.
 	if _, err := o.Spec(ns, session.Owner{Name: "-"}); err != nil {
 		return err
@@ -42,7 +32,7 @@ func (o *Options) Run(ctx context.Context) error {
 			o.ProxyMode = true
 		}
 	}
-	owner, err := session.Whoami(ctx, cs.Kube)
+	owner, err := session.Whoami(ctx, primary.Clients.Kube)
 	if err != nil {
 		return err
 	}
@@ -51,7 +41,7 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	started, err := session.Start(ctx, session.StartOptions{
-		Config: restCfg, Clients: cs, Namespace: ns, Name: o.Name, Spec: spec,
+		Config: primary.Config, Clients: primary.Clients, Namespace: ns, Name: o.Name, Spec: spec,
 		MirrordNamespace: o.MirrordNamespace, Timeout: o.Timeout, Progress: o.progressOut(), Logf: o.logf,
 	})
 	if err != nil {
@@ -73,13 +63,7 @@ func (o *Options) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	client, err := started.Dial(ctx, func(e protocol.ConnEvent) {
-		if e.Err != nil {
-			o.logf("%v: reconnecting (the session lasts %ds without heartbeats)", e.Err, spec.TTLSeconds)
-		} else {
-			o.logf("reconnected to the session after %s; connections open at the drop were reset", e.Down.Round(100*time.Millisecond))
-		}
-	})
+	client, err := started.Dial(ctx, session.LogReconnects(o.logf, spec.TTLSeconds))
 	if err != nil {
 		return err
 	}

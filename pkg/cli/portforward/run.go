@@ -12,7 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
@@ -53,18 +53,11 @@ func forwardFeatures(f mirrordv1alpha1.Features, reverses []Reverse) mirrordv1al
 // Run starts the session, listens on every forward's local port, and carries connections
 // until ctx ends or the session is ended elsewhere.
 func (o *Options) Run(ctx context.Context) error {
-	restCfg, err := o.ConfigFlags.ToRESTConfig()
+	primary, err := cmdutil.ConnectPrimary(o.ConfigFlags)
 	if err != nil {
 		return err
 	}
-	cs, err := clients.ForConfig(restCfg)
-	if err != nil {
-		return err
-	}
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return err
-	}
+	ns := primary.Namespace
 	if _, err := o.Spec(ns, session.Owner{Name: "-"}); err != nil {
 		return err
 	}
@@ -83,7 +76,7 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		listeners = append(listeners, l)
 	}
-	owner, err := session.Whoami(ctx, cs.Kube)
+	owner, err := session.Whoami(ctx, primary.Clients.Kube)
 	if err != nil {
 		return err
 	}
@@ -93,7 +86,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	spec.Features = forwardFeatures(spec.Features, o.Reverses)
 	started, err := session.Start(ctx, session.StartOptions{
-		Config: restCfg, Clients: cs, Namespace: ns, Name: o.Name, Spec: spec,
+		Config: primary.Config, Clients: primary.Clients, Namespace: ns, Name: o.Name, Spec: spec,
 		MirrordNamespace: o.MirrordNamespace, Timeout: o.Timeout, Progress: o.ErrOut, Logf: o.logf,
 	})
 	if err != nil {
@@ -104,13 +97,7 @@ func (o *Options) Run(ctx context.Context) error {
 			o.logf("%v", err)
 		}
 	}()
-	client, err := started.Dial(ctx, func(e protocol.ConnEvent) {
-		if e.Err != nil {
-			o.logf("%v: reconnecting (the session lasts %ds without heartbeats)", e.Err, spec.TTLSeconds)
-		} else {
-			o.logf("reconnected to the session after %s; connections open at the drop were reset", e.Down.Round(100*time.Millisecond))
-		}
-	})
+	client, err := started.Dial(ctx, session.LogReconnects(o.logf, spec.TTLSeconds))
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 )
 
@@ -66,19 +66,11 @@ func NewCmdCreate(flags *genericclioptions.ConfigFlags, streams genericiooptions
 
 // Run creates the session, waits for it, then heartbeats until ctx ends and ends it.
 func (o *CreateOptions) Run(ctx context.Context) error {
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
+	primary, err := cmdutil.ConnectPrimary(o.ConfigFlags)
 	if err != nil {
 		return err
 	}
-	restCfg, err := o.ConfigFlags.ToRESTConfig()
-	if err != nil {
-		return err
-	}
-	cs, err := clients.ForConfig(restCfg)
-	if err != nil {
-		return err
-	}
-	kube := cs.Kube
+	ns, restCfg, cs, kube := primary.Namespace, primary.Config, primary.Clients, primary.Clients.Kube
 	owner, err := session.Whoami(ctx, kube)
 	if err != nil {
 		return err

@@ -23,7 +23,6 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/cmdutil"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessions"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
@@ -91,18 +90,11 @@ func NewCmdStatus(flags *genericclioptions.ConfigFlags, streams genericiooptions
 // Run gathers the report and prints it. A cluster without kubectl-mirrord is an error; a
 // part the user may not read is reported as such and the rest still shown.
 func (o *Options) Run(ctx context.Context) error {
-	cfg, err := o.ConfigFlags.ToRESTConfig()
+	primary, err := cmdutil.ConnectPrimary(o.ConfigFlags)
 	if err != nil {
 		return err
 	}
-	cs, err := clients.ForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return err
-	}
+	cfg, cs, ns := primary.Config, primary.Clients, primary.Namespace
 	r := Report{Server: cfg.Host, Namespace: ns, Members: []Member{}, Sessions: []mirrordv1alpha1.MirrordSession{}}
 	if o.AllNamespaces {
 		r.Namespace = metav1.NamespaceAll
