@@ -22,11 +22,6 @@ import (
 // every request, answered "local".
 func serveLoopback(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	f, err := httpfilter.Compile(&mirrordv1alpha1.HTTPFilter{Path: "^/"})
 	if err != nil {
 		t.Fatal(err)
@@ -34,15 +29,25 @@ func serveLoopback(t *testing.T) string {
 	session := func(r *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: 5, Body: io.NopCloser(strings.NewReader("local"))}, nil
 	}
+	return serveLoopbackWith(t, f, session, func(context.Context) (net.Conn, error) { return nil, io.EOF })
+}
+
+// serveLoopbackWith serves stolen connections on a loopback listener: what f matches to
+// session, the rest to what dial reaches.
+func serveLoopbackWith(t *testing.T, f *httpfilter.Filter, session RoundTripFunc, dial func(context.Context) (net.Conn, error)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				_ = Serve(t.Context(), c, f, RoundTripFunc(session), func(context.Context) (net.Conn, error) { return nil, io.EOF })
-			}()
+			go func() { _ = Serve(t.Context(), c, f, session, dial) }()
 		}
 	}()
 	return l.Addr().String()
@@ -164,28 +169,13 @@ func TestStealBodyFilter(t *testing.T) {
 		msg := fmt.Sprintf("local %d %x", len(b), sha256.Sum256(b))
 		return &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, ContentLength: int64(len(msg)), Body: io.NopCloser(strings.NewReader(msg))}, nil
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				_ = Serve(t.Context(), c, f, RoundTripFunc(session), func(ctx context.Context) (net.Conn, error) {
-					var d net.Dialer
-					return d.DialContext(ctx, "tcp", target.Listener.Addr().String())
-				})
-			}()
-		}
-	}()
+	addr := serveLoopbackWith(t, f, session, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", target.Listener.Addr().String())
+	})
 	post := func(t *testing.T, body string, chunked bool) string {
 		t.Helper()
-		req, _ := http.NewRequest("POST", "http://"+l.Addr().String()+"/users", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", "http://"+addr+"/users", strings.NewReader(body))
 		if chunked {
 			req.ContentLength = -1
 			req.Body = io.NopCloser(strings.NewReader(body))
@@ -226,7 +216,7 @@ func TestStealBodyFilter(t *testing.T) {
 	}
 	t.Run("a body slower than BodyTimeout is answered 408", func(t *testing.T) {
 		hits := protocol.LimitHits(protocol.LimitStealBodyTime)
-		c, err := net.Dial("tcp", l.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
