@@ -45,10 +45,17 @@ func jobRef(j *batchv1.Job) metav1.OwnerReference {
 		Controller: ptr.To(false), BlockOwnerDeletion: ptr.To(false)}
 }
 
+// randomAgentKey is a new agent key.
+func randomAgentKey() ([]byte, error) {
+	key := make([]byte, protocol.AgentKeySize)
+	_, err := rand.Read(key)
+	return key, err
+}
+
 // newAgentKey writes a new agent key in Secret name, owned by child.
 func (c *Controller) newAgentKey(ctx context.Context, ns, name string, child metav1.OwnerReference) error {
-	key := make([]byte, protocol.AgentKeySize)
-	if _, err := rand.Read(key); err != nil {
+	key, err := randomAgentKey()
+	if err != nil {
 		return err
 	}
 	if _, err := c.kube.CoreV1().Secrets(ns).Create(ctx, agentKeySecret(ns, name, child, key), metav1.CreateOptions{}); err != nil {

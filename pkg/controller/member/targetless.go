@@ -2,7 +2,6 @@ package member
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // A targetless session (mirrord's `targetless`) has no pod to enter: the Default cluster runs
@@ -175,8 +173,8 @@ func (c *Controller) targetlessJob(ctx context.Context, child *mirrordv1alpha1.M
 
 	ns := child.Spec.Target.Namespace
 	name := naming.TargetlessAgent(child.UID, utilrand.String(5))
-	agentKey := make([]byte, protocol.AgentKeySize)
-	if _, err := rand.Read(agentKey); err != nil {
+	agentKey, err := randomAgentKey()
+	if err != nil {
 		return nil, err
 	}
 	// The relays' copy first: it goes with the child, whatever happens next.
@@ -259,6 +257,8 @@ func (c *Controller) syncTargetlessJob(ctx context.Context, key cache.ObjectName
 	}
 	why := targetlessObsolete(j, child)
 	if why == "" {
+		// Asked of the API server, not a cache: a cache a moment behind would not have the
+		// key of a Job just made, and its Job would go.
 		if _, lost := c.kube.CoreV1().Secrets(c.opts.Namespace).Get(ctx, j.Name, metav1.GetOptions{}); !apierrors.IsNotFound(lost) {
 			return nil
 		}
