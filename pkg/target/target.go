@@ -61,6 +61,14 @@ func Parse(s, container, namespace string) (mirrordv1alpha1.Target, error) {
 		return mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindTargetless, Namespace: namespace}, nil
 	}
 	parts := strings.Split(s, "/")
+	if k, rest, ok := strings.Cut(s, "/"); ok && kinds[strings.ToLower(k)] == mirrordv1alpha1.TargetKindLabels {
+		// Label keys hold slashes (app.kubernetes.io/name); values cannot: only a last
+		// /container/NAME is not the selector's.
+		parts = []string{k, rest}
+		if i := strings.LastIndex(rest, "/container/"); i >= 0 {
+			parts = []string{k, rest[:i], "container", rest[i+len("/container/"):]}
+		}
+	}
 	if len(parts) != 2 && len(parts) != 4 {
 		return t, fmt.Errorf("target %q: write it as KIND/NAME or KIND/NAME/container/CONTAINER, e.g. deploy/api or pod/api-0/container/main", s)
 	}

@@ -34,11 +34,15 @@ func TestParse(t *testing.T) {
 		"argo rollout":       {in: "rollouts.argoproj.io/api/container/app", want: mirrordv1alpha1.Target{Kind: "Rollout", Name: "api", Namespace: "ns", Container: "app"}},
 		"labels":             {in: "labels/app=api,tier=web", want: mirrordv1alpha1.Target{Kind: "Labels", Labels: map[string]string{"app": "api", "tier": "web"}, Namespace: "ns"}},
 		"labels none":        {in: "labels/", wantErr: "labels/KEY=VALUE"},
-		"labels bad":         {in: "labels/app", wantErr: "labels/KEY=VALUE"},
-		"bad name":           {in: "deploy/API_x", wantErr: "not a valid name"},
-		"bad container key":  {in: "pod/a/c/x", wantErr: "expected .../container/CONTAINER"},
-		"conflict":           {in: "pod/a/container/x", container: "y", wantErr: "give it once"},
-		"bad container":      {in: "pod/a", container: "Bad_", wantErr: "not a valid container name"},
+		"labels with prefixed keys": {in: "labels/app.kubernetes.io/name=billing,tier=backend", want: mirrordv1alpha1.Target{Kind: "Labels",
+			Labels: map[string]string{"app.kubernetes.io/name": "billing", "tier": "backend"}, Namespace: "ns"}},
+		"prefixed keys and a container": {in: "labels/app.kubernetes.io/name=billing/container/app", want: mirrordv1alpha1.Target{Kind: "Labels",
+			Labels: map[string]string{"app.kubernetes.io/name": "billing"}, Container: "app", Namespace: "ns"}},
+		"labels bad":        {in: "labels/app", wantErr: "labels/KEY=VALUE"},
+		"bad name":          {in: "deploy/API_x", wantErr: "not a valid name"},
+		"bad container key": {in: "pod/a/c/x", wantErr: "expected .../container/CONTAINER"},
+		"conflict":          {in: "pod/a/container/x", container: "y", wantErr: "give it once"},
+		"bad container":     {in: "pod/a", container: "Bad_", wantErr: "not a valid container name"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -60,7 +64,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestStringRoundTrip(t *testing.T) {
-	for _, in := range []string{"deployment/api", "pod/a/container/c", "statefulset/db", "daemonset/x", "replicaset/y", "targetless", "job/j", "cronjob/c", "service/s", "rollout/r", "labels/app=api,tier=web"} {
+	for _, in := range []string{"deployment/api", "pod/a/container/c", "statefulset/db", "daemonset/x", "replicaset/y", "targetless", "job/j", "cronjob/c", "service/s", "rollout/r", "labels/app=api,tier=web", "labels/app.kubernetes.io/name=x,tier=y"} {
 		tg, err := Parse(in, "", "ns")
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/config"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/session"
 )
 
@@ -373,5 +374,40 @@ func TestTargetlessByDefault(t *testing.T) {
 		if want := tc.wantTarget == "targetless"; spec.Target.IsTargetless() != want {
 			t.Errorf("%v: spec target %+v", tc.args, spec.Target)
 		}
+	}
+}
+
+// TestCorpusMakesSessions: every config of pkg/config's corpus that the loader accepts also
+// makes a session spec through the command line's whole path (LoadConfig, then Spec), with no
+// flag given: what a user of it would run.
+func TestCorpusMakesSessions(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "config", "testdata", "corpus", "*"))
+	if err != nil || len(files) < 20 {
+		t.Fatalf("corpus: %d files, %v", len(files), err)
+	}
+	t.Setenv("MIRRORD_ENV_KEY", "k")
+	made := 0
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			o := &Flags{}
+			o.AddFlags(fs)
+			if err := fs.Parse([]string{"-f", path}); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.LoadConfig(fs, Extra{}, &bytes.Buffer{}); err != nil {
+				if _, refused := config.Load(path); refused != nil {
+					return // the loader's own refusal (TestCorpus checks it)
+				}
+				t.Fatal(err)
+			}
+			if _, err := o.Spec("dev", session.Owner{Name: "me"}); err != nil {
+				t.Fatal(err)
+			}
+			made++
+		})
+	}
+	if made < 20 {
+		t.Errorf("%d of %d configs made a session spec", made, len(files))
 	}
 }
