@@ -61,6 +61,7 @@ func TestDefaultMissingConfigFile(t *testing.T) {
 		{[]string{"exec", "-f", "-t", "deploy/api", "--", "ls", "-f"}, []string{"exec", "-f", def, "-t", "deploy/api", "--", "ls", "-f"}},
 		{[]string{"exec", "-f", "my.json", "--", "ls"}, []string{"exec", "-f", "my.json", "--", "ls"}},
 		{[]string{"sessions", "create", "--config-file"}, []string{"sessions", "create", "--config-file", def}},
+		{[]string{"port-forward", "-f", "-L", "80:api:80"}, []string{"port-forward", "-f", def, "-L", "80:api:80"}},
 		{[]string{"sessions", "-f"}, []string{"sessions", "-f"}}, // not a session's flag there
 		{[]string{"exec", "--config-file=x.json", "--", "ls"}, []string{"exec", "--config-file=x.json", "--", "ls"}},
 	} {
