@@ -117,14 +117,14 @@ func (o *Options) Run(ctx context.Context) error {
 			o.logf("forwarding %s (%s)", r, spec.Features.Network.Incoming.Description())
 		}
 	}
-	r, err := client.Do(protocol.Request{Op: protocol.OpResolvConf})
-	if err != nil {
-		return fmt.Errorf("reading the target's resolv.conf: %w", err)
-	}
-	fw := &forwarder{
-		client: client, rc: outgoing.ParseResolvConf(r.Data),
-		dns:   &outgoing.Handler{Remote: client, TCP: true, UDP: true, DNS: true},
-		slots: make(chan struct{}, MaxConns), logf: o.logf,
+	fw := &forwarder{client: client, dns: &outgoing.Handler{Remote: client, TCP: true, UDP: true, DNS: true},
+		slots: make(chan struct{}, MaxConns), logf: o.logf}
+	if len(o.Forwards) > 0 {
+		r, err := client.Do(protocol.Request{Op: protocol.OpResolvConf})
+		if err != nil {
+			return fmt.Errorf("reading the target's resolv.conf: %w", err)
+		}
+		fw.rc = outgoing.ParseResolvConf(r.Data)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
