@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
@@ -124,4 +125,29 @@ func outgoing(o mirrordv1alpha1.OutgoingFeature) string {
 		return "remote"
 	}
 	return "partly remote"
+}
+
+// Resolve reads a session's profile value in namespace: its reference, held to the rule that
+// a MirrordProfile is the session's namespace's, and the adjustments get finds for it. A
+// profile get does not find is an error saying so; get's other errors are wrapped.
+func Resolve(value, namespace string, get func(Ref) ([]mirrordv1alpha1.FeatureAdjustment, error)) (Ref, []mirrordv1alpha1.FeatureAdjustment, error) {
+	ref, err := ParseRef(value)
+	if err != nil {
+		return ref, nil, err
+	}
+	if ref.Namespace != "" && ref.Namespace != namespace {
+		return ref, nil, fmt.Errorf("profile %s: a MirrordProfile must be in the session's namespace (%s): run in -n %s, or name a MirrordClusterProfile", ref, namespace, ref.Namespace)
+	}
+	adjs, err := get(ref)
+	if apierrors.IsNotFound(err) {
+		list := "kubectl get " + strings.ToLower(ref.Kind()) + "s"
+		if ref.Namespace != "" {
+			list += " -n " + ref.Namespace
+		}
+		return ref, nil, fmt.Errorf("profile %s: no %s of that name on the Primary (%s): check its spelling, or remove profile from the config file", ref, ref.Kind(), list)
+	}
+	if err != nil {
+		return ref, nil, fmt.Errorf("profile %s: %w", ref, err)
+	}
+	return ref, adjs, nil
 }

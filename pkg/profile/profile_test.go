@@ -1,9 +1,12 @@
 package profile
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -85,5 +88,41 @@ func TestApplyAndFollows(t *testing.T) {
 	f.Network.Outgoing.TCP = ptr.To(false)
 	if got := Apply(adj("incoming-off"), f); got.Profile != "p" || got.Env.Include[0] != "A" || *got.Network.Outgoing.TCP {
 		t.Errorf("Apply changed what it does not set: %+v", got)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	team := adj("incoming-off")
+	get := func(r Ref) ([]mirrordv1alpha1.FeatureAdjustment, error) {
+		switch r {
+		case Ref{Name: "team"}, Ref{Namespace: "shop", Name: "strict"}:
+			return team, nil
+		case Ref{Name: "locked"}:
+			return nil, apierrors.NewForbidden(schema.GroupResource{Resource: "mirrordclusterprofiles"}, "locked", errors.New("no"))
+		}
+		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "x"}, r.Name)
+	}
+	for _, tc := range []struct{ value, ns, wantErr string }{
+		{value: "team", ns: "shop"},
+		{value: "shop/strict", ns: "shop"},
+		{value: "shop/strict", ns: "hc", wantErr: "profile shop/strict: a MirrordProfile must be in the session's namespace (hc): run in -n shop"},
+		{value: "gone", ns: "shop", wantErr: "profile gone: no MirrordClusterProfile of that name on the Primary (kubectl get mirrordclusterprofiles)"},
+		{value: "shop/gone", ns: "shop", wantErr: "no MirrordProfile of that name on the Primary (kubectl get mirrordprofiles -n shop)"},
+		{value: "locked", ns: "shop", wantErr: "profile locked: "},
+		{value: "Bad", ns: "shop", wantErr: `profile "Bad"`},
+	} {
+		_, adjs, err := Resolve(tc.value, tc.ns, get)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Resolve(%q in %s) = %v, want %q", tc.value, tc.ns, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || len(adjs) != 1 {
+			t.Errorf("Resolve(%q in %s) = %v, %v", tc.value, tc.ns, adjs, err)
+		}
+	}
+	if _, _, err := Resolve("locked", "shop", get); !apierrors.IsForbidden(err) {
+		t.Errorf("a forbidden read is no longer forbidden once wrapped: %v", err)
 	}
 }

@@ -529,19 +529,9 @@ func (c *Controller) reconcileChildren(ctx context.Context, s *mirrordv1alpha1.M
 // profileProblem says why a starting session does not follow the profile it names, or ""
 // when it does. A running session is not failed by a profile edited after it started.
 func (c *Controller) profileProblem(s *mirrordv1alpha1.MirrordSession) string {
-	ref, err := profile.ParseRef(s.Spec.Features.Profile)
+	ref, adjs, err := profile.Resolve(s.Spec.Features.Profile, s.Namespace, c.profileOf)
 	if err != nil {
 		return err.Error()
-	}
-	if ref.Namespace != "" && ref.Namespace != s.Namespace {
-		return fmt.Sprintf("profile %s: a MirrordProfile must be in the session's namespace (%s), or name a MirrordClusterProfile", ref, s.Namespace)
-	}
-	adjs, err := c.profileOf(ref)
-	if apierrors.IsNotFound(err) {
-		return fmt.Sprintf("profile %s: no %s of that name on the Primary: an admin creates it, or remove profile from the config file", ref, ref.Kind())
-	}
-	if err != nil {
-		return fmt.Sprintf("profile %s: %v", ref, err)
 	}
 	if why := profile.Follows(adjs, s.Spec.Features); why != "" {
 		return fmt.Sprintf("the session's features do not follow its profile %s (%s): start it with the profile applied (kubectl mirrord exec does)", ref, why)
