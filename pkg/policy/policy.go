@@ -135,7 +135,7 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 	in := f.Network.Incoming
 	steal := in.Mode == mirrordv1alpha1.IncomingModeSteal
 	hf := in.HTTPFilter
-	filtered := hf != nil && (!hf.Top().Empty() || len(hf.AllOf) > 0 || len(hf.AnyOf) > 0)
+	filtered := hf.Tests()
 	for _, b := range p.Block {
 		switch b {
 		case mirrordv1alpha1.BlockSteal:

@@ -359,9 +359,14 @@ func (f *HTTPFilter) Top() HTTPFilterTerm {
 	return HTTPFilterTerm{Header: f.Header, HeaderJQ: f.HeaderJQ, Path: f.Path, Method: f.Method, Body: f.Body}
 }
 
+// Tests reports whether the filter has tests of its session's own (policies' aside).
+func (f *HTTPFilter) Tests() bool {
+	return f != nil && (!f.Top().Empty() || len(f.AllOf) > 0 || len(f.AnyOf) > 0)
+}
+
 // Filters reports whether the filter tests requests at all (a user's test or a policy's).
 func (f *HTTPFilter) Filters() bool {
-	return f != nil && (!f.Top().Empty() || len(f.AllOf) > 0 || len(f.AnyOf) > 0 || len(f.RequiredHeaders) > 0)
+	return f.Tests() || (f != nil && len(f.RequiredHeaders) > 0)
 }
 
 // PortMapping maps a port of the target to a port of the local process.
