@@ -19,6 +19,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/controllercmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/exec"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/installcmd"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/ls"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/portforward"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessions"
@@ -59,6 +60,7 @@ func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	root.AddCommand(
 		exec.NewCmdExec(flags, streams),
 		portforward.NewCmdPortForward(flags, streams),
+		ls.NewCmdLs(flags, streams),
 		sessions.NewCmdSessions(flags, streams),
 		status.NewCmdStatus(flags, streams),
 		clustercmd.NewCmdCluster(flags, streams),

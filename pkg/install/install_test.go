@@ -89,8 +89,8 @@ func TestOverlays(t *testing.T) {
 					t.Errorf("%s %s is in namespace %q, want mirrord-system", o.GetKind(), o.GetName(), ns)
 				}
 			}
-			if crds != 7 { // sessions, cluster sessions, clusters, policies and profiles (two each)
-				t.Errorf("%d CRDs, want 7", crds)
+			if crds != 8 { // sessions, cluster sessions, clusters, policies and profiles (two each), target queries
+				t.Errorf("%d CRDs, want 8", crds)
 			}
 			dep := find(objs, "Deployment", "mirrord-controller")
 			if dep == nil {
@@ -105,6 +105,7 @@ func TestOverlays(t *testing.T) {
 				want       bool
 			}{
 				{"ValidatingAdmissionPolicy", "kubectl-mirrord-session-owner", tc.primaryObjects},
+				{"ValidatingAdmissionPolicy", "kubectl-mirrord-targetquery-owner", tc.primaryObjects},
 				{"ClusterRole", "mirrord-user", tc.primaryObjects},
 				{"ClusterRole", "mirrord-controller-primary", tc.primaryObjects},
 				{"ServiceAccount", "mirrord-primary", tc.memberObjects},

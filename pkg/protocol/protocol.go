@@ -51,6 +51,26 @@ type Hello struct {
 	// features with the member's policies applied. One agent serves every session on its
 	// target pod, each with its own.
 	Features *mirrordv1alpha1.Features `json:"features,omitempty"`
+	// Targets is what a HelloTargets asks (the Primary at a member).
+	Targets *TargetsQuery `json:"targets,omitempty"`
+}
+
+// TargetsQuery asks a member which targets one namespace has (`kubectl mirrord ls`).
+type TargetsQuery struct {
+	Namespace string `json:"namespace"`
+	// Kinds narrows the answer; empty for every kind.
+	Kinds []mirrordv1alpha1.TargetKind `json:"kinds,omitempty"`
+}
+
+// TargetsAnswer is a member's answer to a TargetsQuery, written on the one stream the member
+// opens after the handshake.
+type TargetsAnswer struct {
+	// Targets are paths as sessions name them (deployment/api, pod/api-1/container/app).
+	Targets []string `json:"targets,omitempty"`
+	// Truncated says a kind had more than mirrordv1alpha1.MaxTargetsPerQuery objects.
+	Truncated bool `json:"truncated,omitempty"`
+	// Problem says why the member gives no answer (a namespace its admin excludes).
+	Problem string `json:"problem,omitempty"`
 }
 
 // HelloKind says which kind of session a Hello names.
@@ -64,6 +84,9 @@ const (
 	// HelloHeartbeat: the CLI says its session is alive. The Primary's relay checks the
 	// session key's proof, records the heartbeat by its own clock and closes the connection.
 	HelloHeartbeat HelloKind = "Heartbeat"
+	// HelloTargets: the Primary asks a member's relay for one namespace's targets; the
+	// member writes a TargetsAnswer on a stream of its own and closes the connection.
+	HelloTargets HelloKind = "Targets"
 )
 
 // Challenge is the server's first message: a fresh nonce the session key signs, so a

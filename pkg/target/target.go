@@ -41,6 +41,13 @@ func init() {
 	}
 }
 
+// meshSidecars are never a pod's default container, and `kubectl mirrord ls` leaves them out:
+// a user means their app, not the proxy (mirrord skips the same).
+var meshSidecars = map[string]bool{"istio-proxy": true, "linkerd-proxy": true, "kuma-sidecar": true}
+
+// IsMeshSidecar says whether a container of this name is a service mesh's proxy.
+func IsMeshSidecar(container string) bool { return meshSidecars[container] }
+
 // Kind is the kind a spelling names (deploy, deployments.apps, sts, po, ...).
 func Kind(spelling string) (mirrordv1alpha1.TargetKind, bool) {
 	k, ok := kinds[strings.ToLower(spelling)]

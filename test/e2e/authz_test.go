@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,32 @@ func testWhoMayTargetWhat(t *testing.T, f *framework.Framework, ns string) {
 		out, err = f.RunPlugin(ctx, primary, "--as", "bob", "-n", ns, "sessions", "create", "-t", "deploy/api", "--detach", "--session-ttl", "5", "--timeout", "60s")
 		if err != nil {
 			t.Fatalf("bob on deploy/api: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("ls shows each user what they may target, and nothing else", func(t *testing.T) {
+		lines := func(user string) []string {
+			out, err := f.RunPlugin(ctx, primary, "--as", user, "-n", ns, "ls", "-o", "name")
+			if err != nil {
+				t.Fatalf("ls as %s: %v\n%s", user, err, out)
+			}
+			var paths []string
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				if strings.Contains(l, "/") && !strings.HasPrefix(l, "mirrord:") {
+					paths = append(paths, l)
+				}
+			}
+			return paths
+		}
+		if got := lines("alice"); !slices.Contains(got, "deployment/web") || !slices.Contains(got, "deployment/api") {
+			t.Errorf("alice (mirrord-user in %s) sees %q, want deployment/web and deployment/api among them", ns, got)
+		}
+		if got := lines("bob"); !slices.Equal(got, []string{"deployment/api"}) {
+			t.Errorf("bob (the mirrord verb on deployment/api alone) sees %q, want exactly deployment/api", got)
+		}
+		out, err := f.RunPlugin(ctx, primary, "--as", "carol", "-n", ns, "ls")
+		if err == nil || !strings.Contains(out, "not allowed to create mirrordtargetqueries") {
+			t.Errorf("carol, with no grant: %v, want RBAC's refusal explained\n%s", err, out)
 		}
 	})
 

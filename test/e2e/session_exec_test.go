@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,6 +50,34 @@ func TestExecTopologyB(t *testing.T) {
 	echoBin := buildEcho(t)
 	// Debian's nginx in c2 only, after the Services its environment links to.
 	f.NginxApp(ctx, c2, ns, "web", map[string]string{"WEB_ROLE": "frontend", "WITH_SPACES": "a b  c"}, map[string]string{"DB_PASSWORD": "s3cret=x"})
+
+	t.Run("ls: the namespace's targets across c2 and c3, asked of the management-only Primary", func(t *testing.T) {
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "ls")
+		if err != nil {
+			t.Fatalf("ls: %v\n%s", err, out)
+		}
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^TARGET\s+CLUSTERS$`),
+			regexp.MustCompile(`(?m)^deployment/api\s+c2,c3$`),
+			regexp.MustCompile(`(?m)^deployment/backend\s+c2$`),
+			regexp.MustCompile(`(?m)^pod/api-[a-z0-9-]+\s+c3$`),
+		} {
+			if !want.MatchString(out) {
+				t.Errorf("ls has no line matching %s:\n%s", want, out)
+			}
+		}
+		// mirrord's IDE extensions read -o json: a list of paths.
+		out, err = f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "ls", "-t", "deployment", "-o", "json")
+		var paths []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "[") {
+				_ = json.Unmarshal([]byte(line), &paths)
+			}
+		}
+		if err != nil || !slices.Contains(paths, "deployment/api") || slices.ContainsFunc(paths, func(p string) bool { return !strings.HasPrefix(p, "deployment/") }) {
+			t.Errorf("ls -t deployment -o json: %v %q, want mirrord's list of deployments\n%s", err, paths, out)
+		}
+	})
 
 	t.Run("a static Go binary and a Python script see the Default cluster", func(t *testing.T) {
 		// The env var, then a Service of the Default cluster by its short name (the target's

@@ -38,6 +38,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/relayserver"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/targetquery"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	mirrordinformers "github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/informers/externalversions"
 )
@@ -146,7 +147,8 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		rs := &relayserver.Server{Kube: relayClients.Kube, Mirrord: relayClients.Mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr}
+		rs := &relayserver.Server{Kube: relayClients.Kube, Mirrord: relayClients.Mirrord, Namespace: cfg.Namespace, Roles: rs, Addr: cfg.RelayAddr,
+			ExcludedNamespaces: excludedNamespaces(cfg)}
 		g.Go(func() error { return rs.Run(ctx) })
 	}
 
@@ -179,6 +181,13 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 				return err
 			}
 			runs = append(runs, pc.Run)
+			// `kubectl mirrord ls`: members are asked through their relays, as sessions are.
+			asker := &relayserver.Server{Kube: kube, Mirrord: mirrord, Namespace: cfg.Namespace, Roles: rs, ExcludedNamespaces: excludedNamespaces(cfg)}
+			tq, err := targetquery.New(kube, mirrord, mirrordAll, targetquery.Options{Roles: rs, Ask: asker.AskTargets, Own: asker.ListOwnTargets, Workers: 2})
+			if err != nil {
+				return err
+			}
+			runs = append(runs, tq.Run)
 		}
 		kubeAll.Start(ctx.Done())
 		kubeOwn.Start(ctx.Done())

@@ -25,9 +25,6 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
-// meshSidecars are never the default container: a user means their app, not the proxy.
-var meshSidecars = map[string]bool{"istio-proxy": true, "linkerd-proxy": true, "kuma-sidecar": true}
-
 // resolution is what a target is in this cluster right now.
 type resolution struct {
 	// Found is false when the target object does not exist here (not an error: a workload
@@ -272,7 +269,7 @@ func pickContainer(spec *corev1.PodSpec, name string) (string, bool) {
 		return "", false
 	}
 	for _, c := range spec.Containers {
-		if !meshSidecars[c.Name] {
+		if !target.IsMeshSidecar(c.Name) {
 			return c.Name, true
 		}
 	}

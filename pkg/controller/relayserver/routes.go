@@ -12,14 +12,12 @@ import (
 	"github.com/hashicorp/yamux"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/credentials"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 // ErrSessionEnded says the session a relay connection serves was deleted: the connection is
@@ -154,23 +152,15 @@ func (r *primaryRoute) member(ctx context.Context, c mirrordv1alpha1.SessionClus
 	up := Upstream{
 		Key: c.Name, Describe: "cluster " + c.Name,
 		Dial: func(ctx context.Context) (*yamux.Session, error) {
-			cfg, ns, err := r.memberConfig(ctx, c.Name)
+			cfg, ns, err := r.s.memberConfig(ctx, c.Name)
 			if err != nil {
 				return nil, err
 			}
-			kube, err := kubernetes.NewForConfig(cfg)
-			if err != nil {
-				return nil, err
-			}
-			token, _, _, err := credentials.RequestToken(ctx, kube, ns, credentials.RelayTokenLifetime, credentials.RelayAudience)
+			sess, err := r.s.dialMember(ctx, cfg, ns, protocol.Hello{Kind: protocol.HelloClusterSession, Session: ns + "/" + c.ChildName})
 			if err != nil {
 				return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 			}
-			conn, err := relay.Dial(ctx, cfg, relay.ServicePath(ns))
-			if err != nil {
-				return nil, err
-			}
-			return dialProtocol(conn, protocol.Hello{Kind: protocol.HelloClusterSession, Session: ns + "/" + c.ChildName, Token: token})
+			return sess, nil
 		},
 	}
 	r.members[c.Name] = up
@@ -178,12 +168,12 @@ func (r *primaryRoute) member(ctx context.Context, c mirrordv1alpha1.SessionClus
 }
 
 // memberConfig is the client config of member cluster name and its controller's namespace.
-func (r *primaryRoute) memberConfig(ctx context.Context, name string) (*rest.Config, string, error) {
-	mc, err := r.s.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, name, metav1.GetOptions{})
+func (s *Server) memberConfig(ctx context.Context, name string) (*rest.Config, string, error) {
+	mc, err := s.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, "", fmt.Errorf("cluster %s: %w", name, err)
 	}
-	secret, err := r.s.Kube.CoreV1().Secrets(r.s.Namespace).Get(ctx, mc.Spec.SecretRef.Name, metav1.GetOptions{})
+	secret, err := s.Kube.CoreV1().Secrets(s.Namespace).Get(ctx, mc.Spec.SecretRef.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, "", fmt.Errorf("cluster %s's credentials: %w", name, err)
 	}

@@ -37,6 +37,9 @@ type Server struct {
 	Roles     roles.Roles
 	// Addr is the listen address; its port is also how the Primary reaches itself.
 	Addr string
+	// ExcludedNamespaces are the namespaces this member's admin keeps sessions out of; a
+	// Primary's targets query for one of them gets no answer.
+	ExcludedNamespaces []string
 }
 
 // handshakes bounds the relay's unauthenticated connections, across every Server of the
@@ -94,6 +97,8 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 			route, err = s.acceptChild(cctx, h)
 		case protocol.HelloHeartbeat:
 			err = s.acceptHeartbeat(cctx, h, nonce)
+		case protocol.HelloTargets:
+			err = s.acceptTargets(cctx, h)
 		default:
 			err = fmt.Errorf("a relay serves sessions and child sessions, not %q", h.Kind)
 		}
@@ -111,6 +116,10 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	if hello.Kind == protocol.HelloHeartbeat {
 		_ = sess.Close() // recorded in the handshake: nothing more to serve
+		return
+	}
+	if hello.Kind == protocol.HelloTargets {
+		s.answerTargets(ctx, sess, *hello.Targets)
 		return
 	}
 	logger.V(2).Info("Relaying", "session", hello.Session, "kind", hello.Kind)

@@ -49,6 +49,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&MirrordClusterPolicy{}, &MirrordClusterPolicyList{},
 		&MirrordProfile{}, &MirrordProfileList{},
 		&MirrordClusterProfile{}, &MirrordClusterProfileList{},
+		&MirrordTargetQuery{}, &MirrordTargetQueryList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

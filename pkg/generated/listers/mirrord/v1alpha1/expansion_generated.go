@@ -61,3 +61,11 @@ type MirrordSessionListerExpansion interface{}
 // MirrordSessionNamespaceListerExpansion allows custom methods to be added to
 // MirrordSessionNamespaceLister.
 type MirrordSessionNamespaceListerExpansion interface{}
+
+// MirrordTargetQueryListerExpansion allows custom methods to be added to
+// MirrordTargetQueryLister.
+type MirrordTargetQueryListerExpansion interface{}
+
+// MirrordTargetQueryNamespaceListerExpansion allows custom methods to be added to
+// MirrordTargetQueryNamespaceLister.
+type MirrordTargetQueryNamespaceListerExpansion interface{}

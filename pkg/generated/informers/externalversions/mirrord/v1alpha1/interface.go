@@ -38,6 +38,8 @@ type Interface interface {
 	MirrordProfiles() TypedMirrordProfileInformer
 	// MirrordSessions returns a MirrordSessionInformer.
 	MirrordSessions() TypedMirrordSessionInformer
+	// MirrordTargetQueries returns a MirrordTargetQueryInformer.
+	MirrordTargetQueries() TypedMirrordTargetQueryInformer
 }
 
 type version struct {
@@ -84,4 +86,9 @@ func (v *version) MirrordProfiles() TypedMirrordProfileInformer {
 // MirrordSessions returns a TypedMirrordSessionInformer.
 func (v *version) MirrordSessions() TypedMirrordSessionInformer {
 	return &mirrordSessionInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// MirrordTargetQueries returns a TypedMirrordTargetQueryInformer.
+func (v *version) MirrordTargetQueries() TypedMirrordTargetQueryInformer {
+	return &mirrordTargetQueryInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }

@@ -31,3 +31,5 @@ type MirrordPolicyExpansion interface{}
 type MirrordProfileExpansion interface{}
 
 type MirrordSessionExpansion interface{}
+
+type MirrordTargetQueryExpansion interface{}

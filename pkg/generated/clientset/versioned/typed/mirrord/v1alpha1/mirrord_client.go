@@ -35,6 +35,7 @@ type MirrordV1alpha1Interface interface {
 	MirrordPoliciesGetter
 	MirrordProfilesGetter
 	MirrordSessionsGetter
+	MirrordTargetQueriesGetter
 }
 
 // MirrordV1alpha1Client is used to interact with features provided by the kubectl-mirrord.io group.
@@ -68,6 +69,10 @@ func (c *MirrordV1alpha1Client) MirrordProfiles(namespace string) MirrordProfile
 
 func (c *MirrordV1alpha1Client) MirrordSessions(namespace string) MirrordSessionInterface {
 	return newMirrordSessions(c, namespace)
+}
+
+func (c *MirrordV1alpha1Client) MirrordTargetQueries(namespace string) MirrordTargetQueryInterface {
+	return newMirrordTargetQueries(c, namespace)
 }
 
 // NewForConfig creates a new MirrordV1alpha1Client for the given config.

@@ -56,6 +56,10 @@ func (c *FakeMirrordV1alpha1) MirrordSessions(namespace string) v1alpha1.Mirrord
 	return newFakeMirrordSessions(c, namespace)
 }
 
+func (c *FakeMirrordV1alpha1) MirrordTargetQueries(namespace string) v1alpha1.MirrordTargetQueryInterface {
+	return newFakeMirrordTargetQueries(c, namespace)
+}
+
 // RESTClient returns a RESTClient that is used to communicate
 // with API server by this client implementation.
 func (c *FakeMirrordV1alpha1) RESTClient() rest.Interface {
