@@ -48,7 +48,7 @@ func TestPrint(t *testing.T) {
 		namespaces []string
 		want       string
 	}{
-		"table": {want: "TARGET                    CLUSTERS\ndeployment/api            c2,c3\npod/api-1/container/app   c2\n"},
+		"table":          {want: "TARGET                    CLUSTERS\ndeployment/api            c2,c3\npod/api-1/container/app   c2\n"},
 		"mirrord's json": {output: "json", want: `["deployment/api","pod/api-1/container/app"]` + "\n"},
 		"mirrord's rich json": {output: "json", namespaces: []string{"default", "shop"},
 			want: `{"targets":[{"path":"deployment/api","available":true},{"path":"pod/api-1/container/app","available":true}],"current_namespace":"shop","namespaces":["default","shop"]}` + "\n"},
