@@ -48,6 +48,10 @@ type File struct {
 	// carries): what the file does not set is left zero, for flags and defaults to fill.
 	Features mirrordv1alpha1.Features
 
+	// DBBranches are feature.db_branches: the database branches the session's command uses,
+	// without owner and target (the session's).
+	DBBranches []mirrordv1alpha1.MirrordDBBranchSpec
+
 	// EnvFile is feature.env.env_file: a file of NAME=value lines read on this machine.
 	EnvFile *string
 

@@ -24,7 +24,7 @@ var corpus = map[string]struct {
 	"body-filter-all-of.json":    {},
 	"copy-target.json":           {errKey: "feature.copy_target", errMsg: "not supported"},
 	"cronjob-target.toml":        {},
-	"db-branches.json":           {errKey: "feature.db_branches", errMsg: "not supported"},
+	"db-branches.json":           {errKey: "feature.db_branches", errMsg: "not supported yet"},
 	"env-include-exclude.json":   {errKey: "feature.env", errMsg: "exclusive"}, // mirrord refuses it too
 	"env-mapping-unset.json":     {warn: []string{"feature.env.load_from_process"}},
 	"env-override.yaml":          {},

@@ -97,11 +97,10 @@ var ignored = map[string]string{
 
 // unsupported are mirrord keys whose feature kubectl-mirrord does not have.
 var unsupported = map[string]string{
-	"profile":                                 "mirrord profiles are not supported yet: set the features in this file",
-	"feature.copy_target":                     "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
-	"feature.split_queues":                    "queue splitting is not supported",
-	"feature.db_branches":                     "database branches are not supported",
-	"feature.preview":                         "preview environments are not supported",
+	"profile":              "mirrord profiles are not supported yet: set the features in this file",
+	"feature.copy_target":  "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
+	"feature.split_queues": "queue splitting is not supported",
+	"feature.preview":      "preview environments are not supported",
 	"feature.network.incoming.https_delivery": "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
 	"feature.network.incoming.tls_delivery":   "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
 	"feature.fs.mapping":                      "fs mapping is not supported",
@@ -290,11 +289,19 @@ func (f *File) readLabelsTarget(n node, m map[string]node, l node) error {
 }
 
 func (f *File) readFeature(n node) error {
-	m, err := n.object("env", "fs", "network")
+	m, err := n.object("env", "fs", "network", "db_branches")
 	if err != nil {
 		return err
 	}
 	m = f.take(m)
+	if b, ok := m["db_branches"]; ok {
+		if err := f.readDBBranches(b); err != nil {
+			return err
+		}
+		if len(f.DBBranches) > 0 && !dbBranchesMade {
+			return b.errorf("database branches are not supported yet: this version reads and checks them (this config is valid) but does not make them; remove feature.db_branches to run without them")
+		}
+	}
 	if e, ok := m["env"]; ok {
 		if err := f.readEnv(e); err != nil {
 			return err

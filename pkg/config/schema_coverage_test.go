@@ -133,6 +133,10 @@ func keyStatus(path, typ string) string {
 		// A container belongs to a workload named beside it.
 		doc = strings.Replace(doc, `{"container": `, `{"deployment": "x", "container": `, 1)
 	}
+	if path == "feature.db_branches" {
+		// An empty list asks for nothing: one branch shows what the loader does with them.
+		doc = `{"feature": {"db_branches": [{"type": "pg", "connection": {"type": "env", "url": "DATABASE_URL"}}]}}`
+	}
 	f, err := Parse([]byte(doc), "json")
 	if err == nil {
 		for _, w := range f.Warnings {

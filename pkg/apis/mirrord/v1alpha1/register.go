@@ -50,6 +50,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&MirrordProfile{}, &MirrordProfileList{},
 		&MirrordClusterProfile{}, &MirrordClusterProfileList{},
 		&MirrordTargetQuery{}, &MirrordTargetQueryList{},
+		&MirrordDBBranch{}, &MirrordDBBranchList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

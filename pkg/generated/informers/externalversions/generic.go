@@ -61,6 +61,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordClusterProfiles().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("mirrordclustersessions"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordClusterSessions().Informer()}, nil
+	case v1alpha1.SchemeGroupVersion.WithResource("mirrorddbbranches"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordDBBranches().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("mirrordpolicies"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordPolicies().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("mirrordprofiles"):

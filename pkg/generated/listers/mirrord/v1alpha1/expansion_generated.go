@@ -38,6 +38,14 @@ type MirrordClusterSessionListerExpansion interface{}
 // MirrordClusterSessionNamespaceLister.
 type MirrordClusterSessionNamespaceListerExpansion interface{}
 
+// MirrordDBBranchListerExpansion allows custom methods to be added to
+// MirrordDBBranchLister.
+type MirrordDBBranchListerExpansion interface{}
+
+// MirrordDBBranchNamespaceListerExpansion allows custom methods to be added to
+// MirrordDBBranchNamespaceLister.
+type MirrordDBBranchNamespaceListerExpansion interface{}
+
 // MirrordPolicyListerExpansion allows custom methods to be added to
 // MirrordPolicyLister.
 type MirrordPolicyListerExpansion interface{}

@@ -32,6 +32,8 @@ type Interface interface {
 	MirrordClusterProfiles() TypedMirrordClusterProfileInformer
 	// MirrordClusterSessions returns a MirrordClusterSessionInformer.
 	MirrordClusterSessions() TypedMirrordClusterSessionInformer
+	// MirrordDBBranches returns a MirrordDBBranchInformer.
+	MirrordDBBranches() TypedMirrordDBBranchInformer
 	// MirrordPolicies returns a MirrordPolicyInformer.
 	MirrordPolicies() TypedMirrordPolicyInformer
 	// MirrordProfiles returns a MirrordProfileInformer.
@@ -71,6 +73,11 @@ func (v *version) MirrordClusterProfiles() TypedMirrordClusterProfileInformer {
 // MirrordClusterSessions returns a TypedMirrordClusterSessionInformer.
 func (v *version) MirrordClusterSessions() TypedMirrordClusterSessionInformer {
 	return &mirrordClusterSessionInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// MirrordDBBranches returns a TypedMirrordDBBranchInformer.
+func (v *version) MirrordDBBranches() TypedMirrordDBBranchInformer {
+	return &mirrordDBBranchInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }
 
 // MirrordPolicies returns a TypedMirrordPolicyInformer.

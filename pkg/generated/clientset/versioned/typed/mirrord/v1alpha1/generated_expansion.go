@@ -26,6 +26,8 @@ type MirrordClusterProfileExpansion interface{}
 
 type MirrordClusterSessionExpansion interface{}
 
+type MirrordDBBranchExpansion interface{}
+
 type MirrordPolicyExpansion interface{}
 
 type MirrordProfileExpansion interface{}

@@ -32,6 +32,7 @@ type MirrordV1alpha1Interface interface {
 	MirrordClusterPoliciesGetter
 	MirrordClusterProfilesGetter
 	MirrordClusterSessionsGetter
+	MirrordDBBranchesGetter
 	MirrordPoliciesGetter
 	MirrordProfilesGetter
 	MirrordSessionsGetter
@@ -57,6 +58,10 @@ func (c *MirrordV1alpha1Client) MirrordClusterProfiles() MirrordClusterProfileIn
 
 func (c *MirrordV1alpha1Client) MirrordClusterSessions(namespace string) MirrordClusterSessionInterface {
 	return newMirrordClusterSessions(c, namespace)
+}
+
+func (c *MirrordV1alpha1Client) MirrordDBBranches(namespace string) MirrordDBBranchInterface {
+	return newMirrordDBBranches(c, namespace)
 }
 
 func (c *MirrordV1alpha1Client) MirrordPolicies(namespace string) MirrordPolicyInterface {

@@ -44,6 +44,10 @@ func (c *FakeMirrordV1alpha1) MirrordClusterSessions(namespace string) v1alpha1.
 	return newFakeMirrordClusterSessions(c, namespace)
 }
 
+func (c *FakeMirrordV1alpha1) MirrordDBBranches(namespace string) v1alpha1.MirrordDBBranchInterface {
+	return newFakeMirrordDBBranches(c, namespace)
+}
+
 func (c *FakeMirrordV1alpha1) MirrordPolicies(namespace string) v1alpha1.MirrordPolicyInterface {
 	return newFakeMirrordPolicies(c, namespace)
 }
