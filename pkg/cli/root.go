@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/clustercmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/controllercmd"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/dbbranchcmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/exec"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/installcmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/ls"
@@ -68,6 +69,7 @@ func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		installcmd.NewCmdUninstall(flags, streams),
 		versioncmd.NewCmdVersion(flags, streams),
 		controllercmd.NewCmdController(flags),
+		dbbranchcmd.NewCmdDBBranch(),
 	)
 	root.AddCommand(platformCommands()...)
 	// As kubectl does: the kubeconfig flags every command takes are listed once, by

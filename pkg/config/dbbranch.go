@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/dbbranch"
 )
 
 // dbBranchesMade turns on sessions with database branches, once the installation makes them.
@@ -457,6 +458,9 @@ func (f *File) readDBCopy(n node) (mirrordv1alpha1.DBCopy, error) {
 				}
 				if len(tc.Filter) > 4096 {
 					return c, fl.errorf("at most 4096 characters")
+				}
+				if err := dbbranch.ValidFilter(tc.Filter); err != nil {
+					return c, fl.errorf("%v", err)
 				}
 			}
 		}

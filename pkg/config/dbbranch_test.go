@@ -92,6 +92,7 @@ func TestDBBranches(t *testing.T) {
 		"migrations":          {in: `[{"type": "pg", "connection": {"url": "A"}, "migrations": {"flavor": "flyway", "path": "m"}}]`, errKey: "feature.db_branches[0].migrations", errMsg: "not supported yet"},
 		"one id twice":        {in: `[{"type": "pg", "id": "a", "connection": {"url": "A"}}, {"type": "pg", "id": "a", "connection": {"url": "B"}}]`, errKey: "feature.db_branches[1].id", errMsg: "also the id of feature.db_branches[0]"},
 		"GCP secrets":         {in: `[{"type": "pg", "connection": {"url": {"type": "gcp_secret_manager", "secret_ref": "x"}}}]`, errKey: "feature.db_branches[0].connection.url.type", errMsg: "Google Secret Manager is not supported"},
+		"two statements":      {in: `[{"type": "pg", "connection": {"url": "A"}, "copy": {"tables": {"t": {"filter": "1=1; DROP TABLE t"}}}}]`, errKey: "feature.db_branches[0].copy.tables.t.filter", errMsg: "one SQL condition"},
 		"a typo":              {in: `[{"type": "pg", "connection": {"url": "A"}, "ttl_sec": 5}]`, errKey: "feature.db_branches[0].ttl_sec", errMsg: `did you mean "ttl_secs"`},
 	} {
 		f, err := readBranches(t, tc.in)
