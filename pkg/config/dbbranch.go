@@ -13,7 +13,7 @@ import (
 )
 
 // dbBranchesMade turns on sessions with database branches, once the installation makes them.
-const dbBranchesMade = false
+const dbBranchesMade = true
 
 // DB branch limits, as mirrord's: a branch stays at most 15 minutes after its last session.
 const (

@@ -89,3 +89,27 @@ func TestPGSeed(t *testing.T) {
 		t.Error("a filter with ';': no error")
 	}
 }
+
+func TestRewrite(t *testing.T) {
+	ep := mirrordv1alpha1.DBEndpoint{Host: "mirrord-db-1.shop.svc", Port: 5432, Database: "shop"}
+	env := map[string]string{
+		"DATABASE_URL": "postgres://app:pw@db.shop.svc:5432/shop?sslmode=disable",
+		"DB_HOST":      "mysql.shop.svc", "DB_PORT": "3306", "DB_USER": "u", "OTHER": "x",
+	}
+	notes := Rewrite(env, []Ready{
+		{Name: "a", Endpoint: ep, Spec: mirrordv1alpha1.MirrordDBBranchSpec{Connection: mirrordv1alpha1.DBConnection{URL: &mirrordv1alpha1.DBValueSource{Variable: "DATABASE_URL"}}}},
+		{Name: "b", Endpoint: mirrordv1alpha1.DBEndpoint{Host: "mirrord-db-2.shop.svc", Port: 3306}, Spec: mirrordv1alpha1.MirrordDBBranchSpec{Connection: mirrordv1alpha1.DBConnection{Params: &mirrordv1alpha1.DBConnectionParams{
+			Host: mirrordv1alpha1.DBValueSource{Variable: "DB_HOST"}, Port: &mirrordv1alpha1.DBValueSource{Variable: "DB_PORT"}, User: &mirrordv1alpha1.DBValueSource{Variable: "DB_USER"}}}}},
+		{Name: "c", Endpoint: ep, Spec: mirrordv1alpha1.MirrordDBBranchSpec{Connection: mirrordv1alpha1.DBConnection{URL: &mirrordv1alpha1.DBValueSource{Variable: "MISSING_URL"}}}},
+	})
+	want := map[string]string{
+		"DATABASE_URL": "postgres://app:pw@mirrord-db-1.shop.svc:5432/shop?sslmode=disable",
+		"DB_HOST":      "mirrord-db-2.shop.svc", "DB_PORT": "3306", "DB_USER": "u", "OTHER": "x",
+	}
+	if !reflect.DeepEqual(env, want) {
+		t.Errorf("env %v, want %v", env, want)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "no MISSING_URL") {
+		t.Errorf("notes %q, want one about MISSING_URL", notes)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/dbbranch"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/incoming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
@@ -34,6 +35,9 @@ type Options struct {
 	// EnvFile holds the variables of an env file (feature.env.env_file): read on this
 	// machine, never sent to the cluster.
 	EnvFile map[string]string
+	// DBBranches are the database branches the command uses: their variables are pointed at
+	// them (dbbranch.Rewrite).
+	DBBranches []dbbranch.Ready
 	// In, Out and ErrOut are the command's streams.
 	In          io.Reader
 	Out, ErrOut io.Writer
@@ -67,6 +71,9 @@ func Run(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.Mir
 	session, err := sessionEnv(remote, spec.Features.Env, o.EnvFile)
 	if err != nil {
 		return -1, err
+	}
+	for _, note := range dbbranch.Rewrite(session, o.DBBranches) {
+		o.logf("%s", note)
 	}
 	env := unsetEnv(mergeEnv(os.Environ(), session), spec.Features.Env.Unset)
 	if o.ProxyMode {

@@ -252,6 +252,10 @@ func TestSessionsTopologyA(t *testing.T) {
 	f.RequireClusters(3)
 	setUp(t, f, topologyA)
 	testSessions(t, f, topologyA)
+	t.Run("database branches on a Primary that is also the Default", func(t *testing.T) {
+		f := framework.New(t)
+		testDBBranches(t, f, f.Clusters[0])
+	})
 	t.Run("exec on a Primary that is also the Default goes straight to its own agents", func(t *testing.T) {
 		f := framework.New(t)
 		ctx := f.Context(3 * time.Minute)

@@ -62,7 +62,13 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 	}
 	defer os.RemoveAll(filepath.Dir(pgData))
 	pgFiles := filepath.Join(p.Repo, "test", "images", "postgres")
-	specs["postgres.tar"] = ociimage.Spec{Ref: postgresImage, WithLibs: []string{postgresBin},
+	// With the tools a database branch's pod runs (initdb, pg_dump, psql: kubectl-mirrord
+	// db-branch serve), so the same image serves as the branches' (--db-branch-image).
+	pgTools := []string{postgresBin}
+	for _, tool := range []string{"initdb", "pg_dump", "psql"} {
+		pgTools = append(pgTools, filepath.Join(filepath.Dir(postgresBin), tool))
+	}
+	specs["postgres.tar"] = ociimage.Spec{Ref: postgresImage, WithLibs: pgTools,
 		Dirs:  []string{"/usr/share/postgresql/15"},
 		Owned: []ociimage.OwnedTree{{Host: pgData, Image: "/var/lib/postgresql/data", UID: 999, GID: 999}},
 		Files: map[string]string{

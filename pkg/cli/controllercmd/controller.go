@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/agent/agentconfig"
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/manager"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
@@ -33,6 +34,7 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 		PodName:   os.Getenv("POD_NAME"),
 	}
 	verbosity := 0
+	var dbImages []string
 	cmd := &cobra.Command{
 		Use:    "controller",
 		Short:  "Run the session controller (in-cluster)",
@@ -42,6 +44,11 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 			if !slices.Contains(agentconfig.StealBackends, cfg.AgentStealBackend) {
 				return fmt.Errorf("--agent-steal-backend=%s: want one of %s", cfg.AgentStealBackend, strings.Join(agentconfig.StealBackends, ", "))
 			}
+			images, err := parseDBImages(dbImages)
+			if err != nil {
+				return err
+			}
+			cfg.DBImages = images
 			if cfg.AgentMaxProcs < 0 {
 				return fmt.Errorf("--agent-max-procs=%d: want 0 (all the node's CPUs) or more", cfg.AgentMaxProcs)
 			}
@@ -74,7 +81,22 @@ func NewCmdController(flags *genericclioptions.ConfigFlags) *cobra.Command {
 	f.StringVar(&cfg.AgentStealBackend, "agent-steal-backend", "auto", "how agents redirect stolen ports: auto (nftables, else iptables), nftables, iptables-nft or iptables-legacy")
 	f.IntVar(&cfg.AgentMaxProcs, "agent-max-procs", member.DefaultAgentMaxProcs, "CPUs an agent's Go code runs on at once (GOMAXPROCS); 0 for all the node's CPUs")
 	f.StringSliceVar(&cfg.ExcludedNamespaces, "excluded-namespaces", authz.DefaultExcludedNamespaces, "namespaces whose workloads no session may target in this cluster, whatever the Primary asks (the controller's own namespace is always excluded)")
+	f.StringArrayVar(&dbImages, "db-branch-image", nil, "ENGINE=IMAGE: the image of database branches of ENGINE (PostgreSQL, MySQL, MariaDB), {version} replaced by the branch's version (default: the official images); repeatable")
 	f.IntVar(&cfg.Workers, "workers", 20, "reconcile workers per controller (each mostly waits on API calls)")
 	f.IntVar(&verbosity, "v", 0, "log verbosity")
 	return cmd
+}
+
+// parseDBImages reads --db-branch-image values.
+func parseDBImages(values []string) (map[mirrordv1alpha1.DBEngine]string, error) {
+	out := map[mirrordv1alpha1.DBEngine]string{}
+	for _, v := range values {
+		engine, ref, ok := strings.Cut(v, "=")
+		e := mirrordv1alpha1.DBEngine(engine)
+		if _, known := member.DBBranchImages[e]; !ok || !known || ref == "" {
+			return nil, fmt.Errorf("--db-branch-image=%s: want ENGINE=IMAGE with ENGINE one of PostgreSQL, MySQL, MariaDB", v)
+		}
+		out[e] = ref
+	}
+	return out, nil
 }

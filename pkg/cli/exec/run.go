@@ -40,6 +40,10 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	branches, err := session.StartBranches(ctx, primary.Clients.Kube, primary.Clients.Mirrord, o.MirrordNamespace, owner, &spec, o.DBBranches(), o.logf)
+	if err != nil {
+		return err
+	}
 	started, err := session.Start(ctx, session.StartOptions{
 		Config: primary.Config, Clients: primary.Clients, Namespace: ns, Name: o.Name, Spec: spec,
 		MirrordNamespace: o.MirrordNamespace, Timeout: o.Timeout, Progress: o.progressOut(), Logf: o.logf,
@@ -69,7 +73,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	defer client.Close()
 	code, err := local.Run(ctx, client, &spec, local.Options{
-		Command: o.Command, ProxyMode: o.ProxyMode, LocalPorts: o.LocalPorts, EnvFile: envFile,
+		Command: o.Command, ProxyMode: o.ProxyMode, LocalPorts: o.LocalPorts, EnvFile: envFile, DBBranches: branches,
 		In: o.In, Out: o.Out, ErrOut: o.ErrOut, Logf: o.logf,
 		StartedAt: started.StartedAt, Ended: ended,
 	})

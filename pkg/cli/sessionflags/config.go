@@ -136,3 +136,11 @@ func (o *Flags) ReadEnvFile() (map[string]string, error) {
 	}
 	return vars, nil
 }
+
+// DBBranches are the config file's database branches (feature.db_branches), none without one.
+func (o *Flags) DBBranches() []mirrordv1alpha1.MirrordDBBranchSpec {
+	if o.file == nil {
+		return nil
+	}
+	return o.file.DBBranches
+}

@@ -37,6 +37,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/branchlife"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/relayserver"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/targetquery"
@@ -69,6 +70,8 @@ type Config struct {
 	AgentStealBackend string
 	// AgentMaxProcs is agents' GOMAXPROCS (member.DefaultAgentMaxProcs); 0 is Go's default.
 	AgentMaxProcs int
+	// DBImages are the database branches' images by engine (member.Options.DBImages).
+	DBImages map[mirrordv1alpha1.DBEngine]string
 	// Workers per controller.
 	Workers int
 	// ExcludedNamespaces are refused as targets' namespaces in this cluster, with the
@@ -166,6 +169,7 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 				Namespace: cfg.Namespace, Workers: cfg.Workers,
 				ExcludedNamespaces: excludedNamespaces(cfg),
 				Default:            rs.Default,
+				DBImages:           cfg.DBImages,
 				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline,
 					RuntimeEndpoint: cfg.AgentRuntimeEndpoint, StealBackend: cfg.AgentStealBackend, MaxProcs: cfg.AgentMaxProcs},
 			})
@@ -188,6 +192,11 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 				return err
 			}
 			runs = append(runs, tq.Run)
+			bl, err := branchlife.New(mirrord, mirrordAll, recorder, nil)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, bl.Run)
 		}
 		kubeAll.Start(ctx.Done())
 		kubeOwn.Start(ctx.Done())

@@ -74,6 +74,9 @@ type Options struct {
 	// sessions' namespaces (targetless.go).
 	Default bool
 	Agent   AgentOptions
+	// DBImages are the database branches' images by engine, "{version}" replaced by the
+	// branch's; engines not named take DBBranchImages'.
+	DBImages map[mirrordv1alpha1.DBEngine]string
 	Workers int
 	Clock   clock.PassiveClock
 }
@@ -99,6 +102,9 @@ type Controller struct {
 	targetlessJobs  batchlisters.JobLister
 	targetlessIndex cache.Indexer
 	targetlessQueue worker.Queue
+	// branches and branchQueue: the Default cluster's database branches (dbbranch.go).
+	branches    mirrordlisters.MirrordDBBranchLister
+	branchQueue worker.Queue
 	leases          coordinationlisters.LeaseLister
 	policiesFor     func(namespace string) ([]policy.Policy, error)
 	synced          []cache.InformerSynced
@@ -181,6 +187,17 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 		return nil, err
 	}
 	if opts.Default {
+		branches := mirrordAll.Mirrord().V1alpha1().MirrordDBBranches()
+		c.branches, c.branchQueue = branches.Lister(), worker.NewQueue(dbBranchesControllerName)
+		c.synced = append(c.synced, branches.Informer().HasSynced)
+		if _, err := branches.Informer().AddEventHandler(worker.Handler(c.branchQueue)); err != nil {
+			return nil, err
+		}
+		// A branch's pod changing (seeded, failed, deleted) is its branch's business; at start
+		// every one is looked at, so one whose branch went while this controller was away goes.
+		if _, err := pods.Informer().AddEventHandler(worker.FuncHandler(c.enqueueBranchOf)); err != nil {
+			return nil, err
+		}
 		if err := allJobs.Informer().AddIndexers(targetlessIndexers); err != nil {
 			return nil, err
 		}
@@ -342,6 +359,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	logger.Info("Started", "namespace", c.opts.Namespace)
 	if c.targetlessQueue != nil {
 		go worker.Run(ctx, targetlessControllerName, c.targetlessQueue, 1, c.syncTargetlessJob)
+	}
+	if c.branchQueue != nil {
+		go worker.Run(ctx, dbBranchesControllerName, c.branchQueue, 2, c.syncBranch)
 	}
 	// Agent Jobs no session used while this controller was away.
 	for _, o := range c.jobIndex.List() {

@@ -55,3 +55,9 @@ func SessionLease(sessionUID types.UID) string {
 func PrimaryLease(primary string) string {
 	return "kubectl-mirrord-primary-" + primary
 }
+
+// DBBranch is the name of a database branch's pod and Service: stable for the branch object
+// (a restarted controller finds them), and a DNS label (the Service's name is a host name).
+func DBBranch(branchUID types.UID) string {
+	return "mirrord-db-" + hash(12, string(branchUID))
+}

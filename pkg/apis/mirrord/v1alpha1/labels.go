@@ -39,6 +39,11 @@ const (
 	// the controller's namespace) cannot reach.
 	LabelChildName = GroupName + "/child"
 	LabelChildUID  = GroupName + "/child-uid"
+	// LabelBranchUID, LabelBranchNamespace and LabelBranchName name the MirrordDBBranch a
+	// branch's pod and Service serve (which may live in the controller's namespace).
+	LabelBranchUID       = GroupName + "/branch-uid"
+	LabelBranchNamespace = GroupName + "/branch-namespace"
+	LabelBranchName      = GroupName + "/branch-name"
 	// LabelComponent tells controller and agent pods apart.
 	LabelComponent = GroupName + "/component"
 	// LabelOwner, LabelTargetKind and LabelTargetName are a session's owner and target as
@@ -66,6 +71,8 @@ const (
 	ComponentTargetlessAgent = "targetless-agent"
 	// ComponentAgentKey: an agent Job's key Secret.
 	ComponentAgentKey = "agent-key"
+	// ComponentDBBranch: a database branch's pod and Service, in its namespace.
+	ComponentDBBranch = "db-branch"
 )
 
 // SessionLabels are the labels a session with spec carries.

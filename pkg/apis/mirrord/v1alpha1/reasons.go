@@ -51,3 +51,23 @@ const (
 	// (TargetResolved).
 	ReasonHostNetwork = "HostNetwork"
 )
+
+// Reasons of a MirrordDBBranch's Ready condition (and status.reason).
+const (
+	// ReasonBranchSeeding: the branch's pod is starting or copying from the source.
+	ReasonBranchSeeding = "Seeding"
+	// ReasonBranchReady: the branch answers on its endpoint.
+	ReasonBranchReady = "Serving"
+	// ReasonBranchCopyFailed: making or seeding the branch failed (the source unreachable, a
+	// dump refused, a bad filter); the message has the engine's tool's words.
+	ReasonBranchCopyFailed = "CopyFailed"
+	// ReasonBranchPodFailed: the branch's pod cannot run (its image, its configuration).
+	ReasonBranchPodFailed = "PodFailed"
+	// ReasonBranchTimeout: not Ready within the branch's creation timeout.
+	ReasonBranchTimeout = "CreationTimeout"
+	// ReasonBranchSourceUnknown: the target does not say where its database is (a variable
+	// the connection names is not in its container).
+	ReasonBranchSourceUnknown = "SourceUnknown"
+	// ReasonBranchExpired: no session used the branch for its TTL; it is being deleted.
+	ReasonBranchExpired = "Expired"
+)

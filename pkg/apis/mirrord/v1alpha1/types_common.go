@@ -142,6 +142,13 @@ type Features struct {
 	// network selects incoming, outgoing and DNS behaviour.
 	// +optional
 	Network NetworkFeature `json:"network,omitempty"`
+	// dbBranches name the MirrordDBBranches of the session's namespace its command uses: each
+	// stays while a session names it, and its TTL counts from the last one's end.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	DBBranches []string `json:"dbBranches,omitempty"`
 }
 
 // EnvFeature selects environment variables. include and exclude are glob patterns (*, ?)

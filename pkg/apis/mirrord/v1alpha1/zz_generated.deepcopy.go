@@ -331,6 +331,11 @@ func (in *Features) DeepCopyInto(out *Features) {
 	in.Env.DeepCopyInto(&out.Env)
 	in.FS.DeepCopyInto(&out.FS)
 	in.Network.DeepCopyInto(&out.Network)
+	if in.DBBranches != nil {
+		in, out := &in.DBBranches, &out.DBBranches
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	return
 }
 
