@@ -25,7 +25,7 @@ var corpus = map[string]struct {
 	"copy-target.json":           {errKey: "feature.copy_target", errMsg: "not supported"},
 	"cronjob-target.toml":        {},
 	"db-branches.json":           {warn: []string{"feature.db_branches[0].ttl_secs"}}, // above the 15-minute cap
-	"env-include-exclude.json":   {errKey: "feature.env", errMsg: "exclusive"}, // mirrord refuses it too
+	"env-include-exclude.json":   {errKey: "feature.env", errMsg: "exclusive"},        // mirrord refuses it too
 	"env-mapping-unset.json":     {warn: []string{"feature.env.load_from_process"}},
 	"env-override.yaml":          {},
 	"experimental.yaml":          {warn: []string{"experimental", "feature.hostname", "feature.network.ipv6", "feature.network.incoming.listen_ports"}},

@@ -173,9 +173,9 @@ func TestServePostgres(t *testing.T) {
 		"orders": {Filter: "user_id = 5"}, // rows whose user is not copied: the foreign key is not checked
 	}})
 	for sql, want := range map[string]string{
-		"SELECT string_agg(name, ',' ORDER BY id) FROM users":  "user1,user2,user3",
-		"SELECT count(*), sum(total) FROM orders":              "5|2200", // orders 4, 24, 44, 64, 84
-		"SELECT count(*) FROM audit":                           "0",
+		"SELECT string_agg(name, ',' ORDER BY id) FROM users": "user1,user2,user3",
+		"SELECT count(*), sum(total) FROM orders":             "5|2200", // orders 4, 24, 44, 64, 84
+		"SELECT count(*) FROM audit":                          "0",
 		"SELECT column_default FROM information_schema.columns WHERE table_name = 'audit' AND column_name = 'at'": "now()",
 	} {
 		if got, err := psql(t, port, "shop", sql); err != nil || got != want {
@@ -222,4 +222,3 @@ func mustSQL(t *testing.T, port int, db, sql string) {
 		t.Fatalf("%s: %v: %s", sql, err, out)
 	}
 }
-

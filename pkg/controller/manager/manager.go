@@ -35,9 +35,9 @@ import (
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/clients"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/branchlife"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/member"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/primary"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/branchlife"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/relayserver"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/targetquery"

@@ -77,8 +77,8 @@ type Options struct {
 	// DBImages are the database branches' images by engine, "{version}" replaced by the
 	// branch's; engines not named take DBBranchImages'.
 	DBImages map[mirrordv1alpha1.DBEngine]string
-	Workers int
-	Clock   clock.PassiveClock
+	Workers  int
+	Clock    clock.PassiveClock
 }
 
 // Controller reconciles MirrordClusterSessions into agent Jobs.
@@ -105,9 +105,9 @@ type Controller struct {
 	// branches and branchQueue: the Default cluster's database branches (dbbranch.go).
 	branches    mirrordlisters.MirrordDBBranchLister
 	branchQueue worker.Queue
-	leases          coordinationlisters.LeaseLister
-	policiesFor     func(namespace string) ([]policy.Policy, error)
-	synced          []cache.InformerSynced
+	leases      coordinationlisters.LeaseLister
+	policiesFor func(namespace string) ([]policy.Policy, error)
+	synced      []cache.InformerSynced
 
 	// keyed are the agent Jobs (by UID) whose key Secret this controller knows exists.
 	keyed sync.Map
