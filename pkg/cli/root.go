@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/clustercmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/controllercmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/dbbranchcmd"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/dbbranches"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/exec"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/installcmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/ls"
@@ -62,6 +63,7 @@ func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		exec.NewCmdExec(flags, streams),
 		portforward.NewCmdPortForward(flags, streams),
 		ls.NewCmdLs(flags, streams),
+		dbbranches.NewCmdDBBranches(flags, streams),
 		sessions.NewCmdSessions(flags, streams),
 		status.NewCmdStatus(flags, streams),
 		clustercmd.NewCmdCluster(flags, streams),

@@ -68,10 +68,13 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 	for _, tool := range []string{"initdb", "pg_dump", "psql"} {
 		pgTools = append(pgTools, filepath.Join(filepath.Dir(postgresBin), tool))
 	}
+	// initdb runs the server through popen, which needs /bin/sh (the official images have it).
+	pgTools = append(pgTools, "/bin/dash")
 	specs["postgres.tar"] = ociimage.Spec{Ref: postgresImage, WithLibs: pgTools,
 		Dirs:  []string{"/usr/share/postgresql/15"},
 		Owned: []ociimage.OwnedTree{{Host: pgData, Image: "/var/lib/postgresql/data", UID: 999, GID: 999}},
 		Files: map[string]string{
+			"/bin/sh":                     "/bin/dash",
 			"/etc/passwd":                 filepath.Join(pgFiles, "passwd"),
 			"/etc/group":                  filepath.Join(pgFiles, "group"),
 			"/etc/postgresql/pg_hba.conf": filepath.Join(pgFiles, "pg_hba.conf"),
