@@ -68,8 +68,8 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 	for _, tool := range []string{"initdb", "pg_dump", "psql"} {
 		pgTools = append(pgTools, filepath.Join(filepath.Dir(postgresBin), tool))
 	}
-	// initdb runs the server through popen, which needs /bin/sh (the official images have it).
-	pgTools = append(pgTools, "/bin/dash")
+	// initdb runs the server through popen, which needs /bin/sh (the official images have it),
+	pgTools = append(pgTools, "/bin/dash", "/usr/bin/locale") // and the server runs `locale -a`
 	specs["postgres.tar"] = ociimage.Spec{Ref: postgresImage, WithLibs: pgTools,
 		Dirs:  []string{"/usr/share/postgresql/15"},
 		Owned: []ociimage.OwnedTree{{Host: pgData, Image: "/var/lib/postgresql/data", UID: 999, GID: 999}},
