@@ -71,7 +71,8 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 	// initdb runs the server through popen, which needs /bin/sh (the official images have it),
 	pgTools = append(pgTools, "/bin/dash", "/usr/bin/locale") // and the server runs `locale -a`
 	specs["postgres.tar"] = ociimage.Spec{Ref: postgresImage, WithLibs: pgTools,
-		Dirs:  []string{"/usr/share/postgresql/15"},
+		// The server's modules: initdb loads several (the text search dictionaries, PL/pgSQL).
+		Dirs: []string{"/usr/share/postgresql/15", "/usr/lib/postgresql/15/lib"},
 		Owned: []ociimage.OwnedTree{{Host: pgData, Image: "/var/lib/postgresql/data", UID: 999, GID: 999}},
 		Files: map[string]string{
 			"/bin/sh":                     "/bin/dash",
@@ -80,9 +81,6 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 			"/etc/postgresql/pg_hba.conf": filepath.Join(pgFiles, "pg_hba.conf"),
 			"/usr/share/zoneinfo/UTC":     "/usr/share/zoneinfo/UTC",     // the server's time zone below
 			"/usr/share/zoneinfo/Etc/UTC": "/usr/share/zoneinfo/Etc/UTC", // initdb's
-			// The server wants its library directory; PL/pgSQL is the one module it loads
-			// without being asked (JIT is off).
-			"/usr/lib/postgresql/15/lib/plpgsql.so": "/usr/lib/postgresql/15/lib/plpgsql.so",
 		},
 		Entrypoint: []string{postgresBin, "-D", "/var/lib/postgresql/data", "-c", "listen_addresses=*",
 			"-c", "unix_socket_directories=/tmp", "-c", "hba_file=/etc/postgresql/pg_hba.conf", "-c", "jit=off",
