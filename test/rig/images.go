@@ -72,7 +72,7 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 	pgTools = append(pgTools, "/bin/dash", "/usr/bin/locale") // and the server runs `locale -a`
 	specs["postgres.tar"] = ociimage.Spec{Ref: postgresImage, WithLibs: pgTools,
 		// The server's modules: initdb loads several (the text search dictionaries, PL/pgSQL).
-		Dirs: []string{"/usr/share/postgresql/15", "/usr/lib/postgresql/15/lib"},
+		Dirs:  []string{"/usr/share/postgresql/15", "/usr/lib/postgresql/15/lib"},
 		Owned: []ociimage.OwnedTree{{Host: pgData, Image: "/var/lib/postgresql/data", UID: 999, GID: 999}},
 		Files: map[string]string{
 			"/bin/sh":                     "/bin/dash",

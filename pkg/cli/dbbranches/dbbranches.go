@@ -42,8 +42,8 @@ func NewCmdDBBranches(flags *genericclioptions.ConfigFlags, streams genericioopt
 	o := get.NewGetOptions("kubectl mirrord", streams)
 	f := kcmdutil.NewFactory(kcmdutil.NewMatchVersionFlags(flags))
 	cmd := &cobra.Command{
-		Use:     "db-branches [NAME...]",
-		Short:   "List database branches on the Primary cluster",
+		Use:   "db-branches [NAME...]",
+		Short: "List database branches on the Primary cluster",
 		Long: templates.LongDesc(`
 			Lists the MirrordDBBranches of the current namespace (-A: every namespace), as
 			kubectl get mirrorddbbranches does: each branch's id, engine, copy mode, target,

@@ -61,7 +61,11 @@ func TestDBBranches(t *testing.T) {
 		ns   string
 		want string
 	}{
-		"as bob":                  {b: func() *mirrordv1alpha1.MirrordDBBranch { b := branch("hc", "x", "web", "DATABASE_URL", 300); b.Spec.Owner = bob; return b }(), ns: "hc", want: "spec.owner must be the user creating the branch"},
+		"as bob": {b: func() *mirrordv1alpha1.MirrordDBBranch {
+			b := branch("hc", "x", "web", "DATABASE_URL", 300)
+			b.Spec.Owner = bob
+			return b
+		}(), ns: "hc", want: "spec.owner must be the user creating the branch"},
 		"another namespace's":     {b: branch("kube-system", "x", "coredns", "URL", 300), ns: "hc", want: "spec.target.namespace must be the branch's namespace (hc)"},
 		"where she has no grants": {b: branch("shop", "x", "api", "URL", 300), ns: "shop", want: "forbidden"},
 	} {
