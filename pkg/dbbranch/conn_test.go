@@ -113,3 +113,14 @@ func TestRewrite(t *testing.T) {
 		t.Errorf("notes %q, want one about MISSING_URL", notes)
 	}
 }
+
+// TestPGHBA: sessions reach a branch from the pod network, which initdb's own pg_hba.conf
+// (loopback only) refuses: seen on the rig as "no pg_hba.conf entry for host 10.241.0.21".
+func TestPGHBA(t *testing.T) {
+	if got := PGHBA(Conn{Password: "pw"}); got != "local all all trust\nhost all all all scram-sha-256\n" {
+		t.Errorf("with a password: %q", got)
+	}
+	if got := PGHBA(Conn{}); !strings.Contains(got, "host all all all trust\n") {
+		t.Errorf("without one: %q", got)
+	}
+}

@@ -44,6 +44,17 @@ func PGInit(l Layout, src Conn, pwfile string) Cmd {
 	return Cmd{Args: args}
 }
 
+// PGHBA is the branch's pg_hba.conf: its own socket trusted, and any address with the
+// source's password (initdb's own allows loopback only, and sessions come from the pod
+// network).
+func PGHBA(src Conn) string {
+	method := "scram-sha-256"
+	if src.Password == "" {
+		method = "trust"
+	}
+	return "local all all trust\nhost all all all " + method + "\n"
+}
+
 // PGServer runs the branch's server: on its socket only while it is seeded (listen false), on
 // every address afterwards.
 func PGServer(l Layout, port int, listen bool) Cmd {

@@ -74,6 +74,9 @@ func Serve(ctx context.Context, b Branch, l Layout, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
+	if err := os.WriteFile(filepath.Join(l.Data, "pg_hba.conf"), []byte(PGHBA(src)), 0o600); err != nil {
+		return err
+	}
 	server, err := start(PGServer(l, b.Port, false))
 	if err != nil {
 		return err
