@@ -80,6 +80,13 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(o.ErrOut, format+"\n", args...) }
+	branches, err := session.StartBranches(ctx, kube, cs.Mirrord, o.MirrordNamespace, owner, &spec, o.DBBranches(), logf)
+	if err != nil {
+		return err
+	}
+	for _, b := range branches {
+		logf("database branch %s answers on %s:%d, with the source's user, password and database", b.Name, b.Endpoint.Host, b.Endpoint.Port)
+	}
 	started, err := session.Start(ctx, session.StartOptions{
 		Config: restCfg, Clients: cs, Namespace: ns, Name: o.Name, Spec: spec,
 		MirrordNamespace: o.MirrordNamespace, Timeout: o.Timeout, Progress: o.ErrOut, Logf: logf,
