@@ -163,6 +163,10 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 			if enabled(f.Network.Outgoing.TCP) || enabled(f.Network.Outgoing.UDP) {
 				return "outgoing traffic from the target is blocked; use --no-outgoing"
 			}
+		case mirrordv1alpha1.BlockDBBranches:
+			if len(f.DBBranches) > 0 {
+				return dbBranchesBlocked
+			}
 		}
 	}
 	if len(p.RequiredProfiles) > 0 && !slices.Contains(p.RequiredProfiles, f.Profile) {
@@ -181,6 +185,31 @@ func blocked(p mirrordv1alpha1.PolicySpec, f mirrordv1alpha1.Features) string {
 }
 
 func enabled(b *bool) bool { return b == nil || *b }
+
+const dbBranchesBlocked = "database branches of this target are blocked; remove feature.db_branches from the config file"
+
+// CheckBranch returns the first violation, by the policies that apply to the target, of a
+// database branch of it that copies as mode says, or nil.
+func CheckBranch(ps []Policy, t mirrordv1alpha1.Target, targetLabels map[string]string, mode mirrordv1alpha1.DBCopyMode) *Violation {
+	for _, p := range ps {
+		ok, err := Applies(p.Spec, t, targetLabels)
+		if err != nil {
+			return &Violation{Policy: p.Ref, Reason: "the policy is invalid (" + err.Error() + "); an admin must fix it"}
+		}
+		if !ok {
+			continue
+		}
+		for _, b := range p.Spec.Block {
+			switch {
+			case b == mirrordv1alpha1.BlockDBBranches:
+				return &Violation{Policy: p.Ref, Reason: dbBranchesBlocked}
+			case b == mirrordv1alpha1.BlockDBBranchesAll && mode == mirrordv1alpha1.DBCopyAll:
+				return &Violation{Policy: p.Ref, Reason: "branches copying every row of this target's database are blocked; use copy mode schema, with the tables you need and their filters"}
+			}
+		}
+	}
+	return nil
+}
 
 // requiredHeaderMatches reports whether a header filter every request must pass (the
 // filter's own, or one of allOf's) matches a policy's requiredHeaderFilter. One inside anyOf

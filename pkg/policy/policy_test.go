@@ -164,3 +164,32 @@ func TestRestrictFS(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckBranch(t *testing.T) {
+	api := mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: "shop"}
+	pol := func(path string, block ...mirrordv1alpha1.BlockedFeature) []Policy {
+		return []Policy{{Ref: "MirrordPolicy shop/db", Spec: mirrordv1alpha1.PolicySpec{TargetPath: path, Block: block}}}
+	}
+	for name, tc := range map[string]struct {
+		ps   []Policy
+		mode mirrordv1alpha1.DBCopyMode
+		want string
+	}{
+		"branches blocked":             {ps: pol("", mirrordv1alpha1.BlockDBBranches), mode: mirrordv1alpha1.DBCopySchema, want: "database branches of this target are blocked"},
+		"all blocked: schema passes":   {ps: pol("", mirrordv1alpha1.BlockDBBranchesAll), mode: mirrordv1alpha1.DBCopySchema},
+		"all blocked: all refused":     {ps: pol("", mirrordv1alpha1.BlockDBBranchesAll), mode: mirrordv1alpha1.DBCopyAll, want: "copying every row"},
+		"another target's policy":      {ps: pol("deploy/web", mirrordv1alpha1.BlockDBBranches), mode: mirrordv1alpha1.DBCopyAll},
+		"other blocks do not concern":  {ps: pol("", mirrordv1alpha1.BlockSteal, mirrordv1alpha1.BlockEnv), mode: mirrordv1alpha1.DBCopyAll},
+		"an invalid policy blocks too": {ps: pol("[", mirrordv1alpha1.BlockSteal), mode: mirrordv1alpha1.DBCopyEmpty, want: "invalid"},
+	} {
+		v := CheckBranch(tc.ps, api, nil, tc.mode)
+		if (v == nil) != (tc.want == "") || (v != nil && !strings.Contains(v.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", name, v, tc.want)
+		}
+	}
+	// A session naming a branch meets the same block at the Primary.
+	f := mirrordv1alpha1.Features{DBBranches: []string{"branch-team"}}
+	if v := Check(pol("", mirrordv1alpha1.BlockDBBranches), api, nil, f); v == nil || !strings.Contains(v.Error(), "database branches") {
+		t.Errorf("a session with a branch under a db-branches block: %v", v)
+	}
+}

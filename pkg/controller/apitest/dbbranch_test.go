@@ -143,6 +143,29 @@ func TestDBBranches(t *testing.T) {
 		t.Error(err)
 	}
 
+	// A policy of the target's namespace that forbids whole copies: a branch copying every
+	// row fails, and makes nothing.
+	if _, err := s.Mirrord.MirrordV1alpha1().MirrordPolicies("hc").Create(ctx, &mirrordv1alpha1.MirrordPolicy{ObjectMeta: metav1.ObjectMeta{Name: "no-full-copies"},
+		Spec: mirrordv1alpha1.PolicySpec{TargetPath: "deploy/web", Block: []mirrordv1alpha1.BlockedFeature{mirrordv1alpha1.BlockDBBranchesAll}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	full := branch("hc", "full", "web", "DATABASE_URL", 300)
+	full.Spec.Copy.Mode = mirrordv1alpha1.DBCopyAll
+	b, err = asAlice.MirrordV1alpha1().MirrordDBBranches("hc").Create(ctx, full, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a whole copy refused by policy", func(ctx context.Context) error {
+		got, err := state(b.Name)
+		if err == nil && (got.Status.Reason != mirrordv1alpha1.ReasonBlockedByPolicy || !strings.Contains(got.Status.Message, "MirrordPolicy hc/no-full-copies")) {
+			err = fmt.Errorf("%s %s: %s", got.Status.Phase, got.Status.Reason, got.Status.Message)
+		}
+		return err
+	})
+	if err := gone(ctx, s, naming.DBBranch(b.UID)); err != nil {
+		t.Error(err)
+	}
+
 	// No session uses it: the Primary deletes it after its TTL, and its pod and Service go.
 	short := branch("hc", "short", "web", "DATABASE_URL", 1)
 	short.Spec.CreationTimeoutSeconds = 1

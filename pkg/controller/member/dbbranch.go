@@ -26,6 +26,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/dbbranch"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/policy"
 )
 
 // The Default cluster makes each database branch (MirrordDBBranch) a pod of the engine's image
@@ -333,6 +334,13 @@ func (c *Controller) syncBranch(ctx context.Context, key cache.ObjectName) error
 		}
 		if err != nil {
 			return err
+		}
+		ps, err := c.policiesFor(ns)
+		if err != nil {
+			return err
+		}
+		if v := policy.CheckBranch(ps, b.Spec.Target, obj.meta.Labels, b.Spec.Copy.Mode); v != nil {
+			return fail(mirrordv1alpha1.ReasonBlockedByPolicy, v.Error())
 		}
 		container, ok := branchContainer(obj, b.Spec.Target.Container)
 		if !ok {

@@ -21,7 +21,7 @@ import (
 )
 
 // BlockedFeature is a session feature a policy can forbid.
-// +kubebuilder:validation:Enum=steal;steal-without-filter;mirror;env;fs;outgoing
+// +kubebuilder:validation:Enum=steal;steal-without-filter;mirror;env;fs;outgoing;db-branches;db-branches-all
 type BlockedFeature string
 
 // The features a policy can block.
@@ -32,6 +32,11 @@ const (
 	BlockEnv                BlockedFeature = "env"
 	BlockFS                 BlockedFeature = "fs"
 	BlockOutgoing           BlockedFeature = "outgoing"
+	// BlockDBBranches forbids database branches of the target's database.
+	BlockDBBranches BlockedFeature = "db-branches"
+	// BlockDBBranchesAll forbids branches that copy every row (copy mode all); schema
+	// copies with filtered tables stay allowed.
+	BlockDBBranchesAll BlockedFeature = "db-branches-all"
 )
 
 // PolicySpec is shared by MirrordPolicy and MirrordClusterPolicy. A policy applies to a
