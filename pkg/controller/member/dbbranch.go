@@ -286,6 +286,10 @@ func branchStateOf(b *mirrordv1alpha1.MirrordDBBranch, ns string, pod *corev1.Po
 					Port: int32(dbbranch.DefaultPort(b.Spec.Engine)), Database: b.Spec.Database}}
 		}
 	}
+	if pod == nil && b.Status.Phase == mirrordv1alpha1.DBBranchReady {
+		return branchState{phase: mirrordv1alpha1.DBBranchFailed, reason: mirrordv1alpha1.ReasonBranchPodFailed,
+			message: "the branch's pod is gone (evicted, or deleted), and its data with it: destroy the branch (kubectl mirrord db-branches destroy) and exec again"}
+	}
 	if now.Sub(b.CreationTimestamp.Time) > timeout {
 		return branchState{phase: mirrordv1alpha1.DBBranchFailed, reason: mirrordv1alpha1.ReasonBranchTimeout,
 			message: fmt.Sprintf("not Ready within its creation timeout (%s): a large source takes longer (creation_timeout_secs)", timeout)}

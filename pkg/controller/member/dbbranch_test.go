@@ -108,6 +108,13 @@ func TestBranchStateOf(t *testing.T) {
 		}), phase: mirrordv1alpha1.DBBranchFailed, msg: "cannot start: ErrImagePull"},
 	} {
 		st := branchStateOf(b, "shop", tc.pod, t0.Add(tc.now))
+		if tc.pod == nil {
+			ready := b.DeepCopy()
+			ready.Status.Phase = mirrordv1alpha1.DBBranchReady
+			if gone := branchStateOf(ready, "shop", nil, t0.Add(tc.now)); gone.phase != mirrordv1alpha1.DBBranchFailed || !strings.Contains(gone.message, "pod is gone") {
+				t.Errorf("%s, after Ready: %s %q, want Failed, its pod gone", name, gone.phase, gone.message)
+			}
+		}
 		if st.phase != tc.phase || !strings.Contains(st.message, tc.msg) {
 			t.Errorf("%s: %s %q, want %s ...%s...", name, st.phase, st.message, tc.phase, tc.msg)
 		}
