@@ -106,6 +106,13 @@ echo
 for _ in $(seq 100); do grep -q " got GET /mirrored" /tmp/mirrord-demo-mirror.log && break; sleep 0.1; done
 show "your local server's log:"; grep " got " /tmp/mirrord-demo-mirror.log || echo "(nothing yet)"
 cleanup; pids=()
+# The next session starts on a target whose agent the last one's end is removing: wait until
+# it is gone, so the steal below meets a fresh agent, not one about to go (a session joining
+# an agent that is being removed reconnects to the next one, taking seconds).
+for _ in $(seq 150); do
+  [ -z "$(k c2 -n mirrord-system get jobs -l kubectl-mirrord.io/component=agent -o name)$(k c3 -n mirrord-system get jobs -l kubectl-mirrord.io/component=agent -o name)" ] && break
+  sleep 0.2
+done
 
 say "3. Steal: requests with X-Demo: me are answered by your local server, the others by the target"
 start_session /tmp/mirrord-demo-steal.log -t deploy/api --steal --ports 8080 --http-header-filter '^X-Demo: me$' \
