@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,7 +60,7 @@ func ParseURL(e mirrordv1alpha1.DBEngine, raw string) (Conn, error) {
 	if err != nil || u.Host == "" {
 		return c, fmt.Errorf("the source's connection URL is not a URL like %s://USER:PASSWORD@HOST:PORT/DATABASE", schemes[e][0])
 	}
-	if !contains(schemes[e], strings.ToLower(u.Scheme)) {
+	if !slices.Contains(schemes[e], strings.ToLower(u.Scheme)) {
 		return c, fmt.Errorf("the source's connection URL has scheme %q: a %s branch takes %s", u.Scheme, e, strings.Join(schemes[e], ", "))
 	}
 	c.Host, c.Port = u.Hostname(), DefaultPort(e)
@@ -130,13 +131,4 @@ func RewriteURL(raw, host string, port int32) (string, error) {
 	}
 	u.Host = net.JoinHostPort(host, strconv.Itoa(int(port)))
 	return u.String(), nil
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

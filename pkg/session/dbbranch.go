@@ -12,13 +12,10 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	toolswatch "k8s.io/client-go/tools/watch"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
@@ -115,17 +112,7 @@ func orPending(p mirrordv1alpha1.DBBranchPhase) mirrordv1alpha1.DBBranchPhase {
 // waitBranch watches branch name until it is Ready (returned) or Failed (its message).
 func waitBranch(ctx context.Context, c versioned.Interface, namespace, name string, timeout time.Duration, logf func(string, ...any)) (*mirrordv1alpha1.MirrordDBBranch, error) {
 	branches := c.MirrordV1alpha1().MirrordDBBranches(namespace)
-	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return branches.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return branches.Watch(ctx, o)
-		},
-	}
+	lw := OneObject(name, branches.List, branches.Watch)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last *mirrordv1alpha1.MirrordDBBranch

@@ -201,17 +201,7 @@ func KeepAlive(ctx context.Context, c versioned.Interface, namespace, name strin
 // calling progress on every change.
 func Wait(ctx context.Context, c versioned.Interface, namespace, name string, progress func(*mirrordv1alpha1.MirrordSession)) (*mirrordv1alpha1.MirrordSession, error) {
 	sessions := c.MirrordV1alpha1().MirrordSessions(namespace)
-	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return sessions.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return sessions.Watch(ctx, o)
-		},
-	}
+	lw := OneObject(name, sessions.List, sessions.Watch)
 	var last *mirrordv1alpha1.MirrordSession
 	_, err := toolswatch.UntilWithSync(ctx, lw, &mirrordv1alpha1.MirrordSession{}, nil, func(e watch.Event) (bool, error) {
 		if e.Type == watch.Deleted {
@@ -284,4 +274,21 @@ func End(ctx context.Context, c versioned.Interface, namespace, name string) err
 		return nil
 	}
 	return err
+}
+
+// OneObject is a ListWatch of the one object named name, from a typed client's List and
+// Watch: what the CLI waits on (a session, a branch, a query) with toolswatch.UntilWithSync.
+func OneObject[L runtime.Object](name string, list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return list(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return watchFn(ctx, o)
+		},
+	}
 }

@@ -18,12 +18,9 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/tools/cache"
 	toolswatch "k8s.io/client-go/tools/watch"
 	"k8s.io/kubectl/pkg/util/templates"
 	"sigs.k8s.io/yaml"
@@ -228,17 +225,7 @@ func Query(ctx context.Context, c versioned.Interface, namespace string, owner s
 	}()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	sel := fields.OneTermEqualSelector("metadata.name", q.Name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return queries.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return queries.Watch(ctx, o)
-		},
-	}
+	lw := session.OneObject(q.Name, queries.List, queries.Watch)
 	var st mirrordv1alpha1.MirrordTargetQueryStatus
 	_, err = toolswatch.UntilWithSync(wctx, lw, &mirrordv1alpha1.MirrordTargetQuery{}, nil, func(e watch.Event) (bool, error) {
 		if e.Type == watch.Deleted {

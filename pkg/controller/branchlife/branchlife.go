@@ -163,6 +163,8 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	return nil
 }
 
+// equalTime compares to the second: a status holds RFC 3339 seconds, and metav1.Time.Equal
+// would see this reconcile's now as new against its own write, and write again.
 func equalTime(a, b *metav1.Time) bool {
 	return (a == nil && b == nil) || (a != nil && b != nil && a.Unix() == b.Unix())
 }

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -25,6 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
@@ -203,19 +203,16 @@ func (c *Controller) askMembers(ctx context.Context, q protocol.TargetsQuery) []
 }
 
 // review asks RBAC on the Primary whether the query's owner holds the mirrord verb on kind
-// (every object of the namespace when name is empty), as a session's admission does.
+// (every object of the namespace when name is empty): the review a session's own owner gets.
 func (c *Controller) review(ctx context.Context, q *mirrordv1alpha1.MirrordTargetQuery, kind mirrordv1alpha1.TargetKind, name string) (bool, error) {
-	group, resource, ok := kind.GroupResource()
+	sar, ok := authz.AccessReview(mirrordv1alpha1.MirrordSessionSpec{Owner: q.Spec.Owner, OwnerGroups: q.Spec.OwnerGroups,
+		Target: mirrordv1alpha1.Target{Kind: kind, Name: name, Namespace: q.Namespace}})
 	if !ok {
 		return false, nil
 	}
-	r, err := c.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: q.Spec.Owner, Groups: slices.Clone(q.Spec.OwnerGroups),
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: q.Namespace, Verb: mirrordv1alpha1.VerbMirrord,
-			Group: group, Resource: resource, Name: name},
-	}}, metav1.CreateOptions{})
+	r, err := c.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 	if err != nil {
-		return false, fmt.Errorf("%s %s: %w", resource, name, err)
+		return false, fmt.Errorf("%s %s: %w", sar.Spec.ResourceAttributes.Resource, name, err)
 	}
 	return r.Status.Allowed, nil
 }
