@@ -15,13 +15,11 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	toolswatch "k8s.io/client-go/tools/watch"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/dbbranch"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
-	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/relay"
 )
 
 // BranchName is the MirrordDBBranch of id: readable where the id is a short DNS label, a hash
@@ -155,9 +153,9 @@ func shortHash(id string) string {
 }
 
 // StartBranches makes the database branches a session's command uses before the session:
-// each Ready, its name in spec's features (so it lives while the session does). The Primary
-// must be the Default cluster, where branches are made, in this version.
-func StartBranches(ctx context.Context, kube kubernetes.Interface, c versioned.Interface, mirrordNamespace string, owner Owner, spec *mirrordv1alpha1.MirrordSessionSpec,
+// each Ready, its name in spec's features (so it lives while the session does). The Default
+// cluster makes them (the Primary copies them there when it is another cluster).
+func StartBranches(ctx context.Context, c versioned.Interface, owner Owner, spec *mirrordv1alpha1.MirrordSessionSpec,
 	specs []mirrordv1alpha1.MirrordDBBranchSpec, logf func(string, ...any)) ([]dbbranch.Ready, error) {
 	if len(specs) == 0 {
 		return nil, nil
@@ -169,13 +167,6 @@ func StartBranches(ctx context.Context, kube kubernetes.Interface, c versioned.I
 	}
 	if spec.Target.IsTargetless() {
 		return nil, errors.New("feature.db_branches: a branch copies the database its target reaches: name a target (--target)")
-	}
-	info, err := relay.GetInfo(ctx, kube, mirrordNamespace)
-	if err != nil {
-		return nil, fmt.Errorf("asking the Primary whether it makes database branches: %w", err)
-	}
-	if !info.Default {
-		return nil, fmt.Errorf("feature.db_branches: this version makes database branches only where the Primary is also the Default cluster; this Primary (%s) is %s", info.ClusterName, info.Roles)
 	}
 	ready, err := EnsureBranches(ctx, c, spec.Target.Namespace, owner, spec.Target, specs, logf)
 	if err != nil {

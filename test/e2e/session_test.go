@@ -254,7 +254,7 @@ func TestSessionsTopologyA(t *testing.T) {
 	testSessions(t, f, topologyA)
 	t.Run("database branches on a Primary that is also the Default", func(t *testing.T) {
 		f := framework.New(t)
-		testDBBranches(t, f, f.Clusters[0])
+		testDBBranches(t, f, f.Clusters[0], f.Clusters[0])
 	})
 	t.Run("exec on a Primary that is also the Default goes straight to its own agents", func(t *testing.T) {
 		f := framework.New(t)
@@ -280,6 +280,10 @@ func TestSessionsTopologyB(t *testing.T) {
 	f.RequireClusters(3)
 	setUp(t, f, topologyB)
 	testSessions(t, f, topologyB)
+	t.Run("database branches copied by a management-only Primary to its Default", func(t *testing.T) {
+		f := framework.New(t)
+		testDBBranches(t, f, f.Clusters[0], f.Clusters[1])
+	})
 	t.Run("two Defaults stop the Primary from serving sessions", func(t *testing.T) {
 		f := framework.New(t)
 		ctx := f.Context(3 * time.Minute)

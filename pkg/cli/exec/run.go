@@ -40,7 +40,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	branches, err := session.StartBranches(ctx, primary.Clients.Kube, primary.Clients.Mirrord, o.MirrordNamespace, owner, &spec, o.DBBranches(), o.logf)
+	branches, err := session.StartBranches(ctx, primary.Clients.Mirrord, owner, &spec, o.DBBranches(), o.logf)
 	if err != nil {
 		return err
 	}

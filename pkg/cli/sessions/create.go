@@ -80,7 +80,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(o.ErrOut, format+"\n", args...) }
-	branches, err := session.StartBranches(ctx, kube, cs.Mirrord, o.MirrordNamespace, owner, &spec, o.DBBranches(), logf)
+	branches, err := session.StartBranches(ctx, cs.Mirrord, owner, &spec, o.DBBranches(), logf)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ import (
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/authz"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/manager"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/roles"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 )
 
@@ -404,9 +405,19 @@ func TestControllersRefuse(t *testing.T) {
 // returns the address of its relay.
 func runController(t *testing.T, s *Server) string {
 	t.Helper()
-	roles := t.TempDir()
-	for _, k := range []string{"primary", "workload", "default"} {
-		if err := os.WriteFile(filepath.Join(roles, k), []byte("true"), 0o644); err != nil {
+	return runControllerAs(t, s, "local", roles.KeyPrimary, roles.KeyWorkload, roles.KeyDefault)
+}
+
+// runControllerAs runs the controller of cluster, with roles (roles.Key*), against s until t
+// ends; it returns the address of its relay.
+func runControllerAs(t *testing.T, s *Server, cluster string, keys ...string) string {
+	t.Helper()
+	rolesDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rolesDir, roles.KeyClusterName), []byte(cluster), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if err := os.WriteFile(filepath.Join(rolesDir, k), []byte("true"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -415,7 +426,7 @@ func runController(t *testing.T, s *Server) string {
 	done := make(chan error, 1)
 	go func() {
 		done <- manager.Run(ctx, rest.CopyConfig(s.Config), manager.Config{
-			RolesDir: roles, Namespace: "mirrord-system", MetricsAddr: "0", ProbeAddr: "0", RelayAddr: relayAddr,
+			RolesDir: rolesDir, Namespace: "mirrord-system", MetricsAddr: "0", ProbeAddr: "0", RelayAddr: relayAddr,
 			AgentImage: "mirrord.local/kubectl-mirrord:dev", AgentDeadline: time.Hour, AgentStealBackend: "auto",
 			Workers: 4, ExcludedNamespaces: authz.DefaultExcludedNamespaces,
 		})

@@ -484,15 +484,21 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 // primaryGone reports whether the Primary that created child stopped renewing its Lease
 // here; if not, it says when to look again.
 func (c *Controller) primaryGone(child *mirrordv1alpha1.MirrordClusterSession) (bool, time.Duration) {
+	return c.primarySilent(&child.ObjectMeta, 0)
+}
+
+// primarySilent reports whether the Primary that created obj (its LabelPrimary) has not renewed
+// its Lease here for the Lease's duration and grace more; if not, it says when to look again.
+func (c *Controller) primarySilent(obj *metav1.ObjectMeta, grace time.Duration) (bool, time.Duration) {
 	now := c.opts.Clock.Now()
-	lease, err := c.leases.Leases(child.Namespace).Get(naming.PrimaryLease(child.Labels[mirrordv1alpha1.LabelPrimary]))
-	last, duration := child.CreationTimestamp.Time, DefaultPrimaryLeaseDuration
+	lease, err := c.leases.Leases(obj.Namespace).Get(naming.PrimaryLease(obj.Labels[mirrordv1alpha1.LabelPrimary]))
+	last, duration := obj.CreationTimestamp.Time, DefaultPrimaryLeaseDuration+grace
 	if err == nil {
 		if lease.Spec.RenewTime != nil && lease.Spec.RenewTime.After(last) {
 			last = lease.Spec.RenewTime.Time
 		}
 		if lease.Spec.LeaseDurationSeconds != nil {
-			duration = time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second
+			duration = time.Duration(*lease.Spec.LeaseDurationSeconds)*time.Second + grace
 		}
 	}
 	deadline := last.Add(duration)

@@ -3,6 +3,7 @@ package member
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -26,6 +27,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/naming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/controller/worker"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/dbbranch"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/generated/clientset/versioned"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/policy"
 )
 
@@ -249,15 +251,16 @@ func constructBranchService(b *mirrordv1alpha1.MirrordDBBranch, ns string) *core
 	}
 }
 
-// branchState is what a branch's status says, from its pod (nil while there is none).
-type branchState struct {
-	phase           mirrordv1alpha1.DBBranchPhase
-	reason, message string
-	endpoint        *mirrordv1alpha1.DBEndpoint
+// BranchState is the Default cluster's part of a branch's status: what its pod says (and, for
+// a Primary that is not the Default, what the branch's copy there says).
+type BranchState struct {
+	Phase           mirrordv1alpha1.DBBranchPhase
+	Reason, Message string
+	Endpoint        *mirrordv1alpha1.DBEndpoint
 }
 
 // branchStateOf reads branch b's state from its pod; deadline is when a Pending branch fails.
-func branchStateOf(b *mirrordv1alpha1.MirrordDBBranch, ns string, pod *corev1.Pod, now time.Time) branchState {
+func branchStateOf(b *mirrordv1alpha1.MirrordDBBranch, ns string, pod *corev1.Pod, now time.Time) BranchState {
 	timeout := time.Duration(b.Spec.CreationTimeoutSeconds) * time.Second
 	if timeout == 0 {
 		timeout = 60 * time.Second
@@ -269,32 +272,32 @@ func branchStateOf(b *mirrordv1alpha1.MirrordDBBranch, ns string, pod *corev1.Po
 				if msg == "" {
 					msg = fmt.Sprintf("exit code %d (%s)", t.ExitCode, t.Reason)
 				}
-				return branchState{phase: mirrordv1alpha1.DBBranchFailed, reason: mirrordv1alpha1.ReasonBranchCopyFailed,
-					message: fmt.Sprintf("the branch's %s container failed: %s", cs.Name, msg)}
+				return BranchState{Phase: mirrordv1alpha1.DBBranchFailed, Reason: mirrordv1alpha1.ReasonBranchCopyFailed,
+					Message: fmt.Sprintf("the branch's %s container failed: %s", cs.Name, msg)}
 			}
 			if w := cs.State.Waiting; w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff" || w.Reason == "CreateContainerConfigError" || w.Reason == "InvalidImageName") {
-				return branchState{phase: mirrordv1alpha1.DBBranchFailed, reason: mirrordv1alpha1.ReasonBranchPodFailed,
-					message: fmt.Sprintf("the branch's %s container cannot start: %s: %s", cs.Name, w.Reason, w.Message)}
+				return BranchState{Phase: mirrordv1alpha1.DBBranchFailed, Reason: mirrordv1alpha1.ReasonBranchPodFailed,
+					Message: fmt.Sprintf("the branch's %s container cannot start: %s: %s", cs.Name, w.Reason, w.Message)}
 			}
 		}
 		if pod.Status.Phase == corev1.PodFailed {
-			return branchState{phase: mirrordv1alpha1.DBBranchFailed, reason: mirrordv1alpha1.ReasonBranchPodFailed, message: "the branch's pod failed: " + pod.Status.Message}
+			return BranchState{Phase: mirrordv1alpha1.DBBranchFailed, Reason: mirrordv1alpha1.ReasonBranchPodFailed, Message: "the branch's pod failed: " + pod.Status.Message}
 		}
 		if podReady(pod) {
-			return branchState{phase: mirrordv1alpha1.DBBranchReady, reason: mirrordv1alpha1.ReasonBranchReady,
-				message: "serving", endpoint: &mirrordv1alpha1.DBEndpoint{Host: naming.DBBranch(b.UID) + "." + ns + ".svc",
+			return BranchState{Phase: mirrordv1alpha1.DBBranchReady, Reason: mirrordv1alpha1.ReasonBranchReady,
+				Message: "serving", Endpoint: &mirrordv1alpha1.DBEndpoint{Host: naming.DBBranch(b.UID) + "." + ns + ".svc",
 					Port: int32(dbbranch.DefaultPort(b.Spec.Engine)), Database: b.Spec.Database}}
 		}
 	}
 	if pod == nil && b.Status.Phase == mirrordv1alpha1.DBBranchReady {
-		return branchState{phase: mirrordv1alpha1.DBBranchFailed, reason: mirrordv1alpha1.ReasonBranchPodFailed,
-			message: "the branch's pod is gone (evicted, or deleted), and its data with it: destroy the branch (kubectl mirrord db-branches destroy) and exec again"}
+		return BranchState{Phase: mirrordv1alpha1.DBBranchFailed, Reason: mirrordv1alpha1.ReasonBranchPodFailed,
+			Message: "the branch's pod is gone (evicted, or deleted), and its data with it: destroy the branch (kubectl mirrord db-branches destroy) and exec again"}
 	}
 	if now.Sub(b.CreationTimestamp.Time) > timeout {
-		return branchState{phase: mirrordv1alpha1.DBBranchFailed, reason: mirrordv1alpha1.ReasonBranchTimeout,
-			message: fmt.Sprintf("not Ready within its creation timeout (%s): a large source takes longer (creation_timeout_secs)", timeout)}
+		return BranchState{Phase: mirrordv1alpha1.DBBranchFailed, Reason: mirrordv1alpha1.ReasonBranchTimeout,
+			Message: fmt.Sprintf("not Ready within its creation timeout (%s): a large source takes longer (creation_timeout_secs)", timeout)}
 	}
-	return branchState{phase: mirrordv1alpha1.DBBranchPending, reason: mirrordv1alpha1.ReasonBranchSeeding, message: "copying from the source database"}
+	return BranchState{Phase: mirrordv1alpha1.DBBranchPending, Reason: mirrordv1alpha1.ReasonBranchSeeding, Message: "copying from the source database"}
 }
 
 // syncBranch brings branch key's pod and Service in line with it, and its status with them.
@@ -309,12 +312,39 @@ func (c *Controller) syncBranch(ctx context.Context, key cache.ObjectName) error
 	if err := c.removeBranchObjects(ctx, key, b.UID); err != nil { // of an earlier branch of the name
 		return err
 	}
+	if b.Namespace == c.opts.Namespace && b.Labels[mirrordv1alpha1.LabelPrimary] != "" {
+		// A copy from a Primary that stopped renewing its Lease here lives its TTL more, as
+		// if no session used it, then goes (the Primary deletes its copies itself).
+		gone, wait := c.primarySilent(&b.ObjectMeta, time.Duration(b.Spec.TTLSeconds)*time.Second)
+		if gone {
+			klog.FromContext(ctx).Info("Deleting a database branch copy whose Primary went silent for its TTL", "branch", key, "primary", b.Labels[mirrordv1alpha1.LabelPrimary])
+			err := c.mirrord.MirrordV1alpha1().MirrordDBBranches(b.Namespace).Delete(ctx, b.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &b.UID}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				return err
+			}
+			return c.removeBranchObjects(ctx, key, "")
+		}
+		err := c.reconcileBranch(ctx, key, b)
+		var r *worker.Requeue
+		switch {
+		case err == nil:
+			return &worker.Requeue{After: wait}
+		case errors.As(err, &r):
+			return &worker.Requeue{After: min(r.After, wait)}
+		}
+		return err
+	}
+	return c.reconcileBranch(ctx, key, b)
+}
+
+// reconcileBranch makes branch b's pod and Service, and writes its status from them.
+func (c *Controller) reconcileBranch(ctx context.Context, key cache.ObjectName, b *mirrordv1alpha1.MirrordDBBranch) error {
 	ns := b.Spec.Target.Namespace
 	fail := func(reason, msg string) error {
 		if err := c.removeBranchObjects(ctx, key, ""); err != nil {
 			return err
 		}
-		return c.writeBranchStatus(ctx, b, branchState{phase: mirrordv1alpha1.DBBranchFailed, reason: reason, message: msg})
+		return c.writeBranchStatus(ctx, b, BranchState{Phase: mirrordv1alpha1.DBBranchFailed, Reason: reason, Message: msg})
 	}
 	if b.Status.Phase == mirrordv1alpha1.DBBranchFailed {
 		return c.removeBranchObjects(ctx, key, "")
@@ -367,7 +397,7 @@ func (c *Controller) syncBranch(ctx context.Context, key cache.ObjectName) error
 		}
 	}
 	st := branchStateOf(b, ns, pod, c.opts.Clock.Now())
-	if st.phase == mirrordv1alpha1.DBBranchFailed {
+	if st.Phase == mirrordv1alpha1.DBBranchFailed {
 		if err := c.removeBranchObjects(ctx, key, ""); err != nil {
 			return err
 		}
@@ -375,7 +405,7 @@ func (c *Controller) syncBranch(ctx context.Context, key cache.ObjectName) error
 	if err := c.writeBranchStatus(ctx, b, st); err != nil {
 		return err
 	}
-	if st.phase == mirrordv1alpha1.DBBranchPending {
+	if st.Phase == mirrordv1alpha1.DBBranchPending {
 		// The creation timeout passes without an event.
 		return &worker.Requeue{After: 5 * time.Second}
 	}
@@ -405,25 +435,29 @@ func branchContainer(obj targetObject, name string) (*corev1.Container, bool) {
 	return nil, false
 }
 
-// writeBranchStatus writes the fields of st (the Default's part of the status) when they
+func (c *Controller) writeBranchStatus(ctx context.Context, b *mirrordv1alpha1.MirrordDBBranch, st BranchState) error {
+	return WriteBranchStatus(ctx, c.mirrord, b, st)
+}
+
+// WriteBranchStatus writes the fields of st (the Default's part of the status) when they
 // changed, as a merge patch: the Primary writes the branch's sessions and expiry beside them.
-func (c *Controller) writeBranchStatus(ctx context.Context, b *mirrordv1alpha1.MirrordDBBranch, st branchState) error {
-	cond := metav1.Condition{Type: mirrordv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: st.reason, Message: st.message, ObservedGeneration: b.Generation}
-	if st.phase == mirrordv1alpha1.DBBranchReady {
+func WriteBranchStatus(ctx context.Context, mirrord versioned.Interface, b *mirrordv1alpha1.MirrordDBBranch, st BranchState) error {
+	cond := metav1.Condition{Type: mirrordv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: st.Reason, Message: st.Message, ObservedGeneration: b.Generation}
+	if st.Phase == mirrordv1alpha1.DBBranchReady {
 		cond.Status = metav1.ConditionTrue
 	}
 	conds := slices.Clone(b.Status.Conditions)
 	meta.SetStatusCondition(&conds, cond)
-	if b.Status.Phase == st.phase && b.Status.Reason == st.reason && b.Status.Message == st.message && equalEndpoint(b.Status.Endpoint, st.endpoint) {
+	if b.Status.Phase == st.Phase && b.Status.Reason == st.Reason && b.Status.Message == st.Message && equalEndpoint(b.Status.Endpoint, st.Endpoint) {
 		return nil
 	}
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{
-		"phase": st.phase, "reason": st.reason, "message": st.message, "endpoint": st.endpoint, "conditions": conds,
+		"phase": st.Phase, "reason": st.Reason, "message": st.Message, "endpoint": st.Endpoint, "conditions": conds,
 	}})
 	if err != nil {
 		return err
 	}
-	_, err = c.mirrord.MirrordV1alpha1().MirrordDBBranches(b.Namespace).Patch(ctx, b.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	_, err = mirrord.MirrordV1alpha1().MirrordDBBranches(b.Namespace).Patch(ctx, b.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -111,15 +111,15 @@ func TestBranchStateOf(t *testing.T) {
 		if tc.pod == nil {
 			ready := b.DeepCopy()
 			ready.Status.Phase = mirrordv1alpha1.DBBranchReady
-			if gone := branchStateOf(ready, "shop", nil, t0.Add(tc.now)); gone.phase != mirrordv1alpha1.DBBranchFailed || !strings.Contains(gone.message, "pod is gone") {
-				t.Errorf("%s, after Ready: %s %q, want Failed, its pod gone", name, gone.phase, gone.message)
+			if gone := branchStateOf(ready, "shop", nil, t0.Add(tc.now)); gone.Phase != mirrordv1alpha1.DBBranchFailed || !strings.Contains(gone.Message, "pod is gone") {
+				t.Errorf("%s, after Ready: %s %q, want Failed, its pod gone", name, gone.Phase, gone.Message)
 			}
 		}
-		if st.phase != tc.phase || !strings.Contains(st.message, tc.msg) {
-			t.Errorf("%s: %s %q, want %s ...%s...", name, st.phase, st.message, tc.phase, tc.msg)
+		if st.Phase != tc.phase || !strings.Contains(st.Message, tc.msg) {
+			t.Errorf("%s: %s %q, want %s ...%s...", name, st.Phase, st.Message, tc.phase, tc.msg)
 		}
-		if (st.phase == mirrordv1alpha1.DBBranchReady) != (st.endpoint != nil) || (st.endpoint != nil && (st.endpoint.Port != 5432 || !strings.HasSuffix(st.endpoint.Host, ".shop.svc"))) {
-			t.Errorf("%s: endpoint %+v", name, st.endpoint)
+		if (st.Phase == mirrordv1alpha1.DBBranchReady) != (st.Endpoint != nil) || (st.Endpoint != nil && (st.Endpoint.Port != 5432 || !strings.HasSuffix(st.Endpoint.Host, ".shop.svc"))) {
+			t.Errorf("%s: endpoint %+v", name, st.Endpoint)
 		}
 	}
 }

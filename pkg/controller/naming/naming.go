@@ -61,3 +61,10 @@ func PrimaryLease(primary string) string {
 func DBBranch(branchUID types.UID) string {
 	return "mirrord-db-" + hash(12, string(branchUID))
 }
+
+// DBBranchCopy is the name of the copy of a Primary's database branch in the Default cluster
+// (in that cluster's own namespace): readable, and unique across Primaries and branches that
+// share a namespace and name over time.
+func DBBranchCopy(primary, branchNamespace, branchName string, branchUID types.UID) string {
+	return truncate("db-"+branchNamespace+"-"+branchName, 50) + "-" + hash(8, primary, string(branchUID))
+}

@@ -77,9 +77,11 @@ type Controller struct {
 
 	queue        worker.Queue // sessions
 	clusterQueue worker.Queue // one key: rebuild the member set
+	branchQueue  worker.Queue // database branches, copied to the Default (branches.go)
 
 	sessions    mirrordlisters.MirrordSessionLister
 	clusters    mirrordlisters.MirrordClusterLister
+	branches    mirrordlisters.MirrordDBBranchLister
 	secrets     corelisters.SecretLister
 	leases      coordinationlisters.LeaseLister // sessions' heartbeats, in Namespace
 	policiesFor func(namespace string) ([]policy.Policy, error)
@@ -128,14 +130,17 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	c := &Controller{
 		kube: kube, mirrord: mirrord, roles: opts.Roles, opts: opts, clock: opts.Clock, recorder: recorder,
 		queue: worker.NewQueue(ControllerName), clusterQueue: worker.NewQueue(ControllerName + "-clusters"),
-		labelsOf: labelsOf, members: map[string]*member{},
+		branchQueue: worker.NewQueue(ControllerName + "-branches"),
+		labelsOf:    labelsOf, members: map[string]*member{},
 		access: map[cache.ObjectName]accessAnswer{}, started: opts.Clock.Now(),
 	}
 	sessions := mirrordAll.Mirrord().V1alpha1().MirrordSessions()
 	clusters := mirrordAll.Mirrord().V1alpha1().MirrordClusters()
 	policies, clusterPolicies := mirrordAll.Mirrord().V1alpha1().MirrordPolicies(), mirrordAll.Mirrord().V1alpha1().MirrordClusterPolicies()
 	secrets, leases := kubeOwn.Core().V1().Secrets(), kubeOwn.Coordination().V1().Leases()
+	branches := mirrordAll.Mirrord().V1alpha1().MirrordDBBranches()
 	c.sessions, c.clusters, c.secrets, c.leases = sessions.Lister(), clusters.Lister(), secrets.Lister(), leases.Lister()
+	c.branches = branches.Lister()
 	c.policiesFor = policy.Lister(policies.Lister(), clusterPolicies.Lister())
 	profiles, clusterProfiles := mirrordAll.Mirrord().V1alpha1().MirrordProfiles(), mirrordAll.Mirrord().V1alpha1().MirrordClusterProfiles()
 	c.profileOf = func(ref profile.Ref) ([]mirrordv1alpha1.FeatureAdjustment, error) {
@@ -152,11 +157,16 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 		}
 		return p.Spec.FeatureAdjustments, nil
 	}
-	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), leases.Informer(), policies.Informer(), clusterPolicies.Informer(), profiles.Informer(), clusterProfiles.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), leases.Informer(), policies.Informer(), clusterPolicies.Informer(), profiles.Informer(), clusterProfiles.Informer(), branches.Informer()} {
 		c.synced = append(c.synced, inf.HasSynced)
 	}
 	if _, err := sessions.Informer().AddEventHandler(worker.Handler(c.queue)); err != nil {
 		return nil, err
+	}
+	if !opts.Roles.Default {
+		if _, err := branches.Informer().AddEventHandler(worker.Handler(c.branchQueue)); err != nil {
+			return nil, err
+		}
 	}
 	// Members are rebuilt from MirrordClusters and their Secrets. A MirrordCluster's status,
 	// which this controller writes every probe, does not change its generation: skip those.
@@ -228,6 +238,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	logger.Info("Started", "cluster", c.roles.ClusterName, "roles", c.roles.String())
 	go worker.Run(ctx, ControllerName+"-clusters", c.clusterQueue, 1, c.syncMembers)
+	go worker.Run(ctx, ControllerName+"-branches", c.branchQueue, 2, c.syncBranch)
 	worker.Run(ctx, ControllerName, c.queue, c.opts.Workers, c.sync)
 	c.mu.Lock()
 	for _, m := range c.members {
@@ -327,6 +338,7 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 	// Every session depends on the members; reconcile them all, but only when they changed.
 	if changed {
 		c.enqueueAllSessions()
+		c.enqueueAllBranches()
 	}
 	return nil
 }

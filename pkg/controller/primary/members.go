@@ -57,7 +57,11 @@ type member struct {
 	mirrord  versioned.Interface
 	children mirrordlisters.MirrordClusterSessionLister
 	synced   cache.InformerSynced
-	cancel   context.CancelFunc
+	// branchCopies are this Primary's database branches copied into the member, when it is
+	// the Default and not this cluster (branches.go); nil otherwise.
+	branchCopies       mirrordlisters.MirrordDBBranchLister
+	branchCopiesSynced cache.InformerSynced
+	cancel             context.CancelFunc
 
 	mu        sync.Mutex
 	reachable bool
@@ -119,6 +123,17 @@ func (c *Controller) startMember(ctx context.Context, m *member) {
 			c.enqueueParent(o.GetLabels())
 		}
 	}))
+	if m.has(mirrordv1alpha1.ClusterRoleDefault) && !m.self {
+		copies := factory.Mirrord().V1alpha1().MirrordDBBranches()
+		m.branchCopies, m.branchCopiesSynced = copies.Lister(), copies.Informer().HasSynced
+		_, _ = copies.Informer().AddEventHandler(worker.FuncHandler(func(obj any) {
+			if o, ok := obj.(metav1.Object); ok {
+				if ns, name := o.GetLabels()[mirrordv1alpha1.LabelParentNamespace], o.GetLabels()[mirrordv1alpha1.LabelParentName]; ns != "" && name != "" {
+					c.branchQueue.Add(cache.NewObjectName(ns, name))
+				}
+			}
+		}))
+	}
 	factory.Start(ctx.Done())
 	go c.probeLoop(ctx, m)
 }
@@ -161,12 +176,16 @@ func (c *Controller) probeLoop(ctx context.Context, m *member) {
 				logger.Info("Member cluster reachable")
 			}
 			c.enqueueAllSessions()
+			if m.has(mirrordv1alpha1.ClusterRoleDefault) {
+				c.enqueueAllBranches()
+			}
 		}
 		if !m.self {
 			c.writeClusterStatus(ctx, m)
 		}
 		if err == nil && slow && m.synced() {
 			c.sweepOrphans(ctx, m)
+			c.sweepBranchCopies(ctx, m)
 		}
 		if slow && !m.self {
 			c.renewToken(ctx, m) // whatever the Lease's fate: renewing is its own request

@@ -68,6 +68,11 @@ const (
 	// ReasonBranchSourceUnknown: the target does not say where its database is (a variable
 	// the connection names is not in its container).
 	ReasonBranchSourceUnknown = "SourceUnknown"
+	// ReasonBranchSyncing: the Primary is copying the branch to the Default cluster, or the
+	// Default has not answered for it yet.
+	ReasonBranchSyncing = "Syncing"
+	// ReasonBranchBadReport: the Default cluster reported a status no branch of its has.
+	ReasonBranchBadReport = "BadReport"
 	// ReasonBranchExpired: no session used the branch for its TTL; it is being deleted.
 	ReasonBranchExpired = "Expired"
 )

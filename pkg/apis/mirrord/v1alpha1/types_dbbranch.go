@@ -265,6 +265,7 @@ type MirrordDBBranchStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expireTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="a branch's name is a label value on its pod and copies: at most 63 characters (kubectl mirrord names branches branch-ID, hashing long ids)"
 type MirrordDBBranch struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
