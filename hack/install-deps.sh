@@ -2,7 +2,8 @@
 # Installs what the local clusters need from Debian's archive, if it is missing:
 # containerd and runc (the node runtime), the CNI plugins, iptables and nftables
 # (kube-proxy and the agent), conntrack, iproute2/util-linux (network namespaces), and the
-# real software the e2e suite runs: PostgreSQL 15 (a target image and psql), curl and Node.
+# real software the e2e suite runs: PostgreSQL 15 and MariaDB (target images, their clients),
+# curl and Node.
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -15,6 +16,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v psql >/dev/null || need+=(postgresql-client-15)
+[ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb >/dev/null || need+=(mariadb-client)
 command -v curl >/dev/null || need+=(curl)
 command -v node >/dev/null || need+=(nodejs)
 if [ ${#need[@]} -eq 0 ]; then

@@ -48,9 +48,6 @@ const (
 // Serve makes the branch in this container and then becomes its server (exec), so the
 // server is the container's process and gets its signals. It returns only on failure.
 func Serve(ctx context.Context, b Branch, l Layout, getenv func(string) string, logf func(string, ...any)) error {
-	if b.Engine != mirrordv1alpha1.DBEnginePostgreSQL {
-		return fmt.Errorf("%s branches are not made yet: only PostgreSQL", b.Engine)
-	}
 	src, err := Source(b.Engine, b.Database, getenv)
 	if err != nil {
 		return err
@@ -60,16 +57,27 @@ func Serve(ctx context.Context, b Branch, l Layout, getenv func(string) string, 
 			return err
 		}
 	}
-	addEngineToPath()
 	if err := os.MkdirAll(l.Run, 0o700); err != nil {
 		return err
 	}
+	switch b.Engine {
+	case mirrordv1alpha1.DBEnginePostgreSQL:
+		return servePG(ctx, b, l, src, logf)
+	case mirrordv1alpha1.DBEngineMySQL, mirrordv1alpha1.DBEngineMariaDB:
+		return serveMy(ctx, b, l, src, logf)
+	}
+	return fmt.Errorf("%s branches are not made: only PostgreSQL, MySQL and MariaDB", b.Engine)
+}
+
+// servePG makes a PostgreSQL branch and becomes its server.
+func servePG(ctx context.Context, b Branch, l Layout, src Conn, logf func(string, ...any)) error {
+	addEngineToPath()
 	pwfile := filepath.Join(l.Run, "initdb-password")
 	if err := os.WriteFile(pwfile, []byte(src.Password+"\n"), 0o600); err != nil {
 		return err
 	}
 	logf("Making the branch's database (superuser %s)", src.User)
-	err = run(ctx, PGInit(l, src, pwfile), nil, nil)
+	err := run(ctx, PGInit(l, src, pwfile), nil, nil)
 	_ = os.Remove(pwfile)
 	if err != nil {
 		return fmt.Errorf("initdb: %w", err)
@@ -100,12 +108,78 @@ func Serve(ctx context.Context, b Branch, l Layout, getenv func(string) string, 
 	}
 	stopServer()
 	logf("Seeded; serving on port %d", b.Port)
-	final := PGServer(l, b.Port, true)
-	path, err := exec.LookPath(final.Args[0])
+	return become(PGServer(l, b.Port, true))
+}
+
+// become replaces this process with c (exec): the server is the container's process, and
+// gets its signals.
+func become(c Cmd) error {
+	path, err := exec.LookPath(c.Args[0])
 	if err != nil {
 		return err
 	}
-	return syscall.Exec(path, final.Args, os.Environ())
+	return syscall.Exec(path, c.Args, append(os.Environ(), c.Env...))
+}
+
+// serveMy makes a MySQL or MariaDB branch with the image's own programs and becomes its server.
+func serveMy(ctx context.Context, b Branch, l Layout, src Conn, logf func(string, ...any)) error {
+	tools, err := MyToolsFor(func(name string) bool { _, err := exec.LookPath(name); return err == nil })
+	if err != nil {
+		return err
+	}
+	branchCnf, err := MyBranchCnf(l)
+	if err != nil {
+		return err
+	}
+	sourceCnf, err := MySourceCnf(src)
+	if err != nil {
+		return err
+	}
+	for name, body := range map[string]string{myBranchCnf: branchCnf, mySourceCnf: sourceCnf} {
+		if err := os.WriteFile(filepath.Join(l.Run, name), []byte(body), 0o600); err != nil {
+			return err
+		}
+	}
+	logf("Making the branch's database with %s", tools.Server)
+	if err := run(ctx, MyInit(tools, l), nil, nil); err != nil {
+		return fmt.Errorf("making the data directory: %w", err)
+	}
+	server, err := start(MyServer(tools, l, b.Port, false))
+	if err != nil {
+		return err
+	}
+	stopServer := func() {
+		_ = server.Process.Signal(syscall.SIGTERM) // a clean shutdown
+		_ = server.Wait()
+	}
+	client := Cmd{Args: []string{tools.Client, "--defaults-extra-file=" + filepath.Join(l.Run, myBranchCnf)}}
+	if err := waitUntil(ctx, func() error { return run(ctx, withArgs(client, "-e", "SELECT 1"), nil, nil) }); err != nil {
+		stopServer()
+		return err
+	}
+	logf("Making the source's user %s and database %s", src.User, src.Database)
+	if err := run(ctx, client, strings.NewReader(MySetupSQL(src)), nil); err != nil {
+		stopServer()
+		return fmt.Errorf("making the source's user and database: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, seedTimeout)
+	defer cancel()
+	for _, s := range MySeed(tools, l, src, b.Copy) {
+		logf("Seeding: %s", s.What)
+		if err := runStep(sctx, s); err != nil {
+			stopServer()
+			return fmt.Errorf("%s: %w", s.What, err)
+		}
+	}
+	stopServer()
+	_ = os.Remove(filepath.Join(l.Run, mySourceCnf)) // the source's password is not needed any more
+	logf("Seeded; serving on port %d", b.Port)
+	return become(MyServer(tools, l, b.Port, true))
+}
+
+func withArgs(c Cmd, args ...string) Cmd {
+	c.Args = append(slices.Clone(c.Args), args...)
+	return c
 }
 
 // addEngineToPath puts the engine's own tools on PATH: Debian keeps them in a versioned
@@ -120,11 +194,16 @@ func addEngineToPath() {
 }
 
 func waitPG(ctx context.Context, l Layout, port int, user string) error {
+	return waitUntil(ctx, func() error { return run(ctx, *branchPsql(l, port, user, "postgres", "SELECT 1"), nil, nil) })
+}
+
+// waitUntil asks until the branch's server answers (ask returns nil), for startTimeout.
+func waitUntil(ctx context.Context, ask func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	var last error
 	for ctx.Err() == nil {
-		if last = run(ctx, *branchPsql(l, port, user, "postgres", "SELECT 1"), nil, nil); last == nil {
+		if last = ask(); last == nil {
 			return nil
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -20,35 +20,38 @@ import (
 // pgBin is Debian's PostgreSQL 15 (hack/install-deps.sh installs it).
 const pgBin = "/usr/lib/postgresql/15/bin"
 
-// asPostgres runs programs as this machine's postgres user (initdb and the server refuse
-// root), each in a process group of its own so the test ends all it started.
-type asPostgres struct {
+// runAs runs programs as a database's own user of this machine (the servers refuse root),
+// each in a process group of its own so the test ends all it started.
+type runAs struct {
 	t        *testing.T
 	uid, gid uint32
+	path     string
 }
 
-func newAsPostgres(t *testing.T) asPostgres {
+func newAsPostgres(t *testing.T) runAs { return newRunAs(t, "postgres", pgBin+":/usr/bin:/bin") }
+
+func newRunAs(t *testing.T, name, path string) runAs {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run PostgreSQL as its own user")
+		t.Skipf("needs root, to run the database as its own user %s", name)
 	}
-	u, err := user.Lookup("postgres")
+	u, err := user.Lookup(name)
 	if err != nil {
-		t.Fatalf("no postgres user (hack/install-deps.sh installs PostgreSQL 15): %v", err)
+		t.Fatalf("no %s user (hack/install-deps.sh installs PostgreSQL 15 and MariaDB): %v", name, err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return asPostgres{t: t, uid: uint32(uid), gid: uint32(gid)}
+	return runAs{t: t, uid: uint32(uid), gid: uint32(gid), path: path}
 }
 
-func (p asPostgres) cmd(env []string, args ...string) *exec.Cmd {
+func (p runAs) cmd(env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append([]string{"PATH=" + pgBin + ":/usr/bin:/bin", "LC_ALL=C"}, env...)
+	cmd.Env = append([]string{"PATH=" + p.path, "LC_ALL=C"}, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: &syscall.Credential{Uid: p.uid, Gid: p.gid}}
 	return cmd
 }
 
-func (p asPostgres) run(env []string, args ...string) string {
+func (p runAs) run(env []string, args ...string) string {
 	p.t.Helper()
 	out, err := p.cmd(env, args...).CombinedOutput()
 	if err != nil {
@@ -58,7 +61,7 @@ func (p asPostgres) run(env []string, args ...string) string {
 }
 
 // background starts a long-running program and ends its whole process group when t ends.
-func (p asPostgres) background(env []string, logPath string, args ...string) *exec.Cmd {
+func (p runAs) background(env []string, logPath string, args ...string) *exec.Cmd {
 	p.t.Helper()
 	cmd := p.cmd(env, args...)
 	log, err := os.Create(logPath)

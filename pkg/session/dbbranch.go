@@ -160,11 +160,6 @@ func StartBranches(ctx context.Context, c versioned.Interface, owner Owner, spec
 	if len(specs) == 0 {
 		return nil, nil
 	}
-	for i, b := range specs {
-		if b.Engine != mirrordv1alpha1.DBEnginePostgreSQL {
-			return nil, fmt.Errorf("feature.db_branches[%d]: %s branches are not made yet by this version: only pg (PostgreSQL)", i, b.Engine)
-		}
-	}
 	if spec.Target.IsTargetless() {
 		return nil, errors.New("feature.db_branches: a branch copies the database its target reaches: name a target (--target)")
 	}

@@ -17,22 +17,68 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
 )
 
-// testDBBranches: a database branch of Debian's PostgreSQL, asked of the Primary p and made in
+// dbEngine is what testDBBranches does differently for one engine.
+type dbEngine struct {
+	// deploy starts the source database as Deployment and Service "db" in c/ns, and the target
+	// "web" whose environment says where it is (env in the clear, secret from a Secret).
+	deploy func(ctx context.Context, f *framework.Framework, c *framework.Cluster, ns string)
+	// seed, run locally through a session on deploy/db, makes database shop with table users
+	// (ids 1 to 20, names user1...).
+	seed string
+	// config is feature.db_branches[0] without id, ttl and copy: %s is the variable (or the
+	// host's variable) the connection names.
+	config, variable string
+	// query prints the users' names joined by ',' in id order, then inserts one named local;
+	// count prints "COUNT|MAX(id)" of users on the source; both run locally in a session.
+	query, count string
+	// rewritten is what the query's output shows of the connection pointed at the branch.
+	rewritten string
+}
+
+var postgresEngine = dbEngine{
+	deploy: func(ctx context.Context, f *framework.Framework, c *framework.Cluster, ns string) {
+		f.PostgresApp(ctx, c, ns, "db", nil)
+		// The app reads its database's URL from a Secret, as apps do.
+		f.NginxApp(ctx, c, ns, "web", nil, map[string]string{"DATABASE_URL": "postgres://postgres@db:5432/shop?sslmode=disable"})
+	},
+	seed: `for i in 1 2 3 4 5 6 7 8 9 10; do psql -h db -U postgres -c "CREATE DATABASE shop" && break; sleep 0.5; done
+psql -h db -U postgres -d shop -v ON_ERROR_STOP=1 -c "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL)" -c "INSERT INTO users SELECT i, 'user' || i FROM generate_series(1, 20) i"`,
+	config:    `"type": "pg", "connection": {"url": {"type": "env", "variable": "%s"}}`,
+	variable:  "DATABASE_URL",
+	query:     `echo "URL=$DATABASE_URL"; psql "$DATABASE_URL" -tA -v ON_ERROR_STOP=1 -c "SELECT string_agg(name, ',' ORDER BY id) FROM users" -c "INSERT INTO users VALUES (90 + (SELECT count(*) FROM users), 'local')"`,
+	count:     `psql -h db -U postgres -d shop -tA -c "SELECT count(*) || '|' || max(id) FROM users"`,
+	rewritten: "URL=postgres://postgres@mirrord-db-",
+}
+
+// mariadbEngine is Debian's MariaDB, named as mirrord users name it (type mysql), its
+// connection in parts: the host and port variables are what the branch changes.
+var mariadbEngine = dbEngine{
+	deploy: func(ctx context.Context, f *framework.Framework, c *framework.Cluster, ns string) {
+		f.MariaDBApp(ctx, c, ns, "db")
+		f.NginxApp(ctx, c, ns, "web", map[string]string{"DB_HOST": "db", "DB_PORT": "3306", "DB_USER": "app", "DB_NAME": "shop"},
+			map[string]string{"DB_PASSWORD": "app-secret"})
+	},
+	seed: `for i in 1 2 3 4 5 6 7 8 9 10; do mariadb -h db -u app -papp-secret -e "CREATE DATABASE shop" && break; sleep 0.5; done
+mariadb -h db -u app -papp-secret shop -e "CREATE TABLE users (id int PRIMARY KEY, name varchar(20) NOT NULL); INSERT INTO users SELECT seq, concat('user', seq) FROM seq_1_to_20"`,
+	config:    `"type": "mysql", "connection": {"type": "env", "params": {"host": "%s", "port": "DB_PORT", "user": "DB_USER", "password": "DB_PASSWORD", "database": "DB_NAME"}}`,
+	variable:  "DB_HOST",
+	query:     `echo "HOST=$DB_HOST:$DB_PORT"; mariadb -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -p"$DB_PASSWORD" -N -B "$DB_NAME" -e "SELECT group_concat(name ORDER BY id) FROM users; INSERT INTO users SELECT 90 + count(*), 'local' FROM users"`,
+	count:     `mariadb -h db -u app -papp-secret -N -B shop -e "SELECT concat(count(*), '|', max(id)) FROM users"`,
+	rewritten: "HOST=mirrord-db-",
+}
+
+// testDBBranches: a database branch of e's real server, asked of the Primary p and made in
 // the Default cluster d (p itself, or another cluster p copies the branch to) as a mirrord
-// user's config asks: the schema and the rows a filter selects,
-// the local psql reaching it through the session with the target's own URL (from a Secret)
+// user's config asks: the schema and the rows a filter selects, the local client reaching it
+// through the session with the target's own connection (from a Secret, or in parts)
 // rewritten, writes kept in the branch and away from the source, the same id reused by the
 // next exec, and the branch gone after its TTL (with its copy in d). A variable the target
 // lacks is a clear error that leaves nothing behind.
-func testDBBranches(t *testing.T, f *framework.Framework, p, d *framework.Cluster) {
+func testDBBranches(t *testing.T, f *framework.Framework, e dbEngine, p, d *framework.Cluster) {
 	ctx := f.Context(6 * time.Minute)
 	ns := f.SharedNamespace(f.Clusters...)
-	f.PostgresApp(ctx, d, ns, "db", nil)
-	// The app reads its database's URL from a Secret, as apps do.
-	f.NginxApp(ctx, d, ns, "web", nil, map[string]string{"DATABASE_URL": "postgres://postgres@db:5432/shop?sslmode=disable"})
-	seed := `for i in 1 2 3 4 5 6 7 8 9 10; do psql -h db -U postgres -c "CREATE DATABASE shop" && break; sleep 0.5; done
-psql -h db -U postgres -d shop -v ON_ERROR_STOP=1 -c "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL)" -c "INSERT INTO users SELECT i, 'user' || i FROM generate_series(1, 20) i"`
-	if out, err := f.RunPlugin(ctx, p, "-n", ns, "exec", "-t", "deploy/db", "--incoming", "off", "--", "sh", "-c", seed); err != nil {
+	e.deploy(ctx, f, d, ns)
+	if out, err := f.RunPlugin(ctx, p, "-n", ns, "exec", "-t", "deploy/db", "--incoming", "off", "--", "sh", "-c", e.seed); err != nil {
 		t.Fatalf("seeding the source: %v\n%s", err, out)
 	}
 	dir, err := os.MkdirTemp("", "mirrord-e2e-db-")
@@ -42,29 +88,28 @@ psql -h db -U postgres -d shop -v ON_ERROR_STOP=1 -c "CREATE TABLE users (id int
 	defer os.RemoveAll(dir)
 	config := func(name, variable string) string {
 		path := filepath.Join(dir, name+".json")
-		body := fmt.Sprintf(`{"feature": {"network": {"incoming": "off"}, "db_branches": [{"type": "pg", "id": "%s", "ttl_secs": 5,
-			"connection": {"url": {"type": "env", "variable": "%s"}},
-			"copy": {"mode": "schema", "tables": {"users": {"filter": "id <= 3"}}}}]}}`, name, variable)
+		body := fmt.Sprintf(`{"feature": {"network": {"incoming": "off"}, "db_branches": [{%s, "id": "%s", "ttl_secs": 5,
+			"copy": {"mode": "schema", "tables": {"users": {"filter": "id <= 3"}}}}]}}`, fmt.Sprintf(e.config, variable), name)
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return path
 	}
-	cfg := config("team", "DATABASE_URL")
-	script := `echo "URL=$DATABASE_URL"; psql "$DATABASE_URL" -tA -v ON_ERROR_STOP=1 -c "SELECT string_agg(name, ',' ORDER BY id) FROM users" -c "INSERT INTO users VALUES (90 + (SELECT count(*) FROM users), 'local')"`
+	cfg := config("team", e.variable)
+	script := e.query
 
 	out, err := f.RunPlugin(ctx, p, "-n", ns, "exec", "-f", cfg, "-t", "deploy/web", "--", "sh", "-c", script)
 	if err != nil {
 		t.Fatalf("exec with a branch: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "\nuser1,user2,user3\n") || !strings.Contains(out, "URL=postgres://postgres@mirrord-db-") || !strings.Contains(out, "created for id team") {
+	if !strings.Contains(out, "\nuser1,user2,user3\n") || !strings.Contains(out, e.rewritten) || !strings.Contains(out, "created for id team") {
 		t.Errorf("want the branch made, its rows (user1..3) and the URL pointed at it:\n%s", out)
 	}
 	out, err = f.RunPlugin(ctx, p, "-n", ns, "exec", "-f", cfg, "-t", "deploy/web", "--", "sh", "-c", script)
 	if err != nil || !strings.Contains(out, "reused for id team") || !strings.Contains(out, "\nuser1,user2,user3,local\n") {
 		t.Errorf("a second exec with the same id: want the branch reused, with the first one's write (%v):\n%s", err, out)
 	}
-	out, err = f.RunPlugin(ctx, p, "-n", ns, "exec", "-t", "deploy/db", "--incoming", "off", "--", "psql", "-h", "db", "-U", "postgres", "-d", "shop", "-tA", "-c", "SELECT count(*), max(id) FROM users")
+	out, err = f.RunPlugin(ctx, p, "-n", ns, "exec", "-t", "deploy/db", "--incoming", "off", "--", "sh", "-c", e.count)
 	if err != nil || !strings.Contains(out, "\n20|20\n") {
 		t.Errorf("the source after writes to the branch: want its 20 rows untouched (%v):\n%s", err, out)
 	}

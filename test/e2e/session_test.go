@@ -254,7 +254,11 @@ func TestSessionsTopologyA(t *testing.T) {
 	testSessions(t, f, topologyA)
 	t.Run("database branches on a Primary that is also the Default", func(t *testing.T) {
 		f := framework.New(t)
-		testDBBranches(t, f, f.Clusters[0], f.Clusters[0])
+		testDBBranches(t, f, postgresEngine, f.Clusters[0], f.Clusters[0])
+	})
+	t.Run("MariaDB branches on a Primary that is also the Default", func(t *testing.T) {
+		f := framework.New(t)
+		testDBBranches(t, f, mariadbEngine, f.Clusters[0], f.Clusters[0])
 	})
 	t.Run("exec on a Primary that is also the Default goes straight to its own agents", func(t *testing.T) {
 		f := framework.New(t)
@@ -282,7 +286,11 @@ func TestSessionsTopologyB(t *testing.T) {
 	testSessions(t, f, topologyB)
 	t.Run("database branches copied by a management-only Primary to its Default", func(t *testing.T) {
 		f := framework.New(t)
-		testDBBranches(t, f, f.Clusters[0], f.Clusters[1])
+		testDBBranches(t, f, postgresEngine, f.Clusters[0], f.Clusters[1])
+	})
+	t.Run("MariaDB branches copied by a management-only Primary to its Default", func(t *testing.T) {
+		f := framework.New(t)
+		testDBBranches(t, f, mariadbEngine, f.Clusters[0], f.Clusters[1])
 	})
 	t.Run("two Defaults stop the Primary from serving sessions", func(t *testing.T) {
 		f := framework.New(t)

@@ -40,6 +40,7 @@ const (
 	corednsImage  = "mirrord.local/coredns:rig"
 	nginxImage    = "mirrord.local/nginx:rig"
 	postgresImage = "mirrord.local/postgres:rig"
+	mariadbImage  = "mirrord.local/mariadb:rig"
 )
 
 // Cluster is one rig cluster: a control plane and one node.

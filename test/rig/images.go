@@ -85,6 +85,30 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 		Entrypoint: []string{postgresBin, "-D", "/var/lib/postgresql/data", "-c", "listen_addresses=*",
 			"-c", "unix_socket_directories=/tmp", "-c", "hba_file=/etc/postgresql/pg_hba.conf", "-c", "jit=off",
 			"-c", "timezone=UTC", "-c", "log_timezone=UTC"}}
+	// Debian's MariaDB 10.11 server and tools (this machine's: hack/install-deps.sh installs
+	// them), with a data directory mariadb-install-db makes here; it is also a MariaDB
+	// branch's image (kubectl-mirrord db-branch serve runs mariadb-install-db, a shell script).
+	myData, err := initMariaDB()
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(filepath.Dir(myData))
+	myFiles := filepath.Join(p.Repo, "test", "images", "mariadb")
+	specs["mariadb.tar"] = ociimage.Spec{Ref: mariadbImage,
+		WithLibs: []string{"/usr/sbin/mariadbd", "/usr/bin/mariadb", "/usr/bin/mariadb-dump", "/usr/bin/my_print_defaults",
+			"/bin/dash", "/bin/cat", "/usr/bin/dirname", "/bin/sed", "/bin/uname", "/bin/mkdir", "/bin/chmod"},
+		Dirs:  []string{"/usr/share/mysql", "/usr/lib/mysql/plugin"},
+		Owned: []ociimage.OwnedTree{{Host: myData, Image: "/var/lib/mysql", UID: 999, GID: 999}},
+		Files: map[string]string{
+			"/bin/sh":                     "/bin/dash",
+			"/usr/bin/mariadb-install-db": "/usr/bin/mariadb-install-db",
+			"/etc/passwd":                 filepath.Join(myFiles, "passwd"),
+			"/etc/group":                  filepath.Join(myFiles, "group"),
+			"/etc/mysql/init.sql":         filepath.Join(myFiles, "init.sql"),
+		},
+		Entrypoint: []string{"/usr/sbin/mariadbd", "--no-defaults", "--datadir=/var/lib/mysql", "--socket=/tmp/mysqld.sock",
+			"--pid-file=/tmp/mysqld.pid", "--tmpdir=/tmp", "--bind-address=*", "--port=3306", "--skip-name-resolve",
+			"--skip-log-bin", "--innodb-buffer-pool-size=64M", "--init-file=/etc/mysql/init.sql"}}
 	if coredns != "" {
 		specs["coredns.tar"] = ociimage.Spec{Ref: corednsImage, Files: map[string]string{"/coredns": coredns}, Entrypoint: []string{"/coredns"}}
 	}
@@ -118,6 +142,26 @@ func initPostgres() (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("initdb (hack/install-deps.sh installs PostgreSQL 15): %v: %s", err, out)
+	}
+	return data, nil
+}
+
+// initMariaDB makes a MariaDB data directory (root on the socket, no password) with
+// mariadb-install-db, run as this machine's mysql user, in a directory of its own.
+func initMariaDB() (string, error) {
+	dir, err := os.MkdirTemp("", "mirrord-rig-mariadb-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return "", err
+	}
+	data := filepath.Join(dir, "data")
+	cmd := exec.Command("runuser", "-u", "mysql", "--", "/usr/bin/mariadb-install-db", "--no-defaults", "--datadir="+data,
+		"--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("mariadb-install-db (hack/install-deps.sh installs MariaDB): %v: %s", err, out)
 	}
 	return data, nil
 }

@@ -58,7 +58,10 @@ type Framework struct {
 	// servers as targets.
 	NginxImage    string
 	PostgresImage string
-	artifacts     string
+	// MariaDBImage is Debian's MariaDB (test/images/mariadb): a target's database, and the
+	// image of MariaDB and MySQL branches.
+	MariaDBImage string
+	artifacts    string
 
 	mu         sync.Mutex
 	namespaces map[*Cluster][]string
@@ -79,6 +82,7 @@ func New(t *testing.T) *Framework {
 		SampleImage:   envOr("MIRRORD_E2E_SAMPLE_IMAGE", "mirrord.local/echo:rig"),
 		NginxImage:    envOr("MIRRORD_E2E_NGINX_IMAGE", "mirrord.local/nginx:rig"),
 		PostgresImage: envOr("MIRRORD_E2E_POSTGRES_IMAGE", "mirrord.local/postgres:rig"),
+		MariaDBImage:  envOr("MIRRORD_E2E_MARIADB_IMAGE", "mirrord.local/mariadb:rig"),
 		artifacts:     envOr("MIRRORD_E2E_ARTIFACTS", "_artifacts"),
 		namespaces:    map[*Cluster][]string{},
 	}

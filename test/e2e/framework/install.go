@@ -33,12 +33,13 @@ func Plugin() string {
 func Rig() string { return os.Getenv("MIRRORD_E2E_RIG") }
 
 // Install installs a role on c the way an admin does, with `kubectl mirrord install` (the
-// image under test, c's name as the cluster name, the rig's PostgreSQL as the image of
-// database branches), which waits for the controller.
+// image under test, c's name as the cluster name, the rig's PostgreSQL and MariaDB as the
+// images of database branches), which waits for the controller.
 func (f *Framework) Install(ctx context.Context, c *Cluster, overlay string) {
 	f.t.Helper()
 	if out, err := f.RunPlugin(ctx, c, "install", "--role", overlay, "--cluster-name", c.Name, "--image", f.Image, "--timeout", "2m",
-		"--controller-flag=--db-branch-image=PostgreSQL="+f.PostgresImage); err != nil {
+		"--controller-flag=--db-branch-image=PostgreSQL="+f.PostgresImage, "--controller-flag=--db-branch-image=MariaDB="+f.MariaDBImage,
+		"--controller-flag=--db-branch-image=MySQL="+f.MariaDBImage); err != nil {
 		f.t.Fatalf("%s: kubectl mirrord install --role %s: %v\n%s", c.Name, overlay, err, out)
 	}
 }

@@ -111,6 +111,24 @@ func (f *Framework) PostgresApp(ctx context.Context, c *Cluster, ns, name string
 	})
 }
 
+// MariaDBApp deploys Debian's MariaDB as Deployment and Service name in c/ns: user app
+// (password app-secret) may do anything, from any address.
+func (f *Framework) MariaDBApp(ctx context.Context, c *Cluster, ns, name string) {
+	f.t.Helper()
+	f.serveApp(ctx, c, ns, name, corev1.PodSpec{
+		// The image's data directory belongs to its mysql user.
+		SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](999), RunAsGroup: ptr.To[int64](999)},
+		Containers: []corev1.Container{{
+			Name: "mariadb", Image: f.MariaDBImage, ImagePullPolicy: corev1.PullNever,
+			Ports: []corev1.ContainerPort{{Name: "mysql", ContainerPort: 3306}},
+			ReadinessProbe: &corev1.Probe{
+				ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(3306)}},
+				PeriodSeconds: 1,
+			},
+		}},
+	})
+}
+
 // serveApp deploys one replica of spec as Deployment name, with a Service of the same name
 // for its first container's first port, and waits until it is ready.
 func (f *Framework) serveApp(ctx context.Context, c *Cluster, ns, name string, spec corev1.PodSpec) {
