@@ -51,8 +51,9 @@ func MyInit(t MyTools, l Layout) Cmd {
 		if t.Server == "mysqld" {
 			install = "mysql_install_db"
 		}
+		// --force: no host name lookup (a pod's name may not resolve), IP addresses only.
 		return Cmd{Args: []string{install, "--no-defaults", "--datadir=" + l.Data, "--auth-root-authentication-method=normal",
-			"--skip-test-db", "--skip-name-resolve"}}
+			"--skip-test-db", "--skip-name-resolve", "--force"}}
 	}
 	return Cmd{Args: []string{t.Server, "--no-defaults", "--initialize-insecure", "--datadir=" + l.Data}}
 }

@@ -141,7 +141,11 @@ func serveMy(ctx context.Context, b Branch, l Layout, src Conn, logf func(string
 		}
 	}
 	logf("Making the branch's database with %s", tools.Server)
-	if err := run(ctx, MyInit(tools, l), nil, nil); err != nil {
+	var initOut tail // mariadb-install-db says why it failed on its standard output
+	if err := run(ctx, MyInit(tools, l), nil, &initOut); err != nil {
+		if msg := initOut.String(); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
 		return fmt.Errorf("making the data directory: %w", err)
 	}
 	server, err := start(MyServer(tools, l, b.Port, false))
