@@ -38,15 +38,15 @@ func TestBenchDBBranch(t *testing.T) {
 
 	sizes := []struct {
 		name string
-		rows int // of about 520 bytes each
-	}{{"10 MB", 20_000}, {"100 MB", 200_000}}
+		rows int // of about 540 bytes each
+	}{{"10 MB", 19_000}, {"100 MB", 190_000}} // of table and index (logged)
 	seed := `set -e; for i in $(seq 1 50); do psql -h db -U postgres -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done`
 	for _, s := range sizes {
 		db := dbName(s.name)
 		seed += fmt.Sprintf(`
 psql -h db -U postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE %[1]s"
 psql -h db -U postgres -d %[1]s -v ON_ERROR_STOP=1 -c "CREATE TABLE big (id int PRIMARY KEY, payload text NOT NULL)" -c "INSERT INTO big SELECT i, repeat(md5(i::text), 15) FROM generate_series(1, %[2]d) i"
-psql -h db -U postgres -d %[1]s -tA -c "SELECT 'size of %[1]s: ' || pg_size_pretty(pg_database_size('%[1]s'))"`, db, s.rows)
+psql -h db -U postgres -d %[1]s -tA -c "SELECT 'size of %[1]s: ' || pg_size_pretty(pg_total_relation_size('big'))"`, db, s.rows)
 	}
 	if out, _, err := runPostgresPod(ctx, f, c, ns, "seed", seed); err != nil {
 		t.Fatalf("seeding the source: %v\n%s", err, out)
@@ -102,7 +102,7 @@ func branchToReady(ctx context.Context, c *framework.Cluster, ns, name, db strin
 			Target: mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "web", Namespace: ns},
 			Engine: mirrordv1alpha1.DBEnginePostgreSQL, Database: db,
 			Connection: mirrordv1alpha1.DBConnection{Params: &mirrordv1alpha1.DBConnectionParams{
-				Host: mirrordv1alpha1.DBValueSource{Variable: "DB_HOST"}, User: &mirrordv1alpha1.DBValueSource{Value: "postgres"}}},
+				Host: mirrordv1alpha1.DBValueSource{Variable: "DB_HOST"}, User: &mirrordv1alpha1.DBValueSource{Variable: "DB_USER", Value: "postgres"}}},
 			Copy: mirrordv1alpha1.DBCopy{Mode: mirrordv1alpha1.DBCopyAll}, TTLSeconds: 300, CreationTimeoutSeconds: 600}}, metav1.CreateOptions{})
 	if err != nil {
 		return 0, err
@@ -160,7 +160,9 @@ func runPostgresPod(ctx context.Context, f *framework.Framework, c *framework.Cl
 	if err != nil {
 		return "", 0, err
 	}
-	defer func() { _ = pods.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}) }()
+	defer func() {
+		_ = pods.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	}()
 	for {
 		p, err := pods.Get(ctx, name, metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {

@@ -33,13 +33,17 @@ type dbEngine struct {
 	query, count string
 	// rewritten is what the query's output shows of the connection pointed at the branch.
 	rewritten string
+	// nowhere is a variable of the target naming a source whose host does not resolve;
+	// noColumn is what the engine says of a filter on a column users lacks.
+	nowhere, noColumn string
 }
 
 var postgresEngine = dbEngine{
 	deploy: func(ctx context.Context, f *framework.Framework, c *framework.Cluster, ns string) {
 		f.PostgresApp(ctx, c, ns, "db", nil)
 		// The app reads its database's URL from a Secret, as apps do.
-		f.NginxApp(ctx, c, ns, "web", nil, map[string]string{"DATABASE_URL": "postgres://postgres@db:5432/shop?sslmode=disable"})
+		f.NginxApp(ctx, c, ns, "web", map[string]string{"NOWHERE_URL": "postgres://postgres@nowhere:5432/shop"},
+			map[string]string{"DATABASE_URL": "postgres://postgres@db:5432/shop?sslmode=disable"})
 	},
 	seed: `for i in 1 2 3 4 5 6 7 8 9 10; do psql -h db -U postgres -c "CREATE DATABASE shop" && break; sleep 0.5; done
 psql -h db -U postgres -d shop -v ON_ERROR_STOP=1 -c "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL)" -c "INSERT INTO users SELECT i, 'user' || i FROM generate_series(1, 20) i"`,
@@ -48,6 +52,8 @@ psql -h db -U postgres -d shop -v ON_ERROR_STOP=1 -c "CREATE TABLE users (id int
 	query:     `echo "URL=$DATABASE_URL"; psql "$DATABASE_URL" -tA -v ON_ERROR_STOP=1 -c "SELECT string_agg(name, ',' ORDER BY id) FROM users" -c "INSERT INTO users VALUES (90 + (SELECT count(*) FROM users), 'local')"`,
 	count:     `psql -h db -U postgres -d shop -tA -c "SELECT count(*) || '|' || max(id) FROM users"`,
 	rewritten: "URL=postgres://postgres@mirrord-db-",
+	nowhere:   "NOWHERE_URL",
+	noColumn:  `column "nosuchcolumn" does not exist`,
 }
 
 // mariadbEngine is Debian's MariaDB, named as mirrord users name it (type mysql), its
@@ -55,7 +61,7 @@ psql -h db -U postgres -d shop -v ON_ERROR_STOP=1 -c "CREATE TABLE users (id int
 var mariadbEngine = dbEngine{
 	deploy: func(ctx context.Context, f *framework.Framework, c *framework.Cluster, ns string) {
 		f.MariaDBApp(ctx, c, ns, "db")
-		f.NginxApp(ctx, c, ns, "web", map[string]string{"DB_HOST": "db", "DB_PORT": "3306", "DB_USER": "app", "DB_NAME": "shop"},
+		f.NginxApp(ctx, c, ns, "web", map[string]string{"DB_HOST": "db", "DB_PORT": "3306", "DB_USER": "app", "DB_NAME": "shop", "NOWHERE_HOST": "nowhere"},
 			map[string]string{"DB_PASSWORD": "app-secret"})
 	},
 	seed: `for i in 1 2 3 4 5 6 7 8 9 10; do mariadb -h db -u app -papp-secret -e "CREATE DATABASE shop" && break; sleep 0.5; done
@@ -65,6 +71,8 @@ mariadb -h db -u app -papp-secret shop -e "CREATE TABLE users (id int PRIMARY KE
 	query:     `echo "HOST=$DB_HOST:$DB_PORT"; mariadb -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -p"$DB_PASSWORD" -N -B "$DB_NAME" -e "SELECT group_concat(name ORDER BY id) FROM users; INSERT INTO users SELECT 90 + count(*), 'local' FROM users"`,
 	count:     `mariadb -h db -u app -papp-secret -N -B shop -e "SELECT concat(count(*), '|', max(id)) FROM users"`,
 	rewritten: "HOST=mirrord-db-",
+	nowhere:   "NOWHERE_HOST",
+	noColumn:  "Unknown column 'nosuchcolumn'",
 }
 
 // testDBBranches: a database branch of e's real server, asked of the Primary p and made in
@@ -72,8 +80,9 @@ mariadb -h db -u app -papp-secret shop -e "CREATE TABLE users (id int PRIMARY KE
 // user's config asks: the schema and the rows a filter selects, the local client reaching it
 // through the session with the target's own connection (from a Secret, or in parts)
 // rewritten, writes kept in the branch and away from the source, the same id reused by the
-// next exec, and the branch gone after its TTL (with its copy in d). A variable the target
-// lacks is a clear error that leaves nothing behind.
+// next exec, and the branch gone after its TTL (with its copy in d). An unknown engine, a
+// variable the target lacks, a source that cannot be reached and a failing dump are each a
+// clear error that leaves nothing behind.
 func testDBBranches(t *testing.T, f *framework.Framework, e dbEngine, p, d *framework.Cluster) {
 	ctx := f.Context(6 * time.Minute)
 	ns := f.SharedNamespace(f.Clusters...)
@@ -86,10 +95,11 @@ func testDBBranches(t *testing.T, f *framework.Framework, e dbEngine, p, d *fram
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	config := func(name, variable string) string {
+	config := func(name, variable string, filter ...string) string {
 		path := filepath.Join(dir, name+".json")
+		filter = append(filter, "id <= 3")
 		body := fmt.Sprintf(`{"feature": {"network": {"incoming": "off"}, "db_branches": [{%s, "id": "%s", "ttl_secs": 5,
-			"copy": {"mode": "schema", "tables": {"users": {"filter": "id <= 3"}}}}]}}`, fmt.Sprintf(e.config, variable), name)
+			"copy": {"mode": "schema", "tables": {"users": {"filter": %q}}}}]}}`, fmt.Sprintf(e.config, variable), name, filter[0])
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -137,9 +147,28 @@ func testDBBranches(t *testing.T, f *framework.Framework, e dbEngine, p, d *fram
 	}
 	branchesGone("the branch, its pod and Service gone after its 5 s TTL")
 
-	out, err = f.RunPlugin(ctx, p, "-n", ns, "exec", "-f", config("bad", "NO_SUCH_URL"), "-t", "deploy/web", "--", "true")
-	if err == nil || !strings.Contains(out, "has no variable NO_SUCH_URL") {
-		t.Errorf("a variable the target lacks: want a clear error (%v):\n%s", err, out)
+	for _, bad := range []struct {
+		what, cfg string
+		says      []string
+	}{
+		{"a variable the target lacks", config("novar", "NO_SUCH_VAR"), []string{"has no variable NO_SUCH_VAR"}},
+		{"a source that cannot be reached", config("nowhere", e.nowhere), []string{"CopyFailed", "copy the schema", "nowhere"}},
+		{"a failing dump (a filter on a column the table lacks)", config("nocolumn", e.variable, "nosuchcolumn = 1"), []string{"CopyFailed", "copy the rows of users", e.noColumn}},
+	} {
+		out, err = f.RunPlugin(ctx, p, "-n", ns, "exec", "-f", bad.cfg, "-t", "deploy/web", "--", "true")
+		for _, want := range bad.says {
+			if err == nil || !strings.Contains(out, want) {
+				t.Errorf("%s: want an error saying %q (%v):\n%s", bad.what, want, err, out)
+			}
+		}
 	}
-	branchesGone("nothing left by a branch that could not be made")
+	unknown := filepath.Join(dir, "unknown.json")
+	if err := os.WriteFile(unknown, []byte(`{"feature": {"db_branches": [{"type": "oracle", "connection": {"url": {"type": "env", "variable": "X"}}}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = f.RunPlugin(ctx, p, "-n", ns, "exec", "-f", unknown, "-t", "deploy/web", "--", "true")
+	if err == nil || !strings.Contains(out, `unknown database type "oracle": use pg, mysql or mariadb`) {
+		t.Errorf("an unknown engine: want a clear error (%v):\n%s", err, out)
+	}
+	branchesGone("nothing left by branches that could not be made")
 }
