@@ -40,7 +40,7 @@ func TestBenchDBBranch(t *testing.T) {
 		name string
 		rows int // of about 540 bytes each
 	}{{"10 MB", 19_000}, {"100 MB", 190_000}} // of table and index (logged)
-	seed := `set -e; for i in $(seq 1 50); do psql -h db -U postgres -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done`
+	seed := `set -e; i=0; while [ $i -lt 100 ] && ! psql -h db -U postgres -c 'SELECT 1' >/dev/null 2>&1; do i=$((i+1)); sleep 0.2; done`
 	for _, s := range sizes {
 		db := dbName(s.name)
 		seed += fmt.Sprintf(`
@@ -72,7 +72,7 @@ psql -h db -U postgres -d %[1]s -tA -c "SELECT 'size of %[1]s: ' || pg_size_pret
 			out, d, err := runPostgresPod(ctx, f, c, ns, fmt.Sprintf("restore-%s-%d", db, i), fmt.Sprintf(`set -e
 initdb -D /tmp/data -U postgres --auth=trust -E UTF8 --locale=C --no-sync >/dev/null
 postgres -D /tmp/data -k /tmp -c listen_addresses= -c fsync=off -c full_page_writes=off -c synchronous_commit=off &
-for i in $(seq 1 100); do psql -h /tmp -U postgres -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+i=0; while [ $i -lt 300 ] && ! psql -h /tmp -U postgres -c 'SELECT 1' >/dev/null 2>&1; do i=$((i+1)); sleep 0.05; done
 psql -h /tmp -U postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE %[1]s" >/dev/null
 pg_dump --no-owner --no-acl -h db -U postgres %[1]s | psql -h /tmp -U postgres -d %[1]s -v ON_ERROR_STOP=1 -q >/dev/null
 psql -h /tmp -U postgres -d %[1]s -tA -c "SELECT count(*) FROM big"`, db))

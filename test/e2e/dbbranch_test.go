@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -146,6 +147,36 @@ func testDBBranches(t *testing.T, f *framework.Framework, e dbEngine, p, d *fram
 		})
 	}
 	branchesGone("the branch, its pod and Service gone after its 5 s TTL")
+
+	// kill -9 of the controllers (the Default's, and the Primary's when it copies) while a
+	// branch is being made: the branch's pod goes on, the restarted controllers pick it up,
+	// and the session gets its branch; nothing is left after its TTL.
+	if framework.Rig() != "" {
+		cmd, buf := f.StartPlugin(p, "-n", ns, "exec", "-f", config("survivor", e.variable), "-t", "deploy/web", "--", "sh", "-c", script)
+		sel := mirrordv1alpha1.LabelComponent + "=" + mirrordv1alpha1.ComponentDBBranch
+		f.Eventually(ctx, 60*time.Second, "the branch's pod", func(ctx context.Context) error {
+			pods, err := d.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+			if err == nil && len(pods.Items) == 0 {
+				err = errors.New("no branch pod yet")
+			}
+			return err
+		})
+		killController(ctx, t, d)
+		if p != d {
+			killController(ctx, t, p)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if out := buf.String(); err != nil || !strings.Contains(out, "\nuser1,user2,user3\n") {
+				t.Errorf("exec while the controllers were killed: want the branch's rows (%v):\n%s", err, out)
+			}
+		case <-time.After(3 * time.Minute):
+			t.Errorf("exec while the controllers were killed: still running after 3 min:\n%s", buf.String())
+		}
+		branchesGone("nothing left by the branch made through the controllers' kill -9, after its TTL")
+	}
 
 	for _, bad := range []struct {
 		what, cfg string

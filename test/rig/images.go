@@ -70,6 +70,7 @@ func buildImages(p Paths, dir, coredns string) ([]string, error) {
 	}
 	// initdb runs the server through popen, which needs /bin/sh (the official images have it),
 	pgTools = append(pgTools, "/bin/dash", "/usr/bin/locale") // and the server runs `locale -a`
+	pgTools = append(pgTools, "/bin/sleep")                   // for scripts waiting for a server (make bench)
 	specs["postgres.tar"] = ociimage.Spec{Ref: postgresImage, WithLibs: pgTools,
 		// The server's modules: initdb loads several (the text search dictionaries, PL/pgSQL).
 		Dirs:  []string{"/usr/share/postgresql/15", "/usr/lib/postgresql/15/lib"},
