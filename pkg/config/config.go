@@ -52,6 +52,9 @@ type File struct {
 	// without owner and target (the session's).
 	DBBranches []mirrordv1alpha1.MirrordDBBranchSpec
 
+	// SplitQueues are feature.split_queues: the queue messages the session's command takes.
+	SplitQueues []QueueSplit
+
 	// EnvFile is feature.env.env_file: a file of NAME=value lines read on this machine.
 	EnvFile *string
 

@@ -99,7 +99,6 @@ var ignored = map[string]string{
 var unsupported = map[string]string{
 	"profile":              "mirrord profiles are not supported yet: set the features in this file",
 	"feature.copy_target":  "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
-	"feature.split_queues": "queue splitting is not supported",
 	"feature.preview":      "preview environments are not supported",
 	"feature.network.incoming.https_delivery": "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
 	"feature.network.incoming.tls_delivery":   "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
@@ -289,7 +288,7 @@ func (f *File) readLabelsTarget(n node, m map[string]node, l node) error {
 }
 
 func (f *File) readFeature(n node) error {
-	m, err := n.object("env", "fs", "network", "db_branches")
+	m, err := n.object("env", "fs", "network", "db_branches", "split_queues")
 	if err != nil {
 		return err
 	}
@@ -300,6 +299,14 @@ func (f *File) readFeature(n node) error {
 		}
 		if len(f.DBBranches) > 0 && !dbBranchesMade {
 			return b.errorf("database branches are not supported yet: this version reads and checks them (this config is valid) but does not make them; remove feature.db_branches to run without them")
+		}
+	}
+	if q, ok := m["split_queues"]; ok {
+		if err := f.readSplitQueues(q); err != nil {
+			return err
+		}
+		if len(f.SplitQueues) > 0 && !queueSplittingMade {
+			return q.errorf("queue splitting is not supported yet: this version reads and checks it (this config is valid) but does not split queues; remove feature.split_queues to run without it")
 		}
 	}
 	if e, ok := m["env"]; ok {

@@ -137,6 +137,9 @@ func keyStatus(path, typ string) string {
 		// An empty list asks for nothing: one branch shows what the loader does with them.
 		doc = `{"feature": {"db_branches": [{"type": "pg", "connection": {"type": "env", "url": "DATABASE_URL"}}]}}`
 	}
+	if path == "feature.split_queues" {
+		doc = `{"feature": {"split_queues": {"q": {"queue_type": "SQS", "message_filter": {"a": "b"}}}}}`
+	}
 	f, err := Parse([]byte(doc), "json")
 	if err == nil {
 		for _, w := range f.Warnings {
