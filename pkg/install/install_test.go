@@ -89,8 +89,8 @@ func TestOverlays(t *testing.T) {
 					t.Errorf("%s %s is in namespace %q, want mirrord-system", o.GetKind(), o.GetName(), ns)
 				}
 			}
-			if crds != 9 { // sessions, cluster sessions, clusters, policies and profiles (two each), target queries, DB branches
-				t.Errorf("%d CRDs, want 9", crds)
+			if crds != 10 { // sessions, cluster sessions, clusters, policies and profiles (two each), target queries, DB branches, queue registries
+				t.Errorf("%d CRDs, want 10", crds)
 			}
 			dep := find(objs, "Deployment", "mirrord-controller")
 			if dep == nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/yamux"
 	"k8s.io/client-go/rest"
@@ -63,10 +64,31 @@ func DialSession(ctx context.Context, cfg *rest.Config, controllerNS string, ses
 		return sess, nil
 	}
 	sess, err := dial(ctx)
+	// A relay restarting (its controller killed, or upgraded) has no endpoints for a few
+	// seconds: wait for it, as the reconnecting client does later, for a bounded time.
+	for wait, deadline := 250*time.Millisecond, time.Now().Add(relayStartWait); err != nil && relayRestarting(err) && time.Now().Before(deadline); wait = min(2*wait, 2*time.Second) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		sess, err = dial(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return protocol.NewReconnectingClient(sess, dial, events), nil
+}
+
+// relayStartWait bounds how long a CLI waits for a restarting relay before its first
+// connection fails.
+const relayStartWait = 60 * time.Second
+
+// relayRestarting says whether a failed connection to the relay is one a restarting relay
+// gives: no ready endpoint behind its Service, or the API server's proxy not reaching it.
+func relayRestarting(err error) bool {
+	var ue *UpgradeError
+	return errors.As(err, &ue) && (ue.Status == http.StatusServiceUnavailable || ue.Status == http.StatusBadGateway || ue.Status == http.StatusGatewayTimeout)
 }
 
 // describeDialError turns a failed connection to the Primary's relay (in namespace
@@ -77,7 +99,7 @@ func describeDialError(err error, controllerNS string) error {
 	case errors.As(err, &ue) && ue.Status == http.StatusForbidden:
 		return fmt.Errorf("not allowed to connect to the relay (%v): ask an admin to install the primary overlay, which lets users connect to service %s/%s", err, controllerNS, ServiceName)
 	case errors.As(err, &ue) && ue.Status == http.StatusServiceUnavailable:
-		return fmt.Errorf("the Primary's relay is not running (%v): check `kubectl -n %s get pods`", err, controllerNS)
+		return fmt.Errorf("the Primary's relay is not running (%w): check `kubectl -n %s get pods`", err, controllerNS)
 	}
 	return fmt.Errorf("connecting to the Primary's relay: %w", err)
 }

@@ -200,8 +200,8 @@ func TestMirrordSessionCRDColumns(t *testing.T) {
 	c := f.Clusters[0]
 	ctx := f.Context(2 * time.Minute)
 	crds, err := filepath.Glob("../../manifests/crds/kubectl-mirrord.io_*.yaml")
-	if err != nil || len(crds) != 9 {
-		t.Fatalf("want 9 CRD manifests, found %v (%v)", crds, err)
+	if err != nil || len(crds) != 10 {
+		t.Fatalf("want 10 CRD manifests, found %v (%v)", crds, err)
 	}
 	// CRDs an installation already has stay; the ones this test adds go when it ends.
 	_, err = c.Mirrord.MirrordV1alpha1().MirrordSessions("default").List(ctx, metav1.ListOptions{Limit: 1})

@@ -82,8 +82,8 @@ func TestUninstall(t *testing.T) {
 		t.Errorf("--keep-crds lost a policy: %v", err)
 	}
 	left := leftovers(t, s)
-	if len(left) != 9 {
-		t.Errorf("after --keep-crds: %v, want the 9 CRDs alone", left)
+	if len(left) != 10 {
+		t.Errorf("after --keep-crds: %v, want the 10 CRDs alone", left)
 	}
 	for _, k := range left {
 		if !strings.Contains(k, "CustomResourceDefinition") {

@@ -51,6 +51,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&MirrordClusterProfile{}, &MirrordClusterProfileList{},
 		&MirrordTargetQuery{}, &MirrordTargetQueryList{},
 		&MirrordDBBranch{}, &MirrordDBBranchList{},
+		&MirrordWorkloadQueueRegistry{}, &MirrordWorkloadQueueRegistryList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

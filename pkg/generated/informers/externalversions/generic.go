@@ -71,6 +71,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordSessions().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("mirrordtargetqueries"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordTargetQueries().Informer()}, nil
+	case v1alpha1.SchemeGroupVersion.WithResource("mirrordworkloadqueueregistries"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Mirrord().V1alpha1().MirrordWorkloadQueueRegistries().Informer()}, nil
 
 	}
 

@@ -77,3 +77,11 @@ type MirrordTargetQueryListerExpansion interface{}
 // MirrordTargetQueryNamespaceListerExpansion allows custom methods to be added to
 // MirrordTargetQueryNamespaceLister.
 type MirrordTargetQueryNamespaceListerExpansion interface{}
+
+// MirrordWorkloadQueueRegistryListerExpansion allows custom methods to be added to
+// MirrordWorkloadQueueRegistryLister.
+type MirrordWorkloadQueueRegistryListerExpansion interface{}
+
+// MirrordWorkloadQueueRegistryNamespaceListerExpansion allows custom methods to be added to
+// MirrordWorkloadQueueRegistryNamespaceLister.
+type MirrordWorkloadQueueRegistryNamespaceListerExpansion interface{}

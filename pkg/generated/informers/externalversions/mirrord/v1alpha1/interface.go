@@ -42,6 +42,8 @@ type Interface interface {
 	MirrordSessions() TypedMirrordSessionInformer
 	// MirrordTargetQueries returns a MirrordTargetQueryInformer.
 	MirrordTargetQueries() TypedMirrordTargetQueryInformer
+	// MirrordWorkloadQueueRegistries returns a MirrordWorkloadQueueRegistryInformer.
+	MirrordWorkloadQueueRegistries() TypedMirrordWorkloadQueueRegistryInformer
 }
 
 type version struct {
@@ -98,4 +100,9 @@ func (v *version) MirrordSessions() TypedMirrordSessionInformer {
 // MirrordTargetQueries returns a TypedMirrordTargetQueryInformer.
 func (v *version) MirrordTargetQueries() TypedMirrordTargetQueryInformer {
 	return &mirrordTargetQueryInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// MirrordWorkloadQueueRegistries returns a TypedMirrordWorkloadQueueRegistryInformer.
+func (v *version) MirrordWorkloadQueueRegistries() TypedMirrordWorkloadQueueRegistryInformer {
+	return &mirrordWorkloadQueueRegistryInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }

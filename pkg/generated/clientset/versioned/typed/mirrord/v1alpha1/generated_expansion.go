@@ -35,3 +35,5 @@ type MirrordProfileExpansion interface{}
 type MirrordSessionExpansion interface{}
 
 type MirrordTargetQueryExpansion interface{}
+
+type MirrordWorkloadQueueRegistryExpansion interface{}

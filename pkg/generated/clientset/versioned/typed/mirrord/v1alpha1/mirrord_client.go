@@ -37,6 +37,7 @@ type MirrordV1alpha1Interface interface {
 	MirrordProfilesGetter
 	MirrordSessionsGetter
 	MirrordTargetQueriesGetter
+	MirrordWorkloadQueueRegistriesGetter
 }
 
 // MirrordV1alpha1Client is used to interact with features provided by the kubectl-mirrord.io group.
@@ -78,6 +79,10 @@ func (c *MirrordV1alpha1Client) MirrordSessions(namespace string) MirrordSession
 
 func (c *MirrordV1alpha1Client) MirrordTargetQueries(namespace string) MirrordTargetQueryInterface {
 	return newMirrordTargetQueries(c, namespace)
+}
+
+func (c *MirrordV1alpha1Client) MirrordWorkloadQueueRegistries(namespace string) MirrordWorkloadQueueRegistryInterface {
+	return newMirrordWorkloadQueueRegistries(c, namespace)
 }
 
 // NewForConfig creates a new MirrordV1alpha1Client for the given config.

@@ -64,6 +64,10 @@ func (c *FakeMirrordV1alpha1) MirrordTargetQueries(namespace string) v1alpha1.Mi
 	return newFakeMirrordTargetQueries(c, namespace)
 }
 
+func (c *FakeMirrordV1alpha1) MirrordWorkloadQueueRegistries(namespace string) v1alpha1.MirrordWorkloadQueueRegistryInterface {
+	return newFakeMirrordWorkloadQueueRegistries(c, namespace)
+}
+
 // RESTClient returns a RESTClient that is used to communicate
 // with API server by this client implementation.
 func (c *FakeMirrordV1alpha1) RESTClient() rest.Interface {

@@ -1,0 +1,31 @@
+package relay
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestRelayRestarting(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err  error
+		want bool
+	}{
+		"no endpoints (the controller restarting)": {err: &UpgradeError{Status: http.StatusServiceUnavailable, Body: `no endpoints available for service "https:mirrord-relay:relay"`}, want: true},
+		"the proxy not reaching the pod":            {err: &UpgradeError{Status: http.StatusBadGateway}, want: true},
+		"the proxy timing out":                      {err: &UpgradeError{Status: http.StatusGatewayTimeout}, want: true},
+		"forbidden":                                 {err: &UpgradeError{Status: http.StatusForbidden}},
+		"unauthorized":                              {err: &UpgradeError{Status: http.StatusUnauthorized}},
+		"another error":                             {err: errors.New("dial tcp: connection refused")},
+	} {
+		// As DialSession sees it: described for the user, the cause kept.
+		err := describeDialError(tc.err, "mirrord-system")
+		if got := relayRestarting(err); got != tc.want {
+			t.Errorf("%s: restarting = %v, want %v (%v)", name, got, tc.want, err)
+		}
+	}
+	if err := describeDialError(&UpgradeError{Status: http.StatusServiceUnavailable}, "mirrord-system"); !strings.Contains(err.Error(), "relay is not running") {
+		t.Errorf("503: %v", err)
+	}
+}
