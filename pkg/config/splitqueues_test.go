@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -44,8 +45,8 @@ func TestSplitQueues(t *testing.T) {
 		f := &File{}
 		err := f.readSplitQueues(node{path: "feature.split_queues", v: v})
 		if tc.errKey != "" {
-			ce, ok := err.(*Error)
-			if !ok || ce.Key != tc.errKey || !strings.Contains(ce.Msg, tc.errText) {
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Key != tc.errKey || !strings.Contains(ce.Msg, tc.errText) {
 				t.Errorf("%s: %v, want an error on %s saying %q", name, err, tc.errKey, tc.errText)
 			}
 			continue
