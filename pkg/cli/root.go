@@ -23,6 +23,7 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/installcmd"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/ls"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/portforward"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/queues"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessionflags"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/sessions"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/cli/status"
@@ -64,6 +65,7 @@ func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		portforward.NewCmdPortForward(flags, streams),
 		ls.NewCmdLs(flags, streams),
 		dbbranches.NewCmdDBBranches(flags, streams),
+		queues.NewCmdQueues(flags, streams),
 		sessions.NewCmdSessions(flags, streams),
 		status.NewCmdStatus(flags, streams),
 		clustercmd.NewCmdCluster(flags, streams),

@@ -97,9 +97,9 @@ var ignored = map[string]string{
 
 // unsupported are mirrord keys whose feature kubectl-mirrord does not have.
 var unsupported = map[string]string{
-	"profile":              "mirrord profiles are not supported yet: set the features in this file",
-	"feature.copy_target":  "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
-	"feature.preview":      "preview environments are not supported",
+	"profile":             "mirrord profiles are not supported yet: set the features in this file",
+	"feature.copy_target": "copy_target is not supported: sessions run in the target's own pods (use a steal with an HTTP filter to share the target)",
+	"feature.preview":     "preview environments are not supported",
 	"feature.network.incoming.https_delivery": "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
 	"feature.network.incoming.tls_delivery":   "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
 	"feature.fs.mapping":                      "fs mapping is not supported",

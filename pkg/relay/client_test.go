@@ -13,11 +13,11 @@ func TestRelayRestarting(t *testing.T) {
 		want bool
 	}{
 		"no endpoints (the controller restarting)": {err: &UpgradeError{Status: http.StatusServiceUnavailable, Body: `no endpoints available for service "https:mirrord-relay:relay"`}, want: true},
-		"the proxy not reaching the pod":            {err: &UpgradeError{Status: http.StatusBadGateway}, want: true},
-		"the proxy timing out":                      {err: &UpgradeError{Status: http.StatusGatewayTimeout}, want: true},
-		"forbidden":                                 {err: &UpgradeError{Status: http.StatusForbidden}},
-		"unauthorized":                              {err: &UpgradeError{Status: http.StatusUnauthorized}},
-		"another error":                             {err: errors.New("dial tcp: connection refused")},
+		"the proxy not reaching the pod":           {err: &UpgradeError{Status: http.StatusBadGateway}, want: true},
+		"the proxy timing out":                     {err: &UpgradeError{Status: http.StatusGatewayTimeout}, want: true},
+		"forbidden":                                {err: &UpgradeError{Status: http.StatusForbidden}},
+		"unauthorized":                             {err: &UpgradeError{Status: http.StatusUnauthorized}},
+		"another error":                            {err: errors.New("dial tcp: connection refused")},
 	} {
 		// As DialSession sees it: described for the user, the cause kept.
 		err := describeDialError(tc.err, "mirrord-system")
