@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -52,7 +53,7 @@ func Heartbeat(ctx context.Context, cfg *rest.Config, path string, session *mirr
 func DialSession(ctx context.Context, cfg *rest.Config, controllerNS string, session *mirrordv1alpha1.MirrordSession, key ed25519.PrivateKey, events func(protocol.ConnEvent)) (*protocol.Client, error) {
 	hello := protocol.Hello{Kind: protocol.HelloSession, Session: session.Namespace + "/" + session.Name}
 	dial := func(ctx context.Context) (*yamux.Session, error) {
-		conn, err := Dial(ctx, cfg, ServicePath(controllerNS))
+		conn, err := DialWaiting(ctx, cfg, ServicePath(controllerNS), RestartWait)
 		if err != nil {
 			return nil, describeDialError(err, controllerNS)
 		}
@@ -64,29 +65,33 @@ func DialSession(ctx context.Context, cfg *rest.Config, controllerNS string, ses
 		return sess, nil
 	}
 	sess, err := dial(ctx)
-	// A relay restarting (its controller killed, or upgraded) has no endpoints for a few
-	// seconds: wait for it, as the reconnecting client does later, for a bounded time.
-	for wait, deadline := 250*time.Millisecond, time.Now().Add(relayStartWait); err != nil && relayRestarting(err) && time.Now().Before(deadline); wait = min(2*wait, 2*time.Second) {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		sess, err = dial(ctx)
-	}
 	if err != nil {
 		return nil, err
 	}
 	return protocol.NewReconnectingClient(sess, dial, events), nil
 }
 
-// relayStartWait bounds how long a CLI waits for a restarting relay before its first
-// connection fails.
-const relayStartWait = 60 * time.Second
+// RestartWait bounds how long a connection waits for a restarting relay.
+const RestartWait = 60 * time.Second
 
-// relayRestarting says whether a failed connection to the relay is one a restarting relay
-// gives: no ready endpoint behind its Service, or the API server's proxy not reaching it.
-func relayRestarting(err error) bool {
+// DialWaiting is Dial, waiting up to wait for a relay that is restarting (its controller
+// killed, or upgraded, has no ready endpoint for a few seconds) instead of failing at once.
+func DialWaiting(ctx context.Context, cfg *rest.Config, path string, wait time.Duration) (net.Conn, error) {
+	conn, err := Dial(ctx, cfg, path)
+	for pause, deadline := 250*time.Millisecond, time.Now().Add(wait); err != nil && Restarting(err) && time.Now().Before(deadline); pause = min(2*pause, 2*time.Second) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		conn, err = Dial(ctx, cfg, path)
+	}
+	return conn, err
+}
+
+// Restarting says whether a failed connection to a relay is one a restarting relay gives: no
+// ready endpoint behind its Service, or the API server's proxy not reaching it.
+func Restarting(err error) bool {
 	var ue *UpgradeError
 	return errors.As(err, &ue) && (ue.Status == http.StatusServiceUnavailable || ue.Status == http.StatusBadGateway || ue.Status == http.StatusGatewayTimeout)
 }

@@ -2,12 +2,13 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 )
 
-func TestRelayRestarting(t *testing.T) {
+func TestRestarting(t *testing.T) {
 	for name, tc := range map[string]struct {
 		err  error
 		want bool
@@ -18,11 +19,10 @@ func TestRelayRestarting(t *testing.T) {
 		"forbidden":                                {err: &UpgradeError{Status: http.StatusForbidden}},
 		"unauthorized":                             {err: &UpgradeError{Status: http.StatusUnauthorized}},
 		"another error":                            {err: errors.New("dial tcp: connection refused")},
+		"wrapped, as a member's dial reports it":   {err: fmt.Errorf("cluster c2: %w", &UpgradeError{Status: http.StatusServiceUnavailable}), want: true},
 	} {
-		// As DialSession sees it: described for the user, the cause kept.
-		err := describeDialError(tc.err, "mirrord-system")
-		if got := relayRestarting(err); got != tc.want {
-			t.Errorf("%s: restarting = %v, want %v (%v)", name, got, tc.want, err)
+		if got := Restarting(tc.err); got != tc.want {
+			t.Errorf("%s: restarting = %v, want %v (%v)", name, got, tc.want, tc.err)
 		}
 	}
 	if err := describeDialError(&UpgradeError{Status: http.StatusServiceUnavailable}, "mirrord-system"); !strings.Contains(err.Error(), "relay is not running") {

@@ -68,3 +68,9 @@ func DBBranch(branchUID types.UID) string {
 func DBBranchCopy(primary, branchNamespace, branchName string, branchUID types.UID) string {
 	return truncate("db-"+branchNamespace+"-"+branchName, 50) + "-" + hash(8, primary, string(branchUID))
 }
+
+// QueueRegistryCopy is the name of the copy of a Primary's queue registry in a Workload
+// cluster (in that cluster's own namespace), unique as DBBranchCopy is.
+func QueueRegistryCopy(primary, registryNamespace, registryName string, registryUID types.UID) string {
+	return truncate("queues-"+registryNamespace+"-"+registryName, 50) + "-" + hash(8, primary, string(registryUID))
+}

@@ -78,10 +78,13 @@ type Controller struct {
 	queue        worker.Queue // sessions
 	clusterQueue worker.Queue // one key: rebuild the member set
 	branchQueue  worker.Queue // database branches, copied to the Default (branches.go)
+	// registryQueue: queue registries, copied to the Workload clusters (queues.go)
+	registryQueue worker.Queue
 
 	sessions    mirrordlisters.MirrordSessionLister
 	clusters    mirrordlisters.MirrordClusterLister
 	branches    mirrordlisters.MirrordDBBranchLister
+	registries  mirrordlisters.MirrordWorkloadQueueRegistryLister
 	secrets     corelisters.SecretLister
 	leases      coordinationlisters.LeaseLister // sessions' heartbeats, in Namespace
 	policiesFor func(namespace string) ([]policy.Policy, error)
@@ -130,7 +133,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	c := &Controller{
 		kube: kube, mirrord: mirrord, roles: opts.Roles, opts: opts, clock: opts.Clock, recorder: recorder,
 		queue: worker.NewQueue(ControllerName), clusterQueue: worker.NewQueue(ControllerName + "-clusters"),
-		branchQueue: worker.NewQueue(ControllerName + "-branches"),
+		branchQueue: worker.NewQueue(ControllerName + "-branches"), registryQueue: worker.NewQueue(ControllerName + "-queue-registries"),
 		labelsOf:    labelsOf, members: map[string]*member{},
 		access: map[cache.ObjectName]accessAnswer{}, started: opts.Clock.Now(),
 	}
@@ -140,7 +143,8 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	secrets, leases := kubeOwn.Core().V1().Secrets(), kubeOwn.Coordination().V1().Leases()
 	branches := mirrordAll.Mirrord().V1alpha1().MirrordDBBranches()
 	c.sessions, c.clusters, c.secrets, c.leases = sessions.Lister(), clusters.Lister(), secrets.Lister(), leases.Lister()
-	c.branches = branches.Lister()
+	registries := mirrordAll.Mirrord().V1alpha1().MirrordWorkloadQueueRegistries()
+	c.branches, c.registries = branches.Lister(), registries.Lister()
 	c.policiesFor = policy.Lister(policies.Lister(), clusterPolicies.Lister())
 	profiles, clusterProfiles := mirrordAll.Mirrord().V1alpha1().MirrordProfiles(), mirrordAll.Mirrord().V1alpha1().MirrordClusterProfiles()
 	c.profileOf = func(ref profile.Ref) ([]mirrordv1alpha1.FeatureAdjustment, error) {
@@ -157,7 +161,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 		}
 		return p.Spec.FeatureAdjustments, nil
 	}
-	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), leases.Informer(), policies.Informer(), clusterPolicies.Informer(), profiles.Informer(), clusterProfiles.Informer(), branches.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{sessions.Informer(), clusters.Informer(), secrets.Informer(), leases.Informer(), policies.Informer(), clusterPolicies.Informer(), profiles.Informer(), clusterProfiles.Informer(), branches.Informer(), registries.Informer()} {
 		c.synced = append(c.synced, inf.HasSynced)
 	}
 	if _, err := sessions.Informer().AddEventHandler(worker.Handler(c.queue)); err != nil {
@@ -167,6 +171,9 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 		if _, err := branches.Informer().AddEventHandler(worker.Handler(c.branchQueue)); err != nil {
 			return nil, err
 		}
+	}
+	if _, err := registries.Informer().AddEventHandler(worker.Handler(c.registryQueue)); err != nil {
+		return nil, err
 	}
 	// Members are rebuilt from MirrordClusters and their Secrets. A MirrordCluster's status,
 	// which this controller writes every probe, does not change its generation: skip those.
@@ -239,6 +246,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	logger.Info("Started", "cluster", c.roles.ClusterName, "roles", c.roles.String())
 	go worker.Run(ctx, ControllerName+"-clusters", c.clusterQueue, 1, c.syncMembers)
 	go worker.Run(ctx, ControllerName+"-branches", c.branchQueue, 2, c.syncBranch)
+	go worker.Run(ctx, ControllerName+"-queue-registries", c.registryQueue, 1, c.syncRegistry)
 	worker.Run(ctx, ControllerName, c.queue, c.opts.Workers, c.sync)
 	c.mu.Lock()
 	for _, m := range c.members {
@@ -339,6 +347,7 @@ func (c *Controller) syncMembers(ctx context.Context, _ cache.ObjectName) error 
 	if changed {
 		c.enqueueAllSessions()
 		c.enqueueAllBranches()
+		c.enqueueAllRegistries()
 	}
 	return nil
 }

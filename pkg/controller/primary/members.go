@@ -61,6 +61,10 @@ type member struct {
 	// the Default and not this cluster (branches.go); nil otherwise.
 	branchCopies       mirrordlisters.MirrordDBBranchLister
 	branchCopiesSynced cache.InformerSynced
+	// registryCopies are this Primary's queue registries copied into the member, when it is a
+	// Workload and not this cluster (queues.go); nil otherwise.
+	registryCopies       mirrordlisters.MirrordWorkloadQueueRegistryLister
+	registryCopiesSynced cache.InformerSynced
 	cancel             context.CancelFunc
 
 	mu        sync.Mutex
@@ -134,6 +138,17 @@ func (c *Controller) startMember(ctx context.Context, m *member) {
 			}
 		}))
 	}
+	if m.has(mirrordv1alpha1.ClusterRoleWorkload) && !m.self {
+		copies := factory.Mirrord().V1alpha1().MirrordWorkloadQueueRegistries()
+		m.registryCopies, m.registryCopiesSynced = copies.Lister(), copies.Informer().HasSynced
+		_, _ = copies.Informer().AddEventHandler(worker.FuncHandler(func(obj any) {
+			if o, ok := obj.(metav1.Object); ok {
+				if ns, name := o.GetLabels()[mirrordv1alpha1.LabelParentNamespace], o.GetLabels()[mirrordv1alpha1.LabelParentName]; ns != "" && name != "" {
+					c.registryQueue.Add(cache.NewObjectName(ns, name))
+				}
+			}
+		}))
+	}
 	factory.Start(ctx.Done())
 	go c.probeLoop(ctx, m)
 }
@@ -179,6 +194,7 @@ func (c *Controller) probeLoop(ctx context.Context, m *member) {
 			if m.has(mirrordv1alpha1.ClusterRoleDefault) {
 				c.enqueueAllBranches()
 			}
+			c.enqueueAllRegistries()
 		}
 		if !m.self {
 			c.writeClusterStatus(ctx, m)
@@ -186,6 +202,7 @@ func (c *Controller) probeLoop(ctx context.Context, m *member) {
 		if err == nil && slow && m.synced() {
 			c.sweepOrphans(ctx, m)
 			c.sweepBranchCopies(ctx, m)
+			c.sweepRegistryCopies(ctx, m)
 		}
 		if slow && !m.self {
 			c.renewToken(ctx, m) // whatever the Lease's fate: renewing is its own request

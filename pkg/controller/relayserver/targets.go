@@ -124,6 +124,10 @@ func (s *Server) ListOwnTargets(ctx context.Context, q protocol.TargetsQuery) (p
 	return targets.List(ctx, s.Kube, s.ExcludedNamespaces, q)
 }
 
+// memberRestartWait bounds how long the Primary waits for a member's restarting relay (its
+// controller killed, or upgraded): less than a CLI waits for the Primary's.
+const memberRestartWait = 30 * time.Second
+
 // dialMember connects to a member's relay as its Primary: a token of the Primary's account
 // there, for the relay's audience only and for minutes, shown in the Hello.
 func (s *Server) dialMember(ctx context.Context, cfg *rest.Config, ns string, h protocol.Hello) (*yamux.Session, error) {
@@ -135,7 +139,7 @@ func (s *Server) dialMember(ctx context.Context, cfg *rest.Config, ns string, h 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := relay.Dial(ctx, cfg, relay.ServicePath(ns))
+	conn, err := relay.DialWaiting(ctx, cfg, relay.ServicePath(ns), memberRestartWait)
 	if err != nil {
 		return nil, err
 	}

@@ -73,6 +73,8 @@ const (
 	ReasonBranchSyncing = "Syncing"
 	// ReasonBranchBadReport: the Default cluster reported a status no branch of its has.
 	ReasonBranchBadReport = "BadReport"
+	// ReasonAllSynced: every Workload cluster holds a queue registry's current spec.
+	ReasonAllSynced = "AllSynced"
 	// ReasonBranchExpired: no session used the branch for its TTL; it is being deleted.
 	ReasonBranchExpired = "Expired"
 )

@@ -481,6 +481,8 @@ const (
 	ConditionClustersReachable = "ClustersReachable"
 	// ConditionReachable is MirrordCluster's: true when the last probe of its API server succeeded.
 	ConditionReachable = "Reachable"
+	// ConditionSynced: every Workload cluster holds a queue registry's current spec.
+	ConditionSynced = "Synced"
 	// ConditionAuthorized is true when the session's owner may run it on its target: the
 	// target is in the session's namespace, RBAC grants the owner VerbMirrord on it, and no
 	// member excludes its namespace.
