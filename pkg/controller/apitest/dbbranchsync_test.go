@@ -45,35 +45,7 @@ func TestDBBranchSync(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// c2 registered on c1, as `kubectl mirrord cluster register` does: a token of c2's
-	// mirrord-primary account, with c2's CA.
-	asPrimary, err := kubernetes.NewForConfig(d.Impersonate("system:serviceaccount:mirrord-system:"+mirrordv1alpha1.PrimaryServiceAccount,
-		"system:serviceaccounts", "system:serviceaccounts:mirrord-system"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, issued, expiry, err := credentials.RequestToken(ctx, asPrimary, "mirrord-system", credentials.MemberTokenLifetime)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Kube.CoreV1().Secrets("mirrord-system").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mirrord-cluster-c2", Namespace: "mirrord-system"},
-		Data: credentials.Data(token, d.CA, issued, expiry)}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	register := func(server string) {
-		mc, err := p.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, "c2", metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			_, err = p.Mirrord.MirrordV1alpha1().MirrordClusters().Create(ctx, &mirrordv1alpha1.MirrordCluster{ObjectMeta: metav1.ObjectMeta{Name: "c2"},
-				Spec: mirrordv1alpha1.MirrordClusterSpec{Server: server, SecretRef: mirrordv1alpha1.SecretReference{Name: "mirrord-cluster-c2"},
-					Workload: true, Default: true, Namespace: "mirrord-system"}}, metav1.CreateOptions{})
-		} else if err == nil {
-			mc.Spec.Server = server
-			_, err = p.Mirrord.MirrordV1alpha1().MirrordClusters().Update(ctx, mc, metav1.UpdateOptions{})
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	register := registerMember(t, p, d, "c2", true)
 	register(d.Config.Host)
 	runControllerAs(t, p, "c1", roles.KeyPrimary, roles.KeyManagementOnly)
 	runControllerAs(t, d, "c2", roles.KeyWorkload, roles.KeyDefault)
@@ -217,4 +189,41 @@ func TestDBBranchSync(t *testing.T) {
 		}
 		return gone(ctx, d, naming.DBBranch(ghost.UID))
 	})
+}
+
+// registerMember registers member m on Primary p as cluster name (a Workload, and the
+// Default if def), as `kubectl mirrord cluster register` does: a token of m's mirrord-primary
+// account, with m's CA. The returned function points the registration at a server (m's own,
+// or one nobody answers), creating it the first time.
+func registerMember(t *testing.T, p, m *Server, name string, def bool) func(server string) {
+	t.Helper()
+	ctx := t.Context()
+	asPrimary, err := kubernetes.NewForConfig(m.Impersonate("system:serviceaccount:mirrord-system:"+mirrordv1alpha1.PrimaryServiceAccount,
+		"system:serviceaccounts", "system:serviceaccounts:mirrord-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, issued, expiry, err := credentials.RequestToken(ctx, asPrimary, "mirrord-system", credentials.MemberTokenLifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "mirrord-cluster-" + name
+	if _, err := p.Kube.CoreV1().Secrets("mirrord-system").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: "mirrord-system"},
+		Data: credentials.Data(token, m.CA, issued, expiry)}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return func(server string) {
+		mc, err := p.Mirrord.MirrordV1alpha1().MirrordClusters().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			_, err = p.Mirrord.MirrordV1alpha1().MirrordClusters().Create(ctx, &mirrordv1alpha1.MirrordCluster{ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: mirrordv1alpha1.MirrordClusterSpec{Server: server, SecretRef: mirrordv1alpha1.SecretReference{Name: secret},
+					Workload: true, Default: def, Namespace: "mirrord-system"}}, metav1.CreateOptions{})
+		} else if err == nil {
+			mc.Spec.Server = server
+			_, err = p.Mirrord.MirrordV1alpha1().MirrordClusters().Update(ctx, mc, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -134,7 +134,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 		kube: kube, mirrord: mirrord, roles: opts.Roles, opts: opts, clock: opts.Clock, recorder: recorder,
 		queue: worker.NewQueue(ControllerName), clusterQueue: worker.NewQueue(ControllerName + "-clusters"),
 		branchQueue: worker.NewQueue(ControllerName + "-branches"), registryQueue: worker.NewQueue(ControllerName + "-queue-registries"),
-		labelsOf:    labelsOf, members: map[string]*member{},
+		labelsOf: labelsOf, members: map[string]*member{},
 		access: map[cache.ObjectName]accessAnswer{}, started: opts.Clock.Now(),
 	}
 	sessions := mirrordAll.Mirrord().V1alpha1().MirrordSessions()

@@ -65,7 +65,7 @@ type member struct {
 	// Workload and not this cluster (queues.go); nil otherwise.
 	registryCopies       mirrordlisters.MirrordWorkloadQueueRegistryLister
 	registryCopiesSynced cache.InformerSynced
-	cancel             context.CancelFunc
+	cancel               context.CancelFunc
 
 	mu        sync.Mutex
 	reachable bool

@@ -133,6 +133,7 @@ func (c *Controller) syncRegistry(ctx context.Context, key cache.ObjectName) err
 	}
 	var states []registryCopyState
 	var errs error
+	notRead := false // a member answers, but its copies are not read yet: look again shortly
 	for _, m := range c.workloadMembers() {
 		reachable, why := m.state()
 		st := registryCopyState{cluster: m.name, self: m.self, reachable: reachable && m.kube != nil, why: why}
@@ -143,7 +144,7 @@ func (c *Controller) syncRegistry(ctx context.Context, key cache.ObjectName) err
 			st.copy, err = c.ensureRegistryCopy(ctx, m, r)
 			errs = errors.Join(errs, err)
 		} else if !m.self && st.reachable {
-			st.reachable, st.why = false, "its registries are not read yet"
+			st.reachable, st.why, notRead = false, "its registries are not read yet", true
 		}
 		states = append(states, st)
 	}
@@ -154,6 +155,9 @@ func (c *Controller) syncRegistry(ctx context.Context, key cache.ObjectName) err
 		if _, err := c.mirrord.MirrordV1alpha1().MirrordWorkloadQueueRegistries(r.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			errs = errors.Join(errs, err)
 		}
+	}
+	if errs == nil && notRead {
+		return &worker.Requeue{After: 200 * time.Millisecond}
 	}
 	return errs
 }
