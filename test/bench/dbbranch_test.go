@@ -140,7 +140,6 @@ func branchToReady(ctx context.Context, c *framework.Cluster, ns, name, db strin
 	if err := branches.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		return 0, err
 	}
-	pod := "mirrord-db-" // naming.DBBranch(b.UID), by its labels
 	for {
 		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelBranchUID + "=" + string(b.UID)})
 		if err != nil {
@@ -151,7 +150,7 @@ func branchToReady(ctx context.Context, c *framework.Cluster, ns, name, db strin
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("waiting for %s* to go: %w", pod, ctx.Err())
+			return 0, fmt.Errorf("waiting for branch %s's pod to go: %w", name, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -216,9 +216,13 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 	return c, nil
 }
 
-func (c *Controller) enqueueParent(l map[string]string) {
+func (c *Controller) enqueueParent(l map[string]string) { enqueueParentIn(c.queue, l) }
+
+// enqueueParentIn queues in q the parent (a session, branch or registry) that a member's
+// object's labels name.
+func enqueueParentIn(q worker.Queue, l map[string]string) {
 	if ns, name := l[mirrordv1alpha1.LabelParentNamespace], l[mirrordv1alpha1.LabelParentName]; ns != "" && name != "" {
-		c.queue.Add(cache.NewObjectName(ns, name))
+		q.Add(cache.NewObjectName(ns, name))
 	}
 }
 

@@ -132,9 +132,7 @@ func (c *Controller) startMember(ctx context.Context, m *member) {
 		m.branchCopies, m.branchCopiesSynced = copies.Lister(), copies.Informer().HasSynced
 		_, _ = copies.Informer().AddEventHandler(worker.FuncHandler(func(obj any) {
 			if o, ok := obj.(metav1.Object); ok {
-				if ns, name := o.GetLabels()[mirrordv1alpha1.LabelParentNamespace], o.GetLabels()[mirrordv1alpha1.LabelParentName]; ns != "" && name != "" {
-					c.branchQueue.Add(cache.NewObjectName(ns, name))
-				}
+				enqueueParentIn(c.branchQueue, o.GetLabels())
 			}
 		}))
 	}
@@ -143,9 +141,7 @@ func (c *Controller) startMember(ctx context.Context, m *member) {
 		m.registryCopies, m.registryCopiesSynced = copies.Lister(), copies.Informer().HasSynced
 		_, _ = copies.Informer().AddEventHandler(worker.FuncHandler(func(obj any) {
 			if o, ok := obj.(metav1.Object); ok {
-				if ns, name := o.GetLabels()[mirrordv1alpha1.LabelParentNamespace], o.GetLabels()[mirrordv1alpha1.LabelParentName]; ns != "" && name != "" {
-					c.registryQueue.Add(cache.NewObjectName(ns, name))
-				}
+				enqueueParentIn(c.registryQueue, o.GetLabels())
 			}
 		}))
 	}
