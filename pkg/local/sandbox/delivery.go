@@ -70,25 +70,39 @@ func startSupplier() (int, int, error) {
 	return pair[0], pid, nil
 }
 
-// supplySockets serves the parent: one delivery socket per request, until it hangs up.
-func supplySockets(ctl *os.File) {
-	fd := int(ctl.Fd())
+// supplySockets serves the parent on ctl: one delivery socket per request, until it hangs
+// up. ctl is a bare descriptor on purpose: an *os.File that is no longer referenced is
+// closed by its finalizer at the next GC (Go forces one every two minutes), which ended the
+// supplier mid-session and with it every stolen connection.
+func supplySockets(ctl int) {
 	buf := make([]byte, 1)
 	for {
-		if n, _, _, _, err := unix.Recvmsg(fd, buf, nil, 0); err != nil || n == 0 {
-			os.Exit(0)
+		n, _, _, _, err := unix.Recvmsg(ctl, buf, nil, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n == 0 {
+			return
 		}
 		s, err := deliverySocket()
 		if err != nil {
-			if unix.Sendmsg(fd, []byte(err.Error()), nil, nil, 0) != nil {
-				os.Exit(0)
+			if sendRetrying(ctl, []byte(err.Error()), nil) != nil {
+				return
 			}
 			continue
 		}
-		err = unix.Sendmsg(fd, []byte{0}, unix.UnixRights(s), nil, 0)
+		err = sendRetrying(ctl, []byte{0}, unix.UnixRights(s))
 		unix.Close(s)
 		if err != nil {
-			os.Exit(0)
+			return
+		}
+	}
+}
+
+func sendRetrying(fd int, p, oob []byte) error {
+	for {
+		if err := unix.Sendmsg(fd, p, oob, nil, 0); !errors.Is(err, unix.EINTR) {
+			return err
 		}
 	}
 }
@@ -192,12 +206,15 @@ func (d *Delivery) socket() (int, error) {
 		return -1, errors.New("the sandbox has ended")
 	}
 	fd := int(d.supplier.Fd())
-	if _, err := unix.Write(fd, []byte{0}); err != nil {
+	if err := sendRetrying(fd, []byte{0}, nil); err != nil {
 		return -1, err
 	}
 	buf := make([]byte, 512)
 	oob := make([]byte, unix.CmsgSpace(4))
 	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
+	for errors.Is(err, unix.EINTR) { // an unread answer would be the next request's
+		n, oobn, _, _, err = unix.Recvmsg(fd, buf, oob, 0)
+	}
 	if err != nil {
 		return -1, err
 	}

@@ -24,7 +24,8 @@ const ctlFD = 3
 // to the parent, waits for the go-ahead and becomes the command.
 func Init() {
 	if len(os.Args) > 2 && os.Args[2] == supplierArg {
-		supplySockets(os.NewFile(ctlFD, "sandbox-sockets"))
+		supplySockets(ctlFD)
+		os.Exit(0)
 	}
 	parentPID := os.Getppid()
 	ctl := os.NewFile(ctlFD, "sandbox-ctl")
