@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/test/e2e/framework"
@@ -504,20 +505,16 @@ func agentPod(ctx context.Context, t *testing.T, c *framework.Cluster, s *mirror
 	return nil
 }
 
-// killController kill -9s the leading controller of c and returns when.
+// killController kill -9s the leading controller of c and returns when. A controller that
+// has restarted before (an earlier test killed it) is replaced first: kubelet holds back each
+// further restart of a container (10 s, 20 s, 40 s, ...), and a test would measure that
+// backoff, long enough to outlast a session's TTL, instead of the product's recovery.
 func killController(ctx context.Context, t *testing.T, c *framework.Cluster) time.Time {
 	t.Helper()
-	pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelComponent + "=controller"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pods := freshControllers(ctx, t, c)
 	killed := 0
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
-			continue
-		}
-		if err := framework.KillPod(p); err != nil {
+	for i := range pods {
+		if err := framework.KillPod(&pods[i]); err != nil {
 			t.Fatal(err)
 		}
 		killed++
@@ -528,6 +525,53 @@ func killController(ctx context.Context, t *testing.T, c *framework.Cluster) tim
 	return time.Now()
 }
 
+// freshControllers returns c's running controller pods once none of them has restarted,
+// deleting those that have (their Deployment makes new ones).
+func freshControllers(ctx context.Context, t *testing.T, c *framework.Cluster) []corev1.Pod {
+	t.Helper()
+	var running []corev1.Pod
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := c.Kube.CoreV1().Pods(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: mirrordv1alpha1.LabelComponent + "=controller"})
+		if err != nil {
+			return false, nil
+		}
+		running = running[:0]
+		settled := true
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if p.DeletionTimestamp != nil {
+				settled = false
+				continue
+			}
+			if restarts(p) > 0 {
+				if err := c.Kube.CoreV1().Pods(controllerNS).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+					return false, err
+				}
+				settled = false
+				continue
+			}
+			if p.Status.Phase != corev1.PodRunning || !podReady(p) {
+				settled = false
+				continue
+			}
+			running = append(running, *p)
+		}
+		return settled && len(running) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: no running controller that has not restarted: %v", c.Name, err)
+	}
+	return running
+}
+
+func restarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, cs := range p.Status.ContainerStatuses {
+		n += cs.RestartCount
+	}
+	return n
+}
+
 // controllerRestarts is the restart count of c's controller containers.
 func controllerRestarts(ctx context.Context, t *testing.T, c *framework.Cluster) int32 {
 	t.Helper()
@@ -536,10 +580,8 @@ func controllerRestarts(ctx context.Context, t *testing.T, c *framework.Cluster)
 		t.Fatal(err)
 	}
 	var n int32
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			n += cs.RestartCount
-		}
+	for i := range pods.Items {
+		n += restarts(&pods.Items[i])
 	}
 	return n
 }

@@ -134,7 +134,8 @@ func (f *Framework) Eventually(ctx context.Context, timeout time.Duration, what 
 		return last == nil, nil
 	})
 	if err != nil {
-		f.t.Fatalf("%s: not within %s: %v", what, timeout, last)
+		// The last error is often the deadline cutting the last try short: show the way here.
+		f.t.Fatalf("%s: not within %s: %v; waited on:\n%s", what, timeout, last, strings.Join(waited, "\n"))
 	}
 	took := time.Since(start)
 	if took >= 10*time.Second {
