@@ -5,6 +5,23 @@
 # real software the e2e suite runs: PostgreSQL 15 and MariaDB (target images, their clients),
 # curl and Node.
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+# moto's server, a real SQS-compatible server, for the queue splitting tests: found on PATH
+# or in a pyenv or user install, else installed with pip; linked as bin/moto_server, which
+# the tests and the rig run.
+moto=$(command -v moto_server || ls /root/.pyenv/versions/*/bin/moto_server "$HOME"/.local/bin/moto_server 2>/dev/null | head -n 1 || true)
+if [ -z "$moto" ]; then
+  echo "install-deps: installing moto's server (pip install 'moto[server]')"
+  if ! python3 -m pip install --quiet --user 'moto[server]' >&2; then
+    echo "install-deps: moto's server is missing and pip could not install it; install 'moto[server]' (Python) so that moto_server is on PATH" >&2
+    exit 1
+  fi
+  moto="$HOME/.local/bin/moto_server"
+fi
+mkdir -p "$root/bin"
+ln -sfn "$moto" "$root/bin/moto_server"
+
 need=()
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
