@@ -2,6 +2,7 @@ package apitest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,7 +56,18 @@ func TestDBBranches(t *testing.T) {
 		return s.Mirrord.MirrordV1alpha1().MirrordDBBranches("hc").Get(ctx, name, metav1.GetOptions{})
 	}
 
-	// Admission: alice in her own name on what she may target; nobody else's name, target or namespace.
+	// Admission: alice in her own name on what she may target; nobody else's name, target or
+	// namespace. The API server loads a new admission policy a moment after it is created:
+	// wait until it refuses what it must (a dry run, which leaves nothing).
+	waitFor(t, "the branch admission policy in force", func(ctx context.Context) error {
+		b := branch("hc", "x", "web", "DATABASE_URL", 300)
+		b.Spec.Owner = bob
+		_, err := asAlice.MirrordV1alpha1().MirrordDBBranches("hc").Create(ctx, b, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil {
+			return errors.New("a branch in bob's name was admitted")
+		}
+		return nil
+	})
 	for name, tc := range map[string]struct {
 		b    *mirrordv1alpha1.MirrordDBBranch
 		ns   string
