@@ -21,7 +21,7 @@ import (
 // static credentials (from the admin's Secret) or, when empty, the workload's own identity
 // (the SDK's default chain: IRSA and EKS Pod Identity, environment, instance role).
 type Access struct {
-	Region, Endpoint                       string
+	Region, Endpoint                      string
 	AccessKeyID, SecretAccessKey, Session string
 }
 

@@ -169,6 +169,8 @@ func Run(ctx context.Context, restCfg *rest.Config, cfg Config) error {
 				Namespace: cfg.Namespace, Workers: cfg.Workers,
 				ExcludedNamespaces: excludedNamespaces(cfg),
 				Default:            rs.Default,
+				Primary:            rs.Primary,
+				ClusterName:        rs.ClusterName,
 				DBImages:           cfg.DBImages,
 				Agent: member.AgentOptions{Image: cfg.AgentImage, ActiveDeadline: cfg.AgentDeadline,
 					RuntimeEndpoint: cfg.AgentRuntimeEndpoint, StealBackend: cfg.AgentStealBackend, MaxProcs: cfg.AgentMaxProcs},

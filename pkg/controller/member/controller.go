@@ -77,8 +77,12 @@ type Options struct {
 	// DBImages are the database branches' images by engine, "{version}" replaced by the
 	// branch's; engines not named take DBBranchImages'.
 	DBImages map[mirrordv1alpha1.DBEngine]string
-	Workers  int
-	Clock    clock.PassiveClock
+	// ClusterName names this cluster on the queues it makes; Primary: this cluster is also
+	// the Primary, whose admins write queue registries in the consumers' namespaces.
+	ClusterName string
+	Primary     bool
+	Workers     int
+	Clock       clock.PassiveClock
 }
 
 // Controller reconciles MirrordClusterSessions into agent Jobs.
@@ -105,9 +109,14 @@ type Controller struct {
 	// branches and branchQueue: the Default cluster's database branches (dbbranch.go).
 	branches    mirrordlisters.MirrordDBBranchLister
 	branchQueue worker.Queue
-	leases      coordinationlisters.LeaseLister
-	policiesFor func(namespace string) ([]policy.Policy, error)
-	synced      []cache.InformerSynced
+	// registries, splitQueue and splits: queue splitting (queuesplit.go).
+	registries    mirrordlisters.MirrordWorkloadQueueRegistryLister
+	registryIndex cache.Indexer
+	splitQueue    worker.Queue
+	splits        *splitter
+	leases        coordinationlisters.LeaseLister
+	policiesFor   func(namespace string) ([]policy.Policy, error)
+	synced        []cache.InformerSynced
 
 	// keyed are the agent Jobs (by UID) whose key Secret this controller knows exists.
 	keyed sync.Map
@@ -213,6 +222,9 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 		})); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.watchSplits(sessions.Informer(), deployments.Informer(), mirrordAll.Mirrord().V1alpha1().MirrordWorkloadQueueRegistries()); err != nil {
+		return nil, err
 	}
 	// An agent Job concerns the sessions that own it; an agent pod its Job's sessions;
 	// anything else in a namespace may be (part of) a target there.
@@ -368,6 +380,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		worker.Enqueue(c.agentQueue, o)
 	}
 	go worker.Run(ctx, agentsControllerName, c.agentQueue, 1, c.syncAgentJob)
+	go worker.Run(ctx, splitControllerName, c.splitQueue, 2, c.syncSplit)
 	worker.Run(ctx, ControllerName, c.queue, c.opts.Workers, c.sync)
 	return nil
 }
@@ -469,6 +482,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		}
 	}
 	status := childStatus(child, res, violation, features, wanted, agents)
+	status.Queues = c.queueStatuses(child)
 	if reflect.DeepEqual(child.Status, status) {
 		return nil
 	}

@@ -619,6 +619,9 @@ func (c *Controller) reconcileChild(ctx context.Context, s *mirrordv1alpha1.Mirr
 	if child.Status.Phase == mirrordv1alpha1.SessionFailed {
 		entry.Error = readyMessage(child)
 	}
+	if len(s.Spec.Features.SplitQueues) > 0 {
+		entry.Queues = sessionQueues(s.Spec.Features.SplitQueues, c.consumerRegistry(s.Spec.Target), child.Status.Queues, m.has(mirrordv1alpha1.ClusterRoleDefault))
+	}
 	if r := meta.FindStatusCondition(child.Status.Conditions, mirrordv1alpha1.ConditionTargetResolved); r != nil && child.Status.Phase == mirrordv1alpha1.SessionPending &&
 		(r.Reason == mirrordv1alpha1.ReasonNoPods || r.Reason == mirrordv1alpha1.ReasonNoRunningPods) {
 		entry.Error = r.Message // why this cluster waits, for the CLI's progress lines

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -234,4 +236,73 @@ func (c *Controller) sweepRegistryCopies(ctx context.Context, m *member) {
 		klog.FromContext(ctx).Info("Deleting an orphaned queue registry copy", "cluster", m.name, "copy", klog.KObj(cp))
 		_ = m.mirrord.MirrordV1alpha1().MirrordWorkloadQueueRegistries(cp.Namespace).Delete(ctx, cp.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cp.UID}})
 	}
+}
+
+// consumerRegistry is the queue registry of the Primary whose consumer is target, if any.
+func (c *Controller) consumerRegistry(t mirrordv1alpha1.Target) *mirrordv1alpha1.MirrordWorkloadQueueRegistry {
+	if t.Kind != mirrordv1alpha1.TargetKindDeployment {
+		return nil
+	}
+	rs, err := c.registries.MirrordWorkloadQueueRegistries(t.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	for _, r := range rs {
+		if r.Spec.Consumer.Name == t.Name && r.DeletionTimestamp == nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// sessionQueue is the shape of a session's queue as the Default cluster names it
+// (queuesplit.QueueName), alone or at the end of a URL.
+var sessionQueue = regexp.MustCompile(`^mirrord-s-[0-9a-f]{10}-[A-Za-z0-9_-]*(\.fifo)?$`)
+
+// sessionQueues is what a session is told of its split queues in one cluster, from what
+// the member reported: a member is not trusted further than the shape of its answer. The
+// variable is the Primary's registry's, not the member's word; a value (the session's own
+// queue) is taken only from the Default cluster, which makes it, and only if it names a
+// session queue.
+func sessionQueues(asked []mirrordv1alpha1.QueueSplitRequest, r *mirrordv1alpha1.MirrordWorkloadQueueRegistry,
+	reported []mirrordv1alpha1.SessionQueueStatus, isDefault bool) []mirrordv1alpha1.SessionQueueStatus {
+	var out []mirrordv1alpha1.SessionQueueStatus
+	for _, q := range asked {
+		st := mirrordv1alpha1.SessionQueueStatus{QueueID: q.QueueID}
+		if r == nil {
+			st.Message = "no MirrordWorkloadQueueRegistry on the Primary names the target as its consumer"
+			out = append(out, st)
+			continue
+		}
+		rq, known := r.Spec.Queues[q.QueueID]
+		if !known {
+			st.Message = fmt.Sprintf("queue registry %s has no queue %q", r.Name, q.QueueID)
+			out = append(out, st)
+			continue
+		}
+		st.Variable = rq.NameSource.EnvVar
+		i := slices.IndexFunc(reported, func(s mirrordv1alpha1.SessionQueueStatus) bool { return s.QueueID == q.QueueID })
+		if i < 0 {
+			st.Message = "not reported yet"
+			out = append(out, st)
+			continue
+		}
+		got := reported[i]
+		st.Ready, st.Message = got.Ready, got.Message
+		if len(st.Message) > 1024 {
+			st.Message = st.Message[:1024]
+		}
+		if isDefault && got.Value != "" {
+			if name := got.Value[strings.LastIndex(got.Value, "/")+1:]; len(got.Value) <= 1024 && sessionQueue.MatchString(name) {
+				st.Value = got.Value
+			} else {
+				st.Ready, st.Message = false, "the Default cluster reported a queue that is not a session's queue"
+			}
+		}
+		if isDefault && st.Ready && st.Value == "" {
+			st.Ready, st.Message = false, "the Default cluster has not named the session's queue"
+		}
+		out = append(out, st)
+	}
+	return out
 }

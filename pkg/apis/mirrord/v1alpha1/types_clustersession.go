@@ -110,6 +110,12 @@ type MirrordClusterSessionStatus struct {
 	// member's relay hands each agent these when it connects for this session.
 	// +optional
 	Features *Features `json:"features,omitempty"`
+	// queues are the session's split queues in this cluster.
+	// +optional
+	// +listType=map
+	// +listMapKey=queueId
+	// +kubebuilder:validation:MaxItems=16
+	Queues []SessionQueueStatus `json:"queues,omitempty"`
 	// conditions of the child: Ready, TargetResolved, PolicyAllowed.
 	// +optional
 	// +listType=map

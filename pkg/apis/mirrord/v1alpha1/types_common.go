@@ -149,6 +149,48 @@ type Features struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=253
 	DBBranches []string `json:"dbBranches,omitempty"`
+	// splitQueues are the queues of the target's MirrordWorkloadQueueRegistry whose matching
+	// messages the session's command gets instead of the deployed consumer
+	// (feature.split_queues).
+	// +optional
+	// +listType=map
+	// +listMapKey=queueId
+	// +kubebuilder:validation:MaxItems=16
+	SplitQueues []QueueSplitRequest `json:"splitQueues,omitempty"`
+}
+
+// QueueSplitRequest is a session's claim on one queue of its target's queue registry: the
+// messages whose attributes all match the filter.
+type QueueSplitRequest struct {
+	// queueId is the queue's id in the registry.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	QueueID string `json:"queueId"`
+	// messageFilter maps message attribute names to the regexes (mirrord's syntax) their
+	// values must match; a message without one of them is not the session's.
+	// +kubebuilder:validation:MinProperties=1
+	// +kubebuilder:validation:MaxProperties=10
+	MessageFilter map[string]string `json:"messageFilter"`
+}
+
+// SessionQueueStatus is the state of one of a session's split queues in a cluster.
+type SessionQueueStatus struct {
+	// queueId is the queue's id in the registry.
+	QueueID string `json:"queueId"`
+	// variable is the consumer's environment variable that names the queue.
+	// +optional
+	Variable string `json:"variable,omitempty"`
+	// value is what the session's command gets in variable: its own queue's name, or URL
+	// when the consumer's value is a URL. Set by the Default cluster, which makes the queue.
+	// +optional
+	Value string `json:"value,omitempty"`
+	// ready: the queue exists, this cluster's consumer reads the fallback queue and its
+	// forwarder delivers the session's messages.
+	Ready bool `json:"ready"`
+	// message says what the split waits for, or why it failed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // EnvFeature selects environment variables. include and exclude are glob patterns (*, ?)

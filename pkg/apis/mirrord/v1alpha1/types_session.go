@@ -139,6 +139,12 @@ type SessionClusterStatus struct {
 	// lastHeartbeatTime is when the child last acknowledged the session's heartbeat.
 	// +optional
 	LastHeartbeatTime *metav1.Time `json:"lastHeartbeatTime,omitempty"`
+	// queues are the session's split queues in that cluster.
+	// +optional
+	// +listType=map
+	// +listMapKey=queueId
+	// +kubebuilder:validation:MaxItems=16
+	Queues []SessionQueueStatus `json:"queues,omitempty"`
 }
 
 // MirrordSessionList is a list of MirrordSessions.
