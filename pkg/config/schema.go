@@ -305,6 +305,12 @@ func (f *File) readFeature(n node) error {
 		if err := f.readSplitQueues(q); err != nil {
 			return err
 		}
+		for _, sq := range f.SplitQueues {
+			if sq.QueueID == "*" {
+				return q.child("*").errorf("a filter for every queue of the registry is not supported yet: name each queue id")
+			}
+			f.Features.SplitQueues = append(f.Features.SplitQueues, mirrordv1alpha1.QueueSplitRequest{QueueID: sq.QueueID, MessageFilter: sq.MessageFilter})
+		}
 		if len(f.SplitQueues) > 0 && !queueSplittingMade {
 			return q.errorf("queue splitting is not supported yet: this version reads and checks it (this config is valid) but does not split queues; remove feature.split_queues to run without it")
 		}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -38,6 +39,9 @@ type Options struct {
 	// DBBranches are the database branches the command uses: their variables are pointed at
 	// them (dbbranch.Rewrite).
 	DBBranches []dbbranch.Ready
+	// Queues are the consumer's queue variables pointed at the session's own split queues
+	// (session.QueueEnv).
+	Queues map[string]string
 	// In, Out and ErrOut are the command's streams.
 	In          io.Reader
 	Out, ErrOut io.Writer
@@ -74,6 +78,13 @@ func Run(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.Mir
 	}
 	for _, note := range dbbranch.Rewrite(session, o.DBBranches) {
 		o.logf("%s", note)
+	}
+	if session == nil && len(o.Queues) > 0 {
+		session = map[string]string{}
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.Queues)) {
+		session[name] = o.Queues[name]
+		o.logf("%s names this session's queue %s: it receives the messages your filter matches", name, o.Queues[name])
 	}
 	env := unsetEnv(mergeEnv(os.Environ(), session), spec.Features.Env.Unset)
 	if o.ProxyMode {

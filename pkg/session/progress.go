@@ -26,6 +26,14 @@ func (p *Progress) Print(s *mirrordv1alpha1.MirrordSession) {
 		if c.Error != "" {
 			line += ": " + c.Error
 		}
+		for _, q := range c.Queues {
+			switch {
+			case q.Ready:
+				line += fmt.Sprintf("; queue %s split", q.QueueID)
+			case q.Message != "":
+				line += fmt.Sprintf("; queue %s: %s", q.QueueID, q.Message)
+			}
+		}
 		parts = append(parts, c.Name+": "+line)
 		if p.seen[c.Name] != line {
 			p.seen[c.Name] = line

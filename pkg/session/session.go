@@ -215,11 +215,12 @@ func Wait(ctx context.Context, c versioned.Interface, namespace, name string, pr
 		if progress != nil {
 			progress(s)
 		}
+		queuesReady, _ := QueuesReady(s)
 		switch s.Status.Phase {
 		case mirrordv1alpha1.SessionReady:
-			return true, nil
+			return queuesReady, nil
 		case mirrordv1alpha1.SessionDegraded:
-			return Usable(s), nil
+			return Usable(s) && queuesReady, nil
 		case mirrordv1alpha1.SessionFailed:
 			msg := string(s.Status.Phase)
 			if c := meta.FindStatusCondition(s.Status.Conditions, mirrordv1alpha1.ConditionReady); c != nil {

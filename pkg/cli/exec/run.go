@@ -74,7 +74,8 @@ func (o *Options) Run(ctx context.Context) error {
 	defer client.Close()
 	code, err := local.Run(ctx, client, &spec, local.Options{
 		Command: o.Command, ProxyMode: o.ProxyMode, LocalPorts: o.LocalPorts, EnvFile: envFile, DBBranches: branches,
-		In: o.In, Out: o.Out, ErrOut: o.ErrOut, Logf: o.logf,
+		Queues: session.QueueEnv(started.Session),
+		In:     o.In, Out: o.Out, ErrOut: o.ErrOut, Logf: o.logf,
 		StartedAt: started.StartedAt, Ended: ended,
 	})
 	if err != nil {
