@@ -73,8 +73,12 @@ type forwarder struct {
 	client        *sqs.Client
 	filters       atomic.Pointer[[]queuesplit.Filter]
 	lastErr       atomic.Pointer[string]
-	cancel        context.CancelFunc
-	done          chan struct{}
+	// stop ends the forwarder after its current move: a receive cut short would leave the
+	// messages SQS handed it hidden for MoveVisibility. cancel ends it at once (the
+	// controller's leadership ended).
+	stop   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func (f *forwarder) route(m types.Message) string {
@@ -91,6 +95,11 @@ func (f *forwarder) run(ctx context.Context) {
 	defer close(f.done)
 	backoff := time.Second
 	for ctx.Err() == nil {
+		select {
+		case <-f.stop:
+			return
+		default:
+		}
 		_, err := queuesplit.Move(ctx, f.client, f.src, queuesplit.ReceiveWait, f.route)
 		if err == nil || ctx.Err() != nil {
 			f.lastErr.Store(nil)
@@ -101,6 +110,7 @@ func (f *forwarder) run(ctx context.Context) {
 		f.lastErr.Store(&msg)
 		select {
 		case <-ctx.Done():
+		case <-f.stop:
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 30*time.Second)
@@ -310,13 +320,12 @@ func (c *Controller) runForwarder(ctx context.Context, registry, id string, clie
 	k := forwarderKey(registry, id)
 	f := c.splits.forwarders[k]
 	if f != nil && (f.src != src || f.fallback != fallback) {
-		f.cancel()
-		<-f.done
+		f.halt()
 		f = nil
 	}
 	if f == nil {
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &forwarder{src: src, fallback: fallback, client: client, cancel: cancel, done: make(chan struct{})}
+		f = &forwarder{src: src, fallback: fallback, client: client, stop: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 		f.filters.Store(&filters)
 		c.splits.forwarders[k] = f
 		go func() {
@@ -339,15 +348,21 @@ func (c *Controller) stopForwarders(registry string) {
 	var stopping []*forwarder
 	for k, f := range c.splits.forwarders {
 		if strings.HasPrefix(k, registry+"\x00") {
-			f.cancel()
 			stopping = append(stopping, f)
 			delete(c.splits.forwarders, k)
 		}
 	}
 	c.splits.mu.Unlock()
 	for _, f := range stopping {
-		<-f.done
+		f.halt()
 	}
+}
+
+// halt stops f after its current move and waits for it.
+func (f *forwarder) halt() {
+	close(f.stop)
+	<-f.done
+	f.cancel()
 }
 
 // forwarderError is the last error of a registry's forwarders, if any.

@@ -9,6 +9,9 @@
 //	                                failed connections for up to D (a Service's rules reach
 //	                                kube-proxy a moment after its pods are ready)
 //	echo namespaces -kubeconfig F   list the namespaces of the cluster F points at
+//	echo consume [-queue-var QUEUE]  an SQS consumer: read the queue $QUEUE names (at
+//	                                $SQS_ENDPOINT), print "consumed BODY [ATTRS] by HOST"
+//	                                for each message and delete it
 //	echo flood -conns N [-for D] ADDR...
 //	                                hold N silent TCP connections to each ADDR for D,
 //	                                opening a new one whenever the peer closes one; print
@@ -62,8 +65,10 @@ func main() {
 		err = namespaces(os.Args[2:])
 	case "flood":
 		err = flood(os.Args[2:])
+	case "consume":
+		err = consume(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown subcommand %q: use serve, get, namespaces or flood", os.Args[1])
+		err = fmt.Errorf("unknown subcommand %q: use serve, get, namespaces, consume or flood", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
