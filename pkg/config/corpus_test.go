@@ -39,7 +39,7 @@ var corpus = map[string]struct {
 	"rollout-target.json":        {},
 	"service-target.yaml":        {},
 	"skip-processes.json":        {warn: []string{"sip_binaries", "skip_build_tools", "skip_processes"}},
-	"split-queues.json":          {errKey: "feature.split_queues", errMsg: "not supported"},
+	"split-queues.json":          {warn: []string{"operator"}},
 	"steal-baggage-session.json": {},
 	"steal-not-probes.json":      {},
 	"targetless-outgoing.json":   {},

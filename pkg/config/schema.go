@@ -311,9 +311,6 @@ func (f *File) readFeature(n node) error {
 			}
 			f.Features.SplitQueues = append(f.Features.SplitQueues, mirrordv1alpha1.QueueSplitRequest{QueueID: sq.QueueID, MessageFilter: sq.MessageFilter})
 		}
-		if len(f.SplitQueues) > 0 && !queueSplittingMade {
-			return q.errorf("queue splitting is not supported yet: this version reads and checks it (this config is valid) but does not split queues; remove feature.split_queues to run without it")
-		}
 	}
 	if e, ok := m["env"]; ok {
 		if err := f.readEnv(e); err != nil {

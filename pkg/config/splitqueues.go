@@ -7,10 +7,6 @@ import (
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/regex"
 )
 
-// queueSplittingMade turns on sessions with queue splitting, once the installation makes
-// them. Until then a valid feature.split_queues is read, checked, and refused.
-const queueSplittingMade = false
-
 // QueueSplit is one entry of feature.split_queues: the messages of the queue an admin's queue
 // registry names QueueID that the session's command gets.
 type QueueSplit struct {

@@ -55,9 +55,13 @@ func TestSplitQueues(t *testing.T) {
 			t.Errorf("%s: %+v (%v), want %+v", name, f.SplitQueues, err, tc.want)
 		}
 	}
-	// A valid split is read, then refused until this version splits queues.
-	_, err := Parse([]byte(`{"feature": {"split_queues": {"q": {"queue_type": "SQS", "message_filter": {"a": "b"}}}}}`), "json")
-	if err == nil || !strings.Contains(err.Error(), "this config is valid") {
-		t.Errorf("a valid split: %v, want it refused as not made yet", err)
+	// A valid split reaches the session's features; a filter for every queue ("*") is refused.
+	f, err := Parse([]byte(`{"feature": {"split_queues": {"q": {"queue_type": "SQS", "message_filter": {"a": "b"}}}}}`), "json")
+	if err != nil || len(f.Features.SplitQueues) != 1 || f.Features.SplitQueues[0].QueueID != "q" || f.Features.SplitQueues[0].MessageFilter["a"] != "b" {
+		t.Errorf("a valid split: %+v, %v", f, err)
+	}
+	_, err = Parse([]byte(`{"feature": {"split_queues": {"*": {"queue_type": "SQS", "message_filter": {"a": "b"}}}}}`), "json")
+	if err == nil || !strings.Contains(err.Error(), "name each queue id") {
+		t.Errorf("every queue: %v", err)
 	}
 }

@@ -4,6 +4,7 @@
 //
 //	rig up [-clusters N] [-image TAR]...   bring clusters up (builds and caches binaries) with
 //	                                       a registry on the bridge (172.30.0.1:5000)
+//	                                       and SQS, moto's server (172.30.0.1:5100)
 //	rig push TAR REPOSITORY:TAG            push an image to the rig's registry; print its digest reference
 //	rig down                               remove everything the rig made
 //	rig stop|start CLUSTER COMPONENT       stop or restart one component (fault tests)
@@ -181,6 +182,9 @@ func bringUp(ctx context.Context, p Paths, n int, bins Binaries, images []string
 	}
 	if err := startRegistry(ctx, p, sup); err != nil {
 		return fmt.Errorf("the rig's registry: %w (see %s)", err, filepath.Join(p.State, "registry.log"))
+	}
+	if err := startSQS(ctx, p, sup); err != nil {
+		return fmt.Errorf("the rig's SQS: %w (see %s)", err, filepath.Join(p.State, "sqs.log"))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range clusters {
