@@ -175,7 +175,7 @@ func TestQueueSplit(t *testing.T) {
 			return err
 		}
 		env := d.Spec.Template.Spec.Containers[0].Env
-		if len(env) != 2 || env[0].Value != "orders" || d.Annotations[member.AnnotationQueueSplit] != "" {
+		if len(env) != 2 || env[0].Value != "orders" || !strings.Contains(d.Annotations[member.AnnotationQueueSplit], `"restored":true`) {
 			return fmt.Errorf("env %v, annotations %v", env, d.Annotations)
 		}
 		return nil
@@ -192,6 +192,10 @@ func TestQueueSplit(t *testing.T) {
 		waiting, inFlight, err := queuesplit.Counts(ctx, client, origURL)
 		if err != nil || waiting+inFlight != 4 {
 			return fmt.Errorf("the original holds %d of 4 (%d in flight): %v", waiting+inFlight, inFlight, err)
+		}
+		d, err := s.Kube.AppsV1().Deployments("hc").Get(ctx, "worker", metav1.GetOptions{})
+		if err != nil || d.Annotations[member.AnnotationQueueSplit] != "" {
+			return fmt.Errorf("the consumer's record is left: %v %v", d.Annotations, err)
 		}
 		return nil
 	})

@@ -178,6 +178,14 @@ func (c *Controller) syncSplit(ctx context.Context, key cache.ObjectName) error 
 		c.publishSplit(key.String(), sessions, nil, fmt.Sprintf("%s consumers are not split yet: only Deployments", r.Spec.Consumer.WorkloadType))
 		return nil
 	}
+	if len(sessions) == 0 {
+		if _, split := dep.Annotations[AnnotationQueueSplit]; !split {
+			// Nothing to undo: no SQS call for a registry nobody uses.
+			c.stopForwarders(key.String())
+			c.publishSplit(key.String(), nil, nil, "")
+			return nil
+		}
+	}
 	client, err := c.sqsClient(ctx, r)
 	if err != nil {
 		c.publishSplit(key.String(), sessions, nil, err.Error())
@@ -379,29 +387,28 @@ func (c *Controller) forwarderError(registry string) string {
 	return ""
 }
 
-// unsplit undoes a split with no session left: forwarders stop, the consumer is restored,
-// and once it reads the originals the fallbacks drain into them and go.
+// unsplit undoes a split with no session left, in steps a restarted controller resumes
+// from the consumer's record: forwarders stop and the consumer's variables are restored
+// (the record stays, marked restored); once its pods run the old template, the fallbacks (and
+// in the Default, the sessions' queues) drain into the originals and go; then the record goes.
 func (c *Controller) unsplit(ctx context.Context, key string, r *mirrordv1alpha1.MirrordWorkloadQueueRegistry, dep *appsv1.Deployment, client *sqs.Client) error {
 	c.stopForwarders(key)
 	c.publishSplit(key, nil, nil, "")
-	if raw, ok := dep.Annotations[AnnotationQueueSplit]; ok {
-		rec, err := parseSplitRecord(raw)
-		if err != nil || rec.Registry != key {
-			return err // another registry's split, or not ours to undo
-		}
-		patch, err := restorePatch(rec)
-		if err != nil {
-			return err
-		}
-		if _, err := c.kube.AppsV1().Deployments(dep.Namespace).Patch(ctx, dep.Name, k8stypes.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-mirrord"}); err != nil {
+	rec, err := parseSplitRecord(dep.Annotations[AnnotationQueueSplit])
+	if err != nil || rec.Registry != key {
+		return err // another registry's split, or not ours to undo
+	}
+	again := cache.ObjectName{Namespace: r.Namespace, Name: r.Name}
+	if !rec.Restored {
+		if err := c.patchConsumer(ctx, dep, restorePatch, rec); err != nil {
 			return fmt.Errorf("restoring deployment %s/%s's queues: %w", dep.Namespace, dep.Name, err)
 		}
 		klog.FromContext(ctx).Info("Consumer restored to its queues", "deployment", klog.KObj(dep))
-		c.splitQueue.AddAfter(cache.ObjectName{Namespace: r.Namespace, Name: r.Name}, 2*time.Second)
+		c.splitQueue.AddAfter(again, 2*time.Second)
 		return nil
 	}
 	if ok, _ := rolledOut(dep); !ok {
-		c.splitQueue.AddAfter(cache.ObjectName{Namespace: r.Namespace, Name: r.Name}, 2*time.Second)
+		c.splitQueue.AddAfter(again, 2*time.Second)
 		return nil // its old pods may still read a fallback
 	}
 	made, err := queuesplit.SplitQueues(ctx, client)
@@ -417,7 +424,20 @@ func (c *Controller) unsplit(ctx context.Context, key string, r *mirrordv1alpha1
 		}
 		errs = errors.Join(errs, c.drainAndDelete(ctx, client, url, tags))
 	}
-	return errs
+	if errs != nil {
+		return errs
+	}
+	return c.patchConsumer(ctx, dep, forgetPatch, rec)
+}
+
+// patchConsumer applies the patch build makes of rec to consumer d.
+func (c *Controller) patchConsumer(ctx context.Context, d *appsv1.Deployment, build func(splitRecord) ([]byte, error), rec splitRecord) error {
+	patch, err := build(rec)
+	if err != nil {
+		return err
+	}
+	_, err = c.kube.AppsV1().Deployments(d.Namespace).Patch(ctx, d.Name, k8stypes.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-mirrord"})
+	return err
 }
 
 // sweepSessionQueues drains and deletes, in the Default cluster, the queues of split's
@@ -473,12 +493,7 @@ func (c *Controller) forgetSplit(ctx context.Context, key cache.ObjectName) erro
 		if err != nil || rec.Registry != key.String() {
 			continue
 		}
-		patch, err := restorePatch(rec)
-		if err != nil {
-			return err
-		}
-		_, err = c.kube.AppsV1().Deployments(o.Namespace).Patch(ctx, o.Name, k8stypes.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-mirrord"})
-		errs = errors.Join(errs, err)
+		errs = errors.Join(errs, c.patchConsumer(ctx, o, restorePatch, rec), c.patchConsumer(ctx, o, forgetPatch, rec))
 		klog.FromContext(ctx).Info("Queue registry gone: consumer restored; its fallback queues are left, tagged "+queuesplit.TagSplit, "deployment", klog.KObj(o))
 	}
 	return errs

@@ -29,6 +29,9 @@ type splitRecord struct {
 	Container string `json:"container"`
 	// Vars are the variables' values before the split, by name.
 	Vars map[string]originalVar `json:"vars"`
+	// Restored: the variables hold their old values again; the split's queues are still to
+	// be drained into the originals (the record goes after).
+	Restored bool `json:"restored,omitempty"`
 }
 
 // originalVar is a consumer variable before the split: its value, or absent.
@@ -148,7 +151,14 @@ func splitPatch(rec splitRecord, want map[string]string) ([]byte, error) {
 	})
 }
 
+// restorePatch puts the consumer's variables back and marks the record restored;
+// forgetPatch then removes the record.
 func restorePatch(rec splitRecord) ([]byte, error) {
+	rec.Restored = true
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
 	var env []map[string]any
 	for _, name := range sortedNames(rec.Vars) {
 		if v := rec.Vars[name]; v.Present {
@@ -158,10 +168,14 @@ func restorePatch(rec splitRecord) ([]byte, error) {
 		}
 	}
 	return json.Marshal(map[string]any{
-		"metadata": map[string]any{"annotations": map[string]any{AnnotationQueueSplit: nil}},
+		"metadata": map[string]any{"annotations": map[string]any{AnnotationQueueSplit: string(raw)}},
 		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
 			"containers": []any{map[string]any{"name": rec.Container, "env": env}}}}},
 	})
+}
+
+func forgetPatch(splitRecord) ([]byte, error) {
+	return json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{AnnotationQueueSplit: nil}}})
 }
 
 func sortedNames[V any](m map[string]V) []string {

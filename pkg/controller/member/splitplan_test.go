@@ -185,8 +185,17 @@ func TestSplitAndRestorePatch(t *testing.T) {
 	if env := envOf(restored, "app"); env["QUEUE"] != "orders" || env["OTHER"] != "x" || len(env) != 2 {
 		t.Errorf("restored app env %v", env)
 	}
-	if _, ok := restored.Annotations[AnnotationQueueSplit]; ok {
-		t.Error("the record outlived the restore")
+	// The record stays, marked restored, until the split's queues are drained.
+	after, err := parseSplitRecord(restored.Annotations[AnnotationQueueSplit])
+	if err != nil || !after.Restored || after.Vars["QUEUE"].Value != "orders" {
+		t.Errorf("the record after the restore: %+v, %v", after, err)
+	}
+	fp, err := forgetPatch(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := apply(t, restored, fp).Annotations[AnnotationQueueSplit]; ok {
+		t.Error("the record outlived forgetPatch")
 	}
 }
 
