@@ -140,6 +140,20 @@ func TestQueueSplit(t *testing.T) {
 		}
 		return fmt.Errorf("clusters %+v", got.Status.Clusters)
 	})
+	// The registry counts the live split, and where it is ready (`kubectl mirrord queues`).
+	registrySplits := func(want int32) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			r, err := s.Mirrord.MirrordV1alpha1().MirrordWorkloadQueueRegistries("hc").Get(ctx, "worker-queues", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if r.Status.Splits != want || len(r.Status.Clusters) != 1 || r.Status.Clusters[0].Splits != want {
+				return fmt.Errorf("status %+v, want %d splits", r.Status, want)
+			}
+			return nil
+		}
+	}
+	waitFor(t, "the registry counts one split", registrySplits(1))
 	mineURL, fallbackURL := queueURL(t, client, mine), queueURL(t, client, fallback)
 	tags, err := client.ListQueueTags(ctx, &sqs.ListQueueTagsInput{QueueUrl: aws.String(mineURL)})
 	if err != nil || tags.Tags["team"] != "shop" || tags.Tags[queuesplit.TagOwner] != "hc/"+created.Name {
@@ -181,6 +195,7 @@ func TestQueueSplit(t *testing.T) {
 		return nil
 	})
 	rolledOut(t, s, "hc", "worker")
+	waitFor(t, "the registry counts no split", registrySplits(0))
 	waitFor(t, "the split's queues drained into the original and gone", func(ctx context.Context) error {
 		made, err := queuesplit.SplitQueues(ctx, client)
 		if err != nil {

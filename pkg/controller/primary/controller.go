@@ -172,6 +172,10 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface, kubeOwn kubeinf
 			return nil, err
 		}
 	}
+	// A registry's status counts the sessions splitting its consumer's queues.
+	if _, err := sessions.Informer().AddEventHandler(worker.FuncHandler(c.enqueueRegistriesOf)); err != nil {
+		return nil, err
+	}
 	if _, err := registries.Informer().AddEventHandler(worker.Handler(c.registryQueue)); err != nil {
 		return nil, err
 	}

@@ -39,12 +39,26 @@ type registryCopyState struct {
 	copy      *mirrordv1alpha1.MirrordWorkloadQueueRegistry // nil: none there
 }
 
-// registryStatus is registry r's status from its clusters' states, in cluster order.
-func registryStatus(r *mirrordv1alpha1.MirrordWorkloadQueueRegistry, clusters []registryCopyState) mirrordv1alpha1.MirrordWorkloadQueueRegistryStatus {
+// registryStatus is registry r's status from its clusters' states, in cluster order, and
+// the sessions of its namespace (those splitting its consumer's queues are counted: in all,
+// and per cluster where each's queues are ready).
+func registryStatus(r *mirrordv1alpha1.MirrordWorkloadQueueRegistry, clusters []registryCopyState, sessions []*mirrordv1alpha1.MirrordSession) mirrordv1alpha1.MirrordWorkloadQueueRegistryStatus {
 	st := mirrordv1alpha1.MirrordWorkloadQueueRegistryStatus{ObservedGeneration: r.Generation, Conditions: slices.Clone(r.Status.Conditions)}
+	readyIn := map[string]int32{}
+	for _, s := range sessions {
+		if !splitsRegistry(s, r) {
+			continue
+		}
+		st.Splits++
+		for _, c := range s.Status.Clusters {
+			if len(c.Queues) > 0 && !slices.ContainsFunc(c.Queues, func(q mirrordv1alpha1.SessionQueueStatus) bool { return !q.Ready }) {
+				readyIn[c.Name]++
+			}
+		}
+	}
 	var behind []string
 	for _, c := range clusters {
-		cs := mirrordv1alpha1.QueueRegistryClusterStatus{Name: c.cluster}
+		cs := mirrordv1alpha1.QueueRegistryClusterStatus{Name: c.cluster, Splits: readyIn[c.cluster]}
 		switch {
 		case c.self:
 			cs.Synced, cs.Message = true, "this Primary's own registry"
@@ -72,6 +86,29 @@ func registryStatus(r *mirrordv1alpha1.MirrordWorkloadQueueRegistry, clusters []
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
 	return st
+}
+
+// splitsRegistry says whether live session s splits queues of registry r's consumer.
+func splitsRegistry(s *mirrordv1alpha1.MirrordSession, r *mirrordv1alpha1.MirrordWorkloadQueueRegistry) bool {
+	t := s.Spec.Target
+	if s.DeletionTimestamp != nil || s.Namespace != r.Namespace || t.Kind != mirrordv1alpha1.TargetKindDeployment || t.Name != r.Spec.Consumer.Name {
+		return false
+	}
+	return slices.ContainsFunc(s.Spec.Features.SplitQueues, func(q mirrordv1alpha1.QueueSplitRequest) bool {
+		_, ok := r.Spec.Queues[q.QueueID]
+		return ok
+	})
+}
+
+// enqueueRegistriesOf wakes the registries a session splits, whose status counts it.
+func (c *Controller) enqueueRegistriesOf(obj any) {
+	s, ok := obj.(*mirrordv1alpha1.MirrordSession)
+	if !ok || len(s.Spec.Features.SplitQueues) == 0 {
+		return
+	}
+	if r := c.consumerRegistry(s.Spec.Target); r != nil {
+		c.registryQueue.Add(cache.NewObjectName(r.Namespace, r.Name))
+	}
 }
 
 // constructRegistryCopy is registry r's copy in a Workload cluster's namespace ns.
@@ -150,7 +187,11 @@ func (c *Controller) syncRegistry(ctx context.Context, key cache.ObjectName) err
 		}
 		states = append(states, st)
 	}
-	status := registryStatus(r, states)
+	sessions, err := c.sessions.MirrordSessions(r.Namespace).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	status := registryStatus(r, states, sessions)
 	if !reflect.DeepEqual(status, r.Status) {
 		updated := r.DeepCopy()
 		updated.Status = status

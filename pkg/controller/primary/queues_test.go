@@ -31,7 +31,7 @@ func TestRegistryStatus(t *testing.T) {
 			synced: metav1.ConditionFalse, reason: mirrordv1alpha1.ReasonClusterUnreachable, each: []string{"copying", "unreachable (dial tcp: refused)"}},
 		"no Workload cluster": {synced: metav1.ConditionFalse, reason: mirrordv1alpha1.ReasonNoMembers},
 	} {
-		st := registryStatus(r, tc.clusters)
+		st := registryStatus(r, tc.clusters, nil)
 		c := meta.FindStatusCondition(st.Conditions, mirrordv1alpha1.ConditionSynced)
 		if st.ObservedGeneration != 3 || c == nil || c.Status != tc.synced || c.Reason != tc.reason || c.ObservedGeneration != 3 {
 			t.Errorf("%s: %+v, want Synced %s %s", name, st, tc.synced, tc.reason)
@@ -49,5 +49,35 @@ func TestRegistryStatus(t *testing.T) {
 	}
 	if n := constructRegistryCopy("c1", r, "mirrord-system").Name; len(n) > 63 || !strings.HasPrefix(n, "queues-hc-orders-") {
 		t.Errorf("copy name %q", n)
+	}
+
+	// Splits: live sessions on the consumer that ask for a queue of the registry, and per
+	// cluster those whose queues are all ready there.
+	sess := func(name string, target string, queue string, ready map[string]bool) *mirrordv1alpha1.MirrordSession {
+		s := &mirrordv1alpha1.MirrordSession{ObjectMeta: metav1.ObjectMeta{Namespace: "hc", Name: name},
+			Spec: mirrordv1alpha1.MirrordSessionSpec{Target: mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: target, Namespace: "hc"}}}
+		if queue != "" {
+			s.Spec.Features.SplitQueues = []mirrordv1alpha1.QueueSplitRequest{{QueueID: queue, MessageFilter: map[string]string{"a": "b"}}}
+		}
+		for _, c := range []string{"c2", "c3"} {
+			if r, ok := ready[c]; ok {
+				s.Status.Clusters = append(s.Status.Clusters, mirrordv1alpha1.SessionClusterStatus{Name: c, Queues: []mirrordv1alpha1.SessionQueueStatus{{QueueID: queue, Ready: r}}})
+			}
+		}
+		return s
+	}
+	ending := sess("ending", "orders", "q", map[string]bool{"c2": true})
+	ending.DeletionTimestamp = &metav1.Time{}
+	st := registryStatus(r, []registryCopyState{{cluster: "c2", reachable: true, copy: current}, {cluster: "c3", reachable: true, copy: current}},
+		[]*mirrordv1alpha1.MirrordSession{
+			sess("both", "orders", "q", map[string]bool{"c2": true, "c3": true}),
+			sess("rolling", "orders", "q", map[string]bool{"c2": true, "c3": false}),
+			sess("unknown-queue", "orders", "other", map[string]bool{"c2": true}),
+			sess("no-split", "orders", "", nil),
+			sess("other-target", "api", "q", map[string]bool{"c2": true}),
+			ending,
+		})
+	if st.Splits != 2 || st.Clusters[0].Splits != 2 || st.Clusters[1].Splits != 1 {
+		t.Errorf("splits %d, per cluster %+v; want 2, c2 2, c3 1", st.Splits, st.Clusters)
 	}
 }

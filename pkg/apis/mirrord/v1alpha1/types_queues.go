@@ -132,6 +132,9 @@ type MirrordWorkloadQueueRegistryStatus struct {
 	// observedGeneration is the spec's generation the clusters' states are of.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// splits are the live sessions splitting the consumer's queues.
+	// +optional
+	Splits int32 `json:"splits,omitempty"`
 	// clusters are the Workload clusters, each with its state.
 	// +optional
 	// +listType=map
@@ -155,6 +158,7 @@ type MirrordWorkloadQueueRegistryStatus struct {
 // +kubebuilder:resource:shortName=mqr,categories=mirrord
 // +kubebuilder:printcolumn:name="Consumer",type=string,JSONPath=`.spec.consumer.name`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.consumer.workloadType`
+// +kubebuilder:printcolumn:name="Splits",type=integer,JSONPath=`.status.splits`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type MirrordWorkloadQueueRegistry struct {
 	metav1.TypeMeta   `json:",inline"`
