@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -64,5 +65,30 @@ func TestAncestors(t *testing.T) {
 		if !a[fmt.Sprint(pid)] {
 			t.Errorf("ancestors %v lacks %d", a, pid)
 		}
+	}
+}
+
+// TestRemoveLinksInto: in a host directory that was there before the rig (another rig's
+// leftover), down removes only the links into its own state.
+func TestRemoveLinksInto(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	for name, target := range map[string]string{"ours.log": state + "/c1/pod-logs/x/0.log", "theirs.log": "/var/lib/other/0.log"} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if errs := removeLinksInto(dir, state); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	entries, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, " ") != "file theirs.log" {
+		t.Errorf("left %v, want file and theirs.log", left)
 	}
 }

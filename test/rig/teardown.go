@@ -104,6 +104,9 @@ func down(p Paths, logf func(string, ...any)) error {
 	if hs.Existing != nil {
 		for _, path := range hostPaths {
 			if hs.Existing[path] {
+				// There before (another rig's leftover, say): only what points into this
+				// rig's state goes, such as the kubelet's container log links.
+				errs = append(errs, removeLinksInto(path, p.State)...)
 				continue
 			}
 			if path == "/run/netns" {
@@ -228,6 +231,27 @@ func restoreSysctls(before map[string]string, logf func(string, ...any)) []error
 				continue
 			}
 			logf("restored sysctl %s = %s (was %s)", k, v, cur)
+		}
+	}
+	return errs
+}
+
+// removeLinksInto removes the symbolic links directly in dir that point into state.
+func removeLinksInto(dir, state string) []error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.Type()&os.ModeSymlink == 0 {
+			continue
+		}
+		link := filepath.Join(dir, e.Name())
+		if target, err := os.Readlink(link); err == nil && strings.HasPrefix(target, state+"/") {
+			if err := os.Remove(link); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errs
