@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,6 +92,15 @@ func testQueueSplitting(t *testing.T, f *framework.Framework, p *framework.Clust
 		}
 	}
 
+	// `kubectl mirrord queues` shows the registry's live splits.
+	f.Eventually(ctx, time.Minute, "queues shows both sessions' splits", func(ctx context.Context) error {
+		out, err := f.RunPlugin(ctx, p, "-n", ns, "queues")
+		if err != nil || !regexp.MustCompile(`worker-queues\s+worker\s+Deployment\s+2\s`).MatchString(out) {
+			return fmt.Errorf("%v:\n%s", err, out)
+		}
+		return nil
+	})
+
 	want := map[string]string{} // body → who must consume it
 	for i := range 30 {
 		dev := []string{"alice", "bob", "carol"}[i%3]
@@ -131,6 +141,99 @@ func testQueueSplitting(t *testing.T, f *framework.Framework, p *framework.Clust
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		_ = cmd.Wait()
 	}
+	restoredAndClean(ctx, t, f, ns, queue, workloads)
+	for i := range 6 {
+		body := fmt.Sprintf("after%02d", i)
+		sendWithDeveloper(ctx, t, f, orders, body, "alice")
+	}
+	for body, by := range tally(ctx, t, f, doneURL, 6) {
+		if !strings.HasPrefix(by, "deployed-") {
+			t.Errorf("after the sessions, %s was consumed by %s, want a deployed consumer", body, by)
+		}
+	}
+
+	// Under fire: messages keep coming while a member's controller is killed -9, then the
+	// CLI: nothing is lost (a message a killed party held comes back and is moved again, so
+	// one may be consumed twice: SQS's at-least-once), and once the session expires the
+	// consumers are restored and nothing of the split is left.
+	aliceCmd, aliceOut = start("alice")
+	if _, err := aliceOut.WaitFor(ctx, "consuming ", 4*time.Minute); err != nil {
+		t.Fatalf("alice's consumer never started again: %v", err)
+	}
+	sent := map[string]bool{}
+	for i := range 40 {
+		dev := []string{"alice", "carol"}[i%2]
+		body := fmt.Sprintf("fire%02d-%s", i, dev)
+		sendWithDeveloper(ctx, t, f, orders, body, dev)
+		sent[body] = true
+		switch i {
+		case 10:
+			killController(ctx, t, workloads[len(workloads)-1])
+		case 25:
+			_ = aliceCmd.Process.Signal(syscall.SIGKILL)
+			_ = aliceCmd.Wait()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	fired, twice := tallyTwice(ctx, t, f, doneURL, len(sent), true)
+	for body := range sent {
+		if fired[body] == "" {
+			t.Errorf("%s was lost", body)
+		}
+	}
+	t.Logf("under fire: %d messages, all consumed (%d twice)", len(sent), twice)
+	restoredAndClean(ctx, t, f, ns, queue, workloads)
+}
+
+func sendWithDeveloper(ctx context.Context, t *testing.T, f *framework.Framework, queueURL, body, dev string) {
+	t.Helper()
+	_, err := f.SQS().SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(body),
+		MessageAttributes: map[string]types.MessageAttributeValue{"developer": {DataType: aws.String("String"), StringValue: aws.String(dev)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tally reads the consumers' records ("BODY by WHO") from queue done until it has n, and
+// returns who consumed each body; a body consumed twice fails the test.
+func tally(ctx context.Context, t *testing.T, f *framework.Framework, done string, n int) map[string]string {
+	got, _ := tallyTwice(ctx, t, f, done, n, false)
+	return got
+}
+
+// tallyTwice is tally that, with allowTwice, counts bodies consumed twice instead of failing.
+func tallyTwice(ctx context.Context, t *testing.T, f *framework.Framework, done string, n int, allowTwice bool) (map[string]string, int) {
+	t.Helper()
+	got := map[string]string{}
+	twice := 0
+	f.Eventually(ctx, 3*time.Minute, fmt.Sprintf("%d messages consumed", n), func(ctx context.Context) error {
+		out, err := f.SQS().ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(done), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			return err
+		}
+		for _, m := range out.Messages {
+			body, by, _ := strings.Cut(aws.ToString(m.Body), " by ")
+			if prev, seen := got[body]; seen {
+				if !allowTwice {
+					t.Errorf("%s consumed twice: by %s and by %s", body, prev, by)
+				}
+				twice++
+			}
+			got[body] = by
+			_, _ = f.SQS().DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(done), ReceiptHandle: m.ReceiptHandle})
+		}
+		if len(got) < n {
+			return fmt.Errorf("%d of %d", len(got), n)
+		}
+		return nil
+	})
+	return got, twice
+}
+
+// restoredAndClean waits until every Workload cluster's consumer reads queue again, its split
+// record gone, and no queue of the split is left.
+func restoredAndClean(ctx context.Context, t *testing.T, f *framework.Framework, ns, queue string, workloads []*framework.Cluster) {
+	t.Helper()
 	f.Eventually(ctx, 3*time.Minute, "the consumers read their queue again and no split queue is left", func(ctx context.Context) error {
 		for _, c := range workloads {
 			d, err := c.Kube.AppsV1().Deployments(ns).Get(ctx, "worker", metav1.GetOptions{})
@@ -159,48 +262,4 @@ func testQueueSplitting(t *testing.T, f *framework.Framework, p *framework.Clust
 		}
 		return nil
 	})
-	for i := range 6 {
-		body := fmt.Sprintf("after%02d", i)
-		sendWithDeveloper(ctx, t, f, orders, body, "alice")
-	}
-	for body, by := range tally(ctx, t, f, doneURL, 6) {
-		if !strings.HasPrefix(by, "deployed-") {
-			t.Errorf("after the sessions, %s was consumed by %s, want a deployed consumer", body, by)
-		}
-	}
-}
-
-func sendWithDeveloper(ctx context.Context, t *testing.T, f *framework.Framework, queueURL, body, dev string) {
-	t.Helper()
-	_, err := f.SQS().SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(body),
-		MessageAttributes: map[string]types.MessageAttributeValue{"developer": {DataType: aws.String("String"), StringValue: aws.String(dev)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// tally reads the consumers' records ("BODY by WHO") from queue done until it has n, and
-// returns who consumed each body; a body consumed twice fails the test.
-func tally(ctx context.Context, t *testing.T, f *framework.Framework, done string, n int) map[string]string {
-	t.Helper()
-	got := map[string]string{}
-	f.Eventually(ctx, 2*time.Minute, fmt.Sprintf("%d messages consumed", n), func(ctx context.Context) error {
-		out, err := f.SQS().ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(done), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
-		if err != nil {
-			return err
-		}
-		for _, m := range out.Messages {
-			body, by, _ := strings.Cut(aws.ToString(m.Body), " by ")
-			if prev, twice := got[body]; twice {
-				t.Errorf("%s consumed twice: by %s and by %s", body, prev, by)
-			}
-			got[body] = by
-			_, _ = f.SQS().DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(done), ReceiptHandle: m.ReceiptHandle})
-		}
-		if len(got) < n {
-			return fmt.Errorf("%d of %d", len(got), n)
-		}
-		return nil
-	})
-	return got
 }
