@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -90,10 +91,21 @@ func DialWaiting(ctx context.Context, cfg *rest.Config, path string, wait time.D
 }
 
 // Restarting says whether a failed connection to a relay is one a restarting relay gives: no
-// ready endpoint behind its Service, or the API server's proxy not reaching it.
+// ready endpoint behind its Service, or the API server's proxy not reaching it (502, 504, or
+// a 500 "error dialing backend": the endpoint still listed while its process is down, right
+// after a kill -9).
 func Restarting(err error) bool {
 	var ue *UpgradeError
-	return errors.As(err, &ue) && (ue.Status == http.StatusServiceUnavailable || ue.Status == http.StatusBadGateway || ue.Status == http.StatusGatewayTimeout)
+	if !errors.As(err, &ue) {
+		return false
+	}
+	switch ue.Status {
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	case http.StatusInternalServerError:
+		return strings.Contains(ue.Body, "error dialing backend")
+	}
+	return false
 }
 
 // describeDialError turns a failed connection to the Primary's relay (in namespace

@@ -16,10 +16,13 @@ func TestRestarting(t *testing.T) {
 		"no endpoints (the controller restarting)": {err: &UpgradeError{Status: http.StatusServiceUnavailable, Body: `no endpoints available for service "https:mirrord-relay:relay"`}, want: true},
 		"the proxy not reaching the pod":           {err: &UpgradeError{Status: http.StatusBadGateway}, want: true},
 		"the proxy timing out":                     {err: &UpgradeError{Status: http.StatusGatewayTimeout}, want: true},
-		"forbidden":                                {err: &UpgradeError{Status: http.StatusForbidden}},
-		"unauthorized":                             {err: &UpgradeError{Status: http.StatusUnauthorized}},
-		"another error":                            {err: errors.New("dial tcp: connection refused")},
-		"wrapped, as a member's dial reports it":   {err: fmt.Errorf("cluster c2: %w", &UpgradeError{Status: http.StatusServiceUnavailable}), want: true},
+		"the endpoint listed, its process killed": {err: &UpgradeError{Status: http.StatusInternalServerError,
+			Body: `{"kind":"Status","status":"Failure","message":"error dialing backend: dial tcp 10.241.0.60:7200: connect: connection refused","code":500}`}, want: true},
+		"another server error":                   {err: &UpgradeError{Status: http.StatusInternalServerError, Body: "etcdserver: request timed out"}},
+		"forbidden":                              {err: &UpgradeError{Status: http.StatusForbidden}},
+		"unauthorized":                           {err: &UpgradeError{Status: http.StatusUnauthorized}},
+		"another error":                          {err: errors.New("dial tcp: connection refused")},
+		"wrapped, as a member's dial reports it": {err: fmt.Errorf("cluster c2: %w", &UpgradeError{Status: http.StatusServiceUnavailable}), want: true},
 	} {
 		if got := Restarting(tc.err); got != tc.want {
 			t.Errorf("%s: restarting = %v, want %v (%v)", name, got, tc.want, tc.err)

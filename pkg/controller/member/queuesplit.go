@@ -70,9 +70,10 @@ func forwarderKey(registry, queueID string) string { return registry + "\x00" + 
 // forwarder moves the messages of one split queue while it runs.
 type forwarder struct {
 	src, fallback string
-	client        *sqs.Client
-	filters       atomic.Pointer[[]queuesplit.Filter]
-	lastErr       atomic.Pointer[string]
+	// client is the latest reconcile's (credentials the admin rotated take effect).
+	client  atomic.Pointer[sqs.Client]
+	filters atomic.Pointer[[]queuesplit.Filter]
+	lastErr atomic.Pointer[string]
 	// stop ends the forwarder after its current move: a receive cut short would leave the
 	// messages SQS handed it hidden for MoveVisibility. cancel ends it at once (the
 	// controller's leadership ended).
@@ -100,7 +101,7 @@ func (f *forwarder) run(ctx context.Context) {
 			return
 		default:
 		}
-		_, err := queuesplit.Move(ctx, f.client, f.src, queuesplit.ReceiveWait, f.route)
+		_, err := queuesplit.Move(ctx, f.client.Load(), f.src, queuesplit.ReceiveWait, f.route)
 		if err == nil || ctx.Err() != nil {
 			f.lastErr.Store(nil)
 			backoff = time.Second
@@ -297,6 +298,18 @@ func (c *Controller) split(ctx context.Context, key string, r *mirrordv1alpha1.M
 		c.runForwarder(ctx, key, id, client, origURL, fbURL, filters)
 	}
 
+	// A queue the registry does not know is said so, not prepared forever.
+	for _, s := range sessions {
+		for id := range s.filters {
+			if _, known := r.Spec.Queues[id]; !known {
+				if told[s.child] == nil {
+					told[s.child] = map[string]mirrordv1alpha1.SessionQueueStatus{}
+				}
+				told[s.child][id] = mirrordv1alpha1.SessionQueueStatus{QueueID: id, Message: fmt.Sprintf("queue registry %s has no queue %q", split, id)}
+			}
+		}
+	}
+
 	// The consumer reads the fallbacks once its pods run the patched template.
 	state := ""
 	if len(want) > 0 {
@@ -333,7 +346,8 @@ func (c *Controller) runForwarder(ctx context.Context, registry, id string, clie
 	}
 	if f == nil {
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &forwarder{src: src, fallback: fallback, client: client, stop: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+		f = &forwarder{src: src, fallback: fallback, stop: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+		f.client.Store(client)
 		f.filters.Store(&filters)
 		c.splits.forwarders[k] = f
 		go func() {
@@ -346,7 +360,7 @@ func (c *Controller) runForwarder(ctx context.Context, registry, id string, clie
 		go f.run(fctx)
 		return
 	}
-	f.client = client
+	f.client.Store(client)
 	f.filters.Store(&filters)
 }
 
