@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/rpc"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/queuesplit/sqstest"
 )
 
 // The rig's SQS: moto's server (a real SQS-compatible server, hack/install-deps.sh links it
@@ -21,26 +20,10 @@ const sqsAddr = bridgeIP + ":5100"
 // SQSEndpoint is the rig's SQS endpoint.
 const SQSEndpoint = "http://" + sqsAddr
 
-// motoServer finds moto's server: bin/moto_server of the repository, or on PATH.
-func motoServer(p Paths) (string, error) {
-	if bin := filepath.Join(p.Repo, "bin", "moto_server"); isExecutableFile(bin) {
-		return bin, nil
-	}
-	if bin, err := exec.LookPath("moto_server"); err == nil {
-		return bin, nil
-	}
-	return "", fmt.Errorf("no moto_server: run hack/install-deps.sh (it links moto's server as bin/moto_server)")
-}
-
-func isExecutableFile(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
-}
-
 // startSQS runs moto's server under the supervisor, in the host's network namespace, and
 // waits until it answers.
 func startSQS(ctx context.Context, p Paths, sup *rpc.Client) error {
-	bin, err := motoServer(p)
+	bin, err := sqstest.Find(p.Repo)
 	if err != nil {
 		return err
 	}

@@ -425,21 +425,11 @@ func (c *Controller) unsplit(ctx context.Context, key string, r *mirrordv1alpha1
 		c.splitQueue.AddAfter(again, 2*time.Second)
 		return nil // its old pods may still read a fallback
 	}
-	made, err := queuesplit.SplitQueues(ctx, client)
-	if err != nil {
-		return err
-	}
-	split := registryIdentity(r)
-	var errs error
-	for url, tags := range made {
+	if err := c.drainSplitQueues(ctx, client, registryIdentity(r), func(tags map[string]string) bool {
 		mine := tags[queuesplit.TagRole] == queuesplit.RoleFallback && tags[queuesplit.TagOwner] == "cluster "+c.opts.ClusterName
-		if tags[queuesplit.TagSplit] != split || !(mine || (c.opts.Default && tags[queuesplit.TagRole] == queuesplit.RoleSession)) {
-			continue
-		}
-		errs = errors.Join(errs, c.drainAndDelete(ctx, client, url, tags))
-	}
-	if errs != nil {
-		return errs
+		return mine || (c.opts.Default && tags[queuesplit.TagRole] == queuesplit.RoleSession)
+	}); err != nil {
+		return err
 	}
 	return c.patchConsumer(ctx, dep, forgetPatch, rec)
 }
@@ -460,17 +450,25 @@ func (c *Controller) sweepSessionQueues(ctx context.Context, client *sqs.Client,
 	if !c.opts.Default {
 		return nil
 	}
-	made, err := queuesplit.SplitQueues(ctx, client)
-	if err != nil {
-		return err
-	}
 	owners := map[string]bool{}
 	for _, s := range live {
 		owners[s.parent] = true
 	}
+	return c.drainSplitQueues(ctx, client, split, func(tags map[string]string) bool {
+		return tags[queuesplit.TagRole] == queuesplit.RoleSession && !owners[tags[queuesplit.TagOwner]]
+	})
+}
+
+// drainSplitQueues drains into their originals, and deletes, the queues of split (by their
+// tags) that pick takes.
+func (c *Controller) drainSplitQueues(ctx context.Context, client *sqs.Client, split string, pick func(tags map[string]string) bool) error {
+	made, err := queuesplit.SplitQueues(ctx, client)
+	if err != nil {
+		return err
+	}
 	var errs error
 	for url, tags := range made {
-		if tags[queuesplit.TagSplit] == split && tags[queuesplit.TagRole] == queuesplit.RoleSession && !owners[tags[queuesplit.TagOwner]] {
+		if tags[queuesplit.TagSplit] == split && pick(tags) {
 			errs = errors.Join(errs, c.drainAndDelete(ctx, client, url, tags))
 		}
 	}

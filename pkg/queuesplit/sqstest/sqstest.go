@@ -16,20 +16,29 @@ import (
 	"time"
 )
 
-// Binary finds moto's server: $MIRRORD_MOTO_SERVER, bin/moto_server of the module this runs
-// in, or moto_server on PATH.
+// Binary finds moto's server: $MIRRORD_MOTO_SERVER, else Find in the module this runs in.
 func Binary() (string, error) {
 	if p := os.Getenv("MIRRORD_MOTO_SERVER"); p != "" {
 		return p, nil
 	}
+	repo := ""
 	if dir, err := os.Getwd(); err == nil {
 		for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
 			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				if p := filepath.Join(dir, "bin", "moto_server"); isExecutable(p) {
-					return p, nil
-				}
+				repo = dir
 				break
 			}
+		}
+	}
+	return Find(repo)
+}
+
+// Find finds moto's server: bin/moto_server of the repository repo (when given), or
+// moto_server on PATH.
+func Find(repo string) (string, error) {
+	if repo != "" {
+		if p := filepath.Join(repo, "bin", "moto_server"); isExecutable(p) {
+			return p, nil
 		}
 	}
 	if p, err := exec.LookPath("moto_server"); err == nil {

@@ -7,9 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
 
@@ -45,26 +43,13 @@ func (f *Framework) CreateQueue(ctx context.Context, name string) string {
 // queue: it records each message it consumes in queue done as "BODY by deployed-CLUSTER".
 func (f *Framework) ConsumerApp(ctx context.Context, c *Cluster, ns, name, queue, done string) {
 	f.t.Helper()
-	labels := map[string]string{"app": name}
-	_, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
-				TerminationGracePeriodSeconds: ptr.To[int64](2),
-				Containers: []corev1.Container{{
-					Name: "app", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever,
-					Args: []string{"consume", "-queue-var", "QUEUE", "-by", "deployed-" + c.Name},
-					Env: []corev1.EnvVar{{Name: "QUEUE", Value: queue}, {Name: "DONE_QUEUE", Value: done},
-						{Name: "SQS_ENDPOINT", Value: SQSEndpoint}, {Name: "CLUSTER_NAME", Value: c.Name}},
-				}}}},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		f.t.Fatalf("%s: create deployment %s: %v", c.Name, name, err)
-	}
-	if out, err := f.Kubectl(c, "-n", ns, "rollout", "status", "deploy/"+name, "--timeout=90s"); err != nil {
-		f.t.Fatalf("%s: deployment %s/%s not ready: %v: %s", c.Name, ns, name, err, out)
-	}
+	f.serveApp(ctx, c, ns, name, corev1.PodSpec{
+		TerminationGracePeriodSeconds: ptr.To[int64](2),
+		Containers: []corev1.Container{{
+			Name: "app", Image: f.SampleImage, ImagePullPolicy: corev1.PullNever,
+			Args: []string{"consume", "-queue-var", "QUEUE", "-by", "deployed-" + c.Name},
+			Env: []corev1.EnvVar{{Name: "QUEUE", Value: queue}, {Name: "DONE_QUEUE", Value: done},
+				{Name: "SQS_ENDPOINT", Value: SQSEndpoint}, {Name: "CLUSTER_NAME", Value: c.Name}},
+		}},
+	})
 }

@@ -130,7 +130,7 @@ func (f *Framework) MariaDBApp(ctx context.Context, c *Cluster, ns, name string)
 }
 
 // serveApp deploys one replica of spec as Deployment name, with a Service of the same name
-// for its first container's first port, and waits until it is ready.
+// for its first container's first port if it has one, and waits until it is ready.
 func (f *Framework) serveApp(ctx context.Context, c *Cluster, ns, name string, spec corev1.PodSpec) {
 	f.t.Helper()
 	labels := map[string]string{"app": name}
@@ -145,12 +145,14 @@ func (f *Framework) serveApp(ctx context.Context, c *Cluster, ns, name string, s
 	if err != nil {
 		f.t.Fatalf("%s: create deployment %s: %v", c.Name, name, err)
 	}
-	port := spec.Containers[0].Ports[0]
-	if _, err := c.Kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: port.Name, Port: port.ContainerPort, TargetPort: intstr.FromString(port.Name)}}},
-	}, metav1.CreateOptions{}); err != nil {
-		f.t.Fatalf("%s: create service %s: %v", c.Name, name, err)
+	if ports := spec.Containers[0].Ports; len(ports) > 0 {
+		port := ports[0]
+		if _, err := c.Kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: port.Name, Port: port.ContainerPort, TargetPort: intstr.FromString(port.Name)}}},
+		}, metav1.CreateOptions{}); err != nil {
+			f.t.Fatalf("%s: create service %s: %v", c.Name, name, err)
+		}
 	}
 	if out, err := f.Kubectl(c, "-n", ns, "rollout", "status", "deploy/"+name, "--timeout=90s"); err != nil {
 		f.t.Fatalf("%s: deployment %s/%s not ready: %v: %s", c.Name, ns, name, err, out)
