@@ -55,6 +55,10 @@ type File struct {
 	// SplitQueues are feature.split_queues: the queue messages the session's command takes.
 	SplitQueues []QueueSplit
 
+	// FSMapping is feature.fs.mapping: path patterns of this machine and the target's paths
+	// they stand for (fsmap), applied by the local sandbox only.
+	FSMapping map[string]string
+
 	// EnvFile is feature.env.env_file: a file of NAME=value lines read on this machine.
 	EnvFile *string
 

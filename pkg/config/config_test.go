@@ -216,6 +216,9 @@ func TestShortForms(t *testing.T) {
 			e := f.Features.Env
 			return len(e.Unset) == 1 && e.Unset[0] == "AWS_PROFILE" && e.Mapping[".+_TIMEOUT"] == "1000" && *f.EnvFile == ".env.local"
 		}},
+		{`{"feature": {"fs": {"mode": "read", "mapping": {"^/home/me/dev/config/(?<app>[^/]+)": "/etc/${app}"}}}}`, func(f *File) bool {
+			return f.FSMapping["^/home/me/dev/config/(?<app>[^/]+)"] == "/etc/${app}" && f.Features.FS.Mode == "read"
+		}},
 		{``, func(f *File) bool { return f.Target == nil }},
 		// mirrord's default ttl (1) and a long start-up wait: accepted, brought in range, said.
 		{`{"agent": {"ttl": 1, "startup_timeout": 100000}}`, func(f *File) bool {
@@ -247,6 +250,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"json", `{"feature": {"fs": {"read_only": ["^/ok", "(x"]}}}`, []string{"feature.fs.read_only[1]", `"(x": not a valid regular expression`}},
 		{"json", `{"feature": {"env": {"exclude": "A;[bad"}}}`, []string{"feature.env.exclude[1]", `"[bad": not a valid pattern`}},
 		{"json", `{"feature": {"env": {"mapping": {"(": "x"}}}}`, []string{"feature.env.mapping[(]", `"(": not a valid regular expression`}},
+		{"json", `{"feature": {"fs": {"mapping": {"^/a/(": "/b"}}}}`, []string{"feature.fs.mapping[^/a/(]", "not a valid regular expression"}},
+		{"json", `{"feature": {"fs": {"mapping": {"/tmp/x": "/b"}}}}`, []string{"feature.fs.mapping[/tmp/x]", "start the pattern with ^"}},
+		{"json", `{"feature": {"fs": {"mapping": {"^/a/b": "b"}}}}`, []string{"feature.fs.mapping[^/a/b]", "not an absolute path"}},
 		{"json", `{"feature": {"env": {"unset": ["A=B"]}}}`, []string{"feature.env.unset[0]", "not a variable name"}},
 		{"json", `{"feature": {"network": {"incoming": {"port_mapping": [[0, 80]]}}}}`, []string{"feature.network.incoming.port_mapping[0]", "0: ports are 1 to 65535"}},
 		{"json", `{"feature": {"network": {"incoming": {"mode": "steal", "http_filter": {"header_filter": "^(?!kube-probe"}}}}}`, []string{"header_filter", "not a valid regular expression"}},

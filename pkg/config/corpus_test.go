@@ -30,6 +30,7 @@ var corpus = map[string]struct {
 	"env-override.yaml":          {},
 	"experimental.yaml":          {warn: []string{"experimental", "feature.hostname", "feature.network.ipv6", "feature.network.incoming.listen_ports"}},
 	"filter-without-steal.json":  {}, // the filter waits for a --steal (sessionflags ignores it otherwise)
+	"fs-mapping.json":            {},
 	"fs-overrides.toml":          {},
 	"labels-target.json":         {},
 	"network-off.json":           {},

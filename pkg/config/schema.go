@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/fsmap"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
@@ -102,7 +104,6 @@ var unsupported = map[string]string{
 	"feature.preview":     "preview environments are not supported",
 	"feature.network.incoming.https_delivery": "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
 	"feature.network.incoming.tls_delivery":   "TLS delivery is not supported: stolen TLS reaches the command as it arrived",
-	"feature.fs.mapping":                      "fs mapping is not supported",
 	"feature.fs.not_found_patterns":           "not supported: use feature.fs.not_found",
 }
 
@@ -474,16 +475,21 @@ func (f *File) readFS(n node) error {
 	case string:
 		return setMode(n)
 	}
-	m, err := n.object("mode", "read_only", "read_write", "local", "not_found")
+	m, err := n.object("mode", "read_only", "read_write", "local", "not_found", "mapping")
 	if err != nil {
 		if _, table := n.v.(map[string]any); table {
 			return err // a key of the table: its own error says what is wrong
 		}
-		return n.errorf("expected a mode (%s) or {mode, read_only, read_write, local, not_found}, got %s", strings.Join(fsModes, ", "), describe(n.v))
+		return n.errorf("expected a mode (%s) or {mode, read_only, read_write, local, not_found, mapping}, got %s", strings.Join(fsModes, ", "), describe(n.v))
 	}
 	m = f.take(m)
 	if mode, ok := m["mode"]; ok {
 		if err := setMode(mode); err != nil {
+			return err
+		}
+	}
+	if mp, ok := m["mapping"]; ok {
+		if err := f.readFSMapping(mp); err != nil {
 			return err
 		}
 	}
@@ -493,6 +499,35 @@ func (f *File) readFS(n node) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// readFSMapping reads feature.fs.mapping: {PATTERN: REPLACEMENT}, each checked as the
+// sandbox will use it (fsmap).
+func (f *File) readFSMapping(n node) error {
+	mm, err := n.anyObject()
+	if err != nil {
+		return err
+	}
+	f.FSMapping = map[string]string{}
+	for k, v := range mm {
+		s, err := v.str()
+		if err != nil {
+			return err
+		}
+		if _, err := fsmap.New(map[string]string{k: s}); err != nil {
+			at := node{path: n.path + "[" + k + "]"} // as feature.env.mapping's keys are named
+			var pe *fsmap.PatternError
+			if errors.As(err, &pe) {
+				return at.errorf("%q: %s", k, pe.Msg)
+			}
+			return at.errorf("%v", err)
+		}
+		f.FSMapping[k] = s
+	}
+	if _, err := fsmap.New(f.FSMapping); err != nil {
+		return n.errorf("%v", err)
 	}
 	return nil
 }

@@ -23,6 +23,9 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/fsmap"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/incoming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/netstack"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
@@ -51,6 +54,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("MIRRORD_TEST_SERVE") == "1" { // a server for benchmarks, until killed
 		_ = http.ListenAndServe("127.0.0.1:8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) }))
 		os.Exit(3)
+	}
+	if dir := os.Getenv("MIRRORD_TEST_FSMAP"); dir != "" {
+		os.Exit(fsmapCommand(dir))
 	}
 	if os.Getenv("MIRRORD_TEST_PARENT") == "1" {
 		os.Exit(parent())
@@ -94,6 +100,34 @@ func command() int {
 	return 7
 }
 
+// fsmapCommand uses the files of dir that TestFSMapping maps, and says what it saw.
+func fsmapCommand(dir string) int {
+	read := func(p string) {
+		b, err := os.ReadFile(p)
+		fmt.Printf("read %s: %q %v\n", strings.TrimPrefix(p, dir), b, err)
+	}
+	read(dir + "/remote-config/greeting") // a mapped directory: the target's
+	read(dir + "/opt/greeting")           // a mapped file in a directory made for the mount
+	read(dir + "/app/settings.yaml")      // a mapped file in a directory of this machine
+	read(dir + "/app/local.txt")          // its neighbour that no pattern maps: this machine's
+	read(dir + "/app/sub/deep.conf")      // mapped, below a directory of this machine
+	read(dir + "/app/missing.yaml")       // mapped to a path the target lacks
+	names, err := os.ReadDir(dir + "/app")
+	var listed []string
+	for _, n := range names {
+		listed = append(listed, n.Name())
+	}
+	fmt.Printf("readdir /app: %v %v\n", listed, err)
+	err = os.WriteFile(dir+"/app/written.txt", []byte("by the command"), 0o644)
+	fmt.Printf("write /app/written.txt: %v\n", err)
+	err = os.WriteFile(dir+"/app/new.yaml", []byte("x"), 0o644)
+	fmt.Printf("write /app/new.yaml: %v\n", errors.Is(err, syscall.EROFS))
+	var st syscall.Stat_t
+	err = syscall.Stat(dir+"/app/local.txt", &st)
+	fmt.Printf("owner /app/local.txt: %d %v\n", st.Uid, err)
+	return 0
+}
+
 // parent starts a sandboxed sleep, says its pid, and waits to be killed.
 func parent() int {
 	sb, err := sandbox.Start(sandbox.Options{Command: []string{"/bin/sh", "-c", "exec sleep 300"}, Env: []string{"PATH=/usr/bin:/bin"}, Incoming: true})
@@ -119,8 +153,12 @@ func parent() int {
 
 // fakeSession serves the protocol the way the Primary would.
 func fakeSession(t *testing.T, cluster string, incomingAnswer chan<- string) *protocol.Client {
-	// The volumes' contents live in a directory of this machine; the fake agent translates.
-	volumes := t.TempDir()
+	return fakeSessionIn(t, t.TempDir(), cluster, incomingAnswer)
+}
+
+// fakeSessionIn is fakeSession with the target's files in volumes, a directory of this
+// machine (the fake agent translates).
+func fakeSessionIn(t *testing.T, volumes, cluster string, incomingAnswer chan<- string) *protocol.Client {
 	for i, dir := range remoteDirs {
 		d := volumes + dir
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -380,6 +418,78 @@ func sandboxThroughSession(t *testing.T, delivery string) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("the incoming request was not answered")
+	}
+}
+
+// TestFSMapping runs a command with feature.fs.mapping through local.Run: a mapped directory
+// and a mapped file are the target's, the files around them stay this machine's (read and
+// written through the mount), and no file of this machine is changed but the one written.
+func TestFSMapping(t *testing.T) {
+	if err := sandbox.Supported(); err != nil {
+		t.Skip(err)
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(dir+"/app/sub", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/app/local.txt", []byte("this machine's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := fsmap.New(map[string]string{
+		"^" + dir + "/remote-config":              remoteDirs[0],
+		"^" + dir + "/opt/(.+)":                   remoteDirs[0] + "/$1",       // /opt is not on this machine, nor mapped itself
+		"^" + dir + `/app/sub/[a-z]+\.conf$`:      remoteDirs[1] + "/settings", // served by /app's mount
+		"^" + dir + `/app/(?<name>[a-z]+)\.yaml$`: remoteDirs[1] + "/${name}",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	volumes := t.TempDir()
+	client := fakeSessionIn(t, volumes, httpServer(t, "unused"), make(chan string, 1))
+	// The target's file a pattern maps to, beside the volumes' greetings.
+	if err := os.WriteFile(volumes+remoteDirs[1]+"/settings", []byte("the target's settings"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	var out strings.Builder
+	spec := &mirrordv1alpha1.MirrordSessionSpec{}
+	spec.Features.Env.Disabled, spec.Features.Network.DNS.Disabled = true, true
+	spec.Features.Network.Incoming.Mode = mirrordv1alpha1.IncomingModeOff
+	t.Setenv("MIRRORD_TEST_FSMAP", dir)
+	code, err := local.Run(context.Background(), client, spec, local.Options{
+		Command: []string{self}, FSMapping: m, Out: &out, ErrOut: &out, StartedAt: time.Now(),
+		Logf: func(f string, a ...any) { fmt.Fprintf(&out, "mirrord: "+f+"\n", a...) },
+	})
+	t.Logf("command output:\n%s", out.String())
+	if err != nil || code != 0 {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	for _, want := range []string{
+		`read /remote-config/greeting: "hello from volume 0" <nil>`,
+		`read /opt/greeting: "hello from volume 0" <nil>`,
+		`read /app/settings.yaml: "the target's settings" <nil>`,
+		`read /app/local.txt: "this machine's" <nil>`,
+		`read /app/sub/deep.conf: "the target's settings" <nil>`,
+		`read /app/missing.yaml: "" open ` + dir + `/app/missing.yaml: no such file or directory`,
+		"readdir /app: [local.txt sub] <nil>",
+		"write /app/written.txt: <nil>",
+		"write /app/new.yaml: true",
+		"owner /app/local.txt: 0 <nil>",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if b, err := os.ReadFile(dir + "/app/written.txt"); string(b) != "by the command" {
+		t.Errorf("this machine's %s/app/written.txt: %q, %v", dir, b, err)
+	}
+	for _, made := range []string{"/remote-config", "/opt"} {
+		if _, err := os.Stat(dir + made); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the mount point %s was made on this machine: %v", made, err)
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/dbbranch"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/fsmap"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/incoming"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/outgoing"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/sandbox"
@@ -42,6 +43,8 @@ type Options struct {
 	// Queues are the consumer's queue variables pointed at the session's own split queues
 	// (session.QueueEnv).
 	Queues map[string]string
+	// FSMapping is feature.fs.mapping: local paths shown as the target's files at other paths.
+	FSMapping *fsmap.Mapping
 	// In, Out and ErrOut are the command's streams.
 	In          io.Reader
 	Out, ErrOut io.Writer
@@ -88,6 +91,9 @@ func Run(ctx context.Context, client *protocol.Client, spec *mirrordv1alpha1.Mir
 	}
 	env := unsetEnv(mergeEnv(os.Environ(), session), spec.Features.Env.Unset)
 	if o.ProxyMode {
+		if !o.FSMapping.Empty() {
+			o.logf("feature.fs.mapping ignored: proxy mode shows no remote files")
+		}
 		return o.runProxied(ctx, client, spec, env, o.StartedAt, o.Ended)
 	}
 	return o.runSandboxed(ctx, client, spec, env, hostname, o.StartedAt, o.Ended)

@@ -38,6 +38,13 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 	if opts.RemoteDirs, err = o.remoteDirs(client, spec.Features.FS); err != nil {
 		return -1, err
 	}
+	if !o.FSMapping.Empty() {
+		if spec.Features.FS.ReadsRemotely() {
+			opts.MappedDirs = o.FSMapping.Dirs()
+		} else {
+			o.logf("feature.fs.mapping ignored: fs mode local reads no file of the target")
+		}
+	}
 	sb, err := sandbox.Start(opts)
 	if err != nil {
 		return -1, err
@@ -54,6 +61,14 @@ func (o *Options) runSandboxed(ctx context.Context, client *protocol.Client, spe
 		if err != nil {
 			sb.Kill()
 			return -1, fmt.Errorf("serving the target's %s: %w", rd.Path, err)
+		}
+	}
+	for _, rd := range sb.Mapped {
+		_, err := remotefs.ServeMapped(rd.Device, client, rd.Path, o.FSMapping, writable)
+		rd.Device.Close()
+		if err != nil {
+			sb.Kill()
+			return -1, fmt.Errorf("serving %s for feature.fs.mapping: %w", rd.Path, err)
 		}
 	}
 	st, err := netstack.New(sb.TUN, h)

@@ -26,6 +26,10 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fsMapping, err := o.FSMapping()
+	if err != nil {
+		return err
+	}
 	if !o.ProxyMode {
 		if err := sandbox.Supported(); err != nil {
 			o.logf("%v: running in proxy mode instead", err)
@@ -74,8 +78,8 @@ func (o *Options) Run(ctx context.Context) error {
 	defer client.Close()
 	code, err := local.Run(ctx, client, &spec, local.Options{
 		Command: o.Command, ProxyMode: o.ProxyMode, LocalPorts: o.LocalPorts, EnvFile: envFile, DBBranches: branches,
-		Queues: session.QueueEnv(started.Session),
-		In:     o.In, Out: o.Out, ErrOut: o.ErrOut, Logf: o.logf,
+		Queues: session.QueueEnv(started.Session), FSMapping: fsMapping,
+		In: o.In, Out: o.Out, ErrOut: o.ErrOut, Logf: o.logf,
 		StartedAt: started.StartedAt, Ended: ended,
 	})
 	if err != nil {

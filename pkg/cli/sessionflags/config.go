@@ -13,6 +13,7 @@ import (
 
 	mirrordv1alpha1 "github.com/kubectl-mirrord/kubectl-mirrord/pkg/apis/mirrord/v1alpha1"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/config"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/fsmap"
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/target"
 )
 
@@ -135,6 +136,18 @@ func (o *Flags) ReadEnvFile() (map[string]string, error) {
 		return nil, fmt.Errorf("%s: %w (a file of NAME=value lines)", where, err)
 	}
 	return vars, nil
+}
+
+// FSMapping is the config file's feature.fs.mapping (nil without one); the loader checked it.
+func (o *Flags) FSMapping() (*fsmap.Mapping, error) {
+	if o.file == nil || len(o.file.FSMapping) == 0 {
+		return nil, nil
+	}
+	m, err := fsmap.New(o.file.FSMapping)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: feature.fs.mapping: %w", o.file.Path, err)
+	}
+	return m, nil
 }
 
 // DBBranches are the config file's database branches (feature.db_branches), none without one.

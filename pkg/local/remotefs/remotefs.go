@@ -38,16 +38,20 @@ const attrTimeout = time.Second
 // the agent still decides per path). The server uses its own copy of the descriptor, so the
 // caller closes device when it likes; the server stops when the mount goes away.
 func Serve(device *os.File, r Remote, dir string, writable bool) (*fuse.Server, error) {
+	return serve(device, &node{r: r, path: dir, writable: writable}, "mirrord:"+dir)
+}
+
+// serve serves the file system under root on device.
+func serve(device *os.File, root fs.InodeEmbedder, name string) (*fuse.Server, error) {
 	fd, err := unix.Dup(int(device.Fd()))
 	if err != nil {
 		return nil, err
 	}
 	unix.CloseOnExec(fd)
-	root := &node{r: r, path: dir, writable: writable}
 	timeout := attrTimeout
 	opts := &fs.Options{
 		EntryTimeout: &timeout, AttrTimeout: &timeout, NegativeTimeout: &timeout,
-		MountOptions: fuse.MountOptions{FsName: "mirrord:" + dir, Name: "mirrord", MaxWrite: protocol.MaxRead / 4},
+		MountOptions: fuse.MountOptions{FsName: name, Name: "mirrord", MaxWrite: protocol.MaxRead / 4},
 	}
 	srv, err := fuse.NewServer(fs.NewNodeFS(root, opts), devFD(fd), &opts.MountOptions)
 	if err != nil {

@@ -118,7 +118,7 @@ func setup(cfg initConfig) (initReport, []int, error) {
 		fds = append(fds, int(f.Fd()))
 	}
 	// Remote directories before resolv.conf: shadowing /etc would hide its bind mount.
-	m := &mounter{shadowed: map[string]bool{}, protected: protectedDirs(cfg.Command, cfg.Env)}
+	m := &mounter{shadowed: map[string]bool{}, programs: programDirs(cfg.Command, cfg.Env), homes: homeDirs(cfg.Env)}
 	for _, dir := range cfg.RemoteDirs {
 		fd, err := m.mountRemote(dir)
 		if err != nil {
@@ -126,6 +126,15 @@ func setup(cfg initConfig) (initReport, []int, error) {
 			continue
 		}
 		rep.Mounted = append(rep.Mounted, dir)
+		fds = append(fds, fd)
+	}
+	for _, dir := range cfg.MappedDirs {
+		fd, err := m.mountMapped(dir)
+		if err != nil {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (feature.fs.mapping): %v", dir, err))
+			continue
+		}
+		rep.Mapped = append(rep.Mapped, dir)
 		fds = append(fds, fd)
 	}
 	if len(cfg.ResolvConf) > 0 {

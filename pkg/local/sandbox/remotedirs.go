@@ -44,22 +44,22 @@ func keptLocalReason(dir string, protected []string) string {
 }
 
 // protectedDirs are the directories keptLocalReason protects for a command run with env:
-// systemTrees, the user's home and PATH (as this process and the command see them) and the
-// command's own directory.
+// its programDirs and the user's homes.
 func protectedDirs(command, env []string) []string {
+	return append(programDirs(command, env), homeDirs(env)...)
+}
+
+// programDirs are where a command run with env finds its programs and libraries:
+// systemTrees, PATH (as this process and the command see it) and the command's own directory.
+func programDirs(command, env []string) []string {
 	dirs := append([]string(nil), systemTrees...)
-	add := func(kv []string) {
+	for _, kv := range [][]string{os.Environ(), env} {
 		for _, e := range kv {
-			if v, ok := strings.CutPrefix(e, "HOME="); ok {
-				dirs = append(dirs, v)
-			}
 			if v, ok := strings.CutPrefix(e, "PATH="); ok {
 				dirs = append(dirs, filepath.SplitList(v)...)
 			}
 		}
 	}
-	add(os.Environ())
-	add(env)
 	if len(command) > 0 && strings.Contains(command[0], "/") {
 		if abs, err := filepath.Abs(command[0]); err == nil {
 			dirs = append(dirs, filepath.Dir(abs))
@@ -68,11 +68,47 @@ func protectedDirs(command, env []string) []string {
 	return dirs
 }
 
+// homeDirs are the user's home as this process and a command run with env see it.
+func homeDirs(env []string) []string {
+	var dirs []string
+	for _, kv := range [][]string{os.Environ(), env} {
+		for _, e := range kv {
+			if v, ok := strings.CutPrefix(e, "HOME="); ok {
+				dirs = append(dirs, v)
+			}
+		}
+	}
+	return dirs
+}
+
+// mappedReason says why a mount of feature.fs.mapping may not be at dir ("" when it may).
+// The developer's files under it stay visible (passed through), so unlike a volume it may be
+// inside a home; it still never covers one of keptLocal, never is at or above a home, and
+// never is at, in or above programs (the command's programs and libraries would go through
+// it, and a target could hand them to it).
+func mappedReason(dir string, programs, homes []string) string {
+	if why := keptLocalReason(dir, programs); why != "" {
+		return why
+	}
+	dir = filepath.Clean(dir)
+	for _, h := range homes {
+		if h == "" || !filepath.IsAbs(h) {
+			continue
+		}
+		h = filepath.Clean(h)
+		if dir == h || strings.HasPrefix(h, dir+"/") {
+			return "kept local: a mapping there would cover " + h + ", the user's home: start the pattern with a directory inside it"
+		}
+	}
+	return ""
+}
+
 // mounter mounts the target's volumes inside the sandbox's mount namespace.
 type mounter struct {
-	mounted   []string
-	shadowed  map[string]bool
-	protected []string // protectedDirs
+	mounted  []string
+	shadowed map[string]bool
+	programs []string // programDirs
+	homes    []string // homeDirs
 }
 
 // mountRemote mounts a FUSE file system at dir and returns its device, for the parent to
@@ -80,11 +116,29 @@ type mounter struct {
 // shadow), so the developer's disk is never touched.
 func (m *mounter) mountRemote(dir string) (int, error) {
 	dir = filepath.Clean(dir)
-	if why := keptLocalReason(dir, m.protected); why != "" {
+	if why := keptLocalReason(dir, append(m.programs, m.homes...)); why != "" {
+		return -1, errors.New(why)
+	}
+	return m.mount(dir)
+}
+
+// mountMapped mounts a FUSE file system for feature.fs.mapping at dir (as mountRemote does).
+func (m *mounter) mountMapped(dir string) (int, error) {
+	dir = filepath.Clean(dir)
+	if why := mappedReason(dir, m.programs, m.homes); why != "" {
 		return -1, errors.New(why)
 	}
 	for _, p := range m.mounted {
-		if strings.HasPrefix(dir, p+"/") {
+		if strings.HasPrefix(p, dir+"/") {
+			return -1, fmt.Errorf("it would hide the target's %s, which is mounted already", p)
+		}
+	}
+	return m.mount(dir)
+}
+
+func (m *mounter) mount(dir string) (int, error) {
+	for _, p := range m.mounted {
+		if dir == p || strings.HasPrefix(dir, p+"/") {
 			return -1, fmt.Errorf("inside %s, which is mounted already", p)
 		}
 	}

@@ -36,3 +36,27 @@ func TestKeptLocal(t *testing.T) {
 		}
 	}
 }
+
+// TestMappedReason: a feature.fs.mapping mount may be inside the user's home (its other
+// files stay visible), but not at or above it, nor where a volume may not be for programs.
+func TestMappedReason(t *testing.T) {
+	env := []string{"HOME=/home/dev", "PATH=/home/dev/go/bin:/opt/tools/bin"}
+	programs, homes := programDirs([]string{"./bin/app"}, env), homeDirs(env)
+	for dir, kept := range map[string]bool{
+		"/home/dev/project/config": false,
+		"/opt/tomcat":              false,
+		"/srv":                     false,
+		"/home/dev":                true,
+		"/home":                    true,
+		"/":                        true,
+		"/etc":                     true,
+		"/home/dev/go":             true, // above a PATH entry
+		"/usr/local/tomcat":        true,
+		"/opt/tools/bin/x":         true,
+	} {
+		why := mappedReason(dir, programs, homes)
+		if (why != "") != kept {
+			t.Errorf("%s: %q, want kept local = %v", dir, why, kept)
+		}
+	}
+}

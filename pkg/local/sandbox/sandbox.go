@@ -32,6 +32,9 @@ type Options struct {
 	// RemoteDirs are directories of the target (its volumes) to mount with FUSE at the same
 	// paths inside; the parent serves each on the descriptor it gets back (Sandbox.Remote).
 	RemoteDirs []string
+	// MappedDirs are directories of this machine to mount with FUSE for feature.fs.mapping
+	// (fsmap.Mapping.Dirs), after RemoteDirs; the parent serves each (Sandbox.Mapped).
+	MappedDirs []string
 	// Incoming readies Delivery: kernel sockets to dial into the command with.
 	Incoming bool
 	Stdin    io.Reader
@@ -47,18 +50,21 @@ type initConfig struct {
 	Hostname   string   `json:"hostname,omitempty"`
 	LocalPorts []uint16 `json:"localPorts,omitempty"`
 	RemoteDirs []string `json:"remoteDirs,omitempty"`
+	MappedDirs []string `json:"mappedDirs,omitempty"`
 	Incoming   bool     `json:"incoming,omitempty"`
 }
 
 // initReport is the init's answer: an error, or the descriptors (TUN first, then the
 // socket supplier's unless NoDelivery says why not, then one listener per local port, then
-// one FUSE device per Mounted directory) in the same message's SCM_RIGHTS.
+// one FUSE device per Mounted directory, then one per Mapped directory) in the same
+// message's SCM_RIGHTS.
 type initReport struct {
 	Error string `json:"error,omitempty"`
 	// NoDelivery says why incoming connections cannot have kernel sockets (Options.Incoming).
 	NoDelivery  string   `json:"noDelivery,omitempty"`
 	SupplierPID int      `json:"supplierPID,omitempty"`
 	Mounted     []string `json:"mounted,omitempty"`
+	Mapped      []string `json:"mapped,omitempty"`
 	// Skipped are remote directories not mounted, each with the reason.
 	Skipped []string `json:"skipped,omitempty"`
 }
@@ -83,7 +89,9 @@ type Sandbox struct {
 	// Remote are the mounted RemoteDirs: serve each before Run (the command would hang on
 	// an unserved mount).
 	Remote []RemoteDir
-	// Skipped says which RemoteDirs could not be mounted and why.
+	// Mapped are the mounted MappedDirs: serve each before Run too.
+	Mapped []RemoteDir
+	// Skipped says which RemoteDirs and MappedDirs could not be mounted and why.
 	Skipped []string
 	// Delivery dials into the command (Options.Incoming); when nil, NoDelivery says why and
 	// the netstack must do.
@@ -163,12 +171,12 @@ func Start(o Options) (*Sandbox, error) {
 
 func (s *Sandbox) handshake(o Options) error {
 	cfg, _ := json.Marshal(initConfig{Command: o.Command, Env: o.Env, ResolvConf: o.ResolvConf, Hostname: o.Hostname,
-		LocalPorts: o.LocalPorts, RemoteDirs: o.RemoteDirs, Incoming: o.Incoming})
+		LocalPorts: o.LocalPorts, RemoteDirs: o.RemoteDirs, MappedDirs: o.MappedDirs, Incoming: o.Incoming})
 	if _, err := s.ctl.Write(cfg); err != nil {
 		return fmt.Errorf("configuring the sandbox: %w", err)
 	}
 	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4*(2+len(o.LocalPorts)+len(o.RemoteDirs))))
+	oob := make([]byte, unix.CmsgSpace(4*(2+len(o.LocalPorts)+len(o.RemoteDirs)+len(o.MappedDirs))))
 	n, oobn, _, _, err := unix.Recvmsg(int(s.ctl.Fd()), buf, oob, 0)
 	if err != nil || n == 0 {
 		select {
@@ -190,7 +198,7 @@ func (s *Sandbox) handshake(o Options) error {
 		return fmt.Errorf("the sandbox sent no descriptors: %v", err)
 	}
 	delivery := o.Incoming && rep.NoDelivery == ""
-	if want := 1 + btoi(delivery) + len(o.LocalPorts) + len(rep.Mounted); len(fds) != want {
+	if want := 1 + btoi(delivery) + len(o.LocalPorts) + len(rep.Mounted) + len(rep.Mapped); len(fds) != want {
 		return fmt.Errorf("the sandbox sent %d descriptors, want %d", len(fds), want)
 	}
 	s.TUN = os.NewFile(uintptr(fds[0]), "tun")
@@ -201,8 +209,12 @@ func (s *Sandbox) handshake(o Options) error {
 	} else if o.Incoming {
 		s.NoDelivery = rep.NoDelivery
 	}
-	for i, fd := range fds[len(o.LocalPorts):] {
+	mounts := fds[len(o.LocalPorts):]
+	for i, fd := range mounts[:len(rep.Mounted)] {
 		s.Remote = append(s.Remote, RemoteDir{Path: rep.Mounted[i], Device: os.NewFile(uintptr(fd), "fuse:"+rep.Mounted[i])})
+	}
+	for i, fd := range mounts[len(rep.Mounted):] {
+		s.Mapped = append(s.Mapped, RemoteDir{Path: rep.Mapped[i], Device: os.NewFile(uintptr(fd), "fuse-mapped:"+rep.Mapped[i])})
 	}
 	s.Skipped = rep.Skipped
 	for i, fd := range fds[:len(o.LocalPorts)] {
