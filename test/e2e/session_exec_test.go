@@ -605,6 +605,32 @@ s.serve_forever()`
 		}
 	})
 
+	t.Run("fs mapping: the target's ConfigMap at a path of this machine, the files beside it still this machine's", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.MkdirAll(dir+"/conf", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dir+"/conf/local.txt", []byte("this machine's notes\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(dir, "mirrord.json")
+		if err := os.WriteFile(cfg, []byte(`{"target": "deploy/api", "feature": {"fs": {"mode": "read", "mapping": {"^`+dir+
+			`/conf/(?<f>[a-z]+\\.yaml)$": "/etc/app/${f}"}}, "network": {"incoming": "off"}}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := f.RunPlugin(ctx, f.Clusters[0], "-n", ns, "exec", "-f", cfg, "--", "sh", "-c",
+			fmt.Sprintf("cat %[1]s/conf/config.yaml; cat %[1]s/conf/local.txt; echo changed > %[1]s/conf/local.txt; ls %[1]s/conf", dir))
+		if err != nil || !strings.Contains(out, "mode: remote") || !strings.Contains(out, "this machine's notes") {
+			t.Errorf("exec with feature.fs.mapping (%v): want the target's /etc/app/config.yaml and this machine's local.txt:\n%s", err, out)
+		}
+		if b, err := os.ReadFile(dir + "/conf/local.txt"); string(b) != "changed\n" {
+			t.Errorf("the command's write to an unmapped file: %q, %v", b, err)
+		}
+		if _, err := os.Stat(dir + "/conf/config.yaml"); !os.IsNotExist(err) {
+			t.Errorf("the mapped file appeared on this machine: %v", err)
+		}
+	})
+
 	t.Run("the command's exit code is exec's", func(t *testing.T) {
 		cmd := exec.CommandContext(ctx, framework.Plugin(), "--kubeconfig", f.Clusters[0].Kubeconfig, "-n", ns, "exec", "-q", "-t", "deploy/api", "--incoming", "off", "--", "sh", "-c", "exit 42")
 		out, err := cmd.CombinedOutput()
