@@ -202,6 +202,13 @@ func fakeSessionIn(t *testing.T, volumes, cluster string, incomingAnswer chan<- 
 					_ = protocol.WriteMessage(st, protocol.Response{Mounts: ms})
 				case protocol.OpStat, protocol.OpReadDir, protocol.OpOpen:
 					serveFile(st, volumes+req.Path, req)
+				case protocol.OpReadlink:
+					link, err := os.Readlink(volumes + req.Path)
+					if err != nil {
+						_ = protocol.WriteMessage(st, protocol.Response{Error: err.Error(), Errno: int(syscall.EINVAL)})
+						return
+					}
+					_ = protocol.WriteMessage(st, protocol.Response{Link: link})
 				case protocol.OpDNS:
 					_ = protocol.WriteMessage(st, protocol.Response{Data: answer(req.Data)})
 				case protocol.OpDial:
@@ -449,8 +456,15 @@ func TestFSMapping(t *testing.T) {
 	}
 	volumes := t.TempDir()
 	client := fakeSessionIn(t, volumes, httpServer(t, "unused"), make(chan string, 1))
-	// The target's file a pattern maps to, beside the volumes' greetings.
-	if err := os.WriteFile(volumes+remoteDirs[1]+"/settings", []byte("the target's settings"), 0o400); err != nil {
+	// The target's file a pattern maps to, beside the volumes' greetings: a link into ..data,
+	// as the kubelet makes a ConfigMap's files.
+	if err := os.MkdirAll(volumes+remoteDirs[1]+"/..data", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(volumes+remoteDirs[1]+"/..data/settings", []byte("the target's settings"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..data/settings", volumes+remoteDirs[1]+"/settings"); err != nil {
 		t.Fatal(err)
 	}
 	self, _ := os.Executable()

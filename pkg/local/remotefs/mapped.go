@@ -3,6 +3,7 @@ package remotefs
 import (
 	"context"
 	"os"
+	"path"
 	"path/filepath"
 	"syscall"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/local/fsmap"
+	"github.com/kubectl-mirrord/kubectl-mirrord/pkg/protocol"
 )
 
 // ServeMapped serves the mount at local directory dir of feature.fs.mapping: each path under
@@ -20,6 +22,9 @@ import (
 func ServeMapped(device *os.File, r Remote, dir string, m *fsmap.Mapping, writable bool) (*fuse.Server, error) {
 	var root fs.InodeEmbedder
 	if remote, ok := m.Map(dir); ok {
+		if resolved, _, e := followRemote(r, remote); e == 0 {
+			remote = resolved
+		}
 		root = &node{r: r, path: remote, writable: writable}
 	} else if st, err := os.Stat(dir); err == nil && st.IsDir() {
 		lr, err := fs.NewLoopbackRoot(dir)
@@ -54,13 +59,40 @@ func lookupMapped(ctx context.Context, parent *fs.Inode, r Remote, m *fsmap.Mapp
 	if !ok {
 		return nil, 0, false
 	}
-	s, e := (&node{r: r}).stat(remote)
+	remote, s, e := followRemote(r, remote)
 	if e != 0 {
 		return nil, e, true
 	}
 	fill(&out.Attr, s)
 	child := &node{r: r, path: remote, writable: writable}
 	return parent.NewInode(ctx, child, fs.StableAttr{Mode: s.Mode & syscall.S_IFMT}), 0, true
+}
+
+// maxLinks is how many symbolic links followRemote follows, as the kernel's ELOOP limit.
+const maxLinks = 40
+
+// followRemote is the target's path p with its symbolic links followed there, and its
+// attributes. A mapped path stands for what the target's open(2) of it would reach: left a
+// link, the kernel would resolve a relative one (a ConfigMap's config.yaml is a link to
+// ..data/config.yaml) next to the developer's path instead.
+func followRemote(r Remote, p string) (string, *protocol.Stat, syscall.Errno) {
+	n := &node{r: r}
+	for range maxLinks {
+		s, e := n.stat(p)
+		if e != 0 || s.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+			return p, s, e
+		}
+		resp, err := r.Do(protocol.Request{Op: protocol.OpReadlink, Path: p})
+		if err != nil {
+			return p, nil, errno(err)
+		}
+		if path.IsAbs(resp.Link) {
+			p = path.Clean(resp.Link)
+		} else {
+			p = path.Join(path.Dir(p), resp.Link)
+		}
+	}
+	return p, nil, syscall.ELOOP
 }
 
 // localNode is a developer's file or directory under a mapped mount.
