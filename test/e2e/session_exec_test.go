@@ -874,6 +874,25 @@ s.serve_forever()`, name)
 		s := execSession(ctx, t, f, out, "started")
 		took := killExecAndWaitGone(ctx, t, f, cmd, s, marker, 30*time.Second, nil)
 		t.Logf("gone %s after kill -9", took)
+		// Targetless: the agent is a Job and pod of the session's namespace in c2.
+		cmd, out = f.StartPlugin(f.Clusters[0], "-n", ns, "exec", "--session-ttl", "10", "--", "sh", "-c", "echo $$ > "+marker+"; echo started; exec sleep 600")
+		s = execSession(ctx, t, f, out, "started")
+		selector := mirrordv1alpha1.LabelComponent + "=" + mirrordv1alpha1.ComponentTargetlessAgent
+		took = killExecAndWaitGone(ctx, t, f, cmd, s, marker, 30*time.Second, func(ctx context.Context) error {
+			jobs, err := c2.Kube.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+			if err != nil {
+				return err
+			}
+			pods, err := c2.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+			if err != nil {
+				return err
+			}
+			if len(jobs.Items)+len(pods.Items) > 0 {
+				return fmt.Errorf("c2: %d targetless agent Jobs and %d pods left", len(jobs.Items), len(pods.Items))
+			}
+			return nil
+		})
+		t.Logf("targetless: gone %s after kill -9", took)
 	})
 }
 
