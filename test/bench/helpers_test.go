@@ -5,9 +5,12 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,4 +100,98 @@ func restartController(t *testing.T, f *framework.Framework, c *framework.Cluste
 	if out, err := f.Kubectl(c, "-n", controllerNS, "rollout", "status", "deploy/mirrord-controller", "--timeout=120s"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
+}
+
+var labelRE = regexp.MustCompile(`(\w+)="([^"]*)"`)
+
+// counters sums the samples of metric name in Prometheus text raw by the values of keys
+// (joined with " "): apiserver_request_total by verb and resource, say.
+func counters(raw []byte, name string, keys ...string) map[string]float64 {
+	out := map[string]float64{}
+	s := bufio.NewScanner(bytes.NewReader(raw))
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	for s.Scan() {
+		line := s.Text()
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		labelText, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, m := range labelRE.FindAllStringSubmatch(labelText, -1) {
+			labels[m[1]] = m[2]
+		}
+		var k []string
+		for _, key := range keys {
+			k = append(k, labels[key])
+		}
+		out[strings.Join(k, " ")] += v
+	}
+	return out
+}
+
+// pathCounts is what the control path did, read from the API server's and the controller's
+// metrics: API requests that write, by verb and resource, and reconciles by controller.
+type pathCounts struct{ writes, reconciles map[string]float64 }
+
+func readPathCounts(ctx context.Context, c *framework.Cluster) (pathCounts, error) {
+	raw, err := c.Kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return pathCounts{}, fmt.Errorf("the API server's metrics: %w", err)
+	}
+	writes := counters(raw, "apiserver_request_total", "verb", "resource", "subresource")
+	for k := range writes {
+		if v, _, _ := strings.Cut(k, " "); v != "POST" && v != "PUT" && v != "PATCH" && v != "DELETE" {
+			delete(writes, k)
+		}
+	}
+	p, err := runningController(ctx, c)
+	if err != nil {
+		return pathCounts{}, err
+	}
+	raw, err = c.Kube.CoreV1().Pods(controllerNS).ProxyGet("http", p.Name, "8080", "/metrics", nil).DoRaw(ctx)
+	if err != nil {
+		return pathCounts{}, fmt.Errorf("metrics of %s: %w", p.Name, err)
+	}
+	return pathCounts{writes: writes, reconciles: counters(raw, "kubectl_mirrord_reconcile_total", "controller")}, nil
+}
+
+// since describes what happened between before and p, per session of n: the busiest
+// counters first.
+func (p pathCounts) since(before pathCounts, n int) string {
+	var b strings.Builder
+	for _, part := range []struct {
+		what      string
+		now, then map[string]float64
+	}{{"API writes", p.writes, before.writes}, {"reconciles", p.reconciles, before.reconciles}} {
+		type kv struct {
+			k string
+			v float64
+		}
+		var all []kv
+		total := 0.0
+		for k, v := range part.now {
+			if d := v - part.then[k]; d > 0 {
+				all = append(all, kv{strings.TrimSpace(k), d})
+				total += d
+			}
+		}
+		slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(b.v, a.v) })
+		fmt.Fprintf(&b, "%s: %.0f (%.1f per session)", part.what, total, total/float64(n))
+		for i, e := range all {
+			if i == 8 {
+				break
+			}
+			fmt.Fprintf(&b, "; %s %.0f", e.k, e.v)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -93,6 +93,10 @@ func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns s
 		TTLSeconds: 3600,
 	}
 	owner.Own(&spec)
+	before, err := readPathCounts(ctx, c)
+	if err != nil {
+		t.Logf("control path counts: %v", err)
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -110,7 +114,7 @@ func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns s
 	}
 	sessions := c.Mirrord.MirrordV1alpha1().MirrordSessions(ns)
 	var last string
-	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 		l, err := sessions.List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, nil
@@ -130,6 +134,9 @@ func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns s
 		t.Fatalf("%d sessions not Ready: %v (phases %s)", n, err, last)
 	}
 	logBreakdown(ctx, t, c, controllerNS, "kubectl-mirrord.io/component=agent", start)
+	if after, err := readPathCounts(ctx, c); err == nil && before.writes != nil {
+		t.Logf("control path to all Ready, %d sessions:\n%s", n, after.since(before, n))
+	}
 	var childReady, parentReady []float64
 	if l, err := sessions.List(ctx, metav1.ListOptions{}); err == nil {
 		for _, s := range l.Items {
