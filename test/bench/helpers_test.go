@@ -163,6 +163,15 @@ func readPathCounts(ctx context.Context, c *framework.Cluster) (pathCounts, erro
 	return pathCounts{writes: writes, reconciles: counters(raw, "kubectl_mirrord_reconcile_total", "controller")}, nil
 }
 
+// writeCount is how many API writes were made between before and p.
+func (p pathCounts) writeCount(before pathCounts) int {
+	total := 0.0
+	for k, v := range p.writes {
+		total += v - before.writes[k]
+	}
+	return int(total)
+}
+
 // since describes what happened between before and p, per session of n: the busiest
 // counters first.
 func (p pathCounts) since(before pathCounts, n int) string {

@@ -4,9 +4,11 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,14 +62,19 @@ func TestBenchSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var sessions, bare []float64
+	var sessions, bare, api []float64
 	for i := range reps {
 		d := bareJobs(ctx, t, f, c, ns, node, n)
 		bare = append(bare, d.Seconds())
 		t.Logf("run %d: %d bare Jobs ready in %s", i+1, n, d)
-		d = readySessions(ctx, t, c, ns, owner, n)
+		d, writes, size := readySessions(ctx, t, c, ns, owner, n)
 		sessions = append(sessions, d.Seconds())
 		t.Logf("run %d: %d sessions Ready in %s", i+1, n, d)
+		if writes > 0 {
+			d = apiWrites(ctx, t, c, ns, n, writes, size)
+			api = append(api, d.Seconds())
+			t.Logf("run %d: the API server alone took %s for %d writes of %d-byte objects by %d clients", i+1, d, writes, size, n)
+		}
 	}
 	peak, err := controllerMetric(ctx, c, "kubectl_mirrord_process_peak_resident_memory_bytes")
 	if err != nil {
@@ -77,16 +84,20 @@ func TestBenchSessions(t *testing.T) {
 	ready := report.Row{Name: fmt.Sprintf("%d sessions at once: created to all Ready", n), Unit: "s", Samples: sessions,
 		Baseline: fmt.Sprintf("%d bare Jobs to all ready", n), BaselineSamples: bare}
 	ready.AtMost(60)
+	vsAPI := report.Row{Name: fmt.Sprintf("%d sessions at once: created to all Ready", n), Unit: "s", Samples: sessions,
+		Baseline: "the API server alone: as many writes of objects that size, as many clients", BaselineSamples: api}
+	vsAPI.RatioAtMost(2)
 	mem := report.Row{Name: fmt.Sprintf("controller peak memory, %d sessions", n), Unit: "MiB", Samples: []float64{peak / (1 << 20)},
 		Baseline: "controller idle memory", BaselineSamples: []float64{idle / (1 << 20)}}
 	mem.AtMost(150)
 	// A missed target shows as "NO" in the table; hack/bench.sh fails the run for it.
-	report.Record(t, ready, mem)
+	report.Record(t, ready, vsAPI, mem)
 }
 
-// readySessions creates n sessions at once and returns the time until all are Ready; then it
-// deletes them and waits until their agents are gone.
-func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns string, owner session.Owner, n int) time.Duration {
+// readySessions creates n sessions at once and returns the time until all are Ready, the API
+// writes that took (0 when the metrics were not readable) and a session's size in JSON; then
+// it deletes them and waits until their agents are gone.
+func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns string, owner session.Owner, n int) (took time.Duration, writes, size int) {
 	spec := mirrordv1alpha1.MirrordSessionSpec{
 		Target: mirrordv1alpha1.Target{Kind: mirrordv1alpha1.TargetKindDeployment, Name: "api", Namespace: ns},
 		// Long enough that the benchmark need not heartbeat.
@@ -129,16 +140,21 @@ func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns s
 		last = fmt.Sprint(byPhase)
 		return byPhase[mirrordv1alpha1.SessionReady] == n, nil
 	})
-	took := time.Since(start)
+	took = time.Since(start)
 	if err != nil {
 		t.Fatalf("%d sessions not Ready: %v (phases %s)", n, err, last)
 	}
 	logBreakdown(ctx, t, c, controllerNS, "kubectl-mirrord.io/component=agent", start)
 	if after, err := readPathCounts(ctx, c); err == nil && before.writes != nil {
 		t.Logf("control path to all Ready, %d sessions:\n%s", n, after.since(before, n))
+		writes = after.writeCount(before)
 	}
 	var childReady, parentReady []float64
 	if l, err := sessions.List(ctx, metav1.ListOptions{}); err == nil {
+		if len(l.Items) > 0 {
+			b, _ := json.Marshal(l.Items[0])
+			size = len(b)
+		}
 		for _, s := range l.Items {
 			if cnd := meta.FindStatusCondition(s.Status.Conditions, mirrordv1alpha1.ConditionReady); cnd != nil && cnd.Status == metav1.ConditionTrue {
 				parentReady = append(parentReady, cnd.LastTransitionTime.Sub(start).Seconds())
@@ -157,6 +173,45 @@ func readySessions(ctx context.Context, t *testing.T, c *framework.Cluster, ns s
 		t.Fatal(err)
 	}
 	waitGone(ctx, t, c, controllerNS, "kubectl-mirrord.io/component=agent")
+	return took, writes, size
+}
+
+// apiWrites is the API server's own time for what the sessions' control path wrote: n clients
+// at once, each creating a ConfigMap of size bytes and updating it until writes are made in
+// all, with nothing else in between. The ConfigMaps go afterwards.
+func apiWrites(ctx context.Context, t *testing.T, c *framework.Cluster, ns string, n, writes, size int) time.Duration {
+	const label = "bench=api-writes"
+	cms := c.Kube.CoreV1().ConfigMaps(ns)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		mine := writes / n
+		if i < writes%n {
+			mine++
+		}
+		wg.Go(func() {
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("api-writes-%d", i), Labels: map[string]string{"bench": "api-writes"}},
+				Data: map[string]string{"status": strings.Repeat("x", size)}}
+			got, err := cms.Create(ctx, cm, metav1.CreateOptions{})
+			for k := 1; err == nil && k < mine; k++ {
+				got.Data["status"] = strings.Repeat(string(rune('a'+k%26)), size)
+				got, err = cms.Update(ctx, got, metav1.UpdateOptions{})
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(errs)
+	for err := range errs {
+		t.Fatalf("API writes: %v", err)
+	}
+	if err := cms.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: label}); err != nil {
+		t.Fatal(err)
+	}
 	return took
 }
 
