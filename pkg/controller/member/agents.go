@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -283,45 +281,6 @@ func (c *Controller) enqueueJobOwners(j *batchv1.Job) {
 			c.queue.Add(cache.NewObjectName(j.Namespace, r.Name))
 		}
 	}
-}
-
-// ownersToWake are the child sessions an update of agent Job old to new concerns. A change
-// of what the Job is or does (spec, status, labels, deletion) concerns every owner; a join or
-// a leave only the children that joined or left. (Every owner on every join made n joins
-// cost n*n/2 reconciles: 20,000 for 200 sessions of one pod.)
-func ownersToWake(old, new *batchv1.Job) []string {
-	if old.DeletionTimestamp.IsZero() != new.DeletionTimestamp.IsZero() || old.Generation != new.Generation ||
-		!equality.Semantic.DeepEqual(old.Status, new.Status) || !maps.Equal(old.Labels, new.Labels) {
-		return jobOwnerNames(new.OwnerReferences)
-	}
-	was := map[types.UID]bool{}
-	for _, r := range old.OwnerReferences {
-		was[r.UID] = true
-	}
-	var wake []string
-	for _, r := range new.OwnerReferences {
-		if !was[r.UID] {
-			wake = append(wake, jobOwnerNames([]metav1.OwnerReference{r})...)
-		}
-		delete(was, r.UID)
-	}
-	for _, r := range old.OwnerReferences {
-		if was[r.UID] {
-			wake = append(wake, jobOwnerNames([]metav1.OwnerReference{r})...)
-		}
-	}
-	return wake
-}
-
-// jobOwnerNames are the child sessions among refs.
-func jobOwnerNames(refs []metav1.OwnerReference) []string {
-	var names []string
-	for _, r := range refs {
-		if r.Kind == childKind.Kind {
-			names = append(names, r.Name)
-		}
-	}
-	return names
 }
 
 func jobFailedWith(j *batchv1.Job, reason string) bool {

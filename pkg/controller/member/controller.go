@@ -228,7 +228,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 	}
 	// An agent Job concerns the sessions that own it; an agent pod its Job's sessions;
 	// anything else in a namespace may be (part of) a target there.
-	onOwnerOrNamespace := func(obj any) {
+	byOwnerOrNamespace := worker.FuncHandler(func(obj any) {
 		o, ok := obj.(metav1.Object)
 		if !ok {
 			return
@@ -250,23 +250,7 @@ func New(kube kubernetes.Interface, mirrord versioned.Interface,
 			return
 		}
 		c.enqueueIndexed(indexTargetNamespace, o.GetNamespace())
-	}
-	general := worker.FuncHandler(onOwnerOrNamespace)
-	byOwnerOrNamespace := cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) { general.OnAdd(obj, false) }, DeleteFunc: general.OnDelete}
-	// An agent Job's update wakes only the owners it concerns (ownersToWake): many sessions
-	// joining one Job would otherwise wake each other on every join.
-	byOwnerOrNamespace.UpdateFunc = func(oldObj, obj any) {
-		old, okOld := oldObj.(*batchv1.Job)
-		j, ok := obj.(*batchv1.Job)
-		if !okOld || !ok || j.Labels[mirrordv1alpha1.LabelComponent] != mirrordv1alpha1.ComponentAgent || j.Namespace != opts.Namespace {
-			general.OnUpdate(oldObj, obj)
-			return
-		}
-		for _, name := range ownersToWake(old, j) {
-			c.queue.Add(cache.NewObjectName(j.Namespace, name))
-		}
-		c.agentQueue.Add(cache.NewObjectName(j.Namespace, j.Name))
-	}
+	})
 	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), deployments.Informer(), statefulSets.Informer(), replicaSets.Informer(), daemonSets.Informer(), jobs.Informer(),
 		allJobs.Informer(), cronJobs.Informer(), services.Informer()} {
 		if _, err := inf.AddEventHandler(byOwnerOrNamespace); err != nil {
