@@ -7,6 +7,7 @@ package fsmap
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"regexp/syntax"
@@ -37,13 +38,7 @@ func New(patterns map[string]string) (*Mapping, error) {
 		return nil, fmt.Errorf("%d mappings, at most %d", len(patterns), MaxRules)
 	}
 	m := &Mapping{}
-	for _, p := range slices.Sorted(func(yield func(string) bool) {
-		for p := range patterns {
-			if !yield(p) {
-				return
-			}
-		}
-	}) {
+	for _, p := range slices.Sorted(maps.Keys(patterns)) {
 		re, err := regexp.Compile(p)
 		if err != nil {
 			return nil, &PatternError{Pattern: p, Msg: "not a valid regular expression: " + strings.TrimPrefix(err.Error(), "error parsing regexp: ")}
