@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -116,7 +117,7 @@ type mounter struct {
 // shadow), so the developer's disk is never touched.
 func (m *mounter) mountRemote(dir string) (int, error) {
 	dir = filepath.Clean(dir)
-	if why := keptLocalReason(dir, append(m.programs, m.homes...)); why != "" {
+	if why := keptLocalReason(dir, slices.Concat(m.programs, m.homes)); why != "" {
 		return -1, errors.New(why)
 	}
 	return m.mount(dir)
