@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -402,34 +401,18 @@ func (f *File) readEnv(n node) error {
 		f.EnvFile = &p
 	}
 	if mp, ok := m["mapping"]; ok {
-		mm, err := mp.anyObject()
-		if err != nil {
+		if env.Mapping, err = mp.stringTable(); err != nil {
 			return err
-		}
-		env.Mapping = map[string]string{}
-		for k, v := range mm {
-			s, err := v.str()
-			if err != nil {
-				return err
-			}
-			env.Mapping[k] = s
 		}
 	}
 	if o, ok := m["override"]; ok {
-		om, err := o.anyObject()
-		if err != nil {
+		if env.Override, err = o.stringTable(); err != nil {
 			return err
 		}
-		env.Override = map[string]string{}
-		for k, v := range om {
-			s, err := v.str()
-			if err != nil {
-				return err
-			}
+		for k := range env.Override {
 			if k == "" || strings.Contains(k, "=") {
-				return v.errorf("%q is not a variable name", k)
+				return o.child(k).errorf("%q is not a variable name", k)
 			}
-			env.Override[k] = s
 		}
 	}
 	return nil
@@ -446,6 +429,21 @@ func (n node) anyObject() (map[string]node, error) {
 		c := n.child(k)
 		c.v = v
 		out[k] = c
+	}
+	return out, nil
+}
+
+// stringTable is an object of data keys (anyObject) whose values are all strings.
+func (n node) stringTable() (map[string]string, error) {
+	m, err := n.anyObject()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if out[k], err = v.str(); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -506,29 +504,19 @@ func (f *File) readFS(n node) error {
 // readFSMapping reads feature.fs.mapping: {PATTERN: REPLACEMENT}, each checked as the
 // sandbox will use it (fsmap).
 func (f *File) readFSMapping(n node) error {
-	mm, err := n.anyObject()
+	mapping, err := n.stringTable()
 	if err != nil {
 		return err
 	}
-	f.FSMapping = map[string]string{}
-	for k, v := range mm {
-		s, err := v.str()
-		if err != nil {
-			return err
-		}
+	if len(mapping) > fsmap.MaxRules {
+		return n.errorf("%d mappings, at most %d", len(mapping), fsmap.MaxRules)
+	}
+	for k, s := range mapping {
 		if _, err := fsmap.New(map[string]string{k: s}); err != nil {
-			at := node{path: n.path + "[" + k + "]"} // as feature.env.mapping's keys are named
-			var pe *fsmap.PatternError
-			if errors.As(err, &pe) {
-				return at.errorf("%q: %s", k, pe.Msg)
-			}
-			return at.errorf("%v", err)
+			return node{path: n.path + "[" + k + "]"}.errorf("%v", err) // named as feature.env.mapping's keys are
 		}
-		f.FSMapping[k] = s
 	}
-	if _, err := fsmap.New(f.FSMapping); err != nil {
-		return n.errorf("%v", err)
-	}
+	f.FSMapping = mapping
 	return nil
 }
 

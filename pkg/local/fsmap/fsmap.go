@@ -24,10 +24,9 @@ type Mapping struct {
 }
 
 type rule struct {
-	pattern string
-	re      *regexp.Regexp
-	repl    string
-	dir     string // where every path the pattern matches lies
+	re   *regexp.Regexp
+	repl string
+	dir  string // where every path the pattern matches lies
 }
 
 // New checks each pattern (it must compile and start with ^ and a fixed absolute
@@ -41,25 +40,20 @@ func New(patterns map[string]string) (*Mapping, error) {
 	for _, p := range slices.Sorted(maps.Keys(patterns)) {
 		re, err := regexp.Compile(p)
 		if err != nil {
-			return nil, &PatternError{Pattern: p, Msg: "not a valid regular expression: " + strings.TrimPrefix(err.Error(), "error parsing regexp: ")}
+			return nil, fmt.Errorf("%q: not a valid regular expression: %s", p, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}
 		dir, err := MountDir(p)
 		if err != nil {
-			return nil, &PatternError{Pattern: p, Msg: err.Error()}
+			return nil, fmt.Errorf("%q: %w", p, err)
 		}
 		repl := patterns[p]
 		if !strings.HasPrefix(repl, "/") {
-			return nil, &PatternError{Pattern: p, Msg: fmt.Sprintf("the replacement %q is not an absolute path of the target", repl)}
+			return nil, fmt.Errorf("%q: the replacement %q is not an absolute path of the target", p, repl)
 		}
-		m.rules = append(m.rules, rule{pattern: p, re: re, repl: repl, dir: dir})
+		m.rules = append(m.rules, rule{re: re, repl: repl, dir: dir})
 	}
 	return m, nil
 }
-
-// PatternError is a mapping's pattern that cannot be used, and why.
-type PatternError struct{ Pattern, Msg string }
-
-func (e *PatternError) Error() string { return fmt.Sprintf("%q: %s", e.Pattern, e.Msg) }
 
 // Empty says whether there is nothing to map.
 func (m *Mapping) Empty() bool { return m == nil || len(m.rules) == 0 }

@@ -20,6 +20,7 @@ import (
 // server runs in this process, outside the sandbox's mount namespace, so it sees dir as the
 // developer's machine has it.
 func ServeMapped(device *os.File, r Remote, dir string, m *fsmap.Mapping, writable bool) (*fuse.Server, error) {
+	mf := mapped{m: m, r: r, writable: writable}
 	var root fs.InodeEmbedder
 	if remote, ok := m.Map(dir); ok {
 		if resolved, _, e := followRemote(r, remote); e == 0 {
@@ -31,10 +32,10 @@ func ServeMapped(device *os.File, r Remote, dir string, m *fsmap.Mapping, writab
 		if err != nil {
 			return nil, err
 		}
-		root = &localNode{LoopbackNode: lr.(*fs.LoopbackNode), m: m, r: r, writable: writable}
+		root = &localNode{LoopbackNode: lr.(*fs.LoopbackNode), mapped: mf}
 	} else {
 		// The sandbox made dir for the mount: only what the mapping maps is in it.
-		root = &mappedOnly{dir: dir, m: m, r: r, writable: writable}
+		root = &mappedOnly{dir: dir, mapped: mf}
 	}
 	return serve(device, root, "mirrord-mapped:"+dir)
 }
@@ -53,18 +54,25 @@ func own(a *fuse.Attr) {
 	}
 }
 
-// lookupMapped is the target's file for local path p when the mapping maps it.
-func lookupMapped(ctx context.Context, parent *fs.Inode, r Remote, m *fsmap.Mapping, writable bool, p string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno, bool) {
-	remote, ok := m.Map(p)
+// mapped is what the nodes of a mapped mount share: the mapping and the target's files.
+type mapped struct {
+	m        *fsmap.Mapping
+	r        Remote
+	writable bool
+}
+
+// lookup is the target's file for local path p, a child of parent, when the mapping maps it.
+func (mf mapped) lookup(ctx context.Context, parent *fs.Inode, p string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno, bool) {
+	remote, ok := mf.m.Map(p)
 	if !ok {
 		return nil, 0, false
 	}
-	remote, s, e := followRemote(r, remote)
+	remote, s, e := followRemote(mf.r, remote)
 	if e != 0 {
 		return nil, e, true
 	}
 	fill(&out.Attr, s)
-	child := &node{r: r, path: remote, writable: writable}
+	child := &node{r: mf.r, path: remote, writable: mf.writable}
 	return parent.NewInode(ctx, child, fs.StableAttr{Mode: s.Mode & syscall.S_IFMT}), 0, true
 }
 
@@ -98,9 +106,7 @@ func followRemote(r Remote, p string) (string, *protocol.Stat, syscall.Errno) {
 // localNode is a developer's file or directory under a mapped mount.
 type localNode struct {
 	*fs.LoopbackNode
-	m        *fsmap.Mapping
-	r        Remote
-	writable bool
+	mapped
 }
 
 var (
@@ -114,7 +120,7 @@ var (
 // WrapChild makes the loopback's children localNodes too (the target's nodes stay as they are).
 func (n *localNode) WrapChild(_ context.Context, ops fs.InodeEmbedder) fs.InodeEmbedder {
 	if l, ok := ops.(*fs.LoopbackNode); ok {
-		return &localNode{LoopbackNode: l, m: n.m, r: n.r, writable: n.writable}
+		return &localNode{LoopbackNode: l, mapped: n.mapped}
 	}
 	return ops
 }
@@ -124,7 +130,7 @@ func (n *localNode) localPath(name string) string {
 }
 
 func (n *localNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if ch, e, mapped := lookupMapped(ctx, n.EmbeddedInode(), n.r, n.m, n.writable, n.localPath(name), out); mapped {
+	if ch, e, ok := n.lookup(ctx, n.EmbeddedInode(), n.localPath(name), out); ok {
 		return ch, e
 	}
 	ch, e := n.LoopbackNode.Lookup(ctx, name, out)
@@ -161,10 +167,8 @@ func (n *localNode) Mkdir(ctx context.Context, name string, mode uint32, out *fu
 // mappedOnly is a mount point the developer's machine lacks: it holds only mapped paths.
 type mappedOnly struct {
 	fs.Inode
-	dir      string
-	m        *fsmap.Mapping
-	r        Remote
-	writable bool
+	dir string
+	mapped
 }
 
 var (
@@ -174,7 +178,7 @@ var (
 )
 
 func (n *mappedOnly) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if ch, e, mapped := lookupMapped(ctx, n.EmbeddedInode(), n.r, n.m, n.writable, filepath.Join(n.dir, name), out); mapped {
+	if ch, e, ok := n.lookup(ctx, n.EmbeddedInode(), filepath.Join(n.dir, name), out); ok {
 		return ch, e
 	}
 	return nil, syscall.ENOENT
